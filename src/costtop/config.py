@@ -1,0 +1,141 @@
+"""Settings: CLI flags over environment variables over a TOML file over defaults.
+
+Every Redis key prefix, table and column name of the contract is configurable, because real gateways
+name things differently (../shared/design/contract.md).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """Bad configuration; the message is one line for the user."""
+
+
+class KeyNames(BaseModel):
+    """Redis key prefixes; a key is `{prefix}:{scope}:{target}` or `{prefix}:{agent}:{day}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kill: str = "kill"
+    throttle: str = "throttle"
+    budget: str = "budget"
+    spent: str = "spent"
+    calls: str = "calls"
+
+
+# Logical column name -> meaning. Required ones must exist; the rest are used when present.
+REQUIRED_COLUMNS = ("agent_id", "tool_name", "latency_ms", "created_at")
+OPTIONAL_COLUMNS = (
+    "id", "provider", "model", "tokens_in", "tokens_out", "cached_tokens", "cost_usd", "status",
+    "error_code", "trace_id", "span_id", "parent_span_id", "task_id", "user_id",
+)
+
+
+class TableNames(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    calls: str = "tool_calls"
+    audit: str = "costtop_audit"
+    schema_name: str = Field(default="public", alias="schema")
+    # Logical name -> the real column name, for tables that name a column differently.
+    columns: dict[str, str] = Field(default_factory=dict)
+
+    def column(self, logical: str) -> str:
+        return self.columns.get(logical, logical)
+
+
+class Thresholds(BaseModel):
+    """Seed defaults: velocity in USD over the 5-minute window; budget fractions."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    velocity_warning: Decimal = Decimal("5")
+    velocity_critical: Decimal = Decimal("15")
+    velocity_emergency: Decimal = Decimal("50")
+    budget_warning: float = 0.8
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    refresh: float = 1.0
+    read_only: bool = False
+    # How far back each incremental read re-reads, for rows that commit out of order.
+    overlap_seconds: float = 5.0
+    timeout_seconds: float = 3.0
+    keys: KeyNames = Field(default_factory=KeyNames)
+    tables: TableNames = Field(default_factory=TableNames)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+
+    @field_validator("refresh")
+    @classmethod
+    def _refresh_bounds(cls, value: float) -> float:
+        if not 0.1 <= value <= 3600:
+            raise ValueError("refresh must be between 0.1 and 3600 seconds")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"redis URL must start with redis://, rediss:// or unix:// (got {scheme or 'no'} scheme)")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _pg_scheme(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"database URL must start with postgresql:// (got {scheme or 'no'} scheme)")
+        return value
+
+
+ENV_PREFIX = "COSTTOP_"
+ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool}
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("costtop")) / "config.toml"
+
+
+def _env_bool(raw: str) -> bool:
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+                  config_path: Path | None = None) -> Settings:
+    """Merge the layers; raise ConfigError with one line on anything bad."""
+    env = dict(os.environ) if env is None else env
+    cli = {k: v for k, v in (cli or {}).items() if v is not None}
+    path = config_path or (Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else None)
+    explicit = path is not None
+    path = path or default_config_path()
+    merged: dict[str, Any] = {}
+    if path.exists():
+        try:
+            merged.update(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    elif explicit:
+        raise ConfigError(f"config file {path} does not exist")
+    for name, kind in ENV_KEYS.items():
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is None or raw == "":
+            continue
+        merged[name] = _env_bool(raw) if kind is bool else raw
+    merged.update(cli)
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"{where}: {first['msg']}") from None

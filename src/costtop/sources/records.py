@@ -1,0 +1,126 @@
+"""Typed records that sources produce and the engine consumes. All text fields are already cleaned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One `tool_calls` row. `key` identifies the row for de-duplication of overlapping reads."""
+
+    key: object
+    created_at: datetime
+    agent_id: str
+    tool_name: str
+    latency_ms: int | None
+    provider: str | None = None
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    status: str | None = None
+    trace_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DayAggregate:
+    """Per-agent sums for rows read in bulk at start-up instead of row by row."""
+
+    agent_id: str
+    day: str  # YYYY-MM-DD, UTC
+    cost: Decimal | None
+    calls: int
+    priced_calls: int
+    errors: int
+    tokens_in: int
+    cached_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteAggregate:
+    """Per-agent sums of one whole UTC minute, for windows longer than the exact 5-minute one."""
+
+    agent_id: str
+    minute: int  # epoch seconds // 60
+    cost: Decimal | None
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """What start-up reads in one consistent snapshot, before incremental reads take over."""
+
+    days: tuple[DayAggregate, ...]
+    month_before_today: Decimal | None
+    month: str  # YYYY-MM of month_before_today
+    minutes: tuple[MinuteAggregate, ...]
+    rows: tuple[CallRecord, ...]
+
+
+class Scope(str, Enum):
+    GLOBAL = "global"
+    AGENT = "agent"
+    PROVIDER = "provider"
+    MODEL = "model"
+
+
+class SwitchKind(str, Enum):
+    KILL = "kill"
+    THROTTLE = "throttle"
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchRecord:
+    """A `kill:*` or `throttle:*` key. `value` is None when it exists but could not be read."""
+
+    key: str
+    kind: SwitchKind
+    scope: str
+    target: str
+    value: str | None
+    ttl_seconds: float | None  # None: no expiry (or unknown)
+
+    @property
+    def origin(self) -> tuple[str, str, str]:
+        """(source, who, why) from `{source}:{who}:{reason}`; anything else is all reason."""
+        if self.value is None:
+            return ("?", "?", "unreadable value")
+        parts = self.value.split(":", 2)
+        if len(parts) == 3:
+            return (parts[0], parts[1], parts[2])
+        return ("?", "?", self.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Unparsed:
+    """A value that exists but is not a number: shown as unknown, never as $0."""
+
+    raw: str
+
+
+# A budget or counter read from Redis: None when the key is absent.
+RedisNumber = Decimal | Unparsed | None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisState:
+    """One read of the switches and budgets."""
+
+    switches: tuple[SwitchRecord, ...]
+    budgets: dict[str, Decimal | Unparsed]  # agent id -> its `budget:{agent}` value
+    global_day_budget: RedisNumber
+    global_month_budget: RedisNumber
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    name: str
+    connected: bool
+    last_ok: float | None  # epoch seconds of the last good read
+    error: str | None = None
