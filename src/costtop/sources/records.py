@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +63,14 @@ class Baseline:
     rows: tuple[CallRecord, ...]
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     GLOBAL = "global"
     AGENT = "agent"
     PROVIDER = "provider"
     MODEL = "model"
 
 
-class SwitchKind(str, Enum):
+class SwitchKind(StrEnum):
     KILL = "kill"
     THROTTLE = "throttle"
 
