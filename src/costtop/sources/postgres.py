@@ -174,6 +174,7 @@ class PostgresReader:
         self.watermark = Watermark(raw_from, self.settings.overlap_seconds)
         self.watermark.accept(records)
         return Baseline(
+            day=day,
             days=tuple(DayAggregate(clean(r["agent"]), day, finite_or_none(r["cost"]), r["calls"], r["priced"],
                                     r["errors"], int(r["tin"]), int(r["cached"])) for r in days),
             month_before_today=finite_or_none(month) if month is not None else Decimal(0),

@@ -56,6 +56,7 @@ class MinuteAggregate:
 class Baseline:
     """What start-up reads in one consistent snapshot, before incremental reads take over."""
 
+    day: str  # YYYY-MM-DD (UTC) the day aggregates are for
     days: tuple[DayAggregate, ...]
     month_before_today: Decimal | None
     month: str  # YYYY-MM of month_before_today

@@ -1,0 +1,219 @@
+"""The engine: records in, an immutable Snapshot out. Pure and synchronous; time is passed in."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from costtop.config import Thresholds
+from costtop.engine.budgets import budget_view
+from costtop.engine.snapshot import (
+    AgentRow,
+    AgentState,
+    HeaderStats,
+    Level,
+    Snapshot,
+    SourceView,
+)
+from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, Buckets, percentile_disc
+from costtop.sources.records import Baseline, CallRecord, RedisState, SourceStatus, SwitchKind, SwitchRecord
+
+FIVE = Decimal(VELOCITY_SECONDS // 60)
+
+
+@dataclass(slots=True)
+class DayTotals:
+    cost: Decimal = Decimal(0)
+    priced: int = 0
+    calls: int = 0
+    errors: int = 0
+    tokens_in: int = 0
+    cached_tokens: int = 0
+
+
+def day_of(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
+    """Seed rule: more than $5 / $15 / $50 in the 5-minute window."""
+    if window_usd is None:
+        return Level.UNKNOWN
+    if window_usd > thresholds.velocity_emergency:
+        return Level.EMERGENCY
+    if window_usd > thresholds.velocity_critical:
+        return Level.CRITICAL
+    if window_usd > thresholds.velocity_warning:
+        return Level.WARNING
+    return Level.OK
+
+
+class Engine:
+    def __init__(self, thresholds: Thresholds | None = None, columns: Iterable[str] = ()) -> None:
+        self.thresholds = thresholds or Thresholds()
+        self.columns = frozenset(columns)
+        self.day = ""
+        self.month = ""
+        self.days: dict[str, DayTotals] = {}
+        self.month_before_today = Decimal(0)
+        self.seconds = Buckets(keep=VELOCITY_SECONDS + 60)
+        self.minutes = Buckets(keep=HOUR_MINUTES + 1)
+
+    # -- input -------------------------------------------------------------------------------------
+
+    def load(self, baseline: Baseline, columns: Iterable[str] | None = None) -> None:
+        """Start over from a baseline (at start and after a reconnect), so nothing is counted twice."""
+        if columns is not None:
+            self.columns = frozenset(columns)
+        self.days = {}
+        self.seconds = Buckets(keep=self.seconds.keep)
+        self.minutes = Buckets(keep=self.minutes.keep)
+        self.month = baseline.month
+        self.month_before_today = baseline.month_before_today or Decimal(0)
+        self.day = baseline.day
+        for agg in baseline.days:
+            totals = self._totals(agg.agent_id)
+            totals.cost += agg.cost or 0
+            totals.priced += agg.priced_calls
+            totals.calls += agg.calls
+            totals.errors += agg.errors
+            totals.tokens_in += agg.tokens_in
+            totals.cached_tokens += agg.cached_tokens
+        for minute in baseline.minutes:
+            self.minutes.bucket(minute.minute, minute.agent_id).add_sum(minute.cost, minute.calls, minute.errors)
+        self.ingest(baseline.rows)
+
+    def _totals(self, agent: str) -> DayTotals:
+        found = self.days.get(agent)
+        if found is None:
+            found = self.days[agent] = DayTotals()
+        return found
+
+    def _roll_to(self, day: str) -> None:
+        """A new UTC day: today's spend joins the month (or a new month starts)."""
+        finished = sum((t.cost for t in self.days.values()), Decimal(0))
+        if day[:7] == self.month:
+            self.month_before_today += finished
+        else:
+            self.month = day[:7]
+            self.month_before_today = Decimal(0)
+        self.days = {}
+        self.day = day
+
+    def ingest(self, rows: Iterable[CallRecord]) -> None:
+        for row in rows:
+            day = day_of(row.created_at)
+            if day > self.day:
+                self._roll_to(day)
+            error = row.status == "error"
+            if day == self.day:
+                totals = self._totals(row.agent_id)
+                if row.cost_usd is not None:
+                    totals.cost += row.cost_usd
+                    totals.priced += 1
+                totals.calls += 1
+                totals.errors += error
+                totals.tokens_in += row.tokens_in or 0
+                totals.cached_tokens += row.cached_tokens or 0
+            elif day[:7] == self.month and row.cost_usd is not None:
+                self.month_before_today += row.cost_usd
+            second = math.floor(row.created_at.timestamp())
+            self.seconds.bucket(second, row.agent_id).add_row(row.cost_usd, error, row.latency_ms)
+            self.minutes.bucket(second // 60, row.agent_id).add_sum(row.cost_usd, 1, int(error))
+
+    # -- output ------------------------------------------------------------------------------------
+
+    def snapshot(self, now: datetime, redis: RedisState | None, sources: Sequence[SourceStatus] = ()) -> Snapshot:
+        today = day_of(now)
+        if today > self.day:
+            self._roll_to(today)
+        now_s = math.floor(now.timestamp())
+        self.seconds.prune(now_s)
+        self.minutes.prune(now_s // 60)
+        window = self.seconds.window(now_s - VELOCITY_SECONDS + 1, now_s)
+        hour = self.minutes.window(now_s // 60 - HOUR_MINUTES + 1, now_s // 60)
+        has_cost = "cost_usd" in self.columns
+        th = self.thresholds
+
+        switches = redis.switches if redis is not None else ()
+        by_key: dict[tuple[str, str, str], SwitchRecord] = {(s.kind, s.scope, s.target): s for s in switches}
+        global_kill = by_key.get((SwitchKind.KILL, "global", "*"))
+        budgets = redis.budgets if redis is not None else {}
+
+        names = set(self.days) | set(window) | set(budgets)
+        names |= {s.target for s in switches if s.scope == "agent"}
+        agents: list[AgentRow] = []
+        all_latencies: list[int] = []
+        window_total = Decimal(0)
+        window_calls = 0
+        for name in names:
+            totals = self.days.get(name, DayTotals())
+            buckets = window.get(name, [])
+            usd = sum((b.cost for b in buckets), Decimal(0))
+            window_total += usd
+            window_calls += sum(b.calls for b in buckets)
+            latencies = [ms for b in buckets for ms in b.latencies]
+            all_latencies.extend(latencies)
+            spend = totals.cost if has_cost else None
+            kill = by_key.get((SwitchKind.KILL, "agent", name))
+            throttle = by_key.get((SwitchKind.THROTTLE, "agent", name))
+            if redis is None:
+                state, switch = AgentState.UNKNOWN, None
+            elif kill or global_kill:
+                state, switch = AgentState.KILLED, kill or global_kill
+            elif throttle:
+                state, switch = AgentState.THROTTLED, throttle
+            else:
+                state, switch = AgentState.OK, None
+            agents.append(AgentRow(
+                agent_id=name,
+                spend_today=spend,
+                window_usd=usd if has_cost else None,
+                velocity_per_min=usd / FIVE if has_cost else None,
+                velocity_level=velocity_level(usd if has_cost else None, th),
+                budget=budget_view(budgets.get(name), spend, th.budget_warning, redis is not None),
+                calls_today=totals.calls,
+                errors_today=totals.errors,
+                flat_calls_today=totals.calls - totals.priced if has_cost else 0,
+                p95_ms=percentile_disc(latencies),
+                state=state,
+                switch=switch,
+            ))
+        agents.sort(key=lambda a: (-(a.window_usd or 0), -(a.spend_today or 0), a.agent_id))
+
+        spend_today = sum((t.cost for t in self.days.values()), Decimal(0)) if has_cost else None
+        spend_month = spend_today + self.month_before_today if spend_today is not None else None
+        hour_calls = sum(b.calls for bs in hour.values() for b in bs)
+        hour_errors = sum(b.errors for bs in hour.values() for b in bs)
+        tokens_in = sum(t.tokens_in for t in self.days.values())
+        cached = sum(t.cached_tokens for t in self.days.values())
+        velocity = window_total / FIVE if has_cost else None
+        header = HeaderStats(
+            spend_today=spend_today,
+            spend_month=spend_month,
+            velocity_per_min=velocity,
+            velocity_per_hour=velocity * 60 if velocity is not None else None,
+            velocity_level=velocity_level(window_total if has_cost else None, th),
+            day_budget=budget_view(redis.global_day_budget if redis else None, spend_today,
+                                   th.budget_warning, redis is not None),
+            month_budget=budget_view(redis.global_month_budget if redis else None, spend_month,
+                                     th.budget_warning, redis is not None),
+            active_agents=sum(1 for a in window.values() if sum(b.calls for b in a)),
+            known_agents=len(names),
+            calls_per_min=Decimal(window_calls) / FIVE,
+            error_rate_1h=(hour_errors / hour_calls) if hour_calls and "status" in self.columns else None,
+            cache_hit_rate=(cached / tokens_in) if tokens_in and "cached_tokens" in self.columns else None,
+            p95_ms=percentile_disc(all_latencies),
+        )
+        now_epoch = now.timestamp()
+        views = tuple(
+            SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
+            for s in sources
+        )
+        return Snapshot(
+            at=now, header=header, agents=tuple(agents), switches=tuple(switches), sources=views,
+            columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
+        )

@@ -1,0 +1,199 @@
+"""Pure engine tests: fixed rows, a fixed clock, exact cents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from costtop.engine.engine import Engine
+from costtop.engine.snapshot import AgentState, BudgetState, Level
+from costtop.engine.windows import percentile_disc
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayAggregate,
+    MinuteAggregate,
+    RedisState,
+    SourceStatus,
+    SwitchKind,
+    SwitchRecord,
+    Unparsed,
+)
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
+ALL = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+_keys = iter(range(10**9))
+
+
+def row(agent: str, seconds_ago: float, cost: str | None, status: str = "success", latency: int = 100,
+        tokens_in: int | None = None, cached: int | None = None) -> CallRecord:
+    return CallRecord(
+        key=next(_keys), created_at=NOW - timedelta(seconds=seconds_ago), agent_id=agent, tool_name="llm",
+        latency_ms=latency, cost_usd=Decimal(cost) if cost is not None else None, status=status,
+        tokens_in=tokens_in, cached_tokens=cached,
+    )
+
+
+def empty_baseline(now: datetime = NOW) -> Baseline:
+    return Baseline(day=now.strftime("%Y-%m-%d"), days=(), month_before_today=Decimal(0),
+                    month=now.strftime("%Y-%m"), minutes=(), rows=())
+
+
+def redis_state(**kw: object) -> RedisState:
+    defaults: dict[str, object] = {"switches": (), "budgets": {}, "global_day_budget": None,
+                                   "global_month_budget": None}
+    defaults.update(kw)
+    return RedisState(**defaults)  # type: ignore[arg-type]
+
+
+def engine_with(rows: list[CallRecord], baseline: Baseline | None = None) -> Engine:
+    engine = Engine(columns=ALL)
+    engine.load(baseline or empty_baseline())
+    engine.ingest(rows)
+    return engine
+
+
+def test_velocity_counts_exactly_the_last_300_whole_seconds() -> None:
+    # floor(now) = 12:00:00; the window is 11:55:01 .. 12:00:00 inclusive of whole seconds.
+    rows = [
+        row("a", 0.5, "1.00"),      # 12:00:00.0 -> in
+        row("a", 299.5, "2.00"),    # 11:55:01.0 -> in (first second of the window)
+        row("a", 300.5, "4.00"),    # 11:55:00.0 -> out
+        row("b", 10, "0.10"),
+        row("b", 20, None),          # flat-rate: no cost
+    ]
+    snap = engine_with(rows).snapshot(NOW, redis_state())
+    a = next(x for x in snap.agents if x.agent_id == "a")
+    assert a.window_usd == Decimal("3.00")
+    assert a.velocity_per_min == Decimal("0.6")
+    assert a.spend_today == Decimal("7.00")
+    assert snap.header.velocity_per_min == Decimal("3.10") / 5
+    assert snap.header.velocity_per_hour == Decimal("3.10") / 5 * 60
+    assert snap.header.spend_today == Decimal("7.10")
+    b = next(x for x in snap.agents if x.agent_id == "b")
+    assert b.flat_calls_today == 1 and b.calls_today == 2
+    assert snap.header.active_agents == 2
+    assert snap.header.calls_per_min == Decimal(4) / 5
+
+
+def test_velocity_levels_use_seed_thresholds_strictly_above() -> None:
+    snap = engine_with([row("w", 1, "5.00"), row("x", 1, "5.01"), row("c", 1, "15.01"),
+                        row("e", 1, "50.01")]).snapshot(NOW, redis_state())
+    levels = {a.agent_id: a.velocity_level for a in snap.agents}
+    assert levels == {"w": Level.OK, "x": Level.WARNING, "c": Level.CRITICAL, "e": Level.EMERGENCY}
+    # Sorted by window spend, highest first.
+    assert [a.agent_id for a in snap.agents] == ["e", "c", "x", "w"]
+
+
+def test_baseline_sums_and_raw_rows_add_up() -> None:
+    baseline = Baseline(
+        day="2026-11-22",
+        days=(DayAggregate("a", "2026-11-22", Decimal("10.50"), 7, 6, 2, 1000, 250),),
+        month_before_today=Decimal("100.25"), month="2026-11",
+        minutes=(MinuteAggregate("a", int(NOW.timestamp()) // 60 - 30, Decimal("1"), 10, 5),),
+        rows=(row("a", 5, "0.50", status="error", tokens_in=1000, cached=750),),
+    )
+    snap = engine_with([], baseline).snapshot(NOW, redis_state())
+    assert snap.header.spend_today == Decimal("11.00")
+    assert snap.header.spend_month == Decimal("111.25")
+    a = snap.agents[0]
+    assert (a.calls_today, a.errors_today, a.flat_calls_today) == (8, 3, 1)
+    assert snap.header.error_rate_1h == 6 / 11
+    assert snap.header.cache_hit_rate == 1000 / 2000
+
+
+def test_day_rollover_moves_spend_into_the_month_and_new_month_resets() -> None:
+    engine = engine_with([row("a", 60, "3.00")])
+    tomorrow = NOW + timedelta(days=1)
+    snap = engine.snapshot(tomorrow, redis_state())
+    assert snap.header.spend_today == Decimal(0)
+    assert snap.header.spend_month == Decimal("3.00")
+    next_month = datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC)
+    snap = engine.snapshot(next_month, redis_state())
+    assert snap.header.spend_month == Decimal(0)
+
+
+def test_late_row_of_yesterday_counts_for_the_month_not_today() -> None:
+    engine = engine_with([row("a", 10, "1.00")])
+    engine.ingest([row("a", 13 * 3600, "2.00")])  # 2026-11-21 23:00
+    snap = engine.snapshot(NOW, redis_state())
+    assert snap.header.spend_today == Decimal("1.00")
+    assert snap.header.spend_month == Decimal("3.00")
+
+
+def test_p95_is_percentile_disc() -> None:
+    assert percentile_disc([]) is None
+    assert percentile_disc([7]) == 7
+    assert percentile_disc(list(range(1, 101))) == 95
+    assert percentile_disc(list(range(1, 21))) == 19
+    assert percentile_disc(list(range(1, 22))) == 20  # ceil(0.95*21)=20 -> the 20th value
+    rows = [row("a", 1, "0", latency=ms) for ms in range(1, 101)]
+    snap = engine_with(rows).snapshot(NOW, redis_state())
+    assert snap.header.p95_ms == 95 and snap.agents[0].p95_ms == 95
+
+
+def test_budgets_disabled_unknown_warning_exceeded() -> None:
+    rows = [row("a", 1, "8.00"), row("b", 1, "10.00"), row("c", 1, "1"), row("d", 1, "1"), row("e", 1, "7.99")]
+    budgets = {"a": Decimal("10"), "b": Decimal("10"), "c": Decimal("0"), "d": Unparsed("abc"), "e": Decimal("10")}
+    snap = engine_with(rows).snapshot(NOW, redis_state(budgets=budgets, global_day_budget=Decimal("-5"),
+                                                       global_month_budget=Unparsed("x")))
+    states = {a.agent_id: a.budget.state for a in snap.agents}
+    assert states == {"a": BudgetState.WARNING, "b": BudgetState.EXCEEDED, "c": BudgetState.DISABLED,
+                      "d": BudgetState.UNKNOWN, "e": BudgetState.OK}
+    assert next(a for a in snap.agents if a.agent_id == "a").budget.fraction == 0.8
+    assert snap.header.day_budget.state is BudgetState.DISABLED
+    assert snap.header.month_budget.state is BudgetState.UNKNOWN
+
+
+def test_redis_unavailable_makes_states_and_budgets_unknown_not_ok() -> None:
+    snap = engine_with([row("a", 1, "1")]).snapshot(NOW, None)
+    assert snap.agents[0].state is AgentState.UNKNOWN
+    assert snap.agents[0].budget.state is BudgetState.UNKNOWN
+    assert not snap.switches_known
+
+
+def test_switch_states_and_global_kill() -> None:
+    kill = SwitchRecord("kill:agent:a", SwitchKind.KILL, "agent", "a", "manual:ann:loop", 30.0)
+    thr = SwitchRecord("throttle:agent:b", SwitchKind.THROTTLE, "agent", "b", "odd value", None)
+    snap = engine_with([row("a", 1, "1"), row("b", 1, "1"), row("c", 1, "1")]).snapshot(
+        NOW, redis_state(switches=(kill, thr)))
+    by = {a.agent_id: a for a in snap.agents}
+    assert by["a"].state is AgentState.KILLED and by["a"].switch is kill
+    assert kill.origin == ("manual", "ann", "loop")
+    assert by["b"].state is AgentState.THROTTLED and thr.origin == ("?", "?", "odd value")
+    assert by["c"].state is AgentState.OK
+    g = SwitchRecord("kill:global", SwitchKind.KILL, "global", "*", "manual:x:y", None)
+    snap = engine_with([row("c", 1, "1")]).snapshot(NOW, redis_state(switches=(g,)))
+    assert snap.agents[0].state is AgentState.KILLED and snap.global_kill is g
+
+
+def test_agents_known_only_from_redis_are_listed() -> None:
+    kill = SwitchRecord("kill:agent:ghost", SwitchKind.KILL, "agent", "ghost", None, None)
+    snap = engine_with([]).snapshot(NOW, redis_state(switches=(kill,), budgets={"idle": Decimal("5")}))
+    assert {a.agent_id for a in snap.agents} == {"ghost", "idle"}
+    assert kill.origin == ("?", "?", "unreadable value")
+
+
+def test_required_columns_only_hides_money_instead_of_zero() -> None:
+    engine = Engine(columns=REQUIRED_COLUMNS)
+    engine.load(empty_baseline())
+    engine.ingest([row("a", 1, None)])
+    snap = engine.snapshot(NOW, redis_state(budgets={"a": Decimal("5")}))
+    assert snap.header.spend_today is None and snap.header.velocity_per_min is None
+    assert snap.agents[0].spend_today is None
+    assert snap.agents[0].budget.state is BudgetState.UNKNOWN
+    assert snap.header.error_rate_1h is None and snap.header.calls_per_min == Decimal(1) / 5
+
+
+def test_source_ages_follow_the_clock() -> None:
+    status = SourceStatus("Redis", True, NOW.timestamp() - 2.5)
+    snap = engine_with([]).snapshot(NOW, redis_state(), [status, SourceStatus("Postgres", False, None, "down")])
+    assert snap.sources[0].age_seconds == 2.5
+    assert snap.sources[1].age_seconds is None and snap.sources[1].error == "down"
+
+
+def test_old_buckets_are_pruned() -> None:
+    engine = engine_with([row("a", 10, "1")])
+    engine.snapshot(NOW + timedelta(hours=2), redis_state())
+    assert engine.seconds.slots == {} and engine.minutes.slots == {}
