@@ -1,0 +1,5 @@
+import sys
+
+from costtop.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""Command line: `costtop`, `costtop demo`, `costtop db init`.
+
+Every failure the user can cause (a bad flag, a bad URL, a refused connection) ends in one line on
+stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from costtop.config import ConfigError, Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL)")
+    parser.add_argument("--database-url", help="PostgreSQL URL (env COSTTOP_DATABASE_URL)")
+    parser.add_argument("--config", type=Path, help="TOML config file (env COSTTOP_CONFIG; default: "
+                        "the user config dir's costtop/config.toml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="costtop", description="top for LLM spend")
+    _common(parser)
+    parser.add_argument("--refresh", type=float, metavar="SECONDS", help="refresh interval (default 1)")
+    parser.add_argument("--read-only", action="store_true", default=None, help="never write anything")
+    commands = parser.add_subparsers(dest="command")
+    demo = commands.add_parser("demo", help="start real servers and a simulated gateway, then the app")
+    demo.add_argument("--rate", type=float, default=40.0, help="simulated calls per second (default 40)")
+    demo.add_argument("--incident-after", type=float, default=30.0, metavar="SECONDS",
+                      help="when the scripted runaway loop starts (default 30)")
+    demo.add_argument("--refresh", type=float, metavar="SECONDS", dest="demo_refresh")
+    demo.add_argument("--read-only", action="store_true", default=None, dest="demo_read_only")
+    db = commands.add_parser("db", help="database commands")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
+    _common(init)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    cli = {"redis_url": args.redis_url, "database_url": args.database_url,
+           "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None), **extra}
+    return load_settings(cli, config_path=args.config)
+
+
+def fail(message: str) -> int:
+    print(f"costtop: {message}", file=sys.stderr)
+    return 2
+
+
+async def _db_init(settings: Settings) -> list[str]:
+    import asyncpg
+
+    from costtop.sources.errors import SourceError
+    from costtop.sources.schema import init_db
+    from costtop.text import mask_url, one_line
+
+    try:
+        conn = await asyncpg.connect(settings.database_url, timeout=settings.timeout_seconds)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        raise SourceError(f"cannot connect to {mask_url(settings.database_url)}: "
+                          f"{one_line(exc, (settings.database_url,))}") from None
+    try:
+        return await init_db(conn, settings.tables)
+    except asyncpg.PostgresError as exc:
+        raise SourceError(one_line(exc)) from None
+    finally:
+        await conn.close()
+
+
+def run_app(settings: Settings) -> int:
+    from costtop.sources.feed import LiveFeed
+    from costtop.ui.app import CosttopApp
+
+    try:
+        feed = LiveFeed(settings)
+    except ValueError as exc:  # a URL the client library cannot parse
+        return fail(f"bad URL: {exc}")
+    CosttopApp(settings, feed).run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from costtop.demo.run import run_demo
+
+            extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
+            settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
+            return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+        if args.command == "db":
+            from costtop.sources.errors import SourceError
+
+            settings = _settings(args)
+            try:
+                for line in asyncio.run(_db_init(settings)):
+                    print(line)
+            except SourceError as exc:
+                return fail(str(exc))
+            return 0
+        return run_app(_settings(args))
+    except ConfigError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""Fixed data served through the Feed interface, for snapshot tests and screenshots.
+
+Everything is derived from one frozen `now`, so the rendered screen is the same on every run.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayAggregate,
+    RedisState,
+    SwitchKind,
+    SwitchRecord,
+)
+from costtop.sources.writer import SwitchChange, WriteResult
+
+AGENTS = {
+    # name: (calls in the last 5 minutes, USD per call, errors every n calls, daily budget)
+    "research-bot": (120, Decimal("0.1450"), 0, Decimal("50")),
+    "code-review": (60, Decimal("0.0420"), 20, Decimal("40")),
+    "email-bot": (40, Decimal("0.0031"), 0, Decimal("10")),
+    "task-planner": (30, Decimal("0.0210"), 10, Decimal("0")),
+    "support-triage": (50, Decimal("0.0088"), 0, None),
+    "data-analyst": (25, Decimal("0.0640"), 5, Decimal("25")),
+    "doc-writer": (15, Decimal("0.0122"), 0, Decimal("15")),
+    "sales-outreach": (0, Decimal("0"), 0, Decimal("20")),
+}
+DAY_SPEND = {
+    "research-bot": Decimal("38.40"), "code-review": Decimal("12.25"), "email-bot": Decimal("2.10"),
+    "task-planner": Decimal("4.05"), "support-triage": Decimal("3.30"), "data-analyst": Decimal("21.70"),
+    "doc-writer": Decimal("1.95"), "sales-outreach": Decimal("6.80"),
+}
+
+
+class StaticFeed:
+    read_only = False
+
+    def __init__(self, now: datetime, read_only: bool = False) -> None:
+        self.now = now
+        self.read_only = read_only
+        self.writes: list[SwitchChange] = []
+
+    async def read_redis(self) -> RedisState:
+        switches = (
+            SwitchRecord("kill:agent:sales-outreach", SwitchKind.KILL, "agent", "sales-outreach",
+                         "manual:adam:runaway_loop", 540.0),
+            SwitchRecord("throttle:agent:code-review", SwitchKind.THROTTLE, "agent", "code-review",
+                         "auto:velocity:6.20_usd_in_5m", None),
+            SwitchRecord("kill:model:gpt-5", SwitchKind.KILL, "model", "gpt-5", "manual:oncall:provider_errors",
+                         3600.0),
+        )
+        budgets = {name: b for name, (_, _, _, b) in AGENTS.items() if b is not None}
+        return RedisState(switches, budgets, Decimal("200"), Decimal("3000"))
+
+    async def connect_postgres(self) -> frozenset[str]:
+        return frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
+
+    async def baseline(self, now: datetime) -> Baseline:
+        rng = random.Random(7)
+        rows: list[CallRecord] = []
+        key = 0
+        for name, (count, cost, every, _) in AGENTS.items():
+            for i in range(count):
+                key += 1
+                rows.append(CallRecord(
+                    key=key, created_at=self.now - timedelta(seconds=(i * 290 / max(count, 1)) + 1),
+                    agent_id=name, tool_name="llm", latency_ms=rng.randint(300, 4000), provider="anthropic",
+                    model="claude-sonnet-4", tokens_in=2000, tokens_out=300, cached_tokens=800,
+                    cost_usd=cost, status="error" if every and i % every == 0 else "success", trace_id=f"t{key}",
+                ))
+        rows.sort(key=lambda r: r.created_at)
+        day = self.now.strftime("%Y-%m-%d")
+        days = tuple(DayAggregate(name, day, spend, 900, 880, 12, 1_800_000, 650_000)
+                     for name, spend in DAY_SPEND.items())
+        return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7], minutes=(),
+                        rows=tuple(rows))
+
+    async def new_rows(self) -> list[CallRecord]:
+        return []
+
+    async def write(self, change: SwitchChange) -> WriteResult:
+        self.writes.append(change)
+        return WriteResult(False, "Static demo data: nothing was changed", False)
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,59 @@
+"""What the app polls: one object that reads both sources and owns the one writer.
+
+The live feed talks to the real servers. The static feed (demo/static_feed.py) serves fixed records
+for snapshot tests and screenshots through the same interface, so the UI cannot tell them apart.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from costtop.config import Settings
+from costtop.sources.postgres import PostgresReader
+from costtop.sources.records import Baseline, CallRecord, RedisState
+from costtop.sources.redis_state import RedisReader
+from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
+
+
+class Feed(Protocol):
+    read_only: bool
+
+    async def read_redis(self) -> RedisState: ...
+    async def connect_postgres(self) -> frozenset[str]: ...
+    async def baseline(self, now: datetime) -> Baseline: ...
+    async def new_rows(self) -> list[CallRecord]: ...
+    async def write(self, change: SwitchChange) -> WriteResult: ...
+    async def close(self) -> None: ...
+
+
+class LiveFeed:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.read_only = settings.read_only
+        self.redis = RedisReader(settings)
+        self.postgres = PostgresReader(settings)
+
+    async def read_redis(self) -> RedisState:
+        return await self.redis.read()
+
+    async def connect_postgres(self) -> frozenset[str]:
+        await self.postgres.connect()
+        assert self.postgres.columns is not None
+        return self.postgres.columns.present
+
+    async def baseline(self, now: datetime) -> Baseline:
+        return await self.postgres.baseline(now)
+
+    async def new_rows(self) -> list[CallRecord]:
+        return await self.postgres.new_rows()
+
+    async def write(self, change: SwitchChange) -> WriteResult:
+        if self.read_only:
+            return WriteResult(False, "Read-only: nothing was changed", False)
+        writer = SwitchWriter(self.settings, self.redis.client, self.postgres.pool)
+        return await writer.apply(change)
+
+    async def close(self) -> None:
+        await self.redis.close()
+        await self.postgres.close()

@@ -1,0 +1,264 @@
+"""The costtop app: polling workers feed the engine, the engine's snapshot feeds the screen.
+
+Data flows one way. A key press becomes an app action; a switch change goes through the feed's one
+writer; its effect comes back on the next Redis read, so the screen shows what Redis holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+
+from costtop.config import Settings
+from costtop.engine.engine import Engine
+from costtop.engine.snapshot import AgentState, Snapshot
+from costtop.sources.errors import SourceError
+from costtop.sources.feed import Feed
+from costtop.sources.records import RedisState, SourceStatus
+from costtop.sources.writer import SwitchChange, WriteResult, switch_key
+from costtop.ui.messages import BaselineRead, RedisRead, RowsRead, SourceFailed, SwitchWritten
+from costtop.ui.screens.main import MainScreen
+from costtop.ui.screens.switch_dialog import SwitchDialog
+from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.switch_table import SwitchTable
+
+REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one render
+MAX_BACKOFF_SECONDS = 30.0
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def backoff(failures: int, base: float) -> float:
+    return min(MAX_BACKOFF_SECONDS, base * (2 ** min(failures, 6)))
+
+
+class CosttopApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("costtop.tcss")
+    TITLE = "costtop"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("k", "kill", "Kill", id="kill"),
+        Binding("u", "resume", "Resume", id="resume"),
+        Binding("t", "throttle", "Throttle", id="throttle"),
+        Binding("K", "kill_all", "Kill ALL", id="kill_all"),
+        Binding("q", "quit", "Quit", id="quit"),
+    ]
+
+    def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__()
+        self.settings = settings
+        self.feed = feed
+        self.clock = clock
+        self.read_only = settings.read_only or feed.read_only
+        self.engine = Engine(settings.thresholds)
+        self.redis_state: RedisState | None = None
+        self.status = {name: SourceStatus(name, False, None, "connecting…") for name in ("Redis", "Postgres")}
+        self.snapshot: Snapshot | None = None
+        self.rows_seen = 0
+        self.last_write: WriteResult | None = None
+        self._have_baseline = False
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(MainScreen())
+        self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
+        self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
+        self.set_interval(self.settings.refresh, self.render_snapshot, name="render")
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.render_snapshot)
+
+    async def on_unmount(self) -> None:
+        await self.feed.close()
+
+    def _epoch(self) -> float:
+        return self.clock().timestamp()
+
+    async def _redis_loop(self) -> None:
+        failures = 0
+        while True:
+            try:
+                state = await self.feed.read_redis()
+            except SourceError as exc:
+                failures += 1
+                self.post_message(SourceFailed("Redis", str(exc)))
+                await asyncio.sleep(backoff(failures, REDIS_POLL_SECONDS))
+                continue
+            failures = 0
+            self.post_message(RedisRead(state, self._epoch()))
+            await asyncio.sleep(REDIS_POLL_SECONDS)
+
+    async def _postgres_loop(self) -> None:
+        failures = 0
+        need_baseline = True
+        while True:
+            try:
+                if need_baseline:
+                    columns = await self.feed.connect_postgres()
+                    baseline = await self.feed.baseline(self.clock())
+                    self.post_message(BaselineRead(baseline, columns, self._epoch()))
+                    need_baseline = False
+                else:
+                    rows = await self.feed.new_rows()
+                    self.post_message(RowsRead(rows, self._epoch()))
+            except SourceError as exc:
+                failures += 1
+                # After any failure start again from a fresh baseline: nothing double-counted or skipped.
+                need_baseline = True
+                self.post_message(SourceFailed("Postgres", str(exc)))
+                await asyncio.sleep(backoff(failures, self.settings.refresh))
+                continue
+            failures = 0
+            await asyncio.sleep(self.settings.refresh)
+
+    # -- data in -----------------------------------------------------------------------------------
+
+    @on(RedisRead)
+    def _redis_read(self, message: RedisRead) -> None:
+        changed = self.redis_state is None or message.state.switches != self.redis_state.switches
+        self.redis_state = message.state
+        self.status["Redis"] = SourceStatus("Redis", True, message.at)
+        if changed:
+            self.render_snapshot()
+
+    @on(BaselineRead)
+    def _baseline_read(self, message: BaselineRead) -> None:
+        self.engine.load(message.baseline, message.columns)
+        self._have_baseline = True
+        self.rows_seen = len(message.baseline.rows)
+        self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
+        self.render_snapshot()
+
+    @on(RowsRead)
+    def _rows_read(self, message: RowsRead) -> None:
+        self.engine.ingest(message.rows)
+        self.rows_seen += len(message.rows)
+        self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
+
+    @on(SourceFailed)
+    def _source_failed(self, message: SourceFailed) -> None:
+        previous = self.status[message.source]
+        self.status[message.source] = SourceStatus(message.source, False, previous.last_ok, message.error)
+        if message.source == "Redis":
+            # Switch states are unknown now; showing the last ones as current would be a lie.
+            self.redis_state = None
+        self.render_snapshot()
+
+    def render_snapshot(self) -> None:
+        if not self._have_baseline and self.redis_state is None and self.snapshot is None:
+            return
+        self.snapshot = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
+        main = self._main()
+        if main is not None and main.is_mounted:
+            # Also under an open dialog: the table moves on, the dialog's target does not.
+            with self.batch_update():
+                main.show(self.snapshot, self.read_only)
+
+    # -- actions -----------------------------------------------------------------------------------
+
+    def _main(self) -> MainScreen | None:
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
+
+    def _selected_agent(self) -> str | None:
+        main = self._main()
+        return None if main is None else main.query_one(AgentTable).selected_key
+
+    def _refuse_if_read_only(self) -> bool:
+        if self.read_only:
+            self.notify("Read-only mode: switches cannot be changed here.", severity="warning",
+                        title="Read-only")
+        return self.read_only
+
+    def _ask(self, change: SwitchChange) -> None:
+        key = switch_key(self.settings, change.kind, change.scope, change.target)
+
+        def done(result: SwitchChange | None) -> None:
+            if result is None:
+                self.notify("Cancelled: nothing was changed.", timeout=3)
+            else:
+                self._write(result)
+
+        self.push_screen(SwitchDialog(change, key), done)
+
+    def action_kill(self) -> None:
+        if self._refuse_if_read_only():
+            return
+        agent = self._selected_agent()
+        if agent is None:
+            self.notify("No agent selected.", severity="warning")
+            return
+        self._ask(SwitchChange("set", "kill", "agent", agent))
+
+    def action_throttle(self) -> None:
+        if self._refuse_if_read_only():
+            return
+        agent = self._selected_agent()
+        if agent is None:
+            self.notify("No agent selected.", severity="warning")
+            return
+        self._ask(SwitchChange("set", "throttle", "agent", agent))
+
+    def action_kill_all(self) -> None:
+        if self._refuse_if_read_only():
+            return
+        self._ask(SwitchChange("set", "kill", "global", "*"))
+
+    def action_resume(self) -> None:
+        if self._refuse_if_read_only():
+            return
+        change = self._resume_target()
+        if change is None:
+            self.notify("Nothing to resume: the selection has no switch.", severity="warning")
+            return
+        self._ask(change)
+
+    def _resume_target(self) -> SwitchChange | None:
+        """The switch under the cursor in the switch panel, else the selected agent's own switch."""
+        main = self._main()
+        snap = self.snapshot
+        if main is None or snap is None:
+            return None
+        switches = main.query_one(SwitchTable)
+        if switches.has_focus and switches.selected_key:
+            found = next((s for s in snap.switches if s.key == switches.selected_key), None)
+            if found is not None:
+                return SwitchChange("remove", found.kind.value, found.scope, found.target)
+            return None
+        agent = self._selected_agent()
+        row = next((a for a in snap.agents if a.agent_id == agent), None)
+        if row is None or row.switch is None or row.state not in (AgentState.KILLED, AgentState.THROTTLED):
+            return None
+        sw = row.switch
+        return SwitchChange("remove", sw.kind.value, sw.scope, sw.target)
+
+    @work(group="write", exclusive=False)
+    async def _write(self, change: SwitchChange) -> None:
+        result = await self.feed.write(change)
+        self.post_message(SwitchWritten(result))
+        if result.ok:
+            # Show the effect now, from Redis itself, rather than waiting for the next poll.
+            try:
+                state = await self.feed.read_redis()
+            except SourceError:
+                return
+            self.post_message(RedisRead(state, self._epoch()))
+
+    @on(SwitchWritten)
+    def _written(self, message: SwitchWritten) -> None:
+        self.last_write = message.result
+        result = message.result
+        if not result.ok:
+            self.notify(result.message, severity="error", title="NOT DONE", timeout=15)
+        elif not result.audit_written:
+            self.notify(result.message, severity="warning", title="Done, audit missing", timeout=10)
+        else:
+            self.notify(result.message, title="Done", timeout=6)

@@ -1,0 +1,98 @@
+"""Turning snapshot values into `Text`. Data is always appended as plain text, never as markup."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+
+from rich.text import Text
+
+from costtop.engine.snapshot import AgentState, BudgetState, BudgetView, Level
+
+UNKNOWN = "?"
+CENT = Decimal("0.01")
+
+# Colour and a word for every state, so meaning survives 16 colours and NO_COLOR.
+LEVEL_STYLE = {
+    Level.OK: "green",
+    Level.WARNING: "bold yellow",
+    Level.CRITICAL: "bold red",
+    Level.EMERGENCY: "bold white on red",
+    Level.UNKNOWN: "dim",
+}
+LEVEL_WORD = {Level.OK: "", Level.WARNING: "WARN", Level.CRITICAL: "CRIT", Level.EMERGENCY: "EMERG",
+              Level.UNKNOWN: "?"}
+BUDGET_STYLE = {
+    BudgetState.OK: "green",
+    BudgetState.WARNING: "bold yellow",
+    BudgetState.EXCEEDED: "bold red",
+    BudgetState.DISABLED: "dim",
+    BudgetState.UNKNOWN: "dim",
+}
+STATE_STYLE = {
+    AgentState.OK: "green",
+    AgentState.THROTTLED: "bold yellow",
+    AgentState.KILLED: "bold white on red",
+    AgentState.UNKNOWN: "dim",
+}
+
+
+def usd(value: Decimal | None, places: int = 2) -> str:
+    """Dollars rounded half away from zero, as Postgres' round(numeric, 2) does."""
+    if value is None:
+        return UNKNOWN
+    quantum = Decimal(1).scaleb(-places)
+    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${abs(rounded):,.{places}f}"
+
+
+def percent(value: float | None, places: int = 1) -> str:
+    return UNKNOWN if value is None else f"{value * 100:.{places}f}%"
+
+
+def millis(value: int | None) -> str:
+    if value is None:
+        return UNKNOWN
+    return f"{value} ms" if value < 1000 else f"{value / 1000:.1f} s"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
+    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+
+
+def level_text(amount: str, level: Level) -> Text:
+    text = Text(amount, style=LEVEL_STYLE[level] if level is not Level.OK else "")
+    word = LEVEL_WORD[level]
+    if word and word != UNKNOWN:
+        text.append(f" {word}", style=LEVEL_STYLE[level])
+    return text
+
+
+def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
+    """`████░░░░ 52%`, or the state in words when there is no usable fraction."""
+    if budget.state is BudgetState.DISABLED:
+        return Text("none", style="dim")
+    fraction = budget.fraction
+    if budget.state is BudgetState.UNKNOWN or fraction is None:
+        return Text(UNKNOWN, style="dim")
+    filled = max(0, min(width, round(fraction * width)))
+    style = BUDGET_STYLE[budget.state]
+    text = Text("█" * filled, style=style)
+    text.append("░" * (width - filled), style="dim")
+    text.append(f" {fraction * 100:3.0f}%", style=style)
+    if words and budget.state is BudgetState.EXCEEDED:
+        text.append(" OVER", style=style)
+    return text
+
+
+def state_text(state: AgentState) -> Text:
+    return Text(state.value, style=STATE_STYLE[state])

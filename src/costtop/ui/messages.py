@@ -1,0 +1,40 @@
+"""Typed messages from the polling workers to the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from costtop.sources.records import Baseline, CallRecord, RedisState
+from costtop.sources.writer import WriteResult
+
+
+@dataclass
+class RedisRead(Message):
+    state: RedisState
+    at: float
+
+
+@dataclass
+class BaselineRead(Message):
+    baseline: Baseline
+    columns: frozenset[str]
+    at: float
+
+
+@dataclass
+class RowsRead(Message):
+    rows: list[CallRecord]
+    at: float
+
+
+@dataclass
+class SourceFailed(Message):
+    source: str  # "Redis" or "Postgres"
+    error: str
+
+
+@dataclass
+class SwitchWritten(Message):
+    result: WriteResult

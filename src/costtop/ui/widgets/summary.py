@@ -1,0 +1,96 @@
+"""The header: spend, velocity, budgets, fleet health and one badge per source."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
+from costtop.ui.format import UNKNOWN, budget_bar, duration, level_text, millis, percent, usd
+
+# A source whose last good read is older than this is shown stale even if no read has failed yet.
+STALE_AFTER_SECONDS = 5.0
+
+
+def badge(source: SourceView) -> Text:
+    fresh = source.connected and source.age_seconds is not None and source.age_seconds <= STALE_AFTER_SECONDS
+    if fresh:
+        text = Text(f"● {source.name}", style="bold green")
+        text.append(f" {duration(source.age_seconds)}", style="green")
+        return text
+    text = Text(f"✖ {source.name} STALE", style="bold white on red")
+    text.append(f" last read {duration(source.age_seconds)} ago" if source.age_seconds is not None
+                else " never read", style="red")
+    return text
+
+
+def _budget(label: str, budget: BudgetView) -> Text:
+    text = Text(f"{label} ", style="bold")
+    text.append_text(budget_bar(budget, width=6))
+    return text
+
+
+def _stat(label: str, value: Text | str) -> Text:
+    text = Text(f"{label} ", style="bold")
+    text.append_text(value if isinstance(value, Text) else Text(value))
+    return text
+
+
+def pack(items: list[Text], width: int, gap: int = 2) -> Text:
+    """Items laid out in lines no wider than `width`, never split inside an item."""
+    lines: list[Text] = []
+    line = Text()
+    for item in items:
+        if line.cell_len and line.cell_len + gap + item.cell_len > width:
+            lines.append(line)
+            line = Text()
+        if line.cell_len:
+            line.append(" " * gap)
+        line.append_text(item)
+    if line.cell_len:
+        lines.append(line)
+    return Text("\n").join(lines)
+
+
+def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> Text:
+    h = snap.header
+    burn = level_text(f"{usd(h.velocity_per_min)}/min", h.velocity_level)
+    burn.append(f" ({usd(h.velocity_per_hour, 0)}/h)", style="dim")
+    first = [
+        Text("costtop", style="bold reverse"),
+        _stat("Today", usd(h.spend_today)),
+        _stat("Month", usd(h.spend_month)),
+        _stat("Burn 5m", burn),
+        _budget("Day budget", h.day_budget),
+        _budget("Month budget", h.month_budget),
+    ]
+    if read_only:
+        first.insert(1, Text("READ-ONLY", style="bold black on yellow"))
+    second = [
+        _stat("Agents", f"{h.active_agents} active/{h.known_agents}"),
+        _stat("Calls", f"{h.calls_per_min:.1f}/min"),
+        _stat("Errors 1h", percent(h.error_rate_1h)),
+        _stat("Cache hit", percent(h.cache_hit_rate)),
+        _stat("p95 5m", millis(h.p95_ms)),
+        *(badge(s) for s in snap.sources),
+    ]
+    out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
+                                                                         pack(second, width))
+    out.no_wrap = True
+    if snap.global_kill is not None:
+        source, who, why = snap.global_kill.origin
+        out.append("\n")
+        out.append(" GLOBAL KILL ON ", style="bold white on red")
+        out.append(f" every call is refused · by {who} ({source}): {why}", style="bold red")
+    elif not snap.switches_known:
+        out.append("\n")
+        out.append(f" switches {UNKNOWN}: Redis unavailable ", style="bold black on yellow")
+    return out
+
+
+class Summary(Static):
+    """Renders the header of a snapshot; holds no state of its own."""
+
+    def show(self, snap: Snapshot, read_only: bool = False) -> None:
+        width = (self.size.width or self.app.size.width) - 2
+        self.update(summary_text(snap, read_only, max(20, width)))

@@ -1,0 +1,40 @@
+"""Helpers for driving the app in tests: wait for data, select a row."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from textual.pilot import Pilot
+
+from costtop.ui.app import CosttopApp
+from costtop.ui.widgets.agent_table import AgentTable
+
+
+async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+async def wait_for_data(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, CosttopApp)
+    await wait_until(pilot, lambda: app.snapshot is not None and app.redis_state is not None
+                     and app.engine.day != "" and bool(app.snapshot.agents))
+    app.render_snapshot()
+    await pilot.pause()
+
+
+async def select_agent(pilot: Pilot[None], agent: str) -> None:
+    app = pilot.app
+    assert isinstance(app, CosttopApp)
+    table = app.screen.query_one(AgentTable)
+    for _ in range(200):
+        if table.selected_key == agent:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"agent {agent} not in the table")
