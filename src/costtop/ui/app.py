@@ -60,11 +60,10 @@ class CosttopApp(App[None]):
         self.read_only = settings.read_only or feed.read_only
         self.engine = Engine(settings.thresholds)
         self.redis_state: RedisState | None = None
-        self.status = {name: SourceStatus(name, False, None, "connecting…") for name in ("Redis", "Postgres")}
+        self.status = {name: SourceStatus(name, False, None) for name in ("Redis", "Postgres")}
         self.snapshot: Snapshot | None = None
         self.rows_seen = 0
         self.last_write: WriteResult | None = None
-        self._have_baseline = False
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -133,7 +132,6 @@ class CosttopApp(App[None]):
     @on(BaselineRead)
     def _baseline_read(self, message: BaselineRead) -> None:
         self.engine.load(message.baseline, message.columns)
-        self._have_baseline = True
         self.rows_seen = len(message.baseline.rows)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
@@ -154,8 +152,6 @@ class CosttopApp(App[None]):
         self.render_snapshot()
 
     def render_snapshot(self) -> None:
-        if not self._have_baseline and self.redis_state is None and self.snapshot is None:
-            return
         self.snapshot = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
         main = self._main()
         if main is not None and main.is_mounted:

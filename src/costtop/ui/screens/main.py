@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -28,7 +29,11 @@ class MainScreen(Screen[None]):
         self.query_one(AgentTable).focus()
 
     def show(self, snap: Snapshot, read_only: bool) -> None:
-        self.query_one(Summary).show(snap, read_only)
+        try:
+            summary = self.query_one(Summary)
+        except NoMatches:  # not composed yet, or being torn down at exit
+            return
+        summary.show(snap, read_only)
         self.query_one(AgentTable).show(snap)
         self.query_one(SwitchTable).show(snap)
         count = len(snap.switches)

@@ -6,13 +6,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
-from costtop.ui.format import UNKNOWN, budget_bar, duration, level_text, millis, percent, usd
+from costtop.ui.format import budget_bar, duration, level_text, millis, percent, usd
 
 # A source whose last good read is older than this is shown stale even if no read has failed yet.
 STALE_AFTER_SECONDS = 5.0
 
 
 def badge(source: SourceView) -> Text:
+    if not source.connected and source.age_seconds is None and source.error is None:
+        return Text(f"◌ {source.name} connecting…", style="bold yellow")
     fresh = source.connected and source.age_seconds is not None and source.age_seconds <= STALE_AFTER_SECONDS
     if fresh:
         text = Text(f"● {source.name}", style="bold green")
@@ -82,9 +84,11 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         out.append("\n")
         out.append(" GLOBAL KILL ON ", style="bold white on red")
         out.append(f" every call is refused · by {who} ({source}): {why}", style="bold red")
-    elif not snap.switches_known:
-        out.append("\n")
-        out.append(f" switches {UNKNOWN}: Redis unavailable ", style="bold black on yellow")
+    for source in snap.sources:
+        if source.error:
+            out.append("\n")
+            out.append(f"{source.name}: ", style="bold red")
+            out.append(source.error, style="red")
     return out
 
 

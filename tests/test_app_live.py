@@ -1,0 +1,215 @@
+"""The app against real Redis and Postgres: kill, resume, read-only, outside changes, hostile names."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import asyncpg
+from redis.asyncio import Redis
+
+from appkit import select_agent, wait_for_data, wait_until
+from costtop.config import Settings
+from costtop.demo.servers import free_port
+from costtop.engine.snapshot import AgentState
+from costtop.gateway import Call, Gateway
+from costtop.sources.feed import LiveFeed
+from costtop.sources.writer import Operator
+from costtop.ui.app import CosttopApp
+from costtop.ui.screens.switch_dialog import SwitchDialog
+
+EVIL = "evil[/bold]\x1b]0;pwned\x07[@click=app.quit]x"
+
+
+def make_app(db_url: str, redis_url: str, **kw: object) -> CosttopApp:
+    settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2, **kw)  # type: ignore[arg-type]
+    return CosttopApp(settings, LiveFeed(settings))
+
+
+async def seed(pg: asyncpg.Pool, redis: Redis) -> None:
+    gw = Gateway(redis, pg)
+    await gw.record([Call(f"agent-{i}", "llm", 100 + i, provider="openai", model="gpt-5",
+                          tokens_in=100, tokens_out=10, cost_usd=Decimal("0.25") * (i + 1)) for i in range(4)])
+
+
+async def test_kill_then_resume_writes_redis_and_audit(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await select_agent(pilot, "agent-1")
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        dialog = app.screen
+        assert isinstance(dialog, SwitchDialog) and dialog.change.target == "agent-1"
+        # The dialog starts on Cancel: Enter right away changes nothing.
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SwitchDialog))
+        assert await redis.get("kill:agent:agent-1") is None
+
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")  # Cancel -> Confirm
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert app.last_write is not None and app.last_write.ok and app.last_write.audit_written
+        login = Operator.current().login
+        assert await redis.get("kill:agent:agent-1") == f"manual:{login}:runaway_spend".encode()
+        assert await redis.ttl("kill:agent:agent-1") == -1
+        audit = await pg.fetch("SELECT * FROM costtop_audit")
+        assert [(r["action"], r["target"], r["result"], r["operator"]) for r in audit] == [
+            ("set:kill", "agent-1", "set", login)]
+        await wait_until(pilot, lambda: app.snapshot is not None and any(
+            a.agent_id == "agent-1" and a.state is AgentState.KILLED for a in app.snapshot.agents))
+
+        app.last_write = None
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert await redis.exists("kill:agent:agent-1") == 0
+        actions = [r["action"] for r in await pg.fetch("SELECT action FROM costtop_audit ORDER BY id")]
+        assert actions == ["set:kill", "remove:kill"]
+
+
+async def test_kill_with_ttl_and_reason(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await select_agent(pilot, "agent-2")
+        await pilot.press("t")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        app.screen.query_one("#reason").value = "loop:in search"
+        app.screen.query_one("#ttl").value = "10m"
+        await pilot.click("#confirm")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        value = await redis.get("throttle:agent:agent-2")
+        assert value is not None and value.decode().endswith(":loop:in search")
+        assert 590 <= await redis.ttl("throttle:agent:agent-2") <= 600
+        row = await pg.fetchrow("SELECT reason, ttl_seconds FROM costtop_audit")
+        assert (row["reason"], row["ttl_seconds"]) == ("loop:in search", 600)
+
+
+async def test_bad_ttl_keeps_dialog_open_and_writes_nothing(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        app.screen.query_one("#ttl").value = "soon"
+        await pilot.click("#confirm")
+        await pilot.pause(0.2)
+        assert isinstance(app.screen, SwitchDialog)
+        assert "TTL must be" in str(app.screen.query_one("#dialog-error").render())
+        assert [k async for k in redis.scan_iter("kill:*")] == []
+
+
+async def test_kill_all_needs_the_word(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("K")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        confirm = app.screen.query_one("#confirm")
+        assert confirm.disabled
+        app.screen.query_one("#word").value = "kill"
+        await pilot.pause()
+        assert confirm.disabled
+        app.screen.query_one("#word").value = "KILL"
+        await pilot.pause()
+        await pilot.click("#confirm")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert await redis.exists("kill:global") == 1
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.global_kill is not None
+                         and all(a.state is AgentState.KILLED for a in app.snapshot.agents))
+
+
+async def test_selection_stays_on_its_agent_when_the_order_changes(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await select_agent(pilot, "agent-0")  # cheapest: last row
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        # agent-0 becomes the top spender while the dialog is open.
+        await Gateway(redis, pg).record([Call("agent-0", "llm", 5, cost_usd=Decimal("9"))])
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.agents[0].agent_id == "agent-0")
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert [k async for k in redis.scan_iter("kill:*")] == [b"kill:agent:agent-0"]
+        from costtop.ui.widgets.agent_table import AgentTable
+
+        assert app.screen.query_one(AgentTable).selected_key == "agent-0"
+
+
+async def test_read_only_refuses_and_sends_no_write(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    await redis.set("kill:agent:agent-3", "manual:ops:test")
+    before = await redis.info("commandstats")
+    app = make_app(db_url, redis_url, read_only=True)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        for key in ("k", "u", "t", "K"):
+            await pilot.press(key)
+            await pilot.pause(0.1)
+            assert not isinstance(app.screen, SwitchDialog)
+    after = await redis.info("commandstats")
+    for command in ("cmdstat_set", "cmdstat_del", "cmdstat_unlink", "cmdstat_expire"):
+        assert after.get(command, {}).get("calls") == before.get(command, {}).get("calls"), command
+    assert await redis.get("kill:agent:agent-3") == b"manual:ops:test"
+    assert await pg.fetchval("SELECT count(*) FROM costtop_audit") == 0
+
+
+async def test_switch_set_and_removed_outside_shows_up(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await redis.set("kill:agent:agent-2", "manual:bob:from_cli", ex=120)
+
+        def state() -> AgentState | None:
+            assert app.snapshot is not None
+            return next(a.state for a in app.snapshot.agents if a.agent_id == "agent-2")
+
+        await wait_until(pilot, lambda: state() is AgentState.KILLED, timeout=5)
+        switch = next(s for s in app.snapshot.switches if s.key == "kill:agent:agent-2")
+        assert switch.origin == ("manual", "bob", "from_cli") and 100 < (switch.ttl_seconds or 0) <= 120
+        await redis.delete("kill:agent:agent-2")
+        await wait_until(pilot, lambda: state() is AgentState.OK, timeout=5)
+
+
+async def test_hostile_agent_name_is_shown_as_text(pg, redis, db_url, redis_url) -> None:
+    await Gateway(redis, pg).record([Call(EVIL, "llm", 10, cost_usd=Decimal("1.5"))])
+    await redis.set(f"kill:agent:{EVIL}", "manual:x:[bold]y\x1b[2J")
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.pause(0.3)
+        shown = app.snapshot.agents[0].agent_id
+        assert "\x1b" not in shown and "\x07" not in shown
+        assert shown == "evil[/bold]]0;pwned[@click=app.quit]x"
+        svg = app.export_screenshot().replace("&#160;", " ")
+        assert "evil[/bold]]0;pwned[@click=app.quit]x" in svg
+        assert app.is_running  # the [@click=app.quit] text did nothing
+
+
+async def test_unreachable_sources_show_stale_badges_not_a_crash(db_url) -> None:
+    port = free_port()
+    app = make_app(f"postgresql://u:s3cret@127.0.0.1:{port}/x", f"redis://:hunter2@127.0.0.1:{port}/0")
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: all(s.error and "connecting" not in s.error for s in app.status.values()))
+        app.render_snapshot()
+        await pilot.pause()
+        svg = app.export_screenshot().replace("&#160;", " ")
+        assert "Redis STALE" in svg and "Postgres STALE" in svg
+        assert "s3cret" not in svg and "hunter2" not in svg
+        assert "s3cret" not in str(app.status) and "hunter2" not in str(app.status)
+
+
+async def test_missing_table_is_reported(empty_db_url, redis_url, redis) -> None:
+    app = make_app(empty_db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: "db init" in (app.status["Postgres"].error or ""))
+        assert app.is_running
