@@ -187,12 +187,23 @@ async def test_hostile_agent_name_is_shown_as_text(pg, redis, db_url, redis_url)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         await pilot.pause(0.3)
-        shown = app.snapshot.agents[0].agent_id
-        assert "\x1b" not in shown and "\x07" not in shown
-        assert shown == "evil[/bold]]0;pwned[@click=app.quit]x"
+        # The id stays exact, so that a kill names the key the gateway checks ...
+        assert app.snapshot.agents[0].agent_id == EVIL
+        # ... and the screen shows it as plain text, with no control byte.
         svg = app.export_screenshot().replace("&#160;", " ")
         assert "evil[/bold]]0;pwned[@click=app.quit]x" in svg
+        assert "\x1b" not in svg and "\x07" not in svg
         assert app.is_running  # the [@click=app.quit] text did nothing
+        await pilot.press("u")  # resume the hostile agent's switch: the exact key goes away
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert app.last_write.ok and await redis.exists(f"kill:agent:{EVIL}") == 0
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None and app.last_write.message.startswith("Kill"))
+        assert not (await Gateway(redis, pg).check(EVIL)).allowed
 
 
 async def test_unreachable_sources_show_stale_badges_not_a_crash(db_url) -> None:

@@ -216,8 +216,6 @@ async def test_many_reads_never_double_count(pg, db_url) -> None:
         await reader.close()
 
 
-@pytest.mark.xfail(strict=True, reason="baseline() leaves rows just before its raw horizon unseen by the "
-                   "watermark: the first new_rows() re-reads them from the overlap and counts them twice")
 async def test_quiet_period_rows_before_raw_horizon_not_double_counted(pg, db_url) -> None:
     now = utc_now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -235,9 +233,6 @@ async def test_quiet_period_rows_before_raw_horizon_not_double_counted(pg, db_ur
         await reader.close()
 
 
-@pytest.mark.xfail(strict=True, reason="a NaN cost_usd makes the baseline's per-agent sum NaN, which becomes "
-                   "None and then 0 in Engine.load: the agent's other costs vanish (the incremental path only "
-                   "drops the NaN row)")
 async def test_nan_cost_in_baseline_drops_only_that_row(pg, db_url) -> None:
     now = utc_now()
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)

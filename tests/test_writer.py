@@ -156,17 +156,12 @@ def test_operator_current(monkeypatch) -> None:
     assert Operator.current().ssh_client is None
 
 
-@pytest.mark.xfail(strict=True, reason="writer.py apply(): describe(change).capitalize() lower-cases the rest "
-                   "of the message, so the target's case is lost (`Kill agent billingbot`)")
 async def test_message_keeps_target_case(pg, redis, redis_url) -> None:
     writer = SwitchWriter(settings(redis_url), redis, pg, OP)
     result = await writer.apply(SwitchChange("set", "kill", "agent", "BillingBot", "why"))
     assert result.message.startswith("Kill agent BillingBot")
 
 
-@pytest.mark.xfail(strict=True, reason="the reader shows the switch key cleaned of control characters and the "
-                   "writer rebuilds the key from that cleaned target, so resuming deletes a key that does not "
-                   "exist and the real switch stays on")
 async def test_resume_of_switch_with_control_characters_removes_the_real_key(pg, redis, redis_url) -> None:
     await redis.set("kill:agent:bad\x1bname", "auto:rule:x")
     (switch,) = (await RedisReader(settings(redis_url), redis).read()).switches
@@ -176,9 +171,6 @@ async def test_resume_of_switch_with_control_characters_removes_the_real_key(pg,
     assert await redis.exists("kill:agent:bad\x1bname") == 0, result.message
 
 
-@pytest.mark.xfail(strict=True, reason="agent ids are cleaned at the source boundary and the cleaned id is the "
-                   "only one the screen has: killing that agent writes kill:agent:{cleaned id}, which the "
-                   "gateway never checks, while the result says the kill was set")
 async def test_kill_of_agent_whose_id_has_control_characters_blocks_it(pg, db_url, redis, redis_url) -> None:
     raw_id = "pay\x1b[0mbot"
     gw = Gateway(redis, pg)
@@ -197,9 +189,6 @@ async def test_kill_of_agent_whose_id_has_control_characters_blocks_it(pg, db_ur
     assert not (await gw.check(raw_id)).allowed, result.message
 
 
-@pytest.mark.xfail(strict=True, reason="connect_redis() builds a client with no retry: after the server closed "
-                   "an idle pooled connection (restart, `timeout`, proxy) the operator's next kill FAILS although "
-                   "Redis is up")
 async def test_kill_after_connection_drop_succeeds(pg, redis, redis_url) -> None:
     s = settings(redis_url)
     client = connect_redis(s)

@@ -24,6 +24,11 @@ class Watermark:
         """Where the next incremental read starts."""
         return self.high - self.overlap
 
+    def mark_seen(self, keys: Iterable[tuple[object, datetime]]) -> None:
+        """Rows already counted another way (in the baseline's sums) that a re-read may return."""
+        for key, created_at in keys:
+            self._seen[key] = created_at
+
     def accept(self, rows: Iterable[CallRecord]) -> list[CallRecord]:
         """The rows not seen before; advances the watermark and forgets keys behind the horizon."""
         fresh: list[CallRecord] = []

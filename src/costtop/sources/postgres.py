@@ -78,11 +78,13 @@ class PostgresReader:
             raise self._error(exc) from None
         real = {r["column_name"] for r in rows}
         if not real:
+            await self.close()
             raise TableMissing(f"table {self.tables.schema_name}.{self.tables.calls} not found "
                                "(run `costtop db init`, or set tables.calls)")
         logical = {name for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if self.tables.column(name) in real}
         missing = [name for name in REQUIRED_COLUMNS if name not in logical]
         if missing:
+            await self.close()
             raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}")
         self.columns = Columns(frozenset(logical))
         self._select = self._select_list()
@@ -99,6 +101,14 @@ class PostgresReader:
         assert self.columns is not None
         return f"{self._col(logical)}{cast}" if self.columns.has(logical) else f"NULL{cast}"
 
+    def _cost(self) -> str:
+        """The cost, or NULL when it is NaN or infinite (abs() of both is not below any bound)."""
+        assert self.columns is not None
+        if not self.columns.has("cost_usd"):
+            return "NULL::numeric"
+        cost = f"{self._col('cost_usd')}::numeric"
+        return f"(CASE WHEN abs({cost}) < 1e100 THEN {cost} END)"
+
     def _select_list(self) -> str:
         assert self.columns is not None
         key = self._col("id") if self.columns.has("id") else "ctid::text"
@@ -107,7 +117,7 @@ class PostgresReader:
             f"{self._col('tool_name')} AS tool_name", f"{self._col('latency_ms')} AS latency_ms",
             f"{self._opt('provider')} AS provider", f"{self._opt('model')} AS model",
             f"{self._opt('tokens_in')} AS tokens_in", f"{self._opt('tokens_out')} AS tokens_out",
-            f"{self._opt('cached_tokens')} AS cached_tokens", f"{self._opt('cost_usd', '::numeric')} AS cost_usd",
+            f"{self._opt('cached_tokens')} AS cached_tokens", f"{self._cost()} AS cost_usd",
             f"{self._opt('status')} AS status", f"{self._opt('trace_id')} AS trace_id",
         ])
 
@@ -121,15 +131,13 @@ class PostgresReader:
 
     @staticmethod
     def _record(r: asyncpg.Record) -> CallRecord:
+        # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
+        # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
         return CallRecord(
-            key=r["key"], created_at=r["created_at"], agent_id=clean(r["agent_id"]), tool_name=clean(r["tool_name"]),
-            latency_ms=r["latency_ms"],
-            provider=clean(r["provider"]) if r["provider"] is not None else None,
-            model=clean(r["model"]) if r["model"] is not None else None,
+            key=r["key"], created_at=r["created_at"], agent_id=r["agent_id"], tool_name=r["tool_name"],
+            latency_ms=r["latency_ms"], provider=r["provider"], model=r["model"],
             tokens_in=r["tokens_in"], tokens_out=r["tokens_out"], cached_tokens=r["cached_tokens"],
-            cost_usd=finite_or_none(r["cost_usd"]),
-            status=clean(r["status"]) if r["status"] is not None else None,
-            trace_id=clean(r["trace_id"]) if r["trace_id"] is not None else None,
+            cost_usd=finite_or_none(r["cost_usd"]), status=r["status"], trace_id=r["trace_id"],
         )
 
     async def baseline(self, now: datetime) -> Baseline:
@@ -144,8 +152,10 @@ class PostgresReader:
         minute_from = raw_from.replace(second=0) - timedelta(minutes=MINUTE_WINDOW)
         month_until = min(day_start, raw_from)
         t, ca = self._table, self._col("created_at")
-        cost = self._opt("cost_usd", "::numeric")
+        cost = self._cost()
         err = self._error_expr()
+        key = self._col("id") if self.columns.has("id") else "ctid::text"
+        overlap = timedelta(seconds=self.settings.overlap_seconds)
         timeout = self.settings.timeout_seconds * 3
         try:
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
@@ -167,19 +177,25 @@ class PostgresReader:
                     minute_from, raw_from, timeout=timeout)
                 rows = await conn.fetch(
                     f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca}", raw_from, timeout=timeout)
+                # Rows just before the raw horizon are in the sums above; the first incremental read
+                # goes back that far, so they must count as seen.
+                summed = await conn.fetch(
+                    f"SELECT {key} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                    raw_from - overlap, raw_from, timeout=timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self._error(exc) from None
         day = day_start.strftime("%Y-%m-%d")
         records = [self._record(r) for r in rows]
         self.watermark = Watermark(raw_from, self.settings.overlap_seconds)
+        self.watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         self.watermark.accept(records)
         return Baseline(
             day=day,
-            days=tuple(DayAggregate(clean(r["agent"]), day, finite_or_none(r["cost"]), r["calls"], r["priced"],
+            days=tuple(DayAggregate(r["agent"], day, finite_or_none(r["cost"]), r["calls"], r["priced"],
                                     r["errors"], int(r["tin"]), int(r["cached"])) for r in days),
             month_before_today=finite_or_none(month) if month is not None else Decimal(0),
             month=day[:7],
-            minutes=tuple(MinuteAggregate(clean(r["agent"]), int(r["minute"]), finite_or_none(r["cost"]),
+            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), finite_or_none(r["cost"]),
                                           r["calls"], r["errors"]) for r in minutes),
             rows=tuple(records),
         )

@@ -6,6 +6,9 @@ import contextlib
 from decimal import Decimal
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 
 from costtop.config import Settings
@@ -18,12 +21,22 @@ SCAN_COUNT = 1000
 
 
 def connect_redis(settings: Settings) -> Redis:
-    """A client whose every call is bounded by the configured timeout."""
+    """A client whose every call is bounded by the configured timeout, and that retries once on a
+    connection the server closed (a restart, an idle timeout, a proxy) instead of failing a kill."""
     return Redis.from_url(
         settings.redis_url, socket_timeout=settings.timeout_seconds,
         socket_connect_timeout=settings.timeout_seconds, decode_responses=False,
-        health_check_interval=0, retry_on_timeout=False,
+        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
     )
+
+
+def decode_key(raw: bytes) -> str:
+    """A key as text that encodes back to the very same bytes (see `encode_key`)."""
+    return raw.decode("utf-8", errors="surrogateescape")
+
+
+def encode_key(key: str) -> bytes:
+    return key.encode("utf-8", errors="surrogateescape")
 
 
 def parse_switch_key(key: str, kind: SwitchKind) -> tuple[str, str]:
@@ -78,7 +91,8 @@ class RedisReader:
             value, pttl = answers[2 * i], answers[2 * i + 1]
             if value is None and not isinstance(pttl, ResponseError) and pttl == -2:
                 continue  # expired or deleted between SCAN and GET
-            key = clean(raw_key, 400)
+            # The key stays exact (resume must delete this very key); only the value is display text.
+            key = decode_key(raw_key)
             scope, target = parse_switch_key(key, kind)
             text = None if isinstance(value, Exception) or value is None else clean(value, 400)
             ttl = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
@@ -92,7 +106,7 @@ class RedisReader:
             amount = Unparsed("wrong type") if isinstance(raw, Exception) else parse_usd(raw)
             if amount is None:
                 continue
-            name = clean(raw_key, 400).split(":", 1)[1]
+            name = decode_key(raw_key).split(":", 1)[1]
             if name == "global:day":
                 global_day = amount
             elif name == "global:month":

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from costtop.config import Settings
+from costtop.sources.redis_state import encode_key
 from costtop.sources.schema import qualified
 from costtop.text import clean, one_line
 
@@ -46,6 +47,7 @@ class SwitchChange:
     target: str
     reason: str = ""
     ttl_seconds: int | None = None
+    key: str | None = None  # the exact key, when removing a switch that was read from Redis
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +72,16 @@ def switch_value(operator: Operator, reason: str) -> str:
 
 
 def describe(change: SwitchChange) -> str:
-    what = "global" if change.scope == "global" else f"{change.scope} {change.target}"
+    """One line for the operator, with the target cleaned for display."""
+    what = "global" if change.scope == "global" else f"{change.scope} {clean(change.target)}"
     if change.action == "remove":
-        return f"resume {what} (remove {change.kind})"
-    return f"{change.kind} {what}"
+        return f"Resume {what} (remove {change.kind})"
+    return f"{change.kind.capitalize()} {what}"
+
+
+def audit_text(value: str) -> str:
+    """Exact text for the audit table: undecodable bytes and NUL (which Postgres text refuses) escaped."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
 class SwitchWriter:
@@ -87,23 +95,23 @@ class SwitchWriter:
         self.operator = operator or Operator.current()
 
     async def apply(self, change: SwitchChange) -> WriteResult:
-        key = switch_key(self.settings, change.kind, change.scope, change.target)
+        key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
         try:
             if change.action == "set":
                 value = switch_value(self.operator, change.reason)
                 ttl = change.ttl_seconds if change.ttl_seconds and change.ttl_seconds > 0 else None
-                done = await self.redis.set(key, value, ex=ttl)
+                done = await self.redis.set(encode_key(key), value, ex=ttl)
                 outcome = "set" if done else "not set"
             else:
-                removed = await self.redis.delete(key)
+                removed = await self.redis.delete(encode_key(key))
                 outcome = "removed" if removed else "was not set"
         except (RedisError, OSError, TimeoutError) as exc:
             detail = one_line(exc, (self.settings.redis_url,))
             audit_ok = await self._audit(change, key, "failed", detail)
-            return WriteResult(False, f"FAILED to {describe(change)}: Redis said {detail}", audit_ok)
+            return WriteResult(False, f"FAILED: {describe(change)}: Redis said {detail}", audit_ok)
         ok = outcome in ("set", "removed", "was not set")
         audit_ok = await self._audit(change, key, outcome, None)
-        message = f"{describe(change).capitalize()}: {key} {outcome}"
+        message = f"{describe(change)}: {clean(key)} {outcome}"
         if not audit_ok:
             message += " (audit row NOT written: Postgres unavailable)"
         return WriteResult(ok, message, audit_ok)
@@ -117,7 +125,7 @@ class SwitchWriter:
                 f"INSERT INTO {table} (operator, ssh_client, action, scope, target, key, reason, ttl_seconds, "
                 "result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 self.operator.login, self.operator.ssh_client,
-                f"{change.action}:{change.kind}", change.scope, change.target, key,
+                f"{change.action}:{change.kind}", change.scope, audit_text(change.target), audit_text(key),
                 clean(change.reason, 200) or None, change.ttl_seconds, result, detail,
                 timeout=self.settings.timeout_seconds,
             )

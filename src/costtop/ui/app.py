@@ -175,7 +175,7 @@ class CosttopApp(App[None]):
         return self.read_only
 
     def _ask(self, change: SwitchChange) -> None:
-        key = switch_key(self.settings, change.kind, change.scope, change.target)
+        key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
 
         def done(result: SwitchChange | None) -> None:
             if result is None:
@@ -227,14 +227,14 @@ class CosttopApp(App[None]):
         if switches.has_focus and switches.selected_key:
             found = next((s for s in snap.switches if s.key == switches.selected_key), None)
             if found is not None:
-                return SwitchChange("remove", found.kind.value, found.scope, found.target)
+                return SwitchChange("remove", found.kind.value, found.scope, found.target, key=found.key)
             return None
         agent = self._selected_agent()
         row = next((a for a in snap.agents if a.agent_id == agent), None)
         if row is None or row.switch is None or row.state not in (AgentState.KILLED, AgentState.THROTTLED):
             return None
         sw = row.switch
-        return SwitchChange("remove", sw.kind.value, sw.scope, sw.target)
+        return SwitchChange("remove", sw.kind.value, sw.scope, sw.target, key=sw.key)
 
     @work(group="write", exclusive=False)
     async def _write(self, change: SwitchChange) -> None:
@@ -253,8 +253,8 @@ class CosttopApp(App[None]):
         self.last_write = message.result
         result = message.result
         if not result.ok:
-            self.notify(result.message, severity="error", title="NOT DONE", timeout=15)
+            self.notify(result.message, severity="error", title="NOT DONE", timeout=15, markup=False)
         elif not result.audit_written:
-            self.notify(result.message, severity="warning", title="Done, audit missing", timeout=10)
+            self.notify(result.message, severity="warning", title="Done, audit missing", timeout=10, markup=False)
         else:
-            self.notify(result.message, title="Done", timeout=6)
+            self.notify(result.message, title="Done", timeout=6, markup=False)

@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from costtop.sources.writer import SwitchChange
+from costtop.text import clean
 
 _TTL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -40,15 +41,16 @@ def parse_ttl(raw: str) -> int | None:
 
 def consequence(change: SwitchChange) -> tuple[str, str]:
     """(title, what happens) in plain words."""
+    target = clean(change.target)
     if change.action == "remove":
-        what = "every call" if change.scope == "global" else f"{change.scope} {change.target}"
+        what = "every call" if change.scope == "global" else f"{change.scope} {target}"
         return (f"Resume {what}", f"Removes the {change.kind} switch: calls are accepted again on the next "
                                   "request.")
     if change.scope == "global":
         return ("KILL EVERYTHING", "Every LLM call through the gateway is refused until the switch is removed.")
     if change.kind == "throttle":
-        return (f"Throttle {change.scope} {change.target}", "Its calls run at the gateway's reduced rate.")
-    return (f"Kill {change.scope} {change.target}", "Its next request through the gateway is refused.")
+        return (f"Throttle {change.scope} {target}", "Its calls run at the gateway's reduced rate.")
+    return (f"Kill {change.scope} {target}", "Its next request through the gateway is refused.")
 
 
 DEFAULT_REASON = {"kill": "runaway_spend", "throttle": "slow_down", "remove": "resolved"}
@@ -69,7 +71,7 @@ class SwitchDialog(ModalScreen[SwitchChange | None]):
         with Vertical(id="dialog"):
             yield Static(Text(title, style="bold"), id="dialog-title")
             yield Static(Text(what), id="dialog-what")
-            yield Static(Text(f"Key: {self.key}", style="dim"), id="dialog-key")
+            yield Static(Text(f"Key: {clean(self.key)}", style="dim"), id="dialog-key")
             yield Label("Reason")
             yield Input(value=default, id="reason", max_length=200)
             if self.change.action == "set":

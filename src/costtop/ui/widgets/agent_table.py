@@ -5,6 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
+from costtop.text import clean
 from costtop.ui.format import budget_bar, level_text, millis, state_text, usd
 from costtop.ui.widgets.keyed_table import Cells, Column, KeyedTable
 
@@ -24,7 +25,7 @@ def agent_columns(snap: Snapshot, wide: bool) -> list[Column]:
 
 
 def agent_cells(agent: AgentRow, money: bool, wide: bool) -> Cells:
-    cells: list[Text | str] = [Text(agent.agent_id, style="bold"), state_text(agent.state)]
+    cells: list[Text | str] = [Text(clean(agent.agent_id), style="bold"), state_text(agent.state)]
     if money:
         cells += [
             Text(usd(agent.spend_today), justify="right"),

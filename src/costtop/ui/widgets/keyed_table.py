@@ -1,6 +1,4 @@
-"""A DataTable updated by key. Contract: the plain text of a row's first cell is its key.
-
-A DataTable updated by key: only changed cells are rewritten, and the cursor stays on its row.
+"""A DataTable updated by key: only changed cells are rewritten, and the cursor stays on its row.
 
 Rewriting only what changed keeps the redraw traffic small over SSH; keeping the cursor on the same
 key (not the same index) means a re-sort never moves the selection under the operator.
@@ -69,16 +67,18 @@ class KeyedTable(DataTable[Text | str]):
             old = self._rows.get(key)
             if old is None:
                 self.add_row(*cells, key=key)
+                self._rows[key] = cells
             elif old != cells:
                 for column, before, after in zip(column_keys, old, cells, strict=False):
                     if before != after:
                         self.update_cell(key, column, after, update_width=True)
-            self._rows[key] = cells
+                self._rows[key] = cells
         order = [k for k, _ in rows]
         if order != self._order and column_keys:
-            # DataTable's sort sees cell values, not row keys: the first cell's text is the row key.
-            position = {k: i for i, k in enumerate(order)}
-            self.sort(column_keys[0], key=lambda first: position.get(str(first), 0))
+            # DataTable's sort sees cell values, not row keys; `_rows` holds the very objects the table
+            # holds, so the first cell's identity names its row.
+            position = {id(self._rows[k][0]): i for i, k in enumerate(order)}
+            self.sort(column_keys[0], key=lambda first: position.get(id(first), 0))
             self._order = order
         if selected is not None and selected in wanted:
             index = self.get_row_index(selected)

@@ -6,6 +6,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import Snapshot
 from costtop.sources.records import SwitchKind
+from costtop.text import clean
 from costtop.ui.format import duration
 from costtop.ui.widgets.keyed_table import KeyedTable
 
@@ -22,6 +23,6 @@ class SwitchTable(KeyedTable):
             style = "bold red" if switch.kind is SwitchKind.KILL else "bold yellow"
             ttl = Text(duration(switch.ttl_seconds), style="dim") if switch.ttl_seconds is not None \
                 else Text("manual only", style="dim")
-            rows.append((switch.key, (Text(switch.key, style=style), Text(switch.kind.value, style=style),
+            rows.append((switch.key, (Text(clean(switch.key), style=style), Text(switch.kind.value, style=style),
                                       Text(f"{who} ({source})"), Text(why), ttl)))
         self.apply(rows)

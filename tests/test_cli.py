@@ -1,0 +1,149 @@
+"""The command line as a user meets it: one-line errors, `db init`, and `costtop demo` start to finish."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+import asyncpg
+
+from costtop.cli import main
+from costtop.config import load_settings
+from costtop.demo.servers import free_port
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "costtop", *args], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL)
+
+
+def test_bad_redis_url_is_one_line() -> None:
+    result = run_cli("--redis-url", "htp://x")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "redis URL must start with redis://" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_refresh_and_config_file(tmp_path: Path) -> None:
+    result = run_cli("--refresh", "0")
+    assert result.returncode == 2 and "refresh must be between" in result.stderr
+    bad = tmp_path / "c.toml"
+    bad.write_text("refresh = [oops")
+    result = run_cli("--config", str(bad))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and str(bad) in result.stderr
+    missing = run_cli("--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_settings_precedence_cli_over_env_over_file(tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('redis_url = "redis://file:1/0"\ndatabase_url = "postgresql://file/x"\nrefresh = 5\n'
+                      '[keys]\nkill = "stop"\n[tables]\ncalls = "llm_calls"\n')
+    env = {"COSTTOP_REDIS_URL": "redis://env:2/0", "COSTTOP_REFRESH": "3"}
+    settings = load_settings({"redis_url": "redis://cli:3/0"}, env=env, config_path=config)
+    assert settings.redis_url == "redis://cli:3/0"
+    assert settings.refresh == 3.0
+    assert settings.database_url == "postgresql://file/x"
+    assert settings.keys.kill == "stop" and settings.tables.calls == "llm_calls"
+    env_config = load_settings({}, env={"COSTTOP_CONFIG": str(config), "COSTTOP_READ_ONLY": "yes"})
+    assert env_config.redis_url == "redis://file:1/0" and env_config.read_only
+
+
+def test_db_init_twice_then_refused_connection(empty_db_url: str) -> None:
+    first = run_cli("db", "init", "--database-url", empty_db_url)
+    assert first.returncode == 0, first.stderr
+    assert "tool_calls: created" in first.stdout and "costtop_audit: created" in first.stdout
+    second = run_cli("db", "init", "--database-url", empty_db_url)
+    assert second.returncode == 0 and "tool_calls: exists, left unchanged" in second.stdout
+    refused = run_cli("db", "init", "--database-url", f"postgresql://u:pw123@127.0.0.1:{free_port()}/x")
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "pw123" not in refused.stderr and "Traceback" not in refused.stderr
+
+
+def test_db_init_created_the_indexes(empty_db_url: str) -> None:
+    assert main(["db", "init", "--database-url", empty_db_url]) == 0
+
+    async def index_names() -> set[str]:
+        conn = await asyncpg.connect(empty_db_url)
+        try:
+            rows = await conn.fetch("SELECT indexname FROM pg_indexes WHERE tablename = 'tool_calls'")
+        finally:
+            await conn.close()
+        return {r["indexname"] for r in rows}
+
+    names = asyncio.run(index_names())
+    assert {"tool_calls_created_at_idx", "tool_calls_agent_created_idx", "tool_calls_trace_idx"} <= names
+
+
+def _drain(fd: int, sink: bytearray, stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        sink.extend(chunk)
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_demo_starts_runs_and_cleans_up_on_q() -> None:
+    """`costtop demo` in a real pseudo-terminal: it draws, writes rows, and on `q` leaves nothing behind."""
+    # The servers run as an unprivileged user when the tests run as root: the directory must be
+    # reachable by them, which pytest's own tmp_path (under a 0700 folder) is not.
+    tmp = Path(tempfile.mkdtemp(prefix="costtop-demo-test-", dir="/tmp"))
+    os.chmod(tmp, 0o755)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+    env = {**os.environ, "TMPDIR": str(tmp), "TERM": "xterm-256color", "COSTTOP_CONFIG": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "costtop", "demo", "--incident-after", "5"],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output = bytearray()
+    stop = threading.Event()
+    reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while b"research-bot" not in output and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"research-bot" in output, output[-2000:].decode(errors="replace")
+        demo_dirs = [p for p in tmp.iterdir() if p.name.startswith("costtop-demo-")]
+        assert len(demo_dirs) == 1
+        children = _children_of(proc.pid)
+        assert len(children) >= 3  # redis-server, postgres, the simulator
+        os.write(master, b"q")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        stop.set()
+        os.close(master)
+    assert not demo_dirs[0].exists()
+    tmp.rmdir()  # fails if the demo left anything behind
+    time.sleep(0.5)
+    for child in children:
+        assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
