@@ -1,0 +1,114 @@
+"""One refresh, measured: the demo's write rate, and the time of each step of a refresh.
+
+    python benchmarks/refresh.py [--seconds 30] [--rate 40]
+
+Starts the real servers and the demo's simulated gateway, lets it write for a while, then runs the
+app headless against them and reports: rows/s written, Postgres read time per refresh, engine time,
+render time, and how long a switch set from outside takes to show on screen. Not part of pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+
+import asyncpg
+from redis.asyncio import Redis
+
+from costtop.config import Settings
+from costtop.demo.run import prepare, start_simulator, stop_process
+from costtop.demo.servers import ServerPair
+from costtop.engine.snapshot import AgentState
+from costtop.sources.feed import LiveFeed
+from costtop.ui.app import CosttopApp
+from costtop.ui.screens.main import MainScreen
+
+
+def ms(values: list[float]) -> str:
+    values = sorted(values)
+    return (f"median {statistics.median(values) * 1000:.2f} ms, p95 {values[int(0.95 * (len(values) - 1))] * 1000:.2f}"
+            f" ms, max {values[-1] * 1000:.2f} ms (n={len(values)})")
+
+
+async def measure(settings: Settings, seconds: float) -> None:
+    conn = await asyncpg.connect(settings.database_url)
+    first = await conn.fetchval("SELECT count(*) FROM tool_calls")
+    t0 = time.monotonic()
+    await asyncio.sleep(seconds)
+    second = await conn.fetchval("SELECT count(*) FROM tool_calls")
+    elapsed = time.monotonic() - t0
+    total = second
+    await conn.close()
+    print(f"demo writes: {(second - first) / elapsed:.1f} rows/s over {elapsed:.0f} s ({total} rows in the table)")
+
+    feed = LiveFeed(settings)
+    await feed.connect_postgres()
+    reads, ingests, snaps = [], [], []
+    app = CosttopApp(settings, feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        while app.snapshot is None or not app.snapshot.agents or feed.postgres.watermark is None:
+            await pilot.pause(0.05)
+        renders = []
+        main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
+        for _ in range(30):
+            start = time.perf_counter()
+            rows = await feed.postgres.new_rows()
+            reads.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            app.engine.ingest(rows)
+            ingests.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            snap = app.engine.snapshot(datetime.now(UTC), app.redis_state, list(app.status.values()))
+            snaps.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with app.batch_update():
+                main.show(snap, False)
+            await pilot.pause()
+            renders.append(time.perf_counter() - start)
+            await asyncio.sleep(settings.refresh)
+        print(f"Postgres read per refresh ({settings.refresh:g} s of new rows): {ms(reads)}")
+        print(f"engine ingest: {ms(ingests)}")
+        print(f"engine snapshot: {ms(snaps)}")
+        print(f"render (widgets + one frame): {ms(renders)}")
+
+        redis = Redis.from_url(settings.redis_url)
+        agent = app.snapshot.agents[-1].agent_id
+        latencies = []
+        for i in range(10):
+            start = time.perf_counter()
+            await redis.set(f"kill:agent:{agent}", f"manual:bench:{i}")
+            while not any(a.agent_id == agent and a.state is AgentState.KILLED for a in app.snapshot.agents):
+                await pilot.pause(0.01)
+            latencies.append(time.perf_counter() - start)
+            await redis.delete(f"kill:agent:{agent}")
+            while any(a.agent_id == agent and a.state is AgentState.KILLED for a in app.snapshot.agents):
+                await pilot.pause(0.01)
+        await redis.aclose()
+        print(f"switch set by another client -> shown in the snapshot: {ms(latencies)}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=40)
+    args = parser.parse_args()
+    pair = ServerPair.start(prefix="costtop-bench-")
+    sim = None
+    try:
+        settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, refresh=1.0)
+        asyncio.run(prepare(settings))
+        sim = start_simulator(settings, args.rate, 5, pair.root / "sim.log")
+        time.sleep(3)
+        asyncio.run(measure(settings, args.seconds))
+    finally:
+        stop_process(sim)
+        pair.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
