@@ -185,23 +185,21 @@ class CosttopApp(App[None]):
 
         self.push_screen(SwitchDialog(change, key), done)
 
-    def action_kill(self) -> None:
+    def _switch_selected_agent(self, kind: str) -> None:
+        """The target is read here, at the key press; the dialog can only confirm that one."""
         if self._refuse_if_read_only():
             return
         agent = self._selected_agent()
         if agent is None:
             self.notify("No agent selected.", severity="warning")
             return
-        self._ask(SwitchChange("set", "kill", "agent", agent))
+        self._ask(SwitchChange("set", kind, "agent", agent))
+
+    def action_kill(self) -> None:
+        self._switch_selected_agent("kill")
 
     def action_throttle(self) -> None:
-        if self._refuse_if_read_only():
-            return
-        agent = self._selected_agent()
-        if agent is None:
-            self.notify("No agent selected.", severity="warning")
-            return
-        self._ask(SwitchChange("set", "throttle", "agent", agent))
+        self._switch_selected_agent("throttle")
 
     def action_kill_all(self) -> None:
         if self._refuse_if_read_only():
