@@ -19,6 +19,7 @@ from costtop.sources.records import (
     SwitchKind,
     SwitchRecord,
     Unparsed,
+    WindowRow,
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
@@ -37,7 +38,7 @@ def row(agent: str, seconds_ago: float, cost: str | None, status: str = "success
 
 def empty_baseline(now: datetime = NOW) -> Baseline:
     return Baseline(day=now.strftime("%Y-%m-%d"), days=(), month_before_today=Decimal(0),
-                    month=now.strftime("%Y-%m"), minutes=(), rows=())
+                    month=now.strftime("%Y-%m"), minutes=(), window=())
 
 
 def redis_state(**kw: object) -> RedisState:
@@ -86,19 +87,22 @@ def test_velocity_levels_use_seed_thresholds_strictly_above() -> None:
     assert [a.agent_id for a in snap.agents] == ["e", "c", "x", "w"]
 
 
-def test_baseline_sums_and_raw_rows_add_up() -> None:
+def test_baseline_sums_window_rows_and_new_rows_add_up() -> None:
     baseline = Baseline(
         day="2026-11-22",
         days=(DayAggregate("a", "2026-11-22", Decimal("10.50"), 7, 6, 2, 1000, 250),),
         month_before_today=Decimal("100.25"), month="2026-11",
         minutes=(MinuteAggregate("a", int(NOW.timestamp()) // 60 - 30, Decimal("1"), 10, 5),),
-        rows=(row("a", 5, "0.50", status="error", tokens_in=1000, cached=750),),
+        # Already in the day and minute sums: only the 5-minute window takes it row by row.
+        window=(WindowRow(NOW - timedelta(seconds=5), "a", 700, Decimal("0.75"), True),),
     )
-    snap = engine_with([], baseline).snapshot(NOW, redis_state())
+    engine = engine_with([row("a", 2, "0.50", status="error", tokens_in=1000, cached=750)], baseline)
+    snap = engine.snapshot(NOW, redis_state())
     assert snap.header.spend_today == Decimal("11.00")
     assert snap.header.spend_month == Decimal("111.25")
     a = snap.agents[0]
     assert (a.calls_today, a.errors_today, a.flat_calls_today) == (8, 3, 1)
+    assert a.window_usd == Decimal("1.25") and a.p95_ms == 700
     assert snap.header.error_rate_1h == 6 / 11
     assert snap.header.cache_hit_rate == 1000 / 2000
 

@@ -161,7 +161,7 @@ AGENTS: tuple[AgentProfile, ...] = (
                  ("fetch_url",), (1, 2), (500, 3000), (300, 1500), tool_chance=0.2),
     AgentProfile("summarizer", 1.5, (("claude-haiku-4", 0.3), ("gemini-2.5-flash", 0.7)),
                  ("fetch_url",), (1, 3), (2000, 6000), (150, 500), tool_chance=0.6),
-    AgentProfile("security-scanner", 0.25, (("gpt-5", 0.6), ("claude-sonnet-4", 0.35), ("claude-opus-4", 0.05)),
+    AgentProfile("security-scanner", 0.25, (("gpt-5", 0.6), ("claude-sonnet-4", 0.3), ("claude-opus-4", 0.1)),
                  ("read_file", "run_scanner"), (2, 5), (3000, 6000), (200, 800)),
     AgentProfile("meeting-notes", 0.7, (("gemini-2.5-flash", 0.8), ("gpt-5-mini", 0.2)),
                  ("transcribe", "send_email"), (1, 3), (1000, 2000), (300, 1200)),
@@ -181,6 +181,8 @@ INCIDENT_OUTPUT = (80, 220)
 
 THROTTLE_FACTOR = 4  # a throttled agent calls this many times less often
 MAX_LAG_SECONDS = 1.0  # an agent that fell this far behind its schedule skips ahead instead of bursting
+SHUTDOWN_GRACE_SECONDS = 3.0  # how long the agents get to stop (a backoff sleep is at most 2 s)
+FINAL_FLUSH_SECONDS = 5.0  # how long the last write may take before the remaining rows are given up
 
 
 def call_cost(model: str, tokens_in: int, tokens_out: int) -> Decimal:
@@ -219,6 +221,7 @@ def _weighted(rng: Random, options: Sequence[tuple[str, float]]) -> str:
 
 def _llm_call(profile: AgentProfile, rng: Random, model: str, tokens_in: int, trace_id: str, span_id: str,
               parent: str | None, error_rate: float) -> Call:
+    """One model call. A failed one sent its prompt but got nothing back: no output, nothing billed."""
     info = PRICES[model]
     flat = info.provider in profile.flat_rate
     if rng.random() < error_rate:
@@ -236,6 +239,7 @@ def _llm_call(profile: AgentProfile, rng: Random, model: str, tokens_in: int, tr
 
 def _tool_call(agent: str, rng: Random, tool: str, trace_id: str, span_id: str, parent: str,
                error_rate: float) -> Call:
+    """One tool call through the gateway: no tokens, a per-call price for paid APIs (0 for free tools)."""
     info = TOOLS[tool]
     latency = _clamp_latency(rng.uniform(*info.latency))
     if rng.random() < error_rate:
@@ -353,6 +357,12 @@ class Fleet:
     `flush_interval` seconds in one `Gateway.record` call, which is what lets it sustain thousands of
     calls per second. A Redis outage makes the agents wait (the switches cannot be read, so calls are
     not made, unless `fail_open`); a Postgres outage keeps rows in memory, up to `max_buffer`.
+
+    rate: calls per simulated second for the whole fleet. speed: simulated seconds per real second.
+    incident_after: simulated seconds before the runaway loop starts (None or negative: never).
+    seed: for reproducible agents, models, tokens and costs. run_tag: the prefix of trace ids.
+    The gateway's clients should have timeouts (command_timeout, socket_timeout): the fleet relies on
+    them to notice a server that stopped answering.
     """
 
     def __init__(self, gateway: Gateway, *, rate: float = 40.0, speed: float = 1.0,
@@ -375,6 +385,8 @@ class Fleet:
         self.fail_open = fail_open
         self.ids = Ids(run_tag if run_tag is not None else secrets.token_hex(4))
         self.stats = FleetStats()
+        self._stopping = False  # set on stop: the agents' loops end at their next step
+        self._abandoned = False  # set when the last write took too long: the writer gives up
         self._buffer: list[Call] = []
         self._warn = _Throttled()
         total = sum(a.weight for a in self.agents)
@@ -390,6 +402,7 @@ class Fleet:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then write what is buffered (for a few seconds at most) and return."""
+        self._stopping = self._abandoned = False
         closing = asyncio.Event()
         workers = [asyncio.create_task(self._agent_loop(a), name=f"agent:{a.name}") for a in self.agents]
         if self.incident_after is not None:
@@ -404,18 +417,33 @@ class Fleet:
                 if task is not stopper and not task.cancelled() and task.exception() is not None:
                     failed = task.exception()
         finally:
-            stopper.cancel()
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(stopper, *workers, return_exceptions=True)
-            closing.set()
-            try:
-                await asyncio.wait_for(flusher, timeout=max(5.0, self.flush_interval * 2))
-            except TimeoutError:
-                self.stats.dropped += len(self._buffer)
-                self._buffer.clear()
+            await self._shut_down(stopper, workers, flusher, closing)
         if failed is not None:
             raise failed
+
+    async def _shut_down(self, stopper: asyncio.Task[object], workers: list[asyncio.Task[None]],
+                         flusher: asyncio.Task[None], closing: asyncio.Event) -> None:
+        """Stop the agents, then give the writer a bounded time to write what is left.
+
+        Cancelling is not enough on its own: redis-py's asyncio client (8.1 on Python 3.11) can swallow
+        a cancel that lands inside a command when a socket timeout is set. So the loops also watch
+        `_stopping`, and nothing here waits without a time limit (`asyncio.wait_for` would: on timeout
+        it waits for the cancelled task to finish)."""
+        self._stopping = True
+        stopper.cancel()
+        for task in workers:
+            task.cancel()
+        await asyncio.wait([stopper, *workers], timeout=SHUTDOWN_GRACE_SECONDS)
+        closing.set()
+        await asyncio.wait([flusher], timeout=max(FINAL_FLUSH_SECONDS, self.flush_interval * 2))
+        if not flusher.done():
+            self._abandoned = True
+            flusher.cancel()
+            self.stats.dropped += len(self._buffer)
+            self._buffer.clear()
+        for task in [*workers, flusher]:  # retrieve late exceptions so asyncio does not log them
+            if task.done() and not task.cancelled():
+                task.exception()
 
     def _queue(self, call: Call) -> None:
         """Stamp the call with the real time it happened and buffer it for the next batch."""
@@ -459,7 +487,7 @@ class Fleet:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         throttled = False
-        while True:
+        while not self._stopping:
             wall_rate = sim_rate * self.speed / (THROTTLE_FACTOR if throttled else 1)
             next_at += rng.expovariate(wall_rate)
             now = loop.time()
@@ -498,7 +526,7 @@ class Fleet:
         log.info("incident: %s started a runaway loop", self.incident_agent)
         calls = runaway_calls(rng, self.ids, self.incident_agent)
         call = next(calls)
-        while True:
+        while not self._stopping:
             decision = await self._check(call, backoff)
             if decision is None:
                 continue
@@ -515,7 +543,7 @@ class Fleet:
         """Write the buffer every `flush_interval`; on failure keep the rows and back off. After
         `closing` is set, write what is left (the caller bounds how long that may take)."""
         backoff = _Backoff(Random(self.seed))
-        while True:
+        while not self._abandoned:
             if self._buffer and not await self._flush_once():
                 await asyncio.sleep(backoff.next())
                 continue

@@ -17,6 +17,7 @@ from costtop.sources.records import (
     RedisState,
     SwitchKind,
     SwitchRecord,
+    WindowRow,
 )
 from costtop.sources.writer import SwitchChange, WriteResult
 
@@ -78,8 +79,10 @@ class StaticFeed:
         day = self.now.strftime("%Y-%m-%d")
         days = tuple(DayAggregate(name, day, spend, 900, 880, 12, 1_800_000, 650_000)
                      for name, spend in DAY_SPEND.items())
+        window = tuple(WindowRow(r.created_at, r.agent_id, r.latency_ms, r.cost_usd, r.status == "error")
+                       for r in rows)
         return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7], minutes=(),
-                        rows=tuple(rows))
+                        window=window)
 
     async def new_rows(self) -> list[CallRecord]:
         return []

@@ -84,7 +84,8 @@ class Engine:
             totals.cached_tokens += agg.cached_tokens
         for minute in baseline.minutes:
             self.minutes.bucket(minute.minute, minute.agent_id).add_sum(minute.cost, minute.calls, minute.errors)
-        self.ingest(baseline.rows)
+        for row in baseline.window:
+            self._add_second(row.created_at, row.agent_id, row.cost_usd, row.error, row.latency_ms)
 
     def _totals(self, agent: str) -> DayTotals:
         found = self.days.get(agent)
@@ -120,9 +121,13 @@ class Engine:
                 totals.cached_tokens += row.cached_tokens or 0
             elif day[:7] == self.month and row.cost_usd is not None:
                 self.month_before_today += row.cost_usd
-            second = math.floor(row.created_at.timestamp())
-            self.seconds.bucket(second, row.agent_id).add_row(row.cost_usd, error, row.latency_ms)
+            second = self._add_second(row.created_at, row.agent_id, row.cost_usd, error, row.latency_ms)
             self.minutes.bucket(second // 60, row.agent_id).add_sum(row.cost_usd, 1, int(error))
+
+    def _add_second(self, at: datetime, agent: str, cost: Decimal | None, error: bool, latency: int | None) -> int:
+        second = math.floor(at.timestamp())
+        self.seconds.bucket(second, agent).add_row(cost, error, latency)
+        return second
 
     # -- output ------------------------------------------------------------------------------------
 

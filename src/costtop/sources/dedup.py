@@ -45,3 +45,45 @@ class Watermark:
 
     def __len__(self) -> int:
         return len(self._seen)
+
+
+class IdWatermark:
+    """For a table with an integer id (bigserial): read `id > high`, plus the ids below `high` that
+    were missing when last read. A missing id is a transaction still in flight (or rolled back); it is
+    asked for again until it arrives or `lifetime` seconds pass. Each read returns only new rows, so
+    the work per refresh is the rows written since the last one, with no overlap to re-read.
+    """
+
+    def __init__(self, high: int, gaps: Iterable[int], now: float, lifetime: float,
+                 max_gaps: int = 50_000) -> None:
+        self.high = high
+        self.lifetime = lifetime
+        self.max_gaps = max_gaps
+        self._gaps: dict[int, float] = {gap: now + lifetime for gap in gaps}
+
+    def params(self) -> tuple[int, list[int]]:
+        return self.high, list(self._gaps)
+
+    def accept(self, rows: Iterable[CallRecord], now: float) -> list[CallRecord]:
+        fresh: list[CallRecord] = []
+        seen: set[int] = set()
+        top = self.high
+        for row in rows:
+            key = int(row.key)  # type: ignore[call-overload]
+            if key > self.high or self._gaps.pop(key, None) is not None:
+                fresh.append(row)
+                seen.add(key)
+                top = max(top, key)
+        if top > self.high:
+            first_gap = max(self.high + 1, top - self.max_gaps)
+            for missing in range(first_gap, top):
+                if missing not in seen:
+                    self._gaps[missing] = now + self.lifetime
+            self.high = top
+        self._gaps = {gap: until for gap, until in self._gaps.items() if until > now}
+        if len(self._gaps) > self.max_gaps:
+            self._gaps = dict(sorted(self._gaps.items())[-self.max_gaps:])
+        return fresh
+
+    def __len__(self) -> int:
+        return len(self._gaps)

@@ -6,6 +6,7 @@ work per refresh depends on the rows written since the last refresh, never on th
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,17 +14,18 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
-from costtop.sources.dedup import Watermark
+from costtop.sources.dedup import IdWatermark, Watermark
 from costtop.sources.errors import SourceError, TableMissing
 from costtop.sources.numbers import finite_or_none
-from costtop.sources.records import Baseline, CallRecord, DayAggregate, MinuteAggregate
+from costtop.sources.records import Baseline, CallRecord, DayAggregate, MinuteAggregate, WindowRow
 from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
-# Raw rows are kept for the exact 5-minute window plus the re-read overlap; older rows are summed.
+# Start-up reads the 5-minute window (plus a margin) row by row; everything else as sums.
 RAW_SECONDS = 360
 MINUTE_WINDOW = 60
 READ_BATCH = 100_000
+GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,10 @@ class PostgresReader:
         self.tables = settings.tables
         self.pool: asyncpg.Pool | None = None
         self.columns: Columns | None = None
-        self.watermark: Watermark | None = None
+        self.watermark: Watermark | IdWatermark | None = None
+        self.id_mode = False
+        # How long an id missing below the newest one is asked for again (an open transaction).
+        self.gap_lifetime = max(60.0, settings.overlap_seconds)
         self._select: str = ""
 
     def _error(self, exc: BaseException) -> SourceError:
@@ -68,7 +73,8 @@ class PostgresReader:
                     command_timeout=timeout, server_settings={"application_name": "costtop"},
                 )
             rows = await self.pool.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = $2",
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_schema = $1 AND table_name = $2",
                 self.tables.schema_name, self.tables.calls, timeout=timeout,
             )
         except SourceError:
@@ -87,6 +93,8 @@ class PostgresReader:
             await self.close()
             raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}")
         self.columns = Columns(frozenset(logical))
+        types = {r["column_name"]: r["data_type"] for r in rows}
+        self.id_mode = types.get(self.tables.column("id")) in ("bigint", "integer", "smallint")
         self._select = self._select_list()
 
     async def close(self) -> None:
@@ -109,11 +117,14 @@ class PostgresReader:
         cost = f"{self._col('cost_usd')}::numeric"
         return f"(CASE WHEN abs({cost}) < 1e100 THEN {cost} END)"
 
-    def _select_list(self) -> str:
+    def _key(self) -> str:
+        """What identifies a row for de-duplication: the id, or the physical row address without one."""
         assert self.columns is not None
-        key = self._col("id") if self.columns.has("id") else "ctid::text"
+        return self._col("id") if self.columns.has("id") else "ctid::text"
+
+    def _select_list(self) -> str:
         return ", ".join([
-            f"{key} AS key", f"{self._col('created_at')} AS created_at", f"{self._col('agent_id')} AS agent_id",
+            f"{self._key()} AS key", f"{self._col('created_at')} AS created_at", f"{self._col('agent_id')} AS agent_id",
             f"{self._col('tool_name')} AS tool_name", f"{self._col('latency_ms')} AS latency_ms",
             f"{self._opt('provider')} AS provider", f"{self._opt('model')} AS model",
             f"{self._opt('tokens_in')} AS tokens_in", f"{self._opt('tokens_out')} AS tokens_out",
@@ -141,73 +152,100 @@ class PostgresReader:
         )
 
     async def baseline(self, now: datetime) -> Baseline:
-        """Everything the screen needs from before now, read in one REPEATABLE READ snapshot so that
-        the bulk sums and the raw rows neither overlap nor leave a gap."""
+        """Everything the screen needs from before now, read in one REPEATABLE READ snapshot: sums
+        for the day, the month and the hour's minutes, and the 5-minute window row by row. The
+        watermark starts at that snapshot, so what follows neither overlaps it nor leaves a gap."""
         if self.pool is None or self.columns is None:
             await self.connect()
-        assert self.pool is not None
+        assert self.pool is not None and self.columns is not None
         day_start = utc_day_start(now)
         month_start = day_start.replace(day=1)
-        raw_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
-        minute_from = raw_from.replace(second=0) - timedelta(minutes=MINUTE_WINDOW)
-        month_until = min(day_start, raw_from)
+        window_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
+        minute_from = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTE_WINDOW)
         t, ca = self._table, self._col("created_at")
         cost = self._cost()
         err = self._error_expr()
-        key = self._col("id") if self.columns.has("id") else "ctid::text"
-        overlap = timedelta(seconds=self.settings.overlap_seconds)
-        timeout = self.settings.timeout_seconds * 3
+        agent = self._col("agent_id")
+        timeout = self.settings.timeout_seconds * 10
         try:
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 days = await conn.fetch(
-                    f"SELECT {self._col('agent_id')} AS agent, sum({cost}) AS cost, count(*) AS calls, "
+                    f"SELECT {agent} AS agent, sum({cost}) AS cost, count(*) AS calls, "
                     f"count({cost}) AS priced, count(*) FILTER (WHERE {err}) AS errors, "
                     f"coalesce(sum({self._opt('tokens_in', '::bigint')}), 0) AS tin, "
                     f"coalesce(sum({self._opt('cached_tokens', '::bigint')}), 0) AS cached "
-                    f"FROM {t} WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1",
-                    day_start, raw_from, timeout=timeout)
+                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1", day_start, timeout=timeout)
                 month = await conn.fetchval(
                     f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
-                    month_start, month_until, timeout=timeout)
+                    month_start, day_start, timeout=timeout)
                 minutes = await conn.fetch(
-                    f"SELECT {self._col('agent_id')} AS agent, "
-                    f"floor(extract(epoch FROM {ca}) / 60)::bigint AS minute, sum({cost}) AS cost, "
-                    f"count(*) AS calls, count(*) FILTER (WHERE {err}) AS errors "
-                    f"FROM {t} WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1, 2",
-                    minute_from, raw_from, timeout=timeout)
-                rows = await conn.fetch(
-                    f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca}", raw_from, timeout=timeout)
-                # Rows just before the raw horizon are in the sums above; the first incremental read
-                # goes back that far, so they must count as seen.
-                summed = await conn.fetch(
-                    f"SELECT {key} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
-                    raw_from - overlap, raw_from, timeout=timeout)
+                    f"SELECT {agent} AS agent, floor(extract(epoch FROM {ca}) / 60)::bigint AS minute, "
+                    f"sum({cost}) AS cost, count(*) AS calls, count(*) FILTER (WHERE {err}) AS errors "
+                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", minute_from, timeout=timeout)
+                window = await conn.fetch(
+                    f"SELECT {ca} AS created_at, {agent} AS agent, {self._col('latency_ms')} AS latency, "
+                    f"{cost} AS cost, {err} AS error FROM {t} WHERE {ca} >= $1", window_from, timeout=timeout)
+                self.watermark = await self._start_watermark(conn, timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self._error(exc) from None
         day = day_start.strftime("%Y-%m-%d")
-        records = [self._record(r) for r in rows]
-        self.watermark = Watermark(raw_from, self.settings.overlap_seconds)
-        self.watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
-        self.watermark.accept(records)
         return Baseline(
             day=day,
-            days=tuple(DayAggregate(r["agent"], day, finite_or_none(r["cost"]), r["calls"], r["priced"],
-                                    r["errors"], int(r["tin"]), int(r["cached"])) for r in days),
-            month_before_today=finite_or_none(month) if month is not None else Decimal(0),
+            days=tuple(DayAggregate(r["agent"], day, r["cost"], r["calls"], r["priced"], r["errors"],
+                                    int(r["tin"]), int(r["cached"])) for r in days),
+            month_before_today=month if month is not None else Decimal(0),
             month=day[:7],
-            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), finite_or_none(r["cost"]),
-                                          r["calls"], r["errors"]) for r in minutes),
-            rows=tuple(records),
+            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), r["cost"], r["calls"], r["errors"])
+                          for r in minutes),
+            window=tuple(WindowRow(r["created_at"], r["agent"], r["latency"], r["cost"], bool(r["error"]))
+                         for r in window),
         )
 
+    async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:
+        """Where incremental reads begin, inside the baseline's snapshot."""
+        t = self._table
+        if self.id_mode:
+            pk = self._col("id")
+            high = await conn.fetchval(f"SELECT max({pk}) FROM {t}", timeout=timeout)
+            high = int(high) if high is not None else 0
+            # Ids just below the top that this snapshot cannot see belong to transactions still in
+            # flight: they are read when they commit.
+            visible = await conn.fetch(f"SELECT {pk} AS id FROM {t} WHERE {pk} > $1", high - GAP_LOOKBACK,
+                                       timeout=timeout)
+            seen = {int(r["id"]) for r in visible}
+            gaps = [i for i in range(max(1, high - GAP_LOOKBACK + 1), high + 1) if i not in seen]
+            return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
+        ca = self._col("created_at")
+        high = await conn.fetchval(f"SELECT max({ca}) FROM {t}", timeout=timeout)
+        start = high or datetime.now(UTC)
+        watermark = Watermark(start, self.settings.overlap_seconds)
+        # Everything this snapshot sees is in the sums; the first re-read must not count it again.
+        summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1",
+                                  watermark.read_from, timeout=timeout)
+        watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
+        return watermark
+
     async def new_rows(self) -> list[CallRecord]:
-        """Rows committed since the last read (with the overlap re-read), de-duplicated."""
+        """Rows committed since the last read, each returned once."""
         assert self.watermark is not None, "baseline() first"
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None
-        t, ca = self._table, self._col("created_at")
+        t = self._table
         try:
+            if isinstance(self.watermark, IdWatermark):
+                pk = self._col("id")
+                high, gaps = self.watermark.params()
+                # Two index probes on the primary key: the new ids, and the few still missing.
+                query = f"SELECT {self._select} FROM {t} WHERE {pk} > $1"
+                args: tuple[object, ...] = (high,)
+                if gaps:
+                    query += f" OR {pk} = ANY($2::bigint[])"
+                    args = (high, gaps)
+                rows = await self.pool.fetch(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args,
+                                             timeout=self.settings.timeout_seconds)
+                return self.watermark.accept((self._record(r) for r in rows), time.monotonic())
+            ca = self._col("created_at")
             rows = await self.pool.fetch(
                 f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
                 self.watermark.read_from, timeout=self.settings.timeout_seconds)

@@ -53,15 +53,28 @@ class MinuteAggregate:
 
 
 @dataclass(frozen=True, slots=True)
+class WindowRow:
+    """A row of the exact 5-minute window, read at start-up. It is already in the day and minute
+    sums; only the per-second buckets (velocity, p95) need it row by row."""
+
+    created_at: datetime
+    agent_id: str
+    latency_ms: int | None
+    cost_usd: Decimal | None
+    error: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Baseline:
-    """What start-up reads in one consistent snapshot, before incremental reads take over."""
+    """What start-up reads in one consistent snapshot, before incremental reads take over: sums for
+    everything visible, and the window's rows one by one."""
 
     day: str  # YYYY-MM-DD (UTC) the day aggregates are for
     days: tuple[DayAggregate, ...]
     month_before_today: Decimal | None
     month: str  # YYYY-MM of month_before_today
     minutes: tuple[MinuteAggregate, ...]
-    rows: tuple[CallRecord, ...]
+    window: tuple[WindowRow, ...]
 
 
 class Scope(StrEnum):

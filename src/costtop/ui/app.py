@@ -132,7 +132,6 @@ class CosttopApp(App[None]):
     @on(BaselineRead)
     def _baseline_read(self, message: BaselineRead) -> None:
         self.engine.load(message.baseline, message.columns)
-        self.rows_seen = len(message.baseline.rows)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
 
