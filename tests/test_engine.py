@@ -126,6 +126,27 @@ def test_late_row_of_yesterday_counts_for_the_month_not_today() -> None:
     assert snap.header.spend_month == Decimal("3.00")
 
 
+def test_latency_counts_percentile_matches_the_list_version() -> None:
+    import random
+
+    from costtop.engine.windows import LatencyCounts
+
+    rng = random.Random(3)
+    for size in (1, 2, 19, 20, 21, 40, 60, 97, 1000):
+        values = [rng.randrange(1, 300) for _ in range(size)]
+        counts = LatencyCounts()
+        for v in values:
+            counts.add(v)
+        assert counts.percentile() == percentile_disc(values), size
+        gone, kept = values[: size // 3], values[size // 3:]
+        leaving = LatencyCounts()
+        for v in gone:
+            leaving.add(v)
+        counts.update(leaving, -1)
+        assert counts.percentile() == percentile_disc(kept) and counts.total == len(kept)
+        assert counts.keys == sorted(set(kept))
+
+
 def test_p95_is_percentile_disc() -> None:
     assert percentile_disc([]) is None
     assert percentile_disc([7]) == 7
@@ -200,4 +221,26 @@ def test_source_ages_follow_the_clock() -> None:
 def test_old_buckets_are_pruned() -> None:
     engine = engine_with([row("a", 10, "1")])
     engine.snapshot(NOW + timedelta(hours=2), redis_state())
-    assert engine.seconds.slots == {} and engine.minutes.slots == {}
+    assert engine.window.slots == {} and engine.window.totals == {} and engine.hour.slots == {}
+    assert engine.hour.calls == 0 and not engine.window.all_latencies.keys
+
+
+def test_window_slides_by_subtracting_what_leaves() -> None:
+    engine = engine_with([row("a", 10, "1.10", latency=900), row("a", 200, "2.20", latency=100, status="error"),
+                          row("b", 250, "0.30", latency=50)])
+    snap = engine.snapshot(NOW, redis_state())
+    a = next(x for x in snap.agents if x.agent_id == "a")
+    assert (a.window_usd, a.p95_ms) == (Decimal("3.30"), 900)
+    assert snap.header.p95_ms == 900
+    # 100 s later the rows from 200 s and 250 s ago have left the window; the day keeps them.
+    later = engine.snapshot(NOW + timedelta(seconds=100), redis_state())
+    by = {x.agent_id: x for x in later.agents}
+    assert by["a"].window_usd == Decimal("1.10") and by["a"].p95_ms == 900
+    assert by["b"].window_usd == Decimal(0) and by["b"].p95_ms is None
+    assert by["b"].spend_today == Decimal("0.30") and later.header.active_agents == 1
+    assert later.header.error_rate_1h == 1 / 3  # the hour still holds all three
+    # A row that arrives after its second left the window counts for the day only.
+    engine.ingest([row("b", 350, "5.00")])
+    again = engine.snapshot(NOW + timedelta(seconds=100), redis_state())
+    b = next(x for x in again.agents if x.agent_id == "b")
+    assert b.window_usd == Decimal(0) and b.spend_today == Decimal("5.30")

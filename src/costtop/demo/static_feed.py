@@ -14,6 +14,7 @@ from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayAggregate,
+    MinuteAggregate,
     RedisState,
     SwitchKind,
     SwitchRecord,
@@ -81,8 +82,15 @@ class StaticFeed:
                      for name, spend in DAY_SPEND.items())
         window = tuple(WindowRow(r.created_at, r.agent_id, r.latency_ms, r.cost_usd, r.status == "error")
                        for r in rows)
-        return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7], minutes=(),
-                        window=window)
+        per_minute: dict[tuple[str, int], list[int]] = {}
+        for r in rows:
+            sums = per_minute.setdefault((r.agent_id, int(r.created_at.timestamp()) // 60), [0, 0])
+            sums[0] += 1
+            sums[1] += r.status == "error"
+        minutes = tuple(MinuteAggregate(agent, minute, None, calls, errors)
+                        for (agent, minute), (calls, errors) in sorted(per_minute.items()))
+        return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7],
+                        minutes=minutes, window=window)
 
     async def new_rows(self) -> list[CallRecord]:
         return []

@@ -18,7 +18,7 @@ from costtop.engine.snapshot import (
     Snapshot,
     SourceView,
 )
-from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, Buckets, percentile_disc
+from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, MinuteCounts, SlidingWindow
 from costtop.sources.records import Baseline, CallRecord, RedisState, SourceStatus, SwitchKind, SwitchRecord
 
 FIVE = Decimal(VELOCITY_SECONDS // 60)
@@ -59,8 +59,8 @@ class Engine:
         self.month = ""
         self.days: dict[str, DayTotals] = {}
         self.month_before_today = Decimal(0)
-        self.seconds = Buckets(keep=VELOCITY_SECONDS + 60)
-        self.minutes = Buckets(keep=HOUR_MINUTES + 1)
+        self.window = SlidingWindow(VELOCITY_SECONDS)
+        self.hour = MinuteCounts(HOUR_MINUTES)
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -69,8 +69,8 @@ class Engine:
         if columns is not None:
             self.columns = frozenset(columns)
         self.days = {}
-        self.seconds = Buckets(keep=self.seconds.keep)
-        self.minutes = Buckets(keep=self.minutes.keep)
+        self.window = SlidingWindow(VELOCITY_SECONDS)
+        self.hour = MinuteCounts(HOUR_MINUTES)
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
         self.day = baseline.day
@@ -83,9 +83,10 @@ class Engine:
             totals.tokens_in += agg.tokens_in
             totals.cached_tokens += agg.cached_tokens
         for minute in baseline.minutes:
-            self.minutes.bucket(minute.minute, minute.agent_id).add_sum(minute.cost, minute.calls, minute.errors)
+            self.hour.add(minute.minute, minute.calls, minute.errors)
         for row in baseline.window:
-            self._add_second(row.created_at, row.agent_id, row.cost_usd, row.error, row.latency_ms)
+            self.window.add(math.floor(row.created_at.timestamp()), row.agent_id, row.cost_usd, row.error,
+                            row.latency_ms)
 
     def _totals(self, agent: str) -> DayTotals:
         found = self.days.get(agent)
@@ -121,13 +122,9 @@ class Engine:
                 totals.cached_tokens += row.cached_tokens or 0
             elif day[:7] == self.month and row.cost_usd is not None:
                 self.month_before_today += row.cost_usd
-            second = self._add_second(row.created_at, row.agent_id, row.cost_usd, error, row.latency_ms)
-            self.minutes.bucket(second // 60, row.agent_id).add_sum(row.cost_usd, 1, int(error))
-
-    def _add_second(self, at: datetime, agent: str, cost: Decimal | None, error: bool, latency: int | None) -> int:
-        second = math.floor(at.timestamp())
-        self.seconds.bucket(second, agent).add_row(cost, error, latency)
-        return second
+            second = math.floor(row.created_at.timestamp())
+            self.window.add(second, row.agent_id, row.cost_usd, error, row.latency_ms)
+            self.hour.add(second // 60, 1, int(error))
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -136,10 +133,9 @@ class Engine:
         if today > self.day:
             self._roll_to(today)
         now_s = math.floor(now.timestamp())
-        self.seconds.prune(now_s)
-        self.minutes.prune(now_s // 60)
-        window = self.seconds.window(now_s - VELOCITY_SECONDS + 1, now_s)
-        hour = self.minutes.window(now_s // 60 - HOUR_MINUTES + 1, now_s // 60)
+        self.window.advance(now_s)
+        self.hour.advance(now_s // 60)
+        window = self.window.totals
         has_cost = "cost_usd" in self.columns
         th = self.thresholds
 
@@ -151,17 +147,15 @@ class Engine:
         names = set(self.days) | set(window) | set(budgets)
         names |= {s.target for s in switches if s.scope == "agent"}
         agents: list[AgentRow] = []
-        all_latencies: list[int] = []
         window_total = Decimal(0)
         window_calls = 0
+        empty = DayTotals()
         for name in names:
-            totals = self.days.get(name, DayTotals())
-            buckets = window.get(name, [])
-            usd = sum((b.cost for b in buckets), Decimal(0))
+            totals = self.days.get(name, empty)
+            in_window = window.get(name)
+            usd = in_window.cost if in_window is not None else Decimal(0)
             window_total += usd
-            window_calls += sum(b.calls for b in buckets)
-            latencies = [ms for b in buckets for ms in b.latencies]
-            all_latencies.extend(latencies)
+            window_calls += in_window.calls if in_window is not None else 0
             spend = totals.cost if has_cost else None
             kill = by_key.get((SwitchKind.KILL, "agent", name))
             throttle = by_key.get((SwitchKind.THROTTLE, "agent", name))
@@ -183,7 +177,7 @@ class Engine:
                 calls_today=totals.calls,
                 errors_today=totals.errors,
                 flat_calls_today=totals.calls - totals.priced if has_cost else 0,
-                p95_ms=percentile_disc(latencies),
+                p95_ms=self.window.p95(name),
                 state=state,
                 switch=switch,
             ))
@@ -191,8 +185,7 @@ class Engine:
 
         spend_today = sum((t.cost for t in self.days.values()), Decimal(0)) if has_cost else None
         spend_month = spend_today + self.month_before_today if spend_today is not None else None
-        hour_calls = sum(b.calls for bs in hour.values() for b in bs)
-        hour_errors = sum(b.errors for bs in hour.values() for b in bs)
+        hour_calls, hour_errors = self.hour.calls, self.hour.errors
         tokens_in = sum(t.tokens_in for t in self.days.values())
         cached = sum(t.cached_tokens for t in self.days.values())
         velocity = window_total / FIVE if has_cost else None
@@ -206,12 +199,12 @@ class Engine:
                                    th.budget_warning, redis is not None),
             month_budget=budget_view(redis.global_month_budget if redis else None, spend_month,
                                      th.budget_warning, redis is not None),
-            active_agents=sum(1 for a in window.values() if sum(b.calls for b in a)),
+            active_agents=sum(1 for total in window.values() if total.calls),
             known_agents=len(names),
             calls_per_min=Decimal(window_calls) / FIVE,
             error_rate_1h=(hour_errors / hour_calls) if hour_calls and "status" in self.columns else None,
             cache_hit_rate=(cached / tokens_in) if tokens_in and "cached_tokens" in self.columns else None,
-            p95_ms=percentile_disc(all_latencies),
+            p95_ms=self.window.global_p95(),
         )
         now_epoch = now.timestamp()
         views = tuple(

@@ -1,31 +1,50 @@
-"""The agent table: one keyed row per agent, columns chosen by what the table can fill."""
+"""The agent table: a virtual list that formats only the rows on screen.
+
+With 10,000 agents a DataTable would build 100,000 cells per refresh; this widget keeps the
+snapshot's rows and renders the ~40 visible ones, each cached by its (immutable) AgentRow, so a
+frame costs the same with 20 agents or 10,000. The cursor follows its agent's key, never an index,
+so a re-sort cannot move the selection under the operator.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+
+from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.text import clean
 from costtop.ui.format import budget_bar, level_text, millis, state_text, usd
-from costtop.ui.widgets.keyed_table import Cells, Column, KeyedTable
 
-# Below this width the table drops the who/why column (the switch panel has it) and narrows bars.
+# Below this width the table drops the p95 and who/why columns (the switch panel has them).
 WIDE = 110
+MAX_NAME = 32
+STRIP_CACHE = 512
+
+Column = tuple[str, str, int]  # key, label, width
 
 
-def agent_columns(snap: Snapshot, wide: bool) -> list[Column]:
-    columns: list[Column] = [("agent", "Agent", None), ("state", "State", 9)]
+def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
+    columns: list[Column] = [("agent", "Agent", name_width), ("state", "State", 9)]
     if snap.has("cost_usd"):
-        columns += [("today", "Today", 9), ("velocity", "$/min 5m", 12 if wide else 10),
+        columns += [("today", "Today", 10), ("velocity", "$/min 5m", 12 if wide else 11),
                     ("budget", "Budget", 19 if wide else 9)]
-    columns += [("calls", "Calls", 7 if wide else 6), ("errors", "Err", 5 if wide else 4)]
+    columns += [("calls", "Calls", 8 if wide else 7), ("errors", "Err", 6 if wide else 5)]
     if wide:
-        columns += [("p95", "p95 5m", 7), ("why", "Switch: who / why", None)]
+        columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 44)]
     return columns
 
 
-def agent_cells(agent: AgentRow, money: bool, wide: bool) -> Cells:
-    cells: list[Text | str] = [Text(clean(agent.agent_id), style="bold"), state_text(agent.state)]
+def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
+    cells: list[Text] = [Text(clean(agent.agent_id), style="bold"), state_text(agent.state)]
     if money:
         cells += [
             Text(usd(agent.spend_today), justify="right"),
@@ -34,20 +53,172 @@ def agent_cells(agent: AgentRow, money: bool, wide: bool) -> Cells:
         ]
     errors = Text(str(agent.errors_today), justify="right",
                   style="bold red" if agent.errors_today and agent.errors_today * 10 > agent.calls_today else "")
-    why = Text("")
-    if agent.switch is not None and agent.state in (AgentState.KILLED, AgentState.THROTTLED):
-        source, who, reason = agent.switch.origin
-        scope = "global " if agent.switch.scope == "global" else ""
-        why = Text(f"{scope}{who} ({source}): {reason}", style="dim" if agent.state is AgentState.THROTTLED else "")
     cells += [Text(f"{agent.calls_today:,}", justify="right"), errors]
     if wide:
+        why = Text("")
+        if agent.switch is not None and agent.state in (AgentState.KILLED, AgentState.THROTTLED):
+            source, who, reason = agent.switch.origin
+            scope = "global " if agent.switch.scope == "global" else ""
+            why = Text(f"{scope}{who} ({source}): {reason}")
         cells += [Text(millis(agent.p95_ms), justify="right"), why]
-    return tuple(cells)
+    return cells
 
 
-class AgentTable(KeyedTable):
+def line_of(cells: list[Text], columns: list[Column]) -> Text:
+    """Cells laid out in their columns: each cut or padded to its width, one space apart."""
+    line = Text(no_wrap=True, overflow="crop")
+    for cell, (_, _, width) in zip(cells, columns, strict=False):
+        cell = cell.copy()
+        cell.truncate(width, overflow="ellipsis")
+        if cell.justify == "right":
+            line.append(" " * (width - cell.cell_len))
+            line.append_text(cell)
+        else:
+            line.append_text(cell)
+            line.append(" " * (width - cell.cell_len))
+        line.append(" ")
+    return line
+
+
+class AgentTable(ScrollView, can_focus=True):
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False, id="agents.up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="agents.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="agents.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="agents.pagedown"),
+        Binding("home", "edge(0)", "First", show=False, id="agents.home"),
+        Binding("end", "edge(1)", "Last", show=False, id="agents.end"),
+    ]
+    COMPONENT_CLASSES = {"agent-table--header", "agent-table--cursor"}
+
+    class Selected(Message):
+        """The cursor moved to another agent."""
+
+        def __init__(self, agent_id: str | None) -> None:
+            super().__init__()
+            self.agent_id = agent_id
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: tuple[AgentRow, ...] = ()
+        self.columns: list[Column] = []
+        self.money = False
+        self.wide = True
+        self.cursor = 0
+        self._selected: str | None = None
+        self._index: dict[str, int] = {}
+        self._cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._shown: tuple[object, ...] = ()
+
+    @property
+    def selected_key(self) -> str | None:
+        return self._selected
+
     def show(self, snap: Snapshot) -> None:
-        wide = self.app.size.width >= WIDE
-        self.set_columns(agent_columns(snap, wide))
-        money = snap.has("cost_usd")
-        self.apply([(a.agent_id, agent_cells(a, money, wide)) for a in snap.agents])
+        self.wide = self.app.size.width >= WIDE
+        self.money = snap.has("cost_usd")
+        name_width = min(MAX_NAME, max((len(clean(a.agent_id)) for a in snap.agents), default=5))
+        columns = agent_columns(snap, self.wide, max(5, name_width))
+        if columns != self.columns:
+            self.columns = columns
+            self._cache.clear()
+        self.rows = snap.agents
+        self._index = {row.agent_id: i for i, row in enumerate(self.rows)}
+        if self._selected in self._index:
+            self.cursor = self._index[self._selected]
+        else:
+            self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
+            self._selected = self.rows[self.cursor].agent_id if self.rows else None
+        self.virtual_size = Size(sum(w + 1 for _, _, w in columns), len(self.rows) + 1)
+        self._scroll_to_cursor()
+        self._refresh_if_visible_changed()
+
+    def _visible(self) -> tuple[object, ...]:
+        top = int(self.scroll_offset.y)
+        height = max(0, self.size.height - 1)
+        return (self.cursor, top, tuple(self.columns), self.rows[top: top + height])
+
+    def _refresh_if_visible_changed(self) -> None:
+        """Repaint only when what is on screen changed: a quiet table sends nothing to the terminal."""
+        shown = self._visible()
+        if shown != self._shown:
+            self._shown = shown
+            self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height - 1)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False)
+
+    def _move(self, index: int) -> None:
+        if not self.rows:
+            return
+        self.cursor = max(0, min(len(self.rows) - 1, index))
+        self._selected = self.rows[self.cursor].agent_id
+        self._scroll_to_cursor()
+        self._refresh_if_visible_changed()
+        self.post_message(self.Selected(self._selected))
+
+    def action_cursor(self, step: int) -> None:
+        self._move(self.cursor + step)
+
+    def action_page(self, direction: int) -> None:
+        self._move(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        self._move(len(self.rows) - 1 if end else 0)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self._move(int(self.scroll_offset.y) + event.y - 1)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._shown = ()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            header = self.get_component_rich_style("agent-table--header")
+            return self._strip(("header",), lambda: line_of([Text(label) for _, label, _ in self.columns],
+                                                            self.columns), header, width)
+        index = int(self.scroll_offset.y) + y - 1
+        if index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        row = self.rows[index]
+        if index == self.cursor:
+            style = self.get_component_rich_style("agent-table--cursor")
+            if not self.has_focus:
+                style += Style(dim=True)
+        else:
+            style = self.rich_style
+        return self._strip((row, index == self.cursor, self.has_focus),
+                           lambda: line_of(agent_cells(row, self.money, self.wide), self.columns), style, width)
+
+    def _strip(self, key: tuple[object, ...], build: Callable[[], Text], style: Style, width: int) -> Strip:
+        """A rendered line, cached by what it shows (an AgentRow is immutable, so it is its own key)."""
+        full_key = (*key, width, self.wide, self.money, tuple(self.columns))
+        strip = self._cache.get(full_key)
+        if strip is not None:
+            self._cache.move_to_end(full_key)
+            return strip
+        text = build()
+        text.style = style  # under the cells' own colours
+        strip = Strip(list(text.render(self.app.console))).extend_cell_length(width, style).crop(0, width)
+        self._cache[full_key] = strip
+        if len(self._cache) > STRIP_CACHE:
+            self._cache.popitem(last=False)
+        return strip
+
+    def on_focus(self) -> None:
+        self._shown = ()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._shown = ()
+        self.refresh()
+

@@ -1,0 +1,117 @@
+"""Frame time and memory of one refresh with many agents and models (no servers involved).
+
+    python -m benchmarks.frame --agents 10000 --models 500
+
+Feeds the app fixed records for N agents (a day of sums each, and 5 minutes of window rows at
+2,000 calls/s spread over them) through the same Feed interface the live sources use, then measures
+`render_snapshot()` (engine snapshot + widget updates) and the time to the next painted frame, and
+the process's resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import resource
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.sources.records import Baseline, CallRecord, DayAggregate, RedisState, WindowRow
+from costtop.sources.writer import SwitchChange, WriteResult
+from costtop.ui.app import CosttopApp
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+class ManyAgentsFeed:
+    read_only = True
+
+    def __init__(self, agents: int, models: int, rate: float) -> None:
+        self.agents = [f"agent-{i:05d}" for i in range(agents)]
+        self.models = [f"model-{i}" for i in range(models)]
+        self.rate = rate
+        self.rng = random.Random(1)
+        self.key = 0
+
+    async def read_redis(self) -> RedisState:
+        budgets = {a: Decimal(10 + i % 50) for i, a in enumerate(self.agents)}
+        return RedisState((), budgets, Decimal("5000"), Decimal("100000"))
+
+    async def connect_postgres(self) -> frozenset[str]:
+        return frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))
+
+    async def baseline(self, now: datetime) -> Baseline:
+        day = now.strftime("%Y-%m-%d")
+        days = tuple(DayAggregate(a, day, Decimal(self.rng.randrange(1, 10_000)) / 100, 500, 480, 5, 10**6, 10**5)
+                     for a in self.agents)
+        window = tuple(
+            WindowRow(now - timedelta(seconds=self.rng.uniform(0, 300)), self.rng.choice(self.agents),
+                      self.rng.randrange(100, 8000), Decimal("0.0125"), self.rng.random() < 0.03)
+            for _ in range(int(self.rate * 300)))
+        return Baseline(day, days, Decimal(0), day[:7], (), window)
+
+    async def new_rows(self) -> list[CallRecord]:
+        rows = []
+        now = datetime.now(UTC)
+        for _ in range(int(self.rate)):
+            self.key += 1
+            rows.append(CallRecord(self.key, now, self.rng.choice(self.agents), "llm", self.rng.randrange(100, 8000),
+                                   "p0", self.rng.choice(self.models), 1000, 100, 0, Decimal("0.0125"), "success"))
+        return rows
+
+    async def write(self, change: SwitchChange) -> WriteResult:
+        return WriteResult(False, "benchmark", False)
+
+    async def close(self) -> None:
+        return None
+
+
+async def measure(agents: int, models: int, rate: float, frames: int) -> dict[str, object]:
+    feed = ManyAgentsFeed(agents, models, rate)
+    app = CosttopApp(Settings(read_only=True, refresh=3600), feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        while app.snapshot is None or len(app.snapshot.agents) < agents:
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+        render, to_frame = [], []
+        for _ in range(frames):
+            app.engine.ingest(await feed.new_rows())
+            t0 = time.perf_counter()
+            app.render_snapshot()
+            render.append(time.perf_counter() - t0)
+            await pilot.pause()
+            to_frame.append(time.perf_counter() - t0)
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "agents": agents, "models": models, "rate": rate,
+        "render_snapshot_ms": {"median": round(statistics.median(render) * 1000, 1),
+                               "max": round(max(render) * 1000, 1)},
+        "until_painted_ms": {"median": round(statistics.median(to_frame) * 1000, 1),
+                             "max": round(max(to_frame) * 1000, 1)},
+        "max_rss_mb": round(rss_mb, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--models", type=int, default=500)
+    parser.add_argument("--rate", type=float, default=2000.0)
+    parser.add_argument("--frames", type=int, default=20)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    result = asyncio.run(measure(args.agents, args.models, args.rate, args.frames))
+    print(json.dumps(result))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""costtop headless, instrumented: one JSON line per render, and the app's own write path on command.
+
+    python -m benchmarks.headless_app --redis-url URL --database-url URL --log FILE
+                                      [--refresh 1] [--size 160x50] [--timeout 3] [--max-seconds 900]
+                                      [--profile FILE]
+
+Runs `CosttopApp` unchanged (same feed, same workers, same timers) with Textual's headless driver, in a
+process of its own so that benchmarks/live.py can read its CPU time and RSS from /proc. Subclassing
+adds only observation:
+
+- the engine is a subclass that remembers the newest row it has ingested (largest `id` and `created_at`
+  over the rows of the baseline and of every RowsRead), and how long ingest and snapshot took;
+- every `render_snapshot()` logs `{"ev": "render", "t": time.time() when it returned, "seq", "max_id",
+  "max_created_at", "killed": [agents the snapshot shows killed], ...}`, and once the screen has been
+  refreshed after it (`call_after_refresh`), `{"ev": "painted", "t", "seq"}`. The headless driver skips
+  only the last step of a frame, turning the compositor's update into escape sequences and writing them;
+- the feed is wrapped to log each Postgres read (`rows`), the baseline, and each switch write
+  (`write_start`/`write_done` with times around `LiveFeed.write`).
+
+Commands, one per line on stdin:
+- `kill AGENT`: logs `{"ev": "write_call", "t", "agent"}` then calls the app's `_write` worker with
+  `SwitchChange("set", "kill", "agent", AGENT, reason)`, exactly what confirming the kill dialog does;
+- `quit` (or end of input): exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from costtop.config import Settings, Thresholds
+from costtop.engine.engine import Engine
+from costtop.engine.snapshot import AgentState, Snapshot
+from costtop.sources.feed import LiveFeed
+from costtop.sources.records import Baseline, CallRecord, RedisState
+from costtop.sources.writer import SwitchChange, WriteResult
+from costtop.ui.app import CosttopApp
+
+
+class EventLog:
+    """JSON lines, flushed one by one (a few per second), so a reader can tail the file."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.lock = threading.Lock()
+
+    def __call__(self, ev: str, **fields: Any) -> None:
+        line = json.dumps({"ev": ev, **fields}, default=str)
+        with self.lock:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+class TrackingEngine(Engine):
+    """The real engine, plus the newest row it has ingested and the time spent in it."""
+
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
+        super().__init__(thresholds)
+        self.max_id: int | None = None
+        self.max_created_at: float | None = None
+        self.ingested = 0
+        self.ingest_seconds = 0.0
+        self.last_snapshot_seconds = 0.0
+
+    def ingest(self, rows: Iterable[CallRecord]) -> None:
+        rows = list(rows)
+        start = time.perf_counter()
+        super().ingest(rows)
+        self.ingest_seconds += time.perf_counter() - start
+        self.ingested += len(rows)
+        if rows:
+            newest_id = max((r.key for r in rows if isinstance(r.key, int)), default=None)
+            if newest_id is not None and (self.max_id is None or newest_id > self.max_id):
+                self.max_id = newest_id
+            newest = max(r.created_at for r in rows).timestamp()
+            if self.max_created_at is None or newest > self.max_created_at:
+                self.max_created_at = newest
+
+    def snapshot(self, now: datetime, redis: RedisState | None, sources: Any = ()) -> Snapshot:
+        start = time.perf_counter()
+        try:
+            return super().snapshot(now, redis, sources)
+        finally:
+            self.last_snapshot_seconds = time.perf_counter() - start
+
+
+class TimedFeed:
+    """`LiveFeed`, with every Postgres read and every write logged with its times."""
+
+    def __init__(self, inner: LiveFeed, log: EventLog) -> None:
+        self.inner = inner
+        self.log = log
+        self.read_only = inner.read_only
+
+    async def read_redis(self) -> RedisState:
+        return await self.inner.read_redis()
+
+    async def connect_postgres(self) -> frozenset[str]:
+        return await self.inner.connect_postgres()
+
+    async def baseline(self, now: datetime) -> Baseline:
+        t0 = time.time()
+        try:
+            baseline = await self.inner.baseline(now)
+        except Exception as exc:
+            self.log("baseline_failed", t0=t0, t1=time.time(), error=str(exc))
+            raise
+        # The baseline's row-by-row part has been renamed before (rows -> window); count whichever exists.
+        rows = getattr(baseline, "window", None) or getattr(baseline, "rows", ())
+        watermark = getattr(self.inner.postgres, "watermark", None)
+        self.log("baseline", t0=t0, t1=time.time(), rows=len(rows), high=str(getattr(watermark, "high", None)))
+        return baseline
+
+    async def new_rows(self) -> list[CallRecord]:
+        t0 = time.time()
+        try:
+            rows = await self.inner.new_rows()
+        except Exception as exc:
+            self.log("rows_failed", t0=t0, t1=time.time(), error=str(exc))
+            raise
+        watermark = self.inner.postgres.watermark
+        self.log("rows", t0=t0, t1=time.time(), n=len(rows), tracked=len(watermark) if watermark else None)
+        return rows
+
+    async def write(self, change: SwitchChange) -> WriteResult:
+        t0 = time.time()
+        self.log("write_start", t=t0, target=change.target)
+        result = await self.inner.write(change)
+        self.log("write_done", t0=t0, t1=time.time(), target=change.target, ok=result.ok,
+                 audit=result.audit_written, message=result.message)
+        return result
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+class HeadlessCosttop(CosttopApp):
+    def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900) -> None:
+        super().__init__(settings, TimedFeed(LiveFeed(settings), log))
+        self.engine: TrackingEngine = TrackingEngine(settings.thresholds)
+        self.log_event = log
+        self.max_seconds = max_seconds
+        self.render_seq = 0
+
+    def on_mount(self) -> None:
+        # Textual also calls CosttopApp.on_mount (handlers run for every class in the MRO): no super().
+        self.log_event("started", t=time.time())
+        self.set_timer(self.max_seconds, self.exit)
+        threading.Thread(target=_stdin_commands, args=(self,), name="commands", daemon=True).start()
+
+    def render_snapshot(self) -> None:
+        start = time.perf_counter()
+        super().render_snapshot()
+        took = time.perf_counter() - start
+        snap = self.snapshot
+        if snap is None:
+            return
+        self.render_seq += 1
+        seq = self.render_seq
+        engine = self.engine
+        killed = [a.agent_id for a in snap.agents if a.state is AgentState.KILLED]
+        self.log_event("render", t=time.time(), seq=seq, max_id=engine.max_id,
+                       max_created_at=engine.max_created_at, rows=engine.ingested, agents=len(snap.agents),
+                       killed=killed[:50], render_s=round(took, 6),
+                       snapshot_s=round(engine.last_snapshot_seconds, 6),
+                       ingest_total_s=round(engine.ingest_seconds, 6))
+        self.call_after_refresh(lambda: self.log_event("painted", t=time.time(), seq=seq))
+
+    def command(self, line: str) -> None:
+        verb, _, arg = line.strip().partition(" ")
+        if verb == "kill" and arg:
+            self.log_event("write_call", t=time.time(), agent=arg)
+            self._write(SwitchChange("set", "kill", "agent", arg, reason="benchmark"))
+        elif verb == "quit":
+            self.exit()
+
+
+def _stdin_commands(app: HeadlessCosttop) -> None:
+    for line in sys.stdin:
+        try:
+            app.call_from_thread(app.command, line)
+        except RuntimeError:  # the app has stopped
+            return
+    try:
+        app.call_from_thread(app.exit)
+    except RuntimeError:
+        return
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--redis-url", required=True)
+    parser.add_argument("--database-url", required=True)
+    parser.add_argument("--log", type=Path, required=True, help="JSON lines: renders, reads, writes")
+    parser.add_argument("--refresh", type=float, default=1.0)
+    parser.add_argument("--size", default="160x50", help="virtual screen, COLUMNSxLINES (default 160x50)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="costtop's per-query timeout in seconds (default: costtop's own, 3)")
+    parser.add_argument("--max-seconds", type=float, default=900, help="exit by itself after this long")
+    parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit (slows the app)")
+    parser.add_argument("--what-if-no-width-updates", action="store_true",
+                        help="EXPERIMENT, not costtop as shipped: KeyedTable.update_cell(update_width=False), "
+                             "to measure what DataTable's column re-measuring costs")
+    return parser
+
+
+def disable_width_updates() -> None:
+    """What-if: cells are updated without asking DataTable to re-measure their column. DataTable's
+    `_update_column_widths` (run on idle) re-measures the whole column for every updated cell that got
+    narrower, O(updated cells x rows). Columns of costtop's agent table are mostly fixed-width anyway."""
+    from costtop.ui.widgets.keyed_table import KeyedTable
+
+    original = KeyedTable.update_cell
+
+    def update_cell(self: KeyedTable, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
+        original(self, row_key, column_key, value, update_width=False)
+
+    KeyedTable.update_cell = update_cell  # type: ignore[method-assign]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    width, _, height = args.size.partition("x")
+    extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}
+    settings = Settings(redis_url=args.redis_url, database_url=args.database_url, refresh=args.refresh, **extra)
+    if args.what_if_no_width_updates:
+        disable_width_updates()
+    with open(args.log, "w", encoding="utf-8") as stream:
+        log = EventLog(stream)
+        log("config", what_if_no_width_updates=args.what_if_no_width_updates)
+        app = HeadlessCosttop(settings, log, args.max_seconds)
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler is not None:
+            profiler.enable()
+        try:
+            app.run(headless=True, size=(int(width), int(height)))
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(str(args.profile))
+            log("exit", t=time.time())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
