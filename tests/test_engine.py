@@ -139,10 +139,8 @@ def test_latency_counts_percentile_matches_the_list_version() -> None:
             counts.add(v)
         assert counts.percentile() == percentile_disc(values), size
         gone, kept = values[: size // 3], values[size // 3:]
-        leaving = LatencyCounts()
         for v in gone:
-            leaving.add(v)
-        counts.update(leaving, -1)
+            counts.remove(v)
         assert counts.percentile() == percentile_disc(kept) and counts.total == len(kept)
         assert counts.keys == sorted(set(kept))
 
@@ -216,6 +214,14 @@ def test_source_ages_follow_the_clock() -> None:
     snap = engine_with([]).snapshot(NOW, redis_state(), [status, SourceStatus("Postgres", False, None, "down")])
     assert snap.sources[0].age_seconds == 2.5
     assert snap.sources[1].age_seconds is None and snap.sources[1].error == "down"
+
+
+def test_costs_finer_than_nano_dollars_stay_exact() -> None:
+    snap = engine_with([row("a", 1, "0.0000000001"), row("a", 2, "0.1234567891"),
+                        row("a", 400, "0.3333333333333")]).snapshot(NOW, redis_state())
+    assert snap.agents[0].window_usd == Decimal("0.1234567892")
+    later = engine_with([row("a", 1, "0.0000000001")]).snapshot(NOW + timedelta(seconds=400), redis_state())
+    assert later.agents[0].window_usd == Decimal(0)
 
 
 def test_old_buckets_are_pruned() -> None:

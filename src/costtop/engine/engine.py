@@ -61,6 +61,9 @@ class Engine:
         self.month_before_today = Decimal(0)
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
+        self._agent_rows: dict[str, AgentRow] = {}
+        self._changed: set[str] = set()
+        self._row_context: object = None
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -71,6 +74,7 @@ class Engine:
         self.days = {}
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
+        self._agent_rows = {}
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
         self.day = baseline.day
@@ -104,6 +108,7 @@ class Engine:
             self.month_before_today = Decimal(0)
         self.days = {}
         self.day = day
+        self._agent_rows = {}
 
     def ingest(self, rows: Iterable[CallRecord]) -> None:
         for row in rows:
@@ -111,6 +116,7 @@ class Engine:
             if day > self.day:
                 self._roll_to(day)
             error = row.status == "error"
+            self._changed.add(row.agent_id)
             if day == self.day:
                 totals = self._totals(row.agent_id)
                 if row.cost_usd is not None:
@@ -146,16 +152,24 @@ class Engine:
 
         names = set(self.days) | set(window) | set(budgets)
         names |= {s.target for s in switches if s.scope == "agent"}
-        agents: list[AgentRow] = []
-        window_total = Decimal(0)
-        window_calls = 0
+        # Rows are rebuilt only for agents whose figures changed; with 10,000 agents most did not.
+        context = (redis, has_cost, th)
+        if context != self._row_context:
+            self._row_context = context
+            self._agent_rows = {}
+        changed = self._changed | self.window.take_changed()
+        self._changed = set()
+        for name in changed:
+            self._agent_rows.pop(name, None)
+        for name in [n for n in self._agent_rows if n not in names]:
+            del self._agent_rows[name]
         empty = DayTotals()
         for name in names:
+            if name in self._agent_rows:
+                continue
             totals = self.days.get(name, empty)
             in_window = window.get(name)
             usd = in_window.cost if in_window is not None else Decimal(0)
-            window_total += usd
-            window_calls += in_window.calls if in_window is not None else 0
             spend = totals.cost if has_cost else None
             kill = by_key.get((SwitchKind.KILL, "agent", name))
             throttle = by_key.get((SwitchKind.THROTTLE, "agent", name))
@@ -167,7 +181,7 @@ class Engine:
                 state, switch = AgentState.THROTTLED, throttle
             else:
                 state, switch = AgentState.OK, None
-            agents.append(AgentRow(
+            self._agent_rows[name] = AgentRow(
                 agent_id=name,
                 spend_today=spend,
                 window_usd=usd if has_cost else None,
@@ -180,7 +194,10 @@ class Engine:
                 p95_ms=self.window.p95(name),
                 state=state,
                 switch=switch,
-            ))
+            )
+        agents = list(self._agent_rows.values())
+        window_total = self.window.overall.cost
+        window_calls = self.window.overall.calls
         agents.sort(key=lambda a: (-(a.window_usd or 0), -(a.spend_today or 0), a.agent_id))
 
         spend_today = sum((t.cost for t in self.days.values()), Decimal(0)) if has_cost else None

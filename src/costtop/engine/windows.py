@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass, field
+from array import array
 from decimal import Decimal
 
 VELOCITY_SECONDS = 300
@@ -36,20 +36,16 @@ class LatencyCounts:
         self.counts[value] = before + count
         self.total += count
 
-    def update(self, other: LatencyCounts, sign: int = 1) -> None:
-        for value, count in other.counts.items():
-            if sign > 0:
-                self.add(value, count)
-                continue
-            left = self.counts.get(value, 0) - count
-            self.total -= count
-            if left > 0:
-                self.counts[value] = left
-            else:
-                self.counts.pop(value, None)
-                index = bisect.bisect_left(self.keys, value)
-                if index < len(self.keys) and self.keys[index] == value:
-                    del self.keys[index]
+    def remove(self, value: int, count: int = 1) -> None:
+        left = self.counts.get(value, 0) - count
+        self.total -= count
+        if left > 0:
+            self.counts[value] = left
+            return
+        self.counts.pop(value, None)
+        index = bisect.bisect_left(self.keys, value)
+        if index < len(self.keys) and self.keys[index] == value:
+            del self.keys[index]
 
     def percentile(self, fraction: float = 0.95) -> int | None:
         """SQL's percentile_disc: the value at rank ceil(fraction * n), counted from the bottom."""
@@ -68,29 +64,49 @@ class LatencyCounts:
         return self.total > 0
 
 
-@dataclass(slots=True)
-class Bucket:
-    cost: Decimal = Decimal(0)
-    priced: int = 0
-    calls: int = 0
-    errors: int = 0
-    latencies: LatencyCounts = field(default_factory=LatencyCounts)
+NANO_EXP = -9
+NO_COST = -(2**63)  # in a Second's cost array: the row had no cost (flat-rate)
+ODD_COST = NO_COST + 1  # the cost has more than 9 decimals: kept exactly in a side dict
 
-    def add_row(self, cost: Decimal | None, error: bool, latency_ms: int | None) -> None:
-        if cost is not None:
-            self.cost += cost
-            self.priced += 1
-        self.calls += 1
-        self.errors += int(error)
-        if latency_ms is not None:
-            self.latencies.add(latency_ms)
 
-    def merge(self, other: Bucket, sign: int = 1) -> None:
-        self.cost += other.cost if sign > 0 else -other.cost
-        self.priced += sign * other.priced
-        self.calls += sign * other.calls
-        self.errors += sign * other.errors
-        self.latencies.update(other.latencies, sign)
+class Totals:
+    """Running sums of one agent's window. Costs are added as integer nano-dollars (exact for any
+    cost with at most 9 decimals) plus an exact Decimal for the rare finer one."""
+
+    __slots__ = ("calls", "errors", "extra", "latencies", "nanos", "priced")
+
+    def __init__(self) -> None:
+        self.nanos = 0
+        self.extra = Decimal(0)
+        self.priced = 0
+        self.calls = 0
+        self.errors = 0
+        self.latencies = LatencyCounts()
+
+    @property
+    def cost(self) -> Decimal:
+        return Decimal(self.nanos).scaleb(NANO_EXP) + self.extra if self.nanos else self.extra
+
+
+class Second:
+    """The rows of one second, as parallel compact arrays (about 21 bytes a row)."""
+
+    __slots__ = ("agents", "costs", "errors", "latencies", "odd")
+
+    def __init__(self) -> None:
+        self.agents: list[str] = []
+        self.costs = array("q")
+        self.errors = bytearray()
+        self.latencies = array("i")  # -1: unknown
+        self.odd: dict[int, Decimal] = {}
+
+
+def nanos_of(cost: Decimal) -> int | None:
+    """The cost in integer nano-dollars when that is exact, else None."""
+    scaled = cost.scaleb(-NANO_EXP)
+    if scaled == scaled.to_integral_value() and abs(scaled) < 2**62:
+        return int(scaled)
+    return None
 
 
 class MinuteCounts:
@@ -129,45 +145,85 @@ class SlidingWindow:
     def __init__(self, seconds: int = VELOCITY_SECONDS) -> None:
         self.seconds = seconds
         self.first: int | None = None  # the oldest second inside the window
-        self.slots: dict[int, dict[str, Bucket]] = {}
-        self.totals: dict[str, Bucket] = {}
-        self.all_latencies = LatencyCounts()
+        self.slots: dict[int, Second] = {}
+        self.totals: dict[str, Totals] = {}
+        self.overall = Totals()  # every agent together, kept running like the rest
+        self.all_latencies = self.overall.latencies
         self._p95: dict[str, int | None] = {}
-        self._dirty: set[str] = set()
+        self._dirty: set[str] = set()  # p95 to recompute
+        self._changed: set[str] = set()  # totals changed since take_changed()
+
+    def take_changed(self) -> set[str]:
+        changed, self._changed = self._changed, set()
+        return changed
 
     def add(self, second: int, agent: str, cost: Decimal | None, error: bool, latency_ms: int | None) -> None:
         if self.first is not None and second < self.first:
             return  # arrived after its second left the window
-        per_agent = self.slots.setdefault(second, {})
-        bucket = per_agent.get(agent)
-        if bucket is None:
-            bucket = per_agent[agent] = Bucket()
-        bucket.add_row(cost, error, latency_ms)
+        slot = self.slots.get(second)
+        if slot is None:
+            slot = self.slots[second] = Second()
         total = self.totals.get(agent)
         if total is None:
-            total = self.totals[agent] = Bucket()
-        total.add_row(cost, error, latency_ms)
+            total = self.totals[agent] = Totals()
+        if cost is None:
+            slot.costs.append(NO_COST)
+        else:
+            nanos = nanos_of(cost)
+            if nanos is None:
+                slot.odd[len(slot.costs)] = cost
+                slot.costs.append(ODD_COST)
+                total.extra += cost
+                self.overall.extra += cost
+            else:
+                slot.costs.append(nanos)
+                total.nanos += nanos
+                self.overall.nanos += nanos
+            total.priced += 1
+        slot.agents.append(agent)
+        slot.errors.append(1 if error else 0)
+        slot.latencies.append(-1 if latency_ms is None else latency_ms)
+        total.calls += 1
+        total.errors += int(error)
+        self.overall.calls += 1
         if latency_ms is not None:
+            total.latencies.add(latency_ms)
             self.all_latencies.add(latency_ms)
         self._dirty.add(agent)
+        self._changed.add(agent)
 
     def advance(self, now_second: int) -> None:
-        """Move the window to end at `now_second`: every second that left it is subtracted."""
+        """Move the window to end at `now_second`: every row of a second that left it is subtracted."""
         first = now_second - self.seconds + 1
         if self.first is not None and first <= self.first:
             return
         self.first = first
         for second in [s for s in self.slots if s < first]:
-            for agent, bucket in self.slots.pop(second).items():
+            slot = self.slots.pop(second)
+            for i, agent in enumerate(slot.agents):
                 total = self.totals[agent]
-                total.merge(bucket, -1)
-                self.all_latencies.update(bucket.latencies, -1)
-                if total.calls == 0:
-                    del self.totals[agent]
-                    self._p95.pop(agent, None)
-                    self._dirty.discard(agent)
-                else:
-                    self._dirty.add(agent)
+                cost = slot.costs[i]
+                if cost != NO_COST:
+                    if cost == ODD_COST:
+                        total.extra -= slot.odd[i]
+                        self.overall.extra -= slot.odd[i]
+                    else:
+                        total.nanos -= cost
+                        self.overall.nanos -= cost
+                    total.priced -= 1
+                total.calls -= 1
+                self.overall.calls -= 1
+                total.errors -= slot.errors[i]
+                latency = slot.latencies[i]
+                if latency >= 0:
+                    total.latencies.remove(latency)
+                    self.all_latencies.remove(latency)
+                self._dirty.add(agent)
+                self._changed.add(agent)
+        for agent in [a for a in self._dirty if a in self.totals and self.totals[a].calls == 0]:
+            del self.totals[agent]
+            self._p95.pop(agent, None)
+            self._dirty.discard(agent)
 
     def p95(self, agent: str) -> int | None:
         if agent in self._dirty or agent not in self._p95:

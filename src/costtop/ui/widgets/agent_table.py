@@ -109,6 +109,7 @@ class AgentTable(ScrollView, can_focus=True):
         self._index: dict[str, int] = {}
         self._cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self._shown: tuple[object, ...] = ()
+        self._name_widths: dict[str, int] = {}
 
     @property
     def selected_key(self) -> str | None:
@@ -117,7 +118,11 @@ class AgentTable(ScrollView, can_focus=True):
     def show(self, snap: Snapshot) -> None:
         self.wide = self.app.size.width >= WIDE
         self.money = snap.has("cost_usd")
-        name_width = min(MAX_NAME, max((len(clean(a.agent_id)) for a in snap.agents), default=5))
+        widths = self._name_widths
+        for agent in snap.agents:
+            if agent.agent_id not in widths:
+                widths[agent.agent_id] = len(clean(agent.agent_id))
+        name_width = min(MAX_NAME, max((widths[a.agent_id] for a in snap.agents), default=5))
         columns = agent_columns(snap, self.wide, max(5, name_width))
         if columns != self.columns:
             self.columns = columns
