@@ -22,7 +22,7 @@ from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
 # Start-up reads the 5-minute window (plus a margin) row by row; everything else as sums.
-RAW_SECONDS = 360
+RAW_SECONDS = 301  # the exact 5-minute window, and the second the clock may move on meanwhile
 MINUTE_WINDOW = 60
 READ_BATCH = 100_000
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
@@ -40,6 +40,21 @@ class Columns:
 
 def utc_day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]:
+    """Per-agent sums of today's groups (a NULL cost sum stays unknown only if every part was)."""
+    sums: dict[str, list[object]] = {}
+    for r in groups:
+        if not r["today"]:
+            continue
+        acc = sums.setdefault(r["agent"], [None, 0, 0, 0, 0, 0])
+        if r["cost"] is not None:
+            acc[0] = r["cost"] if acc[0] is None else acc[0] + r["cost"]  # type: ignore[operator]
+        for i, name in enumerate(("calls", "priced", "errors", "tin", "cached"), start=1):
+            acc[i] = acc[i] + int(r[name])  # type: ignore[operator]
+    return tuple(DayAggregate(agent, day, a[0], a[1], a[2], a[3], a[4], a[5])  # type: ignore[arg-type]
+                 for agent, a in sums.items())
 
 
 class PostgresReader:
@@ -169,19 +184,20 @@ class PostgresReader:
         timeout = self.settings.timeout_seconds * 10
         try:
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                days = await conn.fetch(
-                    f"SELECT {agent} AS agent, sum({cost}) AS cost, count(*) AS calls, "
-                    f"count({cost}) AS priced, count(*) FILTER (WHERE {err}) AS errors, "
+                # One scan for both the day's sums and the hour's minutes: rows before the hour are
+                # grouped per agent only (minute -1), so the result stays small at any table size.
+                groups = await conn.fetch(
+                    f"SELECT {agent} AS agent, "
+                    f"CASE WHEN {ca} >= $2 THEN floor(extract(epoch FROM {ca}) / 60)::bigint ELSE -1 END AS minute, "
+                    f"{ca} >= $1 AS today, sum({cost}) AS cost, count(*) AS calls, count({cost}) AS priced, "
+                    f"count(*) FILTER (WHERE {err}) AS errors, "
                     f"coalesce(sum({self._opt('tokens_in', '::bigint')}), 0) AS tin, "
                     f"coalesce(sum({self._opt('cached_tokens', '::bigint')}), 0) AS cached "
-                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1", day_start, timeout=timeout)
+                    f"FROM {t} WHERE {ca} >= least($1, $2) GROUP BY 1, 2, 3",
+                    day_start, minute_from, timeout=timeout)
                 month = await conn.fetchval(
                     f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                     month_start, day_start, timeout=timeout)
-                minutes = await conn.fetch(
-                    f"SELECT {agent} AS agent, floor(extract(epoch FROM {ca}) / 60)::bigint AS minute, "
-                    f"sum({cost}) AS cost, count(*) AS calls, count(*) FILTER (WHERE {err}) AS errors "
-                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", minute_from, timeout=timeout)
                 window = await conn.fetch(
                     f"SELECT {ca} AS created_at, {agent} AS agent, {self._col('latency_ms')} AS latency, "
                     f"{cost} AS cost, {err} AS error FROM {t} WHERE {ca} >= $1", window_from, timeout=timeout)
@@ -191,12 +207,11 @@ class PostgresReader:
         day = day_start.strftime("%Y-%m-%d")
         return Baseline(
             day=day,
-            days=tuple(DayAggregate(r["agent"], day, r["cost"], r["calls"], r["priced"], r["errors"],
-                                    int(r["tin"]), int(r["cached"])) for r in days),
+            days=day_sums(groups, day),
             month_before_today=month if month is not None else Decimal(0),
             month=day[:7],
             minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), r["cost"], r["calls"], r["errors"])
-                          for r in minutes),
+                          for r in groups if r["minute"] >= 0),
             window=tuple(WindowRow(r["created_at"], r["agent"], r["latency"], r["cost"], bool(r["error"]))
                          for r in window),
         )
