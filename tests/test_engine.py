@@ -19,7 +19,7 @@ from costtop.sources.records import (
     SwitchKind,
     SwitchRecord,
     Unparsed,
-    WindowRow,
+    WindowGroup,
 )
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
@@ -94,7 +94,7 @@ def test_baseline_sums_window_rows_and_new_rows_add_up() -> None:
         month_before_today=Decimal("100.25"), month="2026-11",
         minutes=(MinuteAggregate("a", int(NOW.timestamp()) // 60 - 30, Decimal("1"), 10, 5),),
         # Already in the day and minute sums: only the 5-minute window takes it row by row.
-        window=(WindowRow(NOW - timedelta(seconds=5), "a", 700, Decimal("0.75"), True),),
+        window=(WindowGroup(int(NOW.timestamp()) - 5, "a", Decimal("0.75"), 1, 2, 1, (700, 650)),),
     )
     engine = engine_with([row("a", 2, "0.50", status="error", tokens_in=1000, cached=750)], baseline)
     snap = engine.snapshot(NOW, redis_state())
@@ -103,6 +103,11 @@ def test_baseline_sums_window_rows_and_new_rows_add_up() -> None:
     a = snap.agents[0]
     assert (a.calls_today, a.errors_today, a.flat_calls_today) == (8, 3, 1)
     assert a.window_usd == Decimal("1.25") and a.p95_ms == 700
+    # 300 s later the start-up group leaves the window as a whole, latencies included.
+    later = engine.snapshot(NOW + timedelta(seconds=296), redis_state()).agents[0]
+    assert later.window_usd == Decimal("0.50") and later.p95_ms == 100
+    gone = engine.snapshot(NOW + timedelta(seconds=299), redis_state()).agents[0]
+    assert gone.window_usd == Decimal(0) and gone.p95_ms is None
     assert snap.header.error_rate_1h == 6 / 11
     assert snap.header.cache_hit_rate == 1000 / 2000
 

@@ -18,7 +18,7 @@ from costtop.sources.records import (
     RedisState,
     SwitchKind,
     SwitchRecord,
-    WindowRow,
+    WindowGroup,
 )
 from costtop.sources.writer import SwitchChange, WriteResult
 
@@ -80,8 +80,9 @@ class StaticFeed:
         day = self.now.strftime("%Y-%m-%d")
         days = tuple(DayAggregate(name, day, spend, 900, 880, 12, 1_800_000, 650_000)
                      for name, spend in DAY_SPEND.items())
-        window = tuple(WindowRow(r.created_at, r.agent_id, r.latency_ms, r.cost_usd, r.status == "error")
-                       for r in rows)
+        window = tuple(WindowGroup(int(r.created_at.timestamp()), r.agent_id, r.cost_usd,
+                                   0 if r.cost_usd is None else 1, 1, int(r.status == "error"),
+                                   (r.latency_ms,) if r.latency_ms is not None else ()) for r in rows)
         per_minute: dict[tuple[str, int], list[int]] = {}
         for r in rows:
             sums = per_minute.setdefault((r.agent_id, int(r.created_at.timestamp()) // 60), [0, 0])

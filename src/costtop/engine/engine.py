@@ -88,9 +88,9 @@ class Engine:
             totals.cached_tokens += agg.cached_tokens
         for minute in baseline.minutes:
             self.hour.add(minute.minute, minute.calls, minute.errors)
-        for row in baseline.window:
-            self.window.add(math.floor(row.created_at.timestamp()), row.agent_id, row.cost_usd, row.error,
-                            row.latency_ms)
+        for group in baseline.window:
+            self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
+                                  group.errors, group.latencies)
 
     def _totals(self, agent: str) -> DayTotals:
         found = self.days.get(agent)

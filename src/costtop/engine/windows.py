@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
+from collections.abc import Sequence
 from decimal import Decimal
 
 VELOCITY_SECONDS = 300
@@ -89,15 +90,19 @@ class Totals:
 
 
 class Second:
-    """The rows of one second, as parallel compact arrays (about 21 bytes a row)."""
+    """The entries of one second as parallel compact arrays: a row read live, or an agent's rows of
+    that second summed at start-up (with their latencies kept exactly)."""
 
-    __slots__ = ("agents", "costs", "errors", "latencies", "odd")
+    __slots__ = ("agents", "calls", "costs", "errors", "lat_end", "latencies", "odd", "priced")
 
     def __init__(self) -> None:
         self.agents: list[str] = []
         self.costs = array("q")
-        self.errors = bytearray()
-        self.latencies = array("i")  # -1: unknown
+        self.priced = array("i")
+        self.calls = array("i")
+        self.errors = array("i")
+        self.latencies = array("i")
+        self.lat_end = array("i")  # entry i's latencies are latencies[lat_end[i-1]:lat_end[i]]
         self.odd: dict[int, Decimal] = {}
 
 
@@ -158,6 +163,11 @@ class SlidingWindow:
         return changed
 
     def add(self, second: int, agent: str, cost: Decimal | None, error: bool, latency_ms: int | None) -> None:
+        self.add_group(second, agent, cost, 0 if cost is None else 1, 1, int(error),
+                       () if latency_ms is None else (latency_ms,))
+
+    def add_group(self, second: int, agent: str, cost: Decimal | None, priced: int, calls: int, errors: int,
+                  latencies: Sequence[int]) -> None:
         if self.first is not None and second < self.first:
             return  # arrived after its second left the window
         slot = self.slots.get(second)
@@ -179,45 +189,49 @@ class SlidingWindow:
                 slot.costs.append(nanos)
                 total.nanos += nanos
                 self.overall.nanos += nanos
-            total.priced += 1
         slot.agents.append(agent)
-        slot.errors.append(1 if error else 0)
-        slot.latencies.append(-1 if latency_ms is None else latency_ms)
-        total.calls += 1
-        total.errors += int(error)
-        self.overall.calls += 1
-        if latency_ms is not None:
-            total.latencies.add(latency_ms)
-            self.all_latencies.add(latency_ms)
+        slot.priced.append(priced)
+        slot.calls.append(calls)
+        slot.errors.append(errors)
+        slot.latencies.extend(latencies)
+        slot.lat_end.append(len(slot.latencies))
+        total.priced += priced
+        total.calls += calls
+        total.errors += errors
+        self.overall.calls += calls
+        for latency in latencies:
+            total.latencies.add(latency)
+            self.all_latencies.add(latency)
         self._dirty.add(agent)
         self._changed.add(agent)
 
     def advance(self, now_second: int) -> None:
-        """Move the window to end at `now_second`: every row of a second that left it is subtracted."""
+        """Move the window to end at `now_second`: every entry of a second that left it is subtracted."""
         first = now_second - self.seconds + 1
         if self.first is not None and first <= self.first:
             return
         self.first = first
         for second in [s for s in self.slots if s < first]:
             slot = self.slots.pop(second)
+            start = 0
             for i, agent in enumerate(slot.agents):
                 total = self.totals[agent]
                 cost = slot.costs[i]
-                if cost != NO_COST:
-                    if cost == ODD_COST:
-                        total.extra -= slot.odd[i]
-                        self.overall.extra -= slot.odd[i]
-                    else:
-                        total.nanos -= cost
-                        self.overall.nanos -= cost
-                    total.priced -= 1
-                total.calls -= 1
-                self.overall.calls -= 1
+                if cost == ODD_COST:
+                    total.extra -= slot.odd[i]
+                    self.overall.extra -= slot.odd[i]
+                elif cost != NO_COST:
+                    total.nanos -= cost
+                    self.overall.nanos -= cost
+                total.priced -= slot.priced[i]
+                total.calls -= slot.calls[i]
                 total.errors -= slot.errors[i]
-                latency = slot.latencies[i]
-                if latency >= 0:
+                self.overall.calls -= slot.calls[i]
+                end = slot.lat_end[i]
+                for latency in slot.latencies[start:end]:
                     total.latencies.remove(latency)
                     self.all_latencies.remove(latency)
+                start = end
                 self._dirty.add(agent)
                 self._changed.add(agent)
         for agent in [a for a in self._dirty if a in self.totals and self.totals[a].calls == 0]:

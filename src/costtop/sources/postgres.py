@@ -17,7 +17,7 @@ from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
 from costtop.sources.dedup import IdWatermark, Watermark
 from costtop.sources.errors import SourceError, TableMissing
 from costtop.sources.numbers import finite_or_none
-from costtop.sources.records import Baseline, CallRecord, DayAggregate, MinuteAggregate, WindowRow
+from costtop.sources.records import Baseline, CallRecord, DayAggregate, MinuteAggregate, WindowGroup
 from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
@@ -198,9 +198,13 @@ class PostgresReader:
                 month = await conn.fetchval(
                     f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                     month_start, day_start, timeout=timeout)
+                latency = self._col("latency_ms")
                 window = await conn.fetch(
-                    f"SELECT {ca} AS created_at, {agent} AS agent, {self._col('latency_ms')} AS latency, "
-                    f"{cost} AS cost, {err} AS error FROM {t} WHERE {ca} >= $1", window_from, timeout=timeout)
+                    f"SELECT {agent} AS agent, floor(extract(epoch FROM {ca}))::bigint AS second, "
+                    f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
+                    f"count(*) FILTER (WHERE {err}) AS errors, "
+                    f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
+                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", window_from, timeout=timeout)
                 self.watermark = await self._start_watermark(conn, timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self._error(exc) from None
@@ -212,8 +216,8 @@ class PostgresReader:
             month=day[:7],
             minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), r["cost"], r["calls"], r["errors"])
                           for r in groups if r["minute"] >= 0),
-            window=tuple(WindowRow(r["created_at"], r["agent"], r["latency"], r["cost"], bool(r["error"]))
-                         for r in window),
+            window=tuple(WindowGroup(int(r["second"]), r["agent"], r["cost"], r["priced"], r["calls"], r["errors"],
+                                     tuple(r["latencies"] or ())) for r in window),
         )
 
     async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:

@@ -53,15 +53,17 @@ class MinuteAggregate:
 
 
 @dataclass(frozen=True, slots=True)
-class WindowRow:
-    """A row of the exact 5-minute window, read at start-up. It is already in the day and minute
-    sums; only the per-second buckets (velocity, p95) need it row by row."""
+class WindowGroup:
+    """One agent's rows in one second of the 5-minute window, read at start-up as sums plus the
+    exact latencies (for p95). They are already in the day and minute sums."""
 
-    created_at: datetime
+    second: int  # epoch seconds
     agent_id: str
-    latency_ms: int | None
-    cost_usd: Decimal | None
-    error: bool
+    cost: Decimal | None  # sum of the known costs; None when none was known
+    priced: int
+    calls: int
+    errors: int
+    latencies: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ class Baseline:
     month_before_today: Decimal | None
     month: str  # YYYY-MM of month_before_today
     minutes: tuple[MinuteAggregate, ...]
-    window: tuple[WindowRow, ...]
+    window: tuple[WindowGroup, ...]
 
 
 class Scope(StrEnum):
