@@ -104,7 +104,7 @@ async def measure(url: str, rows: int) -> dict[str, object]:
             costtop_times.append(time.perf_counter() - t0)
             costtop_rows.append(len(new))
             engine.ingest(new)
-        for _ in range(5):
+        for _ in range(3):
             t0 = time.perf_counter()
             await conn.fetch(NAIVE_SQL, timeout=None)
             naive_times.append(time.perf_counter() - t0)

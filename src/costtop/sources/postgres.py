@@ -185,10 +185,11 @@ class PostgresReader:
         try:
             async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 # One scan for both the day's sums and the hour's minutes: rows before the hour are
-                # grouped per agent only (minute -1), so the result stays small at any table size.
+                # grouped per agent only (minute NULL), so the result stays small at any table size.
+                # (date_trunc, not extract(epoch): the latter is numeric arithmetic, 4x slower.)
                 groups = await conn.fetch(
                     f"SELECT {agent} AS agent, "
-                    f"CASE WHEN {ca} >= $2 THEN floor(extract(epoch FROM {ca}) / 60)::bigint ELSE -1 END AS minute, "
+                    f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}) END AS minute, "
                     f"{ca} >= $1 AS today, sum({cost}) AS cost, count(*) AS calls, count({cost}) AS priced, "
                     f"count(*) FILTER (WHERE {err}) AS errors, "
                     f"coalesce(sum({self._opt('tokens_in', '::bigint')}), 0) AS tin, "
@@ -200,7 +201,7 @@ class PostgresReader:
                     month_start, day_start, timeout=timeout)
                 latency = self._col("latency_ms")
                 window = await conn.fetch(
-                    f"SELECT {agent} AS agent, floor(extract(epoch FROM {ca}))::bigint AS second, "
+                    f"SELECT {agent} AS agent, date_trunc('second', {ca}) AS second, "
                     f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                     f"count(*) FILTER (WHERE {err}) AS errors, "
                     f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
@@ -214,10 +215,10 @@ class PostgresReader:
             days=day_sums(groups, day),
             month_before_today=month if month is not None else Decimal(0),
             month=day[:7],
-            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"]), r["cost"], r["calls"], r["errors"])
-                          for r in groups if r["minute"] >= 0),
-            window=tuple(WindowGroup(int(r["second"]), r["agent"], r["cost"], r["priced"], r["calls"], r["errors"],
-                                     tuple(r["latencies"] or ())) for r in window),
+            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"].timestamp()) // 60, r["cost"], r["calls"],
+                                          r["errors"]) for r in groups if r["minute"] is not None),
+            window=tuple(WindowGroup(int(r["second"].timestamp()), r["agent"], r["cost"], r["priced"], r["calls"],
+                                     r["errors"], tuple(r["latencies"] or ())) for r in window),
         )
 
     async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:
