@@ -7,6 +7,7 @@ writer; its effect comes back on the next Redis read, so the screen shows what R
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,6 +65,7 @@ class CosttopApp(App[None]):
         self.snapshot: Snapshot | None = None
         self.rows_seen = 0
         self.last_write: WriteResult | None = None
+        self._last_render = 0.0
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -71,7 +73,9 @@ class CosttopApp(App[None]):
         self.push_screen(MainScreen())
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
-        self.set_interval(self.settings.refresh, self.render_snapshot, name="render")
+        # New rows render at once (freshness = one read interval); this timer only keeps ages and the
+        # sliding windows moving when no data arrives.
+        self.set_interval(self.settings.refresh, self._tick, name="render")
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.render_snapshot)
@@ -140,6 +144,11 @@ class CosttopApp(App[None]):
         self.engine.ingest(message.rows)
         self.rows_seen += len(message.rows)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
+        self.render_snapshot()
+
+    def _tick(self) -> None:
+        if time.monotonic() - self._last_render >= self.settings.refresh * 0.9:
+            self.render_snapshot()
 
     @on(SourceFailed)
     def _source_failed(self, message: SourceFailed) -> None:
@@ -151,6 +160,7 @@ class CosttopApp(App[None]):
         self.render_snapshot()
 
     def render_snapshot(self) -> None:
+        self._last_render = time.monotonic()
         self.snapshot = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
         main = self._main()
         if main is not None and main.is_mounted:
