@@ -207,24 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="costtop's per-query timeout in seconds (default: costtop's own, 3)")
     parser.add_argument("--max-seconds", type=float, default=900, help="exit by itself after this long")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit (slows the app)")
-    parser.add_argument("--what-if-no-width-updates", action="store_true",
-                        help="EXPERIMENT, not costtop as shipped: KeyedTable.update_cell(update_width=False), "
-                             "to measure what DataTable's column re-measuring costs")
     return parser
-
-
-def disable_width_updates() -> None:
-    """What-if: cells are updated without asking DataTable to re-measure their column. DataTable's
-    `_update_column_widths` (run on idle) re-measures the whole column for every updated cell that got
-    narrower, O(updated cells x rows). Columns of costtop's agent table are mostly fixed-width anyway."""
-    from costtop.ui.widgets.keyed_table import KeyedTable
-
-    original = KeyedTable.update_cell
-
-    def update_cell(self: KeyedTable, row_key: Any, column_key: Any, value: Any, *, update_width: bool = False) -> None:
-        original(self, row_key, column_key, value, update_width=False)
-
-    KeyedTable.update_cell = update_cell  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,11 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}
     settings = Settings(redis_url=args.redis_url, database_url=args.database_url, refresh=args.refresh, **extra)
-    if args.what_if_no_width_updates:
-        disable_width_updates()
     with open(args.log, "w", encoding="utf-8") as stream:
         log = EventLog(stream)
-        log("config", what_if_no_width_updates=args.what_if_no_width_updates)
         app = HeadlessCosttop(settings, log, args.max_seconds)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:

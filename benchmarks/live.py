@@ -12,10 +12,11 @@ For each rate, against fresh servers (`ServerPair`):
    100 ms and logging each batch's commit time and largest id;
 3. costtop headless (benchmarks/headless_app.py) in a child process at `--refresh` (1 s), logging one
    JSON line per render with the newest row it has ingested;
-4. after the first render that includes live rows, `--warmup` seconds, then `--seconds` of steady state
-   during which costtop's CPU (utime+stime from /proc/<pid>/stat) and RSS (/proc/<pid>/status) are
-   sampled every second; the load generator's and PostgreSQL's CPU are sampled too (they share the
-   machine's cores with costtop);
+4. once costtop has caught up with the load (a render shows rows written less than --caught-up seconds
+   before it: after a long baseline the first reads are a backlog), `--warmup` seconds, then `--seconds`
+   of steady state during which costtop's CPU (utime+stime from /proc/<pid>/stat) and RSS
+   (/proc/<pid>/status) are sampled every second; the load generator's, PostgreSQL's and the whole
+   machine's CPU are sampled too (they share the machine's cores with costtop);
 5. switch latency, load still running:
    (a) `kill AGENT` sent to the app, which calls its `_write` worker with SwitchChange("set", "kill",
        "agent", AGENT) (what confirming the kill dialog does); from the moment the app calls `_write`
@@ -29,6 +30,9 @@ Freshness: for every batch committed during steady state, the first "painted" ev
 after a render_snapshot(), `call_after_refresh`) whose render had ingested a row with id >= the batch's
 largest id, minus the batch's commit time. One writer commits batches in order, so that render has every
 row of the batch. p50 and p99 over batches; batches never shown before the end are counted apart.
+
+All processes import one frozen copy of src/ taken at start (benchmarks/frozen.py; the git commit,
+modified files and a hash of the copy go into the JSON), since src/ may change while this runs.
 
 At the end: one line per figure, and the same figures as JSON in benchmarks/results/live-<timestamp>.json.
 Only loopback traffic; every process it starts is stopped (try/finally), and the servers' directory
@@ -61,6 +65,8 @@ from typing import Any
 import redis
 import textual
 
+import costtop
+from benchmarks import frozen
 from benchmarks.load import Fleet, backfill, set_budgets
 from costtop.config import Settings
 from costtop.demo.run import prepare
@@ -327,8 +333,7 @@ def resume(tail: LogTail, client: redis.Redis, agent: str, key: str, timeout: fl
 
 def run_rate(rate: float, args: argparse.Namespace, logs: Path) -> dict[str, Any]:
     print(f"\n== {rate:g} calls/s, {args.agents} agents, {args.models} models ==", flush=True)
-    result: dict[str, Any] = {"rate": rate, "agents": args.agents, "models": args.models, "method": args.method,
-                              "what_if_no_width_updates": args.what_if_no_width_updates}
+    result: dict[str, Any] = {"rate": rate, "agents": args.agents, "models": args.models, "method": args.method}
     pair = ServerPair.start(prefix="costtop-live-")
     load: subprocess.Popen[bytes] | None = None
     app: subprocess.Popen[str] | None = None
@@ -367,8 +372,9 @@ def run_rate(rate: float, args: argparse.Namespace, logs: Path) -> dict[str, Any
             time.sleep(0.05)
         started = time.time()
         timeout = ["--timeout", str(args.costtop_timeout)] if args.costtop_timeout else []
-        if args.what_if_no_width_updates:
-            timeout.append("--what-if-no-width-updates")
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            timeout += ["--profile", str(args.profile / f"costtop-{rate:g}.prof")]
         with open(logs / f"app-{rate:g}.err", "wb") as err:
             app = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.headless_app", "--redis-url", settings.redis_url,
@@ -388,13 +394,20 @@ def run_rate(rate: float, args: argparse.Namespace, logs: Path) -> dict[str, Any
             failed = [e.get("error") for e in tail.of("baseline_failed")]
             raise RuntimeError(f"costtop showed no live row within {args.start_timeout:g} s"
                                + (f" (baseline failed: {failed[-1]})" if failed else ""))
+        # After a long baseline the first reads are a backlog (READ_BATCH rows at a time): steady state
+        # starts once a render shows rows written less than --caught-up seconds before it.
+        caught = tail.wait_for(lambda e: e["ev"] == "render" and e.get("max_created_at") is not None
+                               and e["t"] - e["max_created_at"] < args.caught_up, args.start_timeout, alive=alive)
+        if caught is None:
+            raise RuntimeError(f"costtop did not catch up with the load within {args.start_timeout:g} s")
         baseline = tail.of("baseline")
         result["startup_to_first_live_render_s"] = round(first["t"] - started, 2)
+        result["startup_to_caught_up_s"] = round(caught["t"] - started, 2)
         if baseline:
             result["baseline_read_s"] = round(baseline[-1]["t1"] - baseline[-1]["t0"], 2)
             result["baseline_window_rows"] = baseline[-1]["rows"]
-        print(f"costtop: first render with live rows {result['startup_to_first_live_render_s']} s after start; "
-              f"warming up {args.warmup:g} s", flush=True)
+        print(f"costtop: first render with live rows {result['startup_to_first_live_render_s']} s after start, "
+              f"caught up after {result['startup_to_caught_up_s']} s; warming up {args.warmup:g} s", flush=True)
         time.sleep(args.warmup)
 
         steady_from = time.time()
@@ -481,7 +494,7 @@ def run_rate(rate: float, args: argparse.Namespace, logs: Path) -> dict[str, Any
 def lines(r: dict[str, Any]) -> list[str]:
     s = r.get("steady", {})
     f = r.get("freshness_ms", {})
-    rate = f"{r['rate']:g}/s" + (" WHAT-IF no width updates" if r.get("what_if_no_width_updates") else "")
+    rate = f"{r['rate']:g}/s"
     out = [
         f"[{rate}] load achieved (steady window): {r.get('load_achieved_rate_steady')} calls/s "
         f"({r['method']}; max lag {r.get('load_max_lag_steady_s')} s)",
@@ -510,8 +523,9 @@ def lines(r: dict[str, Any]) -> list[str]:
         f"{fmt(r.get('engine_snapshot_ms', {}))}",
         f"[{rate}] Postgres read per refresh: {fmt(r.get('postgres_read_ms', {}))}, median "
         f"{r.get('rows_per_read_median')} rows; start-up to first live render "
-        f"{r.get('startup_to_first_live_render_s')} s "
-        f"(baseline read {r.get('baseline_read_s')} s, {r.get('baseline_window_rows')} window rows)",
+        f"{r.get('startup_to_first_live_render_s')} s, caught up with the load after "
+        f"{r.get('startup_to_caught_up_s')} s (baseline read {r.get('baseline_read_s')} s, "
+        f"{r.get('baseline_window_rows')} window groups)",
     ]
     return out
 
@@ -529,11 +543,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=10, help="switch-latency trials of each kind (default 10)")
     parser.add_argument("--trial-timeout", type=float, default=15)
     parser.add_argument("--switch-budget", type=float, default=150, help="stop switch trials after this long")
-    parser.add_argument("--start-timeout", type=float, default=120)
+    parser.add_argument("--start-timeout", type=float, default=180)
+    parser.add_argument("--caught-up", type=float, default=3.0, metavar="SECONDS",
+                        help="steady state starts (after --warmup) once a render shows rows this fresh (default 3)")
     parser.add_argument("--method", choices=("executemany", "copy"), default="executemany")
     parser.add_argument("--costtop-timeout", type=float, help="costtop's query timeout (default its own)")
-    parser.add_argument("--what-if-no-width-updates", action="store_true",
-                        help="EXPERIMENT: costtop with KeyedTable.update_cell(update_width=False) (see headless_app)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="cProfile costtop into DIR/costtop-<rate>.prof (slows it: not for the CPU figure)")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="import costtop from src/ as it is (default: a frozen copy, see benchmarks/frozen.py)")
     parser.add_argument("--keep-logs", type=Path, help="keep the batch and app logs in this directory")
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/live-<timestamp>.json)")
     return parser
@@ -541,7 +559,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    source = frozen.ensure("benchmarks.live", freeze=not args.no_freeze)
+    try:
+        return _main(args, source)
+    finally:
+        frozen.cleanup(source)
+
+
+def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    print(f"costtop from {Path(costtop.__file__).parent} (commit {source['git_commit'][:10]}, "
+          f"{len(source['src_modified'])} modified file(s) under src/, tree {source['src_hash']})", flush=True)
     logs = args.keep_logs or Path(tempfile.mkdtemp(prefix="costtop-live-logs-"))
     runs: list[dict[str, Any]] = []
     try:
@@ -565,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cores": os.cpu_count(), "python": platform.python_version(), "textual": textual.__version__,
                     "platform": platform.platform()},
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "source": {**source, "imported_from": str(Path(costtop.__file__).parent),
+                   "live_src_changed_since": frozen.changed_since(source)},
         "runs": runs,
     }
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -1,13 +1,13 @@
 """Bytes per second costtop writes to a real terminal at steady state, against a naive DataTable app.
 
     python -m benchmarks.terminal_bytes [--skip 15] [--measure 60] [--rate 200] [--agents 200]
-                                        [--apps costtop naive] [--size 160x50]
+                                        [--apps costtop naive] [--size 160x50] [--colorterm truecolor]
 
-Each app runs in a real pseudo-terminal (pty.openpty, TIOCSWINSZ to --size, TERM=xterm-256color, the pty
-as the child's stdin, stdout and stderr and its controlling terminal: Textual writes to stderr), at
-refresh 1 s. A thread drains the master side and timestamps every read; the first --skip seconds are
-skipped and the bytes of the next --measure seconds are counted. Nothing answers the terminal's
-queries (as with a terminal that does not support them).
+Each app runs in a real pseudo-terminal (pty.openpty, TIOCSWINSZ to --size, TERM=xterm-256color, no
+COLORTERM unless --colorterm is given; the pty is the child's stdin, stdout, stderr and controlling
+terminal, since Textual writes to stderr), at refresh 1 s. A thread drains the master side and
+timestamps every read; the first --skip seconds are skipped and the bytes of the next --measure seconds
+are counted. Nothing answers the terminal's queries (as with a terminal that does not support them).
 
 - `costtop`: `python -m costtop --refresh 1` against fresh servers (`ServerPair`) with the schema,
   budgets, and the load generator (benchmarks/load.py) writing --rate calls/s over --agents agents;
@@ -16,9 +16,10 @@ queries (as with a terminal that does not support them).
   columns, where every second every row is removed and added again (`clear()` + `add_rows()`), with
   values that drift like a live fleet's.
 
-Prints bytes/s per app, write bursts per second (reads more than 20 ms apart: roughly frames; and
-synchronized-update blocks, ESC[?2026h, if the app emits them), and writes
-benchmarks/results/terminal_bytes-<timestamp>.json. Not part of pytest.
+costtop runs from a frozen copy of src/ (benchmarks/frozen.py). Prints bytes/s per app, write bursts
+per second (reads more than 20 ms apart: roughly frames), cursor moves per second (Textual starts each
+line segment it rewrites with one) and synchronized-update blocks (ESC[?2026h, if the app emits them),
+and writes benchmarks/results/terminal_bytes-<timestamp>.json. Not part of pytest.
 """
 
 from __future__ import annotations
@@ -43,9 +44,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks import frozen
+
 RESULTS = Path(__file__).with_name("results")
 SYNC_BEGIN = b"\x1b[?2026h"
 CURSOR_MOVE = re.compile(rb"\x1b\[\d+;\d+H")  # Textual starts every line it rewrites with one
+CURSOR_ROW = re.compile(rb"\x1b\[(\d+);\d+H")
 
 
 @dataclass
@@ -134,8 +138,13 @@ def measure(argv: list[str], args: argparse.Namespace, env: dict[str, str], labe
         if drain.thread is not None:
             drain.thread.join(5)
         os.close(master)
+    rows_touched = sorted({int(m.group(1)) for m in CURSOR_ROW.finditer(data)})
+    if args.dump is not None:
+        args.dump.mkdir(parents=True, exist_ok=True)
+        (args.dump / f"{label}.bin").write_bytes(data)
     return {
         "app": label, "command": " ".join(argv), "seconds": args.measure, "bytes": len(data),
+        "screen_rows_touched": rows_touched,
         "bytes_per_s": round(len(data) / args.measure, 1),
         "sync_frames_per_s": round(data.count(SYNC_BEGIN) / args.measure, 2),
         "write_bursts_per_s": round(bursts / args.measure, 2),
@@ -146,12 +155,16 @@ def measure(argv: list[str], args: argparse.Namespace, env: dict[str, str], labe
     }
 
 
-def child_env(home: Path) -> dict[str, str]:
+def child_env(home: Path, colorterm: str | None) -> dict[str, str]:
+    """TERM=xterm-256color; COLORTERM only if asked (SSH does not forward it by default, and with
+    COLORTERM=truecolor every color is sent as a 24-bit escape, which is longer)."""
     env = dict(os.environ)
-    env.update(TERM="xterm-256color", COLORTERM="truecolor", XDG_CONFIG_HOME=str(home), COSTTOP_DEMO_QUIET="1")
-    for name in ("COLUMNS", "LINES", "COSTTOP_CONFIG", "COSTTOP_REDIS_URL", "COSTTOP_DATABASE_URL",
-                 "COSTTOP_REFRESH", "COSTTOP_READ_ONLY", "TEXTUAL"):
+    env.update(TERM="xterm-256color", XDG_CONFIG_HOME=str(home), COSTTOP_DEMO_QUIET="1")
+    for name in ("COLUMNS", "LINES", "COLORTERM", "COSTTOP_CONFIG", "COSTTOP_REDIS_URL", "COSTTOP_DATABASE_URL",
+                 "COSTTOP_REFRESH", "COSTTOP_READ_ONLY", "TEXTUAL", "TEXTUAL_COLOR_SYSTEM", "NO_COLOR"):
         env.pop(name, None)
+    if colorterm:
+        env["COLORTERM"] = colorterm
     return env
 
 
@@ -248,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="160x50", help="terminal COLUMNSxLINES (default 160x50)")
     parser.add_argument("--apps", nargs="+", choices=("costtop", "demo", "naive"), default=["costtop", "naive"])
     parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/terminal_bytes-<ts>.json)")
+    parser.add_argument("--colorterm", help="set COLORTERM in the terminal (e.g. truecolor; default unset)")
+    parser.add_argument("--dump", type=Path, metavar="DIR", help="also write the counted bytes to DIR/<app>.bin")
+    parser.add_argument("--no-freeze", action="store_true",
+                        help="run costtop from src/ as it is (default: a frozen copy, see benchmarks/frozen.py)")
     parser.add_argument("--naive-app", action="store_true", help=argparse.SUPPRESS)  # the child process
     return parser
 
@@ -257,10 +274,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.naive_app:
         run_naive_app(args.agents)
         return 0
+    source = frozen.ensure("benchmarks.terminal_bytes", freeze=not args.no_freeze)
+    try:
+        return _main(args, source)
+    finally:
+        frozen.cleanup(source)
+
+
+def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="costtop-tty-home-") as home:
-        env = child_env(Path(home))
+        env = child_env(Path(home), args.colorterm)
         for app in args.apps:
             try:
                 if app == "costtop":
@@ -286,8 +311,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['sync_frames_per_s']:g} synchronized-update frames/s)")
     out = args.out or RESULTS / f"terminal_bytes-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    source = {**source, "live_src_changed_since": frozen.changed_since(source)}
     out.write_text(json.dumps({"timestamp": stamp, "args": {k: str(v) for k, v in vars(args).items()},
-                               "results": results}, indent=2) + "\n", encoding="utf-8")
+                               "source": source, "results": results}, indent=2) + "\n", encoding="utf-8")
     print(f"JSON: {out}")
     return 0 if all("error" not in r for r in results) else 1
 

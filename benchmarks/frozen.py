@@ -1,0 +1,76 @@
+"""Run a benchmark against one frozen copy of costtop's source.
+
+The source tree can change while a benchmark runs (other work in progress), and every child process
+imports costtop when it starts: without a copy, the 2,000 calls/s run and the 10,000 calls/s run can
+measure different code. `ensure()` copies src/ to a temporary directory, records the git commit, the
+modified files under src/ and a hash of the copy, and re-executes the benchmark with that copy first
+on PYTHONPATH (the editable install's .pth entry comes after PYTHONPATH), so the benchmark and all its
+children import the same code. `cleanup()` removes the copy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+ENV = "COSTTOP_BENCH_FROZEN_SRC"
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def tree_hash(root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure(module: str, freeze: bool = True) -> dict[str, Any]:
+    """In the first process: freeze and re-exec (does not return). In the re-executed one: the info."""
+    frozen = os.environ.get(ENV)
+    if frozen:
+        return json.loads((Path(frozen) / "info.json").read_text())
+    info: dict[str, Any] = {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "src_modified": [line for line in _git("status", "--porcelain", "--", "src").splitlines() if line],
+    }
+    if not freeze:
+        info.update(frozen=False, src_hash=tree_hash(REPO / "src" / "costtop"))
+        return info
+    root = Path(tempfile.mkdtemp(prefix="costtop-bench-src-"))
+    shutil.copytree(REPO / "src" / "costtop", root / "src" / "costtop",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    info.update(frozen=True, src_copy=str(root / "src"), src_hash=tree_hash(root / "src" / "costtop"))
+    (root / "info.json").write_text(json.dumps(info))
+    env = dict(os.environ)
+    env[ENV] = str(root)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root / "src"), str(REPO), env.get("PYTHONPATH")) if p)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.chdir(REPO)
+    os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+
+
+def cleanup(info: dict[str, Any]) -> None:
+    frozen = os.environ.get(ENV)
+    if frozen and info.get("frozen"):
+        shutil.rmtree(frozen, ignore_errors=True)
+
+
+def changed_since(info: dict[str, Any]) -> bool:
+    """Whether the live source differs from what was measured (worth a note in the report)."""
+    return tree_hash(REPO / "src" / "costtop") != info.get("src_hash")
