@@ -64,6 +64,9 @@ class Engine:
         self._agent_rows: dict[str, AgentRow] = {}
         self._changed: set[str] = set()
         self._row_context: object = None
+        self._sort_keys: dict[str, tuple[object, ...]] = {}
+        self._order: list[str] = []
+        self._order_rows: object = None
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -195,10 +198,23 @@ class Engine:
                 state=state,
                 switch=switch,
             )
-        agents = list(self._agent_rows.values())
         window_total = self.window.overall.cost
         window_calls = self.window.overall.calls
-        agents.sort(key=lambda a: (-(a.window_usd or 0), -(a.spend_today or 0), a.agent_id))
+        # Highest spend rate first; the key of an unchanged row is kept with it.
+        if self._order_rows is not self._agent_rows or changed or len(self._order) != len(self._agent_rows):
+            keyed = self._sort_keys
+            if self._order_rows is not self._agent_rows:
+                keyed.clear()  # every row was rebuilt
+            for name in changed:
+                keyed.pop(name, None)
+            for name, agent in self._agent_rows.items():
+                if name not in keyed:
+                    keyed[name] = (-(agent.window_usd or 0), -(agent.spend_today or 0), name)
+            for name in [n for n in keyed if n not in self._agent_rows]:
+                del keyed[name]
+            self._order = sorted(self._agent_rows, key=keyed.__getitem__)
+            self._order_rows = self._agent_rows
+        agents = [self._agent_rows[name] for name in self._order]
 
         spend_today = sum((t.cost for t in self.days.values()), Decimal(0)) if has_cost else None
         spend_month = spend_today + self.month_before_today if spend_today is not None else None
