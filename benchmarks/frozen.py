@@ -14,10 +14,12 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,8 +41,15 @@ def tree_hash(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def _exit_on_term(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
 def ensure(module: str, freeze: bool = True) -> dict[str, Any]:
     """In the first process: freeze and re-exec (does not return). In the re-executed one: the info."""
+    # SIGTERM (`timeout`, a closed session) unwinds like Ctrl-C, so every `finally` stops what the
+    # benchmark started and the copy is removed.
+    signal.signal(signal.SIGTERM, _exit_on_term)
     frozen = os.environ.get(ENV)
     if frozen:
         return json.loads((Path(frozen) / "info.json").read_text())
