@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -72,6 +73,15 @@ def ensure(module: str, freeze: bool = True) -> dict[str, Any]:
     sys.stderr.flush()
     os.chdir(REPO)
     os.execve(sys.executable, [sys.executable, "-m", module, *sys.argv[1:]], env)
+
+
+def run(module: str, args: Any, body: Callable[[Any, dict[str, Any]], int]) -> int:
+    """Run `body(args, info)` from a frozen copy of src/ (unless args.no_freeze), then remove the copy."""
+    info = ensure(module, freeze=not args.no_freeze)
+    try:
+        return body(args, info)
+    finally:
+        cleanup(info)
 
 
 def cleanup(info: dict[str, Any]) -> None:

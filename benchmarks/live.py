@@ -559,11 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    source = frozen.ensure("benchmarks.live", freeze=not args.no_freeze)
-    try:
-        return _main(args, source)
-    finally:
-        frozen.cleanup(source)
+    return frozen.run("benchmarks.live", args, _main)
 
 
 def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:

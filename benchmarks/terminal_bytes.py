@@ -274,11 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.naive_app:
         run_naive_app(args.agents)
         return 0
-    source = frozen.ensure("benchmarks.terminal_bytes", freeze=not args.no_freeze)
-    try:
-        return _main(args, source)
-    finally:
-        frozen.cleanup(source)
+    return frozen.run("benchmarks.terminal_bytes", args, _main)
 
 
 def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, BudgetState, Level
-from costtop.engine.windows import percentile_disc
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -21,6 +21,15 @@ from costtop.sources.records import (
     Unparsed,
     WindowGroup,
 )
+
+
+def percentile_disc(values: list[int], fraction: float = 0.95) -> int | None:
+    """The reference: SQL's percentile_disc over a plain list (sort, take rank ceil(fraction * n))."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
 ALL = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)

@@ -221,7 +221,7 @@ async def test_quiet_period_rows_before_raw_horizon_not_double_counted(pg, db_ur
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if (now - day_start).total_seconds() < RAW_SECONDS + 30:
         pytest.skip("too close to UTC midnight for a row that is today and before the raw horizon")
-    # No call for the last 6 minutes except one, 2 s older than the raw-row horizon (now - 360 s).
+    # No call for the last 5 minutes except one, 2 s older than the window's horizon (now - RAW_SECONDS).
     raw_from = now.replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
     await pg.execute(INSERT, *Row(raw_from - timedelta(seconds=2), "alpha", 50, Decimal("2.50"), "success").args())
     reader, engine = await start(db_url, now)

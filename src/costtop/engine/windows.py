@@ -248,12 +248,3 @@ class SlidingWindow:
 
     def global_p95(self) -> int | None:
         return self.all_latencies.percentile()
-
-
-def percentile_disc(values: list[int], fraction: float = 0.95) -> int | None:
-    """The smallest value with at least `fraction` of the values at or below it."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = max(0, math.ceil(fraction * len(ordered)) - 1)
-    return ordered[index]

@@ -63,7 +63,6 @@ class CosttopApp(App[None]):
         self.redis_state: RedisState | None = None
         self.status = {name: SourceStatus(name, False, None) for name in ("Redis", "Postgres")}
         self.snapshot: Snapshot | None = None
-        self.rows_seen = 0
         self.last_write: WriteResult | None = None
         self._last_render = 0.0
 
@@ -142,7 +141,6 @@ class CosttopApp(App[None]):
     @on(RowsRead)
     def _rows_read(self, message: RowsRead) -> None:
         self.engine.ingest(message.rows)
-        self.rows_seen += len(message.rows)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
 

@@ -71,7 +71,7 @@ class KeyedTable(DataTable[Text | str]):
             elif old != cells:
                 for column, before, after in zip(column_keys, old, cells, strict=False):
                     if before != after:
-                        self.update_cell(key, column, after)
+                        self.update_cell(key, column, after, update_width=True)
                 self._rows[key] = cells
         order = [k for k, _ in rows]
         if order != self._order and column_keys:
