@@ -6,6 +6,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, BudgetState, Level
@@ -140,23 +142,27 @@ def test_late_row_of_yesterday_counts_for_the_month_not_today() -> None:
     assert snap.header.spend_month == Decimal("3.00")
 
 
-def test_latency_counts_percentile_matches_the_list_version() -> None:
+@pytest.mark.parametrize("kind", ["LatencyCounts", "SortedLatencies"])
+def test_latency_multisets_match_the_list_percentile(kind: str) -> None:
     import random
 
-    from costtop.engine.windows import LatencyCounts
+    from costtop.engine import windows
 
     rng = random.Random(3)
     for size in (1, 2, 19, 20, 21, 40, 60, 97, 1000):
         values = [rng.randrange(1, 300) for _ in range(size)]
-        counts = LatencyCounts()
+        counts = getattr(windows, kind)()
         for v in values:
             counts.add(v)
         assert counts.percentile() == percentile_disc(values), size
         gone, kept = values[: size // 3], values[size // 3:]
         for v in gone:
             counts.remove(v)
+        counts.remove(999)  # never added: nothing changes
         assert counts.percentile() == percentile_disc(kept) and counts.total == len(kept)
-        assert counts.keys == sorted(set(kept))
+        counts.add(7, 3)
+        counts.remove(7, 2)
+        assert counts.percentile() == percentile_disc([*kept, 7]) and counts.total == len(kept) + 1
 
 
 def test_p95_is_percentile_disc() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import cache
 
 from costtop.engine.snapshot import BudgetState, BudgetView
 from costtop.sources.records import RedisNumber, Unparsed
@@ -19,8 +20,14 @@ def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known:
     fraction = used / limit
     if fraction >= 1:
         state = BudgetState.EXCEEDED
-    elif fraction >= Decimal(str(warning)):
+    elif fraction >= _exact(warning):
         state = BudgetState.WARNING
     else:
         state = BudgetState.OK
     return BudgetView(state, limit, used)
+
+
+@cache
+def _exact(fraction: float) -> Decimal:
+    """0.8 as the Decimal 0.8, not 0.8000000000000000444: "exactly 80 %" must be a warning."""
+    return Decimal(str(fraction))

@@ -106,7 +106,9 @@ class AgentTable(ScrollView, can_focus=True):
         self.wide = True
         self.cursor = 0
         self._selected: str | None = None
-        self._index: dict[str, int] = {}
+        self._index: dict[str, int] | None = None
+        self._names: frozenset[str] = frozenset()
+        self._widest = 0
         self._cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self._shown: tuple[object, ...] = ()
         self._name_widths: dict[str, int] = {}
@@ -118,25 +120,41 @@ class AgentTable(ScrollView, can_focus=True):
     def show(self, snap: Snapshot) -> None:
         self.wide = self.app.size.width >= WIDE
         self.money = snap.has("cost_usd")
-        widths = self._name_widths
-        for agent in snap.agents:
-            if agent.agent_id not in widths:
-                widths[agent.agent_id] = len(clean(agent.agent_id))
-        name_width = min(MAX_NAME, max((widths[a.agent_id] for a in snap.agents), default=5))
+        name_width = self._name_width(snap.agents)
         columns = agent_columns(snap, self.wide, max(5, name_width))
         if columns != self.columns:
             self.columns = columns
             self._cache.clear()
         self.rows = snap.agents
-        self._index = {row.agent_id: i for i, row in enumerate(self.rows)}
-        if self._selected in self._index:
-            self.cursor = self._index[self._selected]
+        self._index = None
+        found = self._find(self._selected) if self._selected is not None else None
+        if found is not None:
+            self.cursor = found
         else:
             self.cursor = min(self.cursor, max(0, len(self.rows) - 1))
             self._selected = self.rows[self.cursor].agent_id if self.rows else None
         self.virtual_size = Size(sum(w + 1 for _, _, w in columns), len(self.rows) + 1)
         self._scroll_to_cursor()
         self._refresh_if_visible_changed()
+
+    def _name_width(self, rows: tuple[AgentRow, ...]) -> int:
+        """The widest (cleaned) name, measured again only when the set of agents changed."""
+        widths = self._name_widths
+        new = [row.agent_id for row in rows if row.agent_id not in widths]
+        for name in new:
+            widths[name] = len(clean(name))
+        if new or len(rows) != len(self._names):
+            self._names = frozenset(row.agent_id for row in rows)
+            self._widest = max((widths[name] for name in self._names), default=5)
+        return min(MAX_NAME, self._widest)
+
+    def _find(self, agent_id: str) -> int | None:
+        """The row of an agent: where the cursor was (the usual case), else looked up once per snapshot."""
+        if self.cursor < len(self.rows) and self.rows[self.cursor].agent_id == agent_id:
+            return self.cursor
+        if self._index is None:
+            self._index = {row.agent_id: i for i, row in enumerate(self.rows)}
+        return self._index.get(agent_id)
 
     def _visible(self) -> tuple[object, ...]:
         top = int(self.scroll_offset.y)
