@@ -142,6 +142,8 @@ def measure(argv: list[str], args: argparse.Namespace, env: dict[str, str], labe
     if args.dump is not None:
         args.dump.mkdir(parents=True, exist_ok=True)
         (args.dump / f"{label}.bin").write_bytes(data)
+        reads = [(round(t - since, 3), len(chunk)) for t, chunk in drain.reads if since <= t < until]
+        (args.dump / f"{label}.reads.json").write_text(json.dumps(reads))
     return {
         "app": label, "command": " ".join(argv), "seconds": args.measure, "bytes": len(data),
         "screen_rows_touched": rows_touched,

@@ -73,8 +73,8 @@ class CosttopApp(App[None]):
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
         # New rows render at once (freshness = one read interval); this timer only keeps ages and the
-        # sliding windows moving when no data arrives.
-        self.set_interval(self.settings.refresh, self._tick, name="render")
+        # sliding windows moving when no data arrives, so it stays quiet while reads keep coming.
+        self.set_interval(self.settings.refresh / 2, self._tick, name="render")
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.render_snapshot)
@@ -103,6 +103,7 @@ class CosttopApp(App[None]):
         failures = 0
         need_baseline = True
         while True:
+            started = time.monotonic()
             try:
                 if need_baseline:
                     columns = await self.feed.connect_postgres()
@@ -120,7 +121,8 @@ class CosttopApp(App[None]):
                 await asyncio.sleep(backoff(failures, self.settings.refresh))
                 continue
             failures = 0
-            await asyncio.sleep(self.settings.refresh)
+            # One read per refresh interval, however long the read took.
+            await asyncio.sleep(max(0.0, self.settings.refresh - (time.monotonic() - started)))
 
     # -- data in -----------------------------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class CosttopApp(App[None]):
         self.render_snapshot()
 
     def _tick(self) -> None:
-        if time.monotonic() - self._last_render >= self.settings.refresh * 0.9:
+        if time.monotonic() - self._last_render >= self.settings.refresh * 1.4:
             self.render_snapshot()
 
     @on(SourceFailed)

@@ -38,5 +38,7 @@ class MainScreen(Screen[None]):
         self.query_one(SwitchTable).show(snap)
         count = len(snap.switches)
         title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"
-        self.query_one("#switches-pane .pane-title", Static).update(title)
+        pane_title = self.query_one("#switches-pane .pane-title", Static)
+        if str(pane_title.content) != title:  # update() always lays the screen out again
+            pane_title.update(title)
         self.query_one("#switches-pane").set_class(count == 0, "empty")

@@ -2,8 +2,9 @@
 
 With 10,000 agents a DataTable would build 100,000 cells per refresh; this widget keeps the
 snapshot's rows and renders the ~40 visible ones, each cached by its (immutable) AgentRow, so a
-frame costs the same with 20 agents or 10,000. The cursor follows its agent's key, never an index,
-so a re-sort cannot move the selection under the operator.
+frame costs the same with 20 agents or 10,000. Once the operator moves the cursor it follows its
+agent's key, never an index, so a re-sort cannot move the selection under them; on the first row
+it stays on the top spender.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from textual.strip import Strip
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.text import clean
 from costtop.ui.format import budget_bar, level_text, millis, state_text, usd
+from costtop.ui.widgets.line_diff import PaintedLines
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).
 WIDE = 110
@@ -105,12 +107,17 @@ class AgentTable(ScrollView, can_focus=True):
         self.money = False
         self.wide = True
         self.cursor = 0
+        # On the first row the cursor stays on the top spender, as in htop; moved elsewhere, it
+        # follows its agent through re-sorts (and the dialog's target is fixed at the key press).
+        self._top = True
         self._selected: str | None = None
         self._index: dict[str, int] | None = None
         self._names: frozenset[str] = frozenset()
         self._widest = 0
         self._cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
         self._shown: tuple[object, ...] = ()
+        self._frame: tuple[object, ...] = ()
+        self._painted = PaintedLines()
         self._name_widths: dict[str, int] = {}
 
     @property
@@ -127,7 +134,7 @@ class AgentTable(ScrollView, can_focus=True):
             self._cache.clear()
         self.rows = snap.agents
         self._index = None
-        found = self._find(self._selected) if self._selected is not None else None
+        found = self._find(self._selected) if self._selected is not None and not self._top else None
         if found is not None:
             self.cursor = found
         else:
@@ -162,11 +169,16 @@ class AgentTable(ScrollView, can_focus=True):
         return (self.cursor, top, tuple(self.columns), self.rows[top: top + height])
 
     def _refresh_if_visible_changed(self) -> None:
-        """Repaint only when what is on screen changed: a quiet table sends nothing to the terminal."""
+        """Repaint only what changed on screen, each line up to its last changed cell."""
         shown = self._visible()
-        if shown != self._shown:
-            self._shown = shown
-            self.refresh()
+        frame = (int(self.scroll_offset.y), self.size, self.has_focus)
+        if frame != self._frame or not self._shown:
+            self.refresh()  # scrolled, resized or (un)focused: every line moves or restyles
+        elif shown != self._shown:
+            regions = self._painted.dirty(self.size.height, self.render_line)
+            if regions:  # refresh() with no region would repaint everything
+                self.refresh(*regions)
+        self._shown, self._frame = shown, frame
 
     def _scroll_to_cursor(self) -> None:
         top = int(self.scroll_offset.y)
@@ -180,6 +192,7 @@ class AgentTable(ScrollView, can_focus=True):
         if not self.rows:
             return
         self.cursor = max(0, min(len(self.rows) - 1, index))
+        self._top = self.cursor == 0
         self._selected = self.rows[self.cursor].agent_id
         self._scroll_to_cursor()
         self._refresh_if_visible_changed()
@@ -204,6 +217,9 @@ class AgentTable(ScrollView, can_focus=True):
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
+        return self._painted.record(y, self._render_line(y))
+
+    def _render_line(self, y: int) -> Strip:
         width = self.size.width
         if y == 0:
             header = self.get_component_rich_style("agent-table--header")
