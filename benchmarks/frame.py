@@ -23,7 +23,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
-from costtop.sources.records import Baseline, CallRecord, DayAggregate, RedisState
+from costtop.sources.records import Baseline, CallRecord, DayAggregate, GatewayCounters, RedisState
 from costtop.sources.writer import SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
 
@@ -43,6 +43,9 @@ class ManyAgentsFeed:
     async def read_redis(self) -> RedisState:
         budgets = {a: Decimal(10 + i % 50) for i, a in enumerate(self.agents)}
         return RedisState((), budgets, Decimal("5000"), Decimal("100000"))
+
+    async def read_counters(self, day: str) -> GatewayCounters:
+        return GatewayCounters(day, {}, None)
 
     async def connect_postgres(self) -> frozenset[str]:
         return frozenset((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS))

@@ -103,6 +103,9 @@ class TimedFeed:
     async def read_redis(self) -> RedisState:
         return await self.inner.read_redis()
 
+    async def read_counters(self, day: str) -> object:
+        return await self.inner.read_counters(day)
+
     async def connect_postgres(self) -> frozenset[str]:
         return await self.inner.connect_postgres()
 
@@ -118,6 +121,12 @@ class TimedFeed:
         watermark = getattr(self.inner.postgres, "watermark", None)
         self.log("baseline", t0=t0, t1=time.time(), rows=len(rows), high=str(getattr(watermark, "high", None)))
         return baseline
+
+    async def baseline_days(self) -> object:
+        t0 = time.time()
+        part = await self.inner.baseline_days()
+        self.log("baseline_days", t0=t0, t1=time.time())
+        return part
 
     async def new_rows(self) -> list[CallRecord]:
         t0 = time.time()

@@ -8,7 +8,9 @@ For each size: fill a fresh `tool_calls` with that many rows, written as by a ga
   time and rows read;
 - the naive dashboard's refresh, the GROUP BY over today that a SQL panel or `watch psql` re-runs:
   time and rows it aggregates; and the ratio of the two times;
-- start-up: `PostgresReader.connect` + `baseline`, then the engine's first snapshot.
+- start-up: `PostgresReader.connect` + `start_baseline` (the 5-minute window) and the engine's first
+  snapshot: the first screen, live velocity with the day's figures marked unknown; then
+  `finish_baseline` (the day's and month's sums, same snapshot) and the snapshot that completes it.
 """
 
 from __future__ import annotations
@@ -85,13 +87,15 @@ async def measure(url: str, rows: int) -> dict[str, object]:
     reader = PostgresReader(settings)
     start = time.perf_counter()
     await reader.connect()
-    baseline = await reader.baseline(datetime.now(UTC))
-    baseline_s = time.perf_counter() - start
+    first = await reader.start_baseline(datetime.now(UTC))
     assert reader.columns is not None
     engine = Engine(columns=reader.columns.present)
-    engine.load(baseline)
+    engine.load(first)
     engine.snapshot(datetime.now(UTC), None)
-    startup_s = time.perf_counter() - start
+    first_screen_s = time.perf_counter() - start  # the window live, the day's figures still unknown
+    engine.complete(await reader.finish_baseline())
+    engine.snapshot(datetime.now(UTC), None)
+    complete_s = time.perf_counter() - start
 
     conn = await asyncpg.connect(url)
     costtop_times, costtop_rows, naive_times = [], [], []
@@ -117,8 +121,8 @@ async def measure(url: str, rows: int) -> dict[str, object]:
     naive = summary(naive_times)
     return {
         "rows": rows,
-        "startup_baseline_ms": round(baseline_s * 1000, 1),
-        "startup_first_snapshot_ms": round(startup_s * 1000, 1),
+        "startup_first_screen_ms": round(first_screen_s * 1000, 1),
+        "startup_complete_ms": round(complete_s * 1000, 1),
         "costtop_refresh": {**costtop, "rows_read_median": statistics.median(costtop_rows)},
         "naive_refresh": {**naive, "rows_aggregated": naive_rows},
         "naive_over_costtop": round(naive["median_ms"] / costtop["median_ms"], 1),

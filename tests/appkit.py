@@ -24,7 +24,8 @@ async def wait_for_data(pilot: Pilot[None]) -> None:
     app = pilot.app
     assert isinstance(app, CosttopApp)
     await wait_until(pilot, lambda: app.snapshot is not None and app.redis_state is not None
-                     and app.engine.day != "" and bool(app.snapshot.agents))
+                     and app.engine.day != "" and not app.engine.day_pending and bool(app.snapshot.agents)
+                     and app.engine.counters is not None)
     app.render_snapshot()
     await pilot.pause()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import asyncpg
@@ -13,6 +14,7 @@ from costtop.demo.servers import free_port
 from costtop.engine.snapshot import AgentState
 from costtop.gateway import Call, Gateway
 from costtop.sources.feed import LiveFeed
+from costtop.sources.records import DayBaseline
 from costtop.sources.writer import Operator
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
@@ -125,6 +127,44 @@ async def test_kill_all_needs_the_word(pg, redis, db_url, redis_url) -> None:
                          and all(a.state is AgentState.KILLED for a in app.snapshot.agents))
 
 
+class GatedFeed(LiveFeed):
+    """The live feed, with the day's sums held back until the test lets them through."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.gate = asyncio.Event()
+
+    async def baseline_days(self) -> DayBaseline:
+        await self.gate.wait()
+        return await super().baseline_days()
+
+
+async def test_window_is_live_before_the_day_totals_arrive(pg, redis, db_url, redis_url) -> None:
+    await seed(pg, redis)
+    settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
+    feed = GatedFeed(settings)
+    app = CosttopApp(settings, feed)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) == 4)
+        snap = app.snapshot
+        assert snap is not None and snap.header.totals_pending
+        # The window is there (velocity, calls/min); the day's figures are unknown, not $0.
+        assert snap.header.calls_per_min == Decimal(4) / 5
+        assert snap.header.spend_today is None and all(a.spend_today is None for a in snap.agents)
+        assert "Reading today's rows" in screen_text(app)
+        # A call written while the day is being summed is counted once.
+        await Gateway(redis, pg).record([Call("agent-0", "llm", 5, cost_usd=Decimal("1.00"))])
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.header.calls_per_min == 1)
+        feed.gate.set()
+        await wait_until(pilot, lambda: app.snapshot is not None and not app.snapshot.header.totals_pending)
+        assert app.snapshot.header.spend_today == await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls")
+        assert "Reading today's rows" not in screen_text(app)
+
+
+def screen_text(app: CosttopApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
 async def test_selection_stays_on_its_agent_when_the_order_changes(pg, redis, db_url, redis_url) -> None:
     await seed(pg, redis)
     app = make_app(db_url, redis_url)
@@ -142,6 +182,68 @@ async def test_selection_stays_on_its_agent_when_the_order_changes(pg, redis, db
         from costtop.ui.widgets.agent_table import AgentTable
 
         assert app.screen.query_one(AgentTable).selected_key == "agent-0"
+
+
+async def select_row(pilot, table, name: str) -> None:
+    """Focus a panel and move its cursor to the row called `name`, as an operator would."""
+    table.focus()
+    await pilot.press(*["up"] * table.row_count)
+    for _ in range(20):
+        await pilot.pause()
+        if table.selected_name == name:
+            return
+        await pilot.press("down")
+    raise AssertionError(f"{name} not in the panel: {table._order}, at {table.selected_key!r}, focus {table.has_focus}")
+
+
+async def test_kill_and_resume_a_model_and_a_provider(pg, redis, db_url, redis_url) -> None:
+    """`k` and `u` on the model and provider panels: the same dialog, the contract's keys, audit rows."""
+    from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
+
+    await seed(pg, redis)
+    await Gateway(redis, pg).record([Call("agent-9", "llm", 50, provider="anthropic", model="claude-sonnet-4",
+                                          cost_usd=Decimal("3"))])
+    app = make_app(db_url, redis_url)
+    login = Operator.current().login
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.models) == 2)
+        assert [m.model for m in app.snapshot.models] == ["claude-sonnet-4", "gpt-5"]  # by spend today
+        models = app.screen.query_one(ModelTable)
+        await select_row(pilot, models, "gpt-5")
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        assert app.screen.change.scope == "model" and app.screen.change.target == "gpt-5"
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert await redis.get("kill:model:gpt-5") == f"manual:{login}:runaway_spend".encode()
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.models[1].state is AgentState.KILLED)
+        # Throttle is for agents only: nothing is written.
+        await pilot.press("t")
+        await pilot.pause()
+        assert not isinstance(app.screen, SwitchDialog)
+
+        providers = app.screen.query_one(ProviderTable)
+        await select_row(pilot, providers, "anthropic")
+        app.last_write = None
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert await redis.exists("kill:provider:anthropic") == 1
+
+        await select_row(pilot, models, "gpt-5")
+        app.last_write = None
+        await pilot.press("u")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        assert app.screen.change.action == "remove" and app.screen.change.target == "gpt-5"
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None)
+        assert await redis.exists("kill:model:gpt-5") == 0
+    audit = await pg.fetch("SELECT action, scope, target, result FROM costtop_audit ORDER BY id")
+    assert [tuple(r) for r in audit] == [("set:kill", "model", "gpt-5", "set"),
+                                         ("set:kill", "provider", "anthropic", "set"),
+                                         ("remove:kill", "model", "gpt-5", "removed")]
 
 
 async def test_read_only_refuses_and_sends_no_write(pg, redis, db_url, redis_url) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import AgentState, BudgetState, Level
+from costtop.engine.snapshot import AgentState, BudgetState, Level, SortKey
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -187,6 +187,141 @@ def test_budgets_disabled_unknown_warning_exceeded() -> None:
     assert next(a for a in snap.agents if a.agent_id == "a").budget.fraction == 0.8
     assert snap.header.day_budget.state is BudgetState.DISABLED
     assert snap.header.month_budget.state is BudgetState.UNKNOWN
+
+
+def test_negative_and_missing_budgets_are_disabled_never_exceeded() -> None:
+    snap = engine_with([row("neg", 1, "5"), row("none", 1, "5")]).snapshot(
+        NOW, redis_state(budgets={"neg": Decimal("-1")}))
+    for agent in snap.agents:
+        assert agent.budget.state is BudgetState.DISABLED and agent.budget.runs_out_in is None
+
+
+def test_forecasts_from_the_burn_rate() -> None:
+    """NOW is 12:00:00.5 UTC on Nov 22: 43,199.5 s left in the day, 8 more days in the month."""
+    day_left, month_left = Decimal("43199.5"), Decimal(8 * 86400) + Decimal("43199.5")
+    baseline = Baseline(day="2026-11-22", days=(DayAggregate("idle", "2026-11-22", Decimal("4"), 2, 2, 0, 0, 0),),
+                        month_before_today=Decimal("100"), month="2026-11", minutes=(), window=())
+    rows = [row("f", 1, "3.00"), row("b", 1, "10.00"), row("far", 1, "3.00")]
+    budgets = {"f": Decimal("10"), "b": Decimal("10"), "far": Decimal("1000"), "idle": Decimal("5")}
+    engine = engine_with(rows, baseline)
+    snap = engine.snapshot(NOW, redis_state(budgets=budgets, global_day_budget=Decimal("200"),
+                                            global_month_budget=Decimal("1000")))
+    by = {a.agent_id: a for a in snap.agents}
+    # f burns $3 in 5 minutes = $0.60/min: $7 left lasts 700 s; at midnight it will have spent 3 + 0.6 * 720 min.
+    assert by["f"].velocity_per_min == Decimal("0.6") and by["f"].budget.runs_out_in == 700.0
+    assert by["f"].projected_today == Decimal("3") + Decimal("0.6") * day_left / 60
+    assert by["b"].budget.runs_out_in == 0.0  # exactly 100 %: already spent
+    assert by["far"].budget.runs_out_in is None  # $997 at $0.60/min outlasts the day
+    # No burn: never runs out, and the day ends where it stands.
+    assert by["idle"].velocity_per_min == 0 and by["idle"].budget.runs_out_in is None
+    assert by["idle"].projected_today == Decimal("4")
+    h = snap.header
+    burn = Decimal("16") / 5
+    assert h.velocity_per_min == burn
+    assert h.projected_today == Decimal("20") + burn * day_left / 60
+    assert h.projected_month == Decimal("120") + burn * month_left / 60
+    assert h.day_budget.runs_out_in == float((Decimal("200") - 20) / burn * 60)
+    assert h.month_budget.runs_out_in == float((Decimal("1000") - 120) / burn * 60)
+
+    engine.sort = SortKey.RUNS_OUT
+    order = [a.agent_id for a in engine.snapshot(NOW, redis_state(budgets=budgets)).agents]
+    assert order == ["b", "f", "far", "idle"]  # spent, then soonest; the rest by burn rate
+
+
+def test_zero_velocity_forecasts_nothing() -> None:
+    baseline = Baseline(day="2026-11-22", days=(DayAggregate("a", "2026-11-22", Decimal("9"), 1, 1, 0, 0, 0),),
+                        month_before_today=Decimal(0), month="2026-11", minutes=(), window=())
+    snap = engine_with([], baseline).snapshot(NOW, redis_state(budgets={"a": Decimal("10")},
+                                                               global_day_budget=Decimal("10")))
+    assert snap.agents[0].budget.runs_out_in is None and snap.agents[0].projected_today == Decimal("9")
+    assert snap.header.day_budget.runs_out_in is None and snap.header.projected_today == Decimal("9")
+
+
+def call(agent: str, seconds_ago: float, cost: str | None, provider: str | None, model: str | None,
+         status: str = "success", latency: int = 100, tokens: tuple[int, int, int] = (100, 10, 20)) -> CallRecord:
+    return CallRecord(key=next(_keys), created_at=NOW - timedelta(seconds=seconds_ago), agent_id=agent,
+                      tool_name="llm", latency_ms=latency, provider=provider, model=model, tokens_in=tokens[0],
+                      tokens_out=tokens[1], cached_tokens=tokens[2],
+                      cost_usd=Decimal(cost) if cost is not None else None, status=status)
+
+
+def test_provider_health_follows_the_seed_rules() -> None:
+    rows = [
+        # down: 2 of 3 calls in the last 2 minutes failed (67 % > 50 %)
+        call("a", 10, "1", "down-co", "m"), call("a", 20, "1", "down-co", "m", "error"),
+        call("a", 30, "1", "down-co", "m", "error"),
+        # degraded: 1 error in 9 calls over 5 minutes (11 % > 10 %), none in the last 2 minutes
+        *[call("a", 200 + i, "1", "shaky", "m") for i in range(8)], call("a", 250, "1", "shaky", "m", "error"),
+        # degraded: no errors, p95 over 10 s
+        call("a", 5, "1", "slow", "m", latency=12_000),
+        # healthy
+        call("a", 5, "1", "fine", "m", latency=300),
+        # idle: only calls older than 5 minutes today
+        call("a", 400, "1", "quiet", "m"),
+    ]
+    kill = SwitchRecord("kill:provider:fine", SwitchKind.KILL, "provider", "fine", "manual:ann:test", None)
+    snap = engine_with(rows).snapshot(NOW, redis_state(switches=(kill,)))
+    by = {p.provider: p for p in snap.providers}
+    assert {name: p.health.value for name, p in by.items()} == {
+        "down-co": "down", "shaky": "degraded", "slow": "degraded", "fine": "healthy", "quiet": "idle"}
+    assert by["down-co"].error_rate_2m == 2 / 3 and by["down-co"].calls_2m == 3
+    assert by["shaky"].error_rate_2m is None and by["shaky"].error_rate_5m == 1 / 9
+    assert by["quiet"].calls_today == 1 and by["quiet"].calls_5m == 0 and by["quiet"].p95_ms is None
+    assert by["fine"].state is AgentState.KILLED and by["slow"].state is AgentState.OK
+
+
+def test_model_figures_keep_flat_rate_calls_apart() -> None:
+    rows = [call("a", 1, "0.50", "openai", "gpt", tokens=(1000, 100, 400)),
+            call("b", 2, "0.25", "azure", "gpt", tokens=(500, 50, 0)),
+            call("a", 3, None, "anthropic", "claude", tokens=(2000, 300, 1000)),  # flat-rate
+            call("a", 4, "1.00", "anthropic", "claude", tokens=(100, 10, 0))]
+    snap = engine_with(rows).snapshot(NOW, redis_state())
+    by = {m.model: m for m in snap.models}
+    gpt, claude = by["gpt"], by["claude"]
+    assert [m.model for m in snap.models] == ["claude", "gpt"]  # by spend today
+    assert (gpt.spend_today, gpt.calls_today, gpt.tokens_in, gpt.tokens_out, gpt.cached_tokens) == (
+        Decimal("0.75"), 2, 1500, 150, 400)
+    assert gpt.average_cost == Decimal("0.375") and gpt.cache_hit == 400 / 1500 and gpt.flat_calls == 0
+    assert (claude.spend_today, claude.calls_today, claude.priced_calls, claude.flat_calls) == (Decimal("1"), 2, 1, 1)
+    assert claude.average_cost == Decimal("1")  # per priced call: the flat-rate one cost nothing at the margin
+    assert claude.flat_tokens == (2000, 300, 1000)
+    assert {p.provider: p.spend_today for p in snap.providers} == {
+        "openai": Decimal("0.50"), "azure": Decimal("0.25"), "anthropic": Decimal("1.00")}
+
+
+def test_reconciliation_flags_more_than_ten_percent() -> None:
+    from costtop.engine.reconcile import reconcile
+    from costtop.sources.records import GatewayCounters
+
+    table = {"even": Decimal("10.00"), "ahead": Decimal("10.00"), "tiny": Decimal("0.02"),
+             "edge": Decimal("10.00"), "uncounted": Decimal("3.00")}
+    spent = {"even": Decimal("10.0000000001"),  # INCRBYFLOAT drift: equal
+             "ahead": Decimal("11.20"),  # 10.7 % apart: flagged
+             "edge": Decimal("11.11"),  # 9.99 % of 11.11: not flagged
+             "tiny": Decimal("0.05"),  # 60 % apart but 3 cents: noise
+             "bad": Unparsed("lots"), "ghost": Decimal("0.50")}  # no row at all: flagged
+    check = reconcile(GatewayCounters("2026-11-22", spent, Decimal(100)), table, 89)
+    flags = {c.agent_id: c.flagged for c in check.agents}
+    assert flags == {"even": False, "ahead": True, "edge": False, "tiny": False, "bad": True, "ghost": True,
+                     "uncounted": True}
+    assert check.agents[0].agent_id == "uncounted"  # the largest difference first
+    assert check.calls_flagged  # 100 vs 89: 11 % and 11 calls
+    assert not reconcile(GatewayCounters("d", spent, Decimal(95)), table, 89).calls_flagged  # 6.3 %
+    # A gateway that keeps no counters: nothing to compare, nothing flagged.
+    none = reconcile(GatewayCounters("d", {}, None), table, 89)
+    assert none.agents == () and not none.calls_flagged and none.gateway_calls is None
+
+
+def test_reconciliation_in_the_snapshot_waits_for_the_day_and_matches_it() -> None:
+    from costtop.sources.records import GatewayCounters
+
+    engine = engine_with([row("a", 1, "2.00"), row("a", 2, "1.00")])
+    assert engine.snapshot(NOW, redis_state()).reconciliation is None  # no counters read yet
+    engine.counters = GatewayCounters("2026-11-21", {"a": Decimal("9")}, None)  # yesterday's
+    assert engine.snapshot(NOW, redis_state()).reconciliation is None
+    engine.counters = GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, Decimal(2))
+    check = engine.snapshot(NOW, redis_state()).reconciliation
+    assert check is not None and not check.flagged and check.table_calls == 2 and not check.calls_flagged
 
 
 def test_redis_unavailable_makes_states_and_budgets_unknown_not_ok() -> None:

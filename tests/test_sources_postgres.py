@@ -21,6 +21,9 @@ from costtop.sources.schema import init_db
 
 NO_REDIS = RedisState(switches=(), budgets={}, global_day_budget=None, global_month_budget=None)
 AGENTS = ("alpha", "beta", "gamma", "delta")
+# A model can be served by two providers, and a row can lack both.
+ROUTES = (("anthropic", "claude-sonnet"), ("openai", "gpt-4o"), ("azure", "gpt-4o"), ("openai", "gpt-4o-mini"),
+          (None, None))
 INSERT = (
     "INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, provider, model, tokens_in, "
     "tokens_out, cached_tokens, cost_usd, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -34,16 +37,21 @@ class Row:
     latency_ms: int
     cost_usd: Decimal | None
     status: str
+    provider: str | None = "anthropic"
+    model: str | None = "m1"
+    tokens: tuple[int, int, int] = (100, 10, 5)
 
     def args(self) -> tuple[object, ...]:
-        return (self.created_at, self.agent_id, "llm", self.latency_ms, "anthropic", "m1", 100, 10, 5,
+        return (self.created_at, self.agent_id, "llm", self.latency_ms, self.provider, self.model, *self.tokens,
                 self.cost_usd, self.status)
 
 
 def make_row(rng: random.Random, at: datetime, agent: str | None = None) -> Row:
     cost = None if rng.random() < 0.15 else Decimal(rng.randrange(1, 5_000_000)) / Decimal(1_000_000)
     status = "error" if rng.random() < 0.2 else rng.choice(("success", "success", "timeout", "killed"))
-    return Row(at, agent or rng.choice(AGENTS), rng.randrange(5, 20_000), cost, status)
+    provider, model = rng.choice(ROUTES)
+    tokens = (rng.randrange(0, 5000), rng.randrange(0, 800), rng.randrange(0, 100))
+    return Row(at, agent or rng.choice(AGENTS), rng.randrange(5, 20_000), cost, status, provider, model, tokens)
 
 
 async def insert(pool: asyncpg.Pool, rows: list[Row]) -> None:
@@ -103,7 +111,25 @@ async def sql_expected(pool: asyncpg.Pool, now: datetime) -> dict[str, object]:
         f"count(*) FILTER (WHERE {today} AND cost_usd IS NULL) AS flat, "
         f"percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE {window}) AS p95 "
         f"FROM tool_calls WHERE created_at <= $1 AND ({today} OR {window}) GROUP BY agent_id", now)
-    return {"head": head, "agents": {r["agent_id"]: r for r in agents}}
+    window2 = "created_at >= to_timestamp(floor(extract(epoch FROM $1::timestamptz)) - 119)"
+    providers = await pool.fetch(
+        f"SELECT provider, coalesce(sum(cost_usd) FILTER (WHERE {today}), 0) AS spend, "
+        f"count(*) FILTER (WHERE {today}) AS calls, "
+        f"count(*) FILTER (WHERE {window2}) AS calls_2m, "
+        f"count(*) FILTER (WHERE {window2} AND status = 'error') AS errors_2m, "
+        f"count(*) FILTER (WHERE {window}) AS calls_5m, "
+        f"count(*) FILTER (WHERE {window} AND status = 'error') AS errors_5m, "
+        f"percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE {window}) AS p95 "
+        f"FROM tool_calls WHERE created_at <= $1 AND ({today} OR {window}) GROUP BY provider", now)
+    models = await pool.fetch(
+        f"SELECT model, coalesce(sum(cost_usd), 0) AS spend, count(*) AS calls, count(cost_usd) AS priced, "
+        "sum(tokens_in) AS tin, sum(tokens_out) AS tout, sum(cached_tokens) AS cached, "
+        "coalesce(sum(tokens_in) FILTER (WHERE cost_usd IS NULL), 0) AS flat_tin, "
+        "coalesce(sum(tokens_out) FILTER (WHERE cost_usd IS NULL), 0) AS flat_tout, "
+        "coalesce(sum(cached_tokens) FILTER (WHERE cost_usd IS NULL), 0) AS flat_cached "
+        f"FROM tool_calls WHERE created_at <= $1 AND {today} GROUP BY model", now)
+    return {"head": head, "agents": {r["agent_id"]: r for r in agents},
+            "providers": {r["provider"]: r for r in providers}, "models": {r["model"]: r for r in models}}
 
 
 async def assert_matches_sql(pool: asyncpg.Pool, engine: Engine, now: datetime) -> None:
@@ -125,6 +151,22 @@ async def assert_matches_sql(pool: asyncpg.Pool, engine: Engine, now: datetime) 
         assert a.window_usd == row["window_usd"], a.agent_id
         assert a.flat_calls_today == row["flat"], a.agent_id
         assert a.p95_ms == row["p95"], a.agent_id
+    providers = want["providers"]
+    assert {p.provider for p in snap.providers} == set(providers)
+    for p in snap.providers:
+        row = providers[p.provider]
+        assert (p.spend_today, p.calls_today) == (row["spend"], row["calls"]), p.provider
+        assert (p.calls_2m, p.calls_5m, p.p95_ms) == (row["calls_2m"], row["calls_5m"], row["p95"]), p.provider
+        assert p.error_rate_2m == (row["errors_2m"] / row["calls_2m"] if row["calls_2m"] else None), p.provider
+        assert p.error_rate_5m == (row["errors_5m"] / row["calls_5m"] if row["calls_5m"] else None), p.provider
+    models = want["models"]
+    assert {m.model for m in snap.models} == set(models)
+    for m in snap.models:
+        row = models[m.model]
+        assert (m.spend_today, m.calls_today, m.priced_calls) == (row["spend"], row["calls"], row["priced"]), m.model
+        assert (m.tokens_in, m.tokens_out, m.cached_tokens) == (row["tin"], row["tout"], row["cached"]), m.model
+        assert m.flat_calls == row["calls"] - row["priced"], m.model
+        assert m.flat_tokens == (row["flat_tin"], row["flat_tout"], row["flat_cached"]), m.model
 
 
 async def start(url: str, now: datetime, **kw: object) -> tuple[PostgresReader, Engine]:
@@ -163,6 +205,45 @@ async def test_baseline_then_incremental_equals_sql_to_the_cent(pg, db_url, redi
             engine.ingest(await reader.new_rows())
         now2 = max(utc_now(), newest)
         await assert_matches_sql(pg, engine, now2)
+    finally:
+        await reader.close()
+
+
+async def test_window_first_then_day_totals_equal_sql_with_writes_in_between(pg, db_url, redis) -> None:
+    """Start-up in two halves from one snapshot: rows committed between them are read once, by
+    new_rows, and the day's sums (read later) do not count them again."""
+    rng = random.Random(77)
+    now1 = utc_now()
+    await insert(pg, spread_rows(rng, now1))
+    reader = PostgresReader(settings(db_url))
+    await reader.connect()
+    assert reader.columns is not None
+    engine = Engine(columns=reader.columns.present)
+    try:
+        first = await reader.start_baseline(now1)
+        assert first.pending and first.days == () and first.window
+        engine.load(first)
+        pending = engine.snapshot(now1, NO_REDIS)
+        # Unknown, not zero: the day's figures are not read yet; the window already is.
+        assert pending.header.totals_pending and pending.header.spend_today is None
+        assert pending.header.spend_month is None and pending.header.error_rate_1h is None
+        assert all(a.spend_today is None and a.calls_today is None for a in pending.agents)
+        want = await sql_expected(pg, now1)
+        assert pending.header.calls_per_min == Decimal(want["head"]["window_calls"]) / 5
+
+        t = utc_now()
+        fresh = [make_row(rng, t - timedelta(milliseconds=rng.randrange(0, 900))) for _ in range(30)]
+        await Gateway(redis, pg).record([Call(r.agent_id, "llm", r.latency_ms, cost_usd=r.cost_usd, status=r.status,
+                                              created_at=r.created_at, tokens_in=100, cached_tokens=5)
+                                         for r in fresh])
+        got = await reader.new_rows()
+        assert len(got) == 30
+        engine.ingest(got)
+        engine.complete(await reader.finish_baseline())  # its snapshot predates the 30 rows
+        assert not engine.day_pending
+        await assert_matches_sql(pg, engine, max(utc_now(), max(r.created_at for r in fresh)))
+        with pytest.raises(SourceError, match="no start-up snapshot"):
+            await reader.finish_baseline()  # the snapshot is closed once read
     finally:
         await reader.close()
 

@@ -210,3 +210,29 @@ async def test_first_read_after_connection_drop_succeeds(redis, servers) -> None
         assert len((await r.read()).switches) == 1
     finally:
         await r.close()
+
+
+async def test_gateway_counters_of_one_day(redis, redis_url) -> None:
+    """`spent:{agent}:{day}` for that day only (the stored decimal kept exact), agent ids with colons,
+    bad values unknown, and `calls:{day}`."""
+    await redis.incrbyfloat("spent:alpha:2026-11-22", 0.1)
+    await redis.incrbyfloat("spent:alpha:2026-11-22", 0.2)
+    stored = (await redis.get("spent:alpha:2026-11-22")).decode()
+    await redis.set("spent:team:a:bot:2026-11-22", "1.25")
+    await redis.set("spent:broken:2026-11-22", "lots")
+    await redis.lpush("spent:listy:2026-11-22", "1")
+    await redis.set("spent:alpha:2026-11-21", "99")  # another day
+    await redis.set("calls:2026-11-22", "41")
+    r = reader(redis_url)
+    try:
+        counters = await r.read_counters("2026-11-22")
+        other = await r.read_counters("2026-11-20")
+    finally:
+        await r.close()
+    assert counters.day == "2026-11-22"
+    assert counters.spent["alpha"] == Decimal(stored)  # exactly what Redis holds, drift and all
+    assert counters.spent["team:a:bot"] == Decimal("1.25")
+    assert isinstance(counters.spent["broken"], Unparsed) and isinstance(counters.spent["listy"], Unparsed)
+    assert set(counters.spent) == {"alpha", "team:a:bot", "broken", "listy"}
+    assert counters.calls == Decimal(41)
+    assert other.spent == {} and other.calls is None

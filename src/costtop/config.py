@@ -60,6 +60,11 @@ class Thresholds(BaseModel):
     velocity_critical: Decimal = Decimal("15")
     velocity_emergency: Decimal = Decimal("50")
     budget_warning: float = 0.8
+    # Providers (seed alert rules): down above 50 % errors in 2 minutes; degraded above 10 % errors
+    # in 5 minutes or a p95 latency above 10 s.
+    provider_down_errors_2m: float = 0.5
+    provider_degraded_errors_5m: float = 0.10
+    provider_slow_p95_ms: int = 10_000
 
 
 class Settings(BaseModel):

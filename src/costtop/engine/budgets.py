@@ -1,4 +1,6 @@
-"""Budget states. A missing, zero or negative budget is disabled, never exceeded."""
+"""Budget states and burn-rate forecasts. A missing, zero or negative budget is disabled, never
+exceeded; a forecast with no burn, or past the budget's period, is "not in this period", never a
+made-up time."""
 
 from __future__ import annotations
 
@@ -9,8 +11,11 @@ from costtop.engine.snapshot import BudgetState, BudgetView
 from costtop.sources.records import RedisNumber, Unparsed
 
 
-def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known: bool = True) -> BudgetView:
-    """`known` is False when Redis could not be read: then every budget is unknown."""
+def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known: bool = True,
+                per_minute: Decimal | None = None, period_left: float | None = None) -> BudgetView:
+    """`known` is False when Redis could not be read: then every budget is unknown. With the burn
+    rate (`per_minute`, dollars) and the seconds left in the budget's period, the view also says
+    when the budget runs out at that rate."""
     if not known or isinstance(limit, Unparsed):
         return BudgetView(BudgetState.UNKNOWN, None, used)
     if limit is None or limit <= 0:
@@ -24,7 +29,25 @@ def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known:
         state = BudgetState.WARNING
     else:
         state = BudgetState.OK
-    return BudgetView(state, limit, used)
+    return BudgetView(state, limit, used, seconds_until_spent(limit, used, per_minute, period_left))
+
+
+def seconds_until_spent(limit: Decimal, used: Decimal, per_minute: Decimal | None,
+                        period_left: float | None) -> float | None:
+    """0 when already spent; None when unknown, not burning, or lasting past the period's end."""
+    if used >= limit:
+        return 0.0
+    if per_minute is None or per_minute <= 0 or period_left is None:
+        return None
+    seconds = float((limit - used) / per_minute * 60)
+    return seconds if seconds <= period_left else None
+
+
+def projected(spent: Decimal | None, per_minute: Decimal | None, period_left: float) -> Decimal | None:
+    """Spend at the end of the period if the current burn rate holds."""
+    if spent is None or per_minute is None:
+        return None
+    return spent + per_minute * Decimal(period_left) / 60
 
 
 @cache

@@ -3,25 +3,44 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
-from costtop.engine.budgets import budget_view
+from costtop.engine.budgets import budget_view, projected
+from costtop.engine.reconcile import reconcile
 from costtop.engine.snapshot import (
     AgentRow,
     AgentState,
     HeaderStats,
+    Health,
     Level,
+    ModelRow,
+    ProviderRow,
+    Reconciliation,
     Snapshot,
+    SortKey,
     SourceView,
 )
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, MinuteCounts, SlidingWindow
-from costtop.sources.records import Baseline, CallRecord, RedisState, SourceStatus, SwitchKind, SwitchRecord
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayBaseline,
+    GatewayCounters,
+    RedisState,
+    SourceStatus,
+    SwitchKind,
+    SwitchRecord,
+    UsageAggregate,
+)
 
 FIVE = Decimal(VELOCITY_SECONDS // 60)
+Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
+NO_TOKENS = (0, 0, 0)
+PROVIDER_DOWN_SECONDS = 120  # seed: a provider with more than 50 % errors in 2 minutes is down
 
 
 @dataclass(slots=True)
@@ -34,8 +53,62 @@ class DayTotals:
     cached_tokens: int = 0
 
 
+@dataclass(slots=True)
+class UsageTotals:
+    """A model's or a provider's day. Tokens of calls without a recorded cost are kept apart."""
+
+    cost: Decimal = Decimal(0)
+    priced: int = 0
+    calls: int = 0
+    errors: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cached: int = 0
+    flat_in: int = 0
+    flat_out: int = 0
+    flat_cached: int = 0
+
+    def add(self, cost: Decimal | None, priced: int, calls: int, errors: int, tokens: tuple[int, int, int],
+            flat: tuple[int, int, int]) -> None:
+        if cost is not None:
+            self.cost += cost
+        self.priced += priced
+        self.calls += calls
+        self.errors += errors
+        self.tokens_in += tokens[0]
+        self.tokens_out += tokens[1]
+        self.cached += tokens[2]
+        self.flat_in += flat[0]
+        self.flat_out += flat[1]
+        self.flat_cached += flat[2]
+
+
 def day_of(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def period_left(now: datetime) -> tuple[float, float]:
+    """Seconds left in the UTC day and in the UTC month."""
+    utc = now.astimezone(UTC)
+    day_end = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
+    month_end = datetime(utc.year + utc.month // 12, utc.month % 12 + 1, 1, tzinfo=UTC)
+    return (day_end - utc).total_seconds(), (month_end - utc).total_seconds()
+
+
+NEVER = float("inf")
+
+
+def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
+    """Floats sort ten times faster than Decimals; only figures equal to 15 digits could swap."""
+    burn = -float(row.window_usd or 0)
+    if sort is SortKey.RUNS_OUT:
+        left = row.budget.runs_out_in
+        return (NEVER if left is None else left, burn, row.agent_id)
+    if sort is SortKey.TODAY:
+        return (-float(row.spend_today or 0), burn, row.agent_id)
+    if sort is SortKey.NAME:
+        return (row.agent_id,)
+    return (burn, -float(row.spend_today or 0), row.agent_id)
 
 
 def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
@@ -59,9 +132,14 @@ class Engine:
         self.month = ""
         self.days: dict[str, DayTotals] = {}
         self.today = DayTotals()  # every agent's day together, kept running
+        self.day_pending = False  # the day's sums are still being read: day figures are unknown
         self.month_before_today = Decimal(0)
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
+        self.models: dict[str | None, UsageTotals] = {}
+        self.providers: dict[str | None, UsageTotals] = {}
+        self.provider_5m = SlidingWindow(VELOCITY_SECONDS, many_calls_per_key=True)
+        self.provider_2m = SlidingWindow(PROVIDER_DOWN_SECONDS, many_calls_per_key=True)
         self._agent_rows: dict[str, AgentRow] = {}
         self._rows_valid = False
         self._changed: set[str] = set()
@@ -69,6 +147,8 @@ class Engine:
         self._sort_keys: dict[str, tuple[object, ...]] = {}
         self._order: list[str] = []
         self._agents: tuple[AgentRow, ...] = ()
+        self.sort = SortKey.BURN
+        self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -78,20 +158,59 @@ class Engine:
             self.columns = frozenset(columns)
         self.days = {}
         self.today = DayTotals()
+        self.models, self.providers = {}, {}
         self.window = SlidingWindow(VELOCITY_SECONDS)
+        self.provider_5m = SlidingWindow(VELOCITY_SECONDS, many_calls_per_key=True)
+        self.provider_2m = SlidingWindow(PROVIDER_DOWN_SECONDS, many_calls_per_key=True)
         self.hour = MinuteCounts(HOUR_MINUTES)
         self._rows_valid = False
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
         self.day = baseline.day
+        self.day_pending = baseline.pending
         for agg in baseline.days:
             self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
                           agg.cached_tokens)
         for minute in baseline.minutes:
             self.hour.add(minute.minute, minute.calls, minute.errors)
+        self._add_usage(baseline.usage)
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
                                   group.errors, group.latencies)
+            self.provider_5m.add_group(group.second, group.provider, group.cost, group.priced,  # type: ignore[arg-type]
+                                       group.calls, group.errors, group.latencies)
+            self.provider_2m.add_group(group.second, group.provider, group.cost, group.priced,  # type: ignore[arg-type]
+                                       group.calls, group.errors, ())
+
+    def complete(self, part: DayBaseline) -> None:
+        """The day's sums arrive after the window. Rows ingested meanwhile came after the same
+        snapshot, so both add up without overlap."""
+        if not self.day_pending:
+            return
+        self.day_pending = False
+        self._rows_valid = False
+        for minute in part.minutes:
+            self.hour.add(minute.minute, minute.calls, minute.errors)
+        if part.day == self.day:
+            self._add_usage(part.usage)
+            for agg in part.days:
+                self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
+                              agg.cached_tokens)
+            if part.month == self.month:
+                self.month_before_today += part.month_before_today
+        elif part.month == self.month:  # the scanned day ended while it was read: it joins the month
+            self.month_before_today += part.month_before_today + sum(
+                (agg.cost for agg in part.days if agg.cost is not None), Decimal(0))
+
+    def _add_usage(self, usage: Iterable[UsageAggregate]) -> None:
+        for u in usage:
+            tokens = (u.tokens_in, u.tokens_out, u.cached_tokens)
+            flat = (u.flat_tokens_in, u.flat_tokens_out, u.flat_cached_tokens)
+            for table, key in ((self.models, u.model), (self.providers, u.provider)):
+                totals = table.get(key)
+                if totals is None:
+                    totals = table[key] = UsageTotals()
+                totals.add(u.cost, u.priced_calls, u.calls, u.errors, tokens, flat)
 
     def _add_day(self, agent: str, cost: Decimal | None, priced: int, calls: int, errors: int, tokens_in: int,
                  cached: int) -> None:
@@ -117,6 +236,7 @@ class Engine:
             self.month_before_today = Decimal(0)
         self.days = {}
         self.today = DayTotals()
+        self.models, self.providers = {}, {}
         self.day = day
         self._rows_valid = False
 
@@ -134,9 +254,18 @@ class Engine:
             if day == self.day:
                 self._add_day(row.agent_id, row.cost_usd, row.cost_usd is not None, 1, error, row.tokens_in or 0,
                               row.cached_tokens or 0)
+                tokens = (row.tokens_in or 0, row.tokens_out or 0, row.cached_tokens or 0)
+                flat = tokens if row.cost_usd is None else NO_TOKENS
+                for table, key in ((self.models, row.model), (self.providers, row.provider)):
+                    totals = table.get(key)
+                    if totals is None:
+                        totals = table[key] = UsageTotals()
+                    totals.add(row.cost_usd, row.cost_usd is not None, 1, error, tokens, flat)
             elif day[:7] == self.month and row.cost_usd is not None:
                 self.month_before_today += row.cost_usd
             self.window.add(second, row.agent_id, row.cost_usd, error, row.latency_ms)
+            self.provider_5m.add(second, row.provider, row.cost_usd, error, row.latency_ms)  # type: ignore[arg-type]
+            self.provider_2m.add(second, row.provider, row.cost_usd, error, None)  # type: ignore[arg-type]
             self.hour.add(second // 60, 1, int(error))
 
     # -- output ------------------------------------------------------------------------------------
@@ -150,6 +279,7 @@ class Engine:
         self.hour.advance(now_s // 60)
         window = self.window.totals
         has_cost = "cost_usd" in self.columns
+        known = not self.day_pending  # the day's sums are in
         th = self.thresholds
 
         switches = redis.switches if redis is not None else ()
@@ -159,7 +289,9 @@ class Engine:
 
         switch_targets = {s.target for s in switches if s.scope == "agent"}
         # Rows are rebuilt only for agents whose figures changed; with 10,000 agents most did not.
-        context = (redis, has_cost, th)
+        day_left, month_left = period_left(now)
+        # Forecasts depend on the time left in the day: every row is redone once a minute for them.
+        context = (redis, has_cost, th, known, int(day_left // 60), self.sort)
         changed = self._changed | self.window.take_changed()
         self._changed = set()
         rows, keyed = self._agent_rows, self._sort_keys
@@ -184,7 +316,8 @@ class Engine:
             totals = self.days.get(name, empty)
             in_window = window.get(name)
             usd = in_window.cost if in_window is not None else Decimal(0)
-            spend = totals.cost if has_cost else None
+            spend = totals.cost if has_cost and known else None
+            per_minute = usd / FIVE if has_cost else None
             kill = by_key.get((SwitchKind.KILL, "agent", name))
             throttle = by_key.get((SwitchKind.THROTTLE, "agent", name))
             if redis is None:
@@ -199,19 +332,19 @@ class Engine:
                 agent_id=name,
                 spend_today=spend,
                 window_usd=usd if has_cost else None,
-                velocity_per_min=usd / FIVE if has_cost else None,
+                velocity_per_min=per_minute,
                 velocity_level=velocity_level(usd if has_cost else None, th),
-                budget=budget_view(budgets.get(name), spend, th.budget_warning, redis is not None),
-                calls_today=totals.calls,
-                errors_today=totals.errors,
-                flat_calls_today=totals.calls - totals.priced if has_cost else 0,
+                budget=budget_view(budgets.get(name), spend, th.budget_warning, redis is not None, per_minute,
+                                   day_left),
+                calls_today=totals.calls if known else None,
+                errors_today=totals.errors if known else None,
+                flat_calls_today=(totals.calls - totals.priced if has_cost else 0) if known else None,
                 p95_ms=self.window.p95(name),
                 state=state,
                 switch=switch,
+                projected_today=projected(spend, per_minute, day_left),
             )
-            # Highest spend rate first. Floats sort ten times faster than Decimals; only figures equal
-            # to 15 digits could swap places.
-            keyed[name] = (-float(usd) if has_cost else 0.0, -float(spend or 0), name)
+            keyed[name] = sort_key(self.sort, rows[name])
         if changed:
             # Last frame's order is still nearly sorted, and Timsort takes advantage of its runs.
             order = [name for name in self._order if name in rows] if removed else self._order
@@ -221,7 +354,7 @@ class Engine:
         window_total = self.window.overall.cost
         window_calls = self.window.overall.calls
 
-        spend_today = self.today.cost if has_cost else None
+        spend_today = self.today.cost if has_cost and known else None
         spend_month = spend_today + self.month_before_today if spend_today is not None else None
         hour_calls, hour_errors = self.hour.calls, self.hour.errors
         tokens_in, cached = self.today.tokens_in, self.today.cached_tokens
@@ -233,22 +366,103 @@ class Engine:
             velocity_per_hour=velocity * 60 if velocity is not None else None,
             velocity_level=velocity_level(window_total if has_cost else None, th),
             day_budget=budget_view(redis.global_day_budget if redis else None, spend_today,
-                                   th.budget_warning, redis is not None),
+                                   th.budget_warning, redis is not None, velocity, day_left),
             month_budget=budget_view(redis.global_month_budget if redis else None, spend_month,
-                                     th.budget_warning, redis is not None),
+                                     th.budget_warning, redis is not None, velocity, month_left),
+            projected_today=projected(spend_today, velocity, day_left),
+            projected_month=projected(spend_month, velocity, month_left),
             active_agents=len(window),  # an agent's window totals go when its last call leaves
             known_agents=len(self._agent_rows),
             calls_per_min=Decimal(window_calls) / FIVE,
-            error_rate_1h=(hour_errors / hour_calls) if hour_calls and "status" in self.columns else None,
-            cache_hit_rate=(cached / tokens_in) if tokens_in and "cached_tokens" in self.columns else None,
+            error_rate_1h=(hour_errors / hour_calls) if known and hour_calls and "status" in self.columns else None,
+            cache_hit_rate=(cached / tokens_in) if known and tokens_in and "cached_tokens" in self.columns else None,
             p95_ms=self.window.global_p95(),
+            totals_pending=not known,
         )
         now_epoch = now.timestamp()
         views = tuple(
             SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
             for s in sources
         )
+        def switched(scope: str, name: str | None) -> tuple[AgentState, SwitchRecord | None]:
+            if redis is None:
+                return AgentState.UNKNOWN, None
+            kill = by_key.get((SwitchKind.KILL, scope, name)) if name is not None else None
+            if kill or global_kill:
+                return AgentState.KILLED, kill or global_kill
+            return AgentState.OK, None
+
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
             columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
+            providers=self._provider_rows(now_s, switches, switched, known, has_cost), sort=self.sort,
+            reconciliation=self._reconciliation() if known and has_cost else None,
+            models=self._model_rows(switches, switched, known, has_cost),
         )
+
+    def _reconciliation(self) -> Reconciliation | None:
+        counters = self.counters
+        if counters is None or counters.day != self.day:
+            return None
+        spend = {agent: totals.cost for agent, totals in self.days.items()}
+        return reconcile(counters, spend, self.today.calls)
+
+    def _provider_rows(self, now_s: int, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
+                       has_cost: bool) -> tuple[ProviderRow, ...]:
+        """Seed rules: down above 50 % errors in 2 minutes; degraded above 10 % errors in 5 minutes
+        or a p95 above 10 s; idle without a call in 5 minutes."""
+        self.provider_5m.advance(now_s)
+        self.provider_2m.advance(now_s)
+        self.provider_5m.take_changed()
+        self.provider_2m.take_changed()
+        th = self.thresholds
+        names = set(self.providers) | set(self.provider_5m.totals)
+        names |= {s.target for s in switches if s.scope == "provider"}
+        rows = []
+        for name in names:
+            day = self.providers.get(name)
+            w5, w2 = self.provider_5m.totals.get(name), self.provider_2m.totals.get(name)
+            calls_5m, calls_2m = (w5.calls if w5 else 0), (w2.calls if w2 else 0)
+            rate_5m = w5.errors / calls_5m if w5 and calls_5m else None
+            rate_2m = w2.errors / calls_2m if w2 and calls_2m else None
+            p95 = self.provider_5m.p95(name) if w5 else None
+            if not calls_5m:
+                health = Health.IDLE
+            elif rate_2m is not None and rate_2m > th.provider_down_errors_2m:
+                health = Health.DOWN
+            elif (rate_5m or 0) > th.provider_degraded_errors_5m or (p95 or 0) > th.provider_slow_p95_ms:
+                health = Health.DEGRADED
+            else:
+                health = Health.HEALTHY
+            state, switch = switched("provider", name)
+            rows.append(ProviderRow(
+                provider=name,
+                spend_today=(day.cost if day else Decimal(0)) if known and has_cost else None,
+                calls_today=(day.calls if day else 0) if known else None,
+                calls_2m=calls_2m, error_rate_2m=rate_2m, calls_5m=calls_5m, error_rate_5m=rate_5m,
+                p95_ms=p95, health=health, state=state, switch=switch,
+            ))
+        rows.sort(key=lambda r: (-(r.spend_today or 0), -r.calls_5m, r.provider or ""))
+        return tuple(rows)
+
+    def _model_rows(self, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
+                    has_cost: bool) -> tuple[ModelRow, ...]:
+        names = set(self.models) | {s.target for s in switches if s.scope == "model"}
+        rows = []
+        for name in names:
+            day = self.models.get(name) or UsageTotals()
+            state, switch = switched("model", name)
+            rows.append(ModelRow(
+                model=name,
+                spend_today=day.cost if known and has_cost else None,
+                calls_today=day.calls if known else None,
+                priced_calls=day.priced if known else None,
+                tokens_in=day.tokens_in if known else None,
+                tokens_out=day.tokens_out if known else None,
+                cached_tokens=day.cached if known else None,
+                flat_calls=day.calls - day.priced if known and has_cost else None,
+                flat_tokens=(day.flat_in, day.flat_out, day.flat_cached),
+                state=state, switch=switch,
+            ))
+        rows.sort(key=lambda r: (-(r.spend_today or 0), -(r.calls_today or 0), r.model or ""))
+        return tuple(rows)

@@ -33,12 +33,24 @@ class BudgetView:
     state: BudgetState
     limit: Decimal | None = None
     used: Decimal | None = None
+    # At the current burn rate: seconds until it is spent (0: already). None: no burn, unknown, or
+    # it lasts past the end of its period (the day or the month).
+    runs_out_in: float | None = None
 
     @property
     def fraction(self) -> float | None:
         if self.limit is None or self.used is None or self.limit <= 0:
             return None
         return float(self.used / self.limit)
+
+
+class SortKey(StrEnum):
+    """The agent table's order; `s` steps through them."""
+
+    BURN = "$/min"  # highest 5-minute burn rate first
+    RUNS_OUT = "budget runs out"  # soonest exhausted daily budget first (spent ones on top)
+    TODAY = "today $"
+    NAME = "name"
 
 
 class AgentState(StrEnum):
@@ -56,12 +68,86 @@ class AgentRow:
     velocity_per_min: Decimal | None
     velocity_level: Level
     budget: BudgetView
-    calls_today: int
-    errors_today: int
-    flat_calls_today: int
+    calls_today: int | None  # None while start-up still reads the day's rows
+    errors_today: int | None
+    flat_calls_today: int | None
     p95_ms: int | None
     state: AgentState
     switch: SwitchRecord | None  # the switch that sets the state (agent kill, global kill or throttle)
+    projected_today: Decimal | None = None  # spend at midnight UTC if the 5-minute burn rate holds
+
+
+class Health(StrEnum):
+    HEALTHY = "healthy"
+    DEGRADED = "degraded"  # errors above 10 % in 5 minutes, or p95 above 10 s
+    DOWN = "down"  # errors above 50 % in 2 minutes (seed rule)
+    IDLE = "idle"  # no call in 5 minutes: nothing to judge by
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    provider: str | None  # None: rows without a provider
+    spend_today: Decimal | None
+    calls_today: int | None
+    calls_2m: int
+    error_rate_2m: float | None  # None: no call in the window
+    calls_5m: int
+    error_rate_5m: float | None
+    p95_ms: int | None
+    health: Health
+    state: AgentState  # killed by `kill:provider:{p}` (or the global kill), else ok
+    switch: SwitchRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    model: str | None  # None: rows without a model
+    spend_today: Decimal | None  # recorded costs only
+    calls_today: int | None
+    priced_calls: int | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cached_tokens: int | None
+    flat_calls: int | None  # calls without a recorded cost (flat-rate plans)
+    flat_tokens: tuple[int, int, int]  # their tokens in, out, cached: the shadow cost's basis
+    state: AgentState
+    switch: SwitchRecord | None
+
+    @property
+    def cache_hit(self) -> float | None:
+        if not self.tokens_in or self.cached_tokens is None:
+            return None
+        return self.cached_tokens / self.tokens_in
+
+    @property
+    def average_cost(self) -> Decimal | None:
+        """Per call with a recorded cost; flat-rate calls cost nothing at the margin."""
+        if self.spend_today is None or not self.priced_calls:
+            return None
+        return self.spend_today / self.priced_calls
+
+
+@dataclass(frozen=True, slots=True)
+class SpendCheck:
+    """One agent's spend today by the gateway's Redis counter and by the table's rows."""
+
+    agent_id: str
+    gateway: Decimal | None  # None: the counter is missing or unreadable
+    table: Decimal
+    flagged: bool  # they differ by more than 10 %: calls bypass attribution, or rows are stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    day: str
+    agents: tuple[SpendCheck, ...]  # flagged first, largest difference first
+    gateway_calls: int | None  # `calls:{day}`; None: the gateway keeps no such counter
+    table_calls: int
+    calls_flagged: bool
+
+    @property
+    def flagged(self) -> tuple[SpendCheck, ...]:
+        return tuple(c for c in self.agents if c.flagged)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +165,9 @@ class HeaderStats:
     error_rate_1h: float | None
     cache_hit_rate: float | None
     p95_ms: int | None
+    totals_pending: bool = False  # start-up is still summing the day: day figures are unknown yet
+    projected_today: Decimal | None = None  # at midnight UTC, if the 5-minute burn rate holds
+    projected_month: Decimal | None = None  # at the month's end, same rate
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +188,10 @@ class Snapshot:
     columns: frozenset[str] = field(default_factory=frozenset)
     global_kill: SwitchRecord | None = None
     switches_known: bool = True
+    providers: tuple[ProviderRow, ...] = ()
+    models: tuple[ModelRow, ...] = ()
+    sort: SortKey = SortKey.BURN
+    reconciliation: Reconciliation | None = None  # None: no counters read yet, or the day is still summing
 
     def has(self, column: str) -> bool:
         return column in self.columns

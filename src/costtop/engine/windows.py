@@ -182,10 +182,13 @@ class MinuteCounts:
 
 
 class SlidingWindow:
-    """Exact per-agent totals over the last `seconds` whole seconds (rows from the future included)."""
+    """Exact per-key totals (an agent, a provider) over the last `seconds` whole seconds (rows from
+    the future included). `many_calls_per_key`: a few keys with many calls each (providers) keep
+    their latencies as counts per value rather than one sorted array."""
 
-    def __init__(self, seconds: int = VELOCITY_SECONDS) -> None:
+    def __init__(self, seconds: int = VELOCITY_SECONDS, many_calls_per_key: bool = False) -> None:
         self.seconds = seconds
+        self.many_calls_per_key = many_calls_per_key
         self.first: int | None = None  # the oldest second inside the window
         self.slots: dict[int, Second] = {}
         self.totals: dict[str, Totals] = {}
@@ -214,6 +217,8 @@ class SlidingWindow:
         total = self.totals.get(agent)
         if total is None:
             total = self.totals[agent] = Totals()
+            if self.many_calls_per_key:
+                total.latencies = LatencyCounts()
         if cost is None:
             slot.costs.append(NO_COST)
         else:

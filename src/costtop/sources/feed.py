@@ -11,7 +11,7 @@ from typing import Protocol
 
 from costtop.config import Settings
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.records import Baseline, CallRecord, RedisState
+from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
 from costtop.sources.redis_state import RedisReader
 from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
 
@@ -20,8 +20,11 @@ class Feed(Protocol):
     read_only: bool
 
     async def read_redis(self) -> RedisState: ...
+    async def read_counters(self, day: str) -> GatewayCounters: ...
     async def connect_postgres(self) -> frozenset[str]: ...
     async def baseline(self, now: datetime) -> Baseline: ...
+    # Called only when baseline() returned `pending=True`: the rest of that baseline.
+    async def baseline_days(self) -> DayBaseline: ...
     async def new_rows(self) -> list[CallRecord]: ...
     async def write(self, change: SwitchChange) -> WriteResult: ...
     async def close(self) -> None: ...
@@ -37,13 +40,19 @@ class LiveFeed:
     async def read_redis(self) -> RedisState:
         return await self.redis.read()
 
+    async def read_counters(self, day: str) -> GatewayCounters:
+        return await self.redis.read_counters(day)
+
     async def connect_postgres(self) -> frozenset[str]:
         await self.postgres.connect()
         assert self.postgres.columns is not None
         return self.postgres.columns.present
 
     async def baseline(self, now: datetime) -> Baseline:
-        return await self.postgres.baseline(now)
+        return await self.postgres.start_baseline(now)
+
+    async def baseline_days(self) -> DayBaseline:
+        return await self.postgres.finish_baseline()
 
     async def new_rows(self) -> list[CallRecord]:
         return await self.postgres.new_rows()

@@ -6,8 +6,9 @@ work per refresh depends on the rows written since the last refresh, never on th
 
 from __future__ import annotations
 
+import contextlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -17,7 +18,15 @@ from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
 from costtop.sources.dedup import IdWatermark, Watermark
 from costtop.sources.errors import SourceError, TableMissing
 from costtop.sources.numbers import finite_or_none
-from costtop.sources.records import Baseline, CallRecord, DayAggregate, MinuteAggregate, WindowGroup
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayAggregate,
+    DayBaseline,
+    MinuteAggregate,
+    UsageAggregate,
+    WindowGroup,
+)
 from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
@@ -57,6 +66,21 @@ def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]
                  for agent, a in sums.items())
 
 
+def usage_sums(groups: list[asyncpg.Record]) -> tuple[UsageAggregate, ...]:
+    """Per (model, provider) sums of today's groups."""
+    sums: dict[tuple[str | None, str | None], list[object]] = {}
+    names = ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached")
+    for r in groups:
+        if not r["today"]:
+            continue
+        acc = sums.setdefault((r["model"], r["provider"]), [None] + [0] * len(names))
+        if r["cost"] is not None:
+            acc[0] = r["cost"] if acc[0] is None else acc[0] + r["cost"]  # type: ignore[operator]
+        for i, name in enumerate(names, start=1):
+            acc[i] = acc[i] + int(r[name])  # type: ignore[operator]
+    return tuple(UsageAggregate(model, provider, *a) for (model, provider), a in sums.items())  # type: ignore[arg-type]
+
+
 class PostgresReader:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -68,6 +92,9 @@ class PostgresReader:
         # How long an id missing below the newest one is asked for again (an open transaction).
         self.gap_lifetime = max(60.0, settings.overlap_seconds)
         self._select: str = ""
+        # The start-up snapshot between start_baseline and finish_baseline: connection, transaction,
+        # day start, first minute of the hour.
+        self._pending: tuple[asyncpg.Connection, asyncpg.transaction.Transaction, datetime, datetime] | None = None
 
     def _error(self, exc: BaseException) -> SourceError:
         url = self.settings.database_url
@@ -113,6 +140,7 @@ class PostgresReader:
         self._select = self._select_list()
 
     async def close(self) -> None:
+        self._pending = None  # its connection goes with the pool
         if self.pool is not None:
             pool, self.pool = self.pool, None
             pool.terminate()
@@ -167,59 +195,133 @@ class PostgresReader:
         )
 
     async def baseline(self, now: datetime) -> Baseline:
-        """Everything the screen needs from before now, read in one REPEATABLE READ snapshot: sums
-        for the day, the month and the hour's minutes, and the 5-minute window row by row. The
-        watermark starts at that snapshot, so what follows neither overlaps it nor leaves a gap."""
+        """The whole baseline in one call: the window, then the day's sums, from one snapshot."""
+        first = await self.start_baseline(now)
+        rest = await self.finish_baseline()
+        return replace(first, days=rest.days, month_before_today=rest.month_before_today, minutes=rest.minutes,
+                       usage=rest.usage, pending=False)
+
+    async def start_baseline(self, now: datetime) -> Baseline:
+        """The quick half of start-up: the 5-minute window, read through the created_at index, and
+        the watermark, in a REPEATABLE READ snapshot that stays open for `finish_baseline`. On a
+        table of 10 million rows the day's sums take a minute; the window (velocity, what matters in
+        an incident) does not have to wait for them."""
+        await self._drop_pending()
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None and self.columns is not None
         day_start = utc_day_start(now)
-        month_start = day_start.replace(day=1)
         window_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
         minute_from = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTE_WINDOW)
-        t, ca = self._table, self._col("created_at")
-        cost = self._cost()
-        err = self._error_expr()
-        agent = self._col("agent_id")
+        t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
+        agent, latency = self._col("agent_id"), self._col("latency_ms")
+        provider, model = self._opt("provider"), self._opt("model")
         timeout = self.settings.timeout_seconds * 10
+        conn = await self._acquire()
+        tr = conn.transaction(isolation="repeatable_read", readonly=True)
         try:
-            async with self.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-                # One scan for both the day's sums and the hour's minutes: rows before the hour are
-                # grouped per agent only (minute NULL), so the result stays small at any table size.
-                # (date_trunc, not extract(epoch): the latter is numeric arithmetic, 4x slower.)
-                groups = await conn.fetch(
-                    f"SELECT {agent} AS agent, "
-                    f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}) END AS minute, "
-                    f"{ca} >= $1 AS today, sum({cost}) AS cost, count(*) AS calls, count({cost}) AS priced, "
-                    f"count(*) FILTER (WHERE {err}) AS errors, "
-                    f"coalesce(sum({self._opt('tokens_in', '::bigint')}), 0) AS tin, "
-                    f"coalesce(sum({self._opt('cached_tokens', '::bigint')}), 0) AS cached "
-                    f"FROM {t} WHERE {ca} >= least($1, $2) GROUP BY 1, 2, 3",
-                    day_start, minute_from, timeout=timeout)
-                month = await conn.fetchval(
-                    f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
-                    month_start, day_start, timeout=timeout)
-                latency = self._col("latency_ms")
-                window = await conn.fetch(
-                    f"SELECT {agent} AS agent, date_trunc('second', {ca}) AS second, "
-                    f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
-                    f"count(*) FILTER (WHERE {err}) AS errors, "
-                    f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
-                    f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", window_from, timeout=timeout)
-                self.watermark = await self._start_watermark(conn, timeout)
+            await tr.start()
+            window = await conn.fetch(
+                f"SELECT {agent} AS agent, {provider} AS provider, {model} AS model, "
+                f"date_trunc('second', {ca}) AS second, "
+                f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
+                f"count(*) FILTER (WHERE {err}) AS errors, "
+                f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
+                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2, 3, 4", window_from, timeout=timeout)
+            self.watermark = await self._start_watermark(conn, timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._release(conn, tr)
             raise self._error(exc) from None
+        except BaseException:
+            await self._release(conn, tr)
+            raise
+        self._pending = (conn, tr, day_start, minute_from)
         day = day_start.strftime("%Y-%m-%d")
         return Baseline(
+            day=day, days=(), month_before_today=None, month=day[:7], minutes=(),
+            window=tuple(WindowGroup(int(r["second"].timestamp()), r["agent"], r["cost"], r["priced"], r["calls"],
+                                     r["errors"], tuple(r["latencies"] or ()), r["provider"], r["model"])
+                         for r in window),
+            pending=True,
+        )
+
+    async def finish_baseline(self) -> DayBaseline:
+        """The slow half, in the snapshot `start_baseline` opened: per-agent sums of the day and
+        per-minute sums of the hour in one scan, and the month before today. Rows read since by
+        `new_rows` came after that snapshot, so the two never overlap."""
+        if self._pending is None:
+            raise SourceError("no start-up snapshot is open (Postgres reconnected): starting over")
+        conn, _, day_start, minute_from = self._pending
+        month_start = day_start.replace(day=1)
+        t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
+        agent = self._col("agent_id")
+        # A background read: the screen already runs on the window, so it may take minutes.
+        timeout = max(300.0, self.settings.timeout_seconds * 100)
+        try:
+            # One scan for both the day's sums and the hour's minutes: rows before the hour are
+            # grouped per agent only (minute NULL), so the result stays small at any table size.
+            # (date_trunc, not extract(epoch): the latter is numeric arithmetic, 4x slower.)
+            tin, tout = self._opt("tokens_in", "::bigint"), self._opt("tokens_out", "::bigint")
+            cached = self._opt("cached_tokens", "::bigint")
+            flat = f"{cost} IS NULL"
+            groups = await conn.fetch(
+                f"SELECT {agent} AS agent, {self._opt('provider')} AS provider, {self._opt('model')} AS model, "
+                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}) END AS minute, "
+                f"{ca} >= $1 AS today, sum({cost}) AS cost, count(*) AS calls, count({cost}) AS priced, "
+                f"count(*) FILTER (WHERE {err}) AS errors, "
+                f"coalesce(sum({tin}), 0) AS tin, coalesce(sum({tout}), 0) AS tout, "
+                f"coalesce(sum({cached}), 0) AS cached, "
+                f"coalesce(sum({tin}) FILTER (WHERE {flat}), 0) AS flat_tin, "
+                f"coalesce(sum({tout}) FILTER (WHERE {flat}), 0) AS flat_tout, "
+                f"coalesce(sum({cached}) FILTER (WHERE {flat}), 0) AS flat_cached "
+                f"FROM {t} WHERE {ca} >= least($1, $2) GROUP BY 1, 2, 3, 4, 5",
+                day_start, minute_from, timeout=timeout)
+            month = await conn.fetchval(
+                f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                month_start, day_start, timeout=timeout)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await self._drop_pending()
+            if isinstance(exc, TimeoutError):
+                raise SourceError(f"Postgres: today's totals timed out after {timeout:g} s") from None
+            raise self._error(exc) from None
+        finally:
+            if self._pending is not None:
+                await self._drop_pending()
+        day = day_start.strftime("%Y-%m-%d")
+        return DayBaseline(
             day=day,
             days=day_sums(groups, day),
             month_before_today=month if month is not None else Decimal(0),
             month=day[:7],
             minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"].timestamp()) // 60, r["cost"], r["calls"],
                                           r["errors"]) for r in groups if r["minute"] is not None),
-            window=tuple(WindowGroup(int(r["second"].timestamp()), r["agent"], r["cost"], r["priced"], r["calls"],
-                                     r["errors"], tuple(r["latencies"] or ())) for r in window),
+            usage=usage_sums(groups),
         )
+
+    async def _acquire(self) -> asyncpg.Connection:
+        assert self.pool is not None
+        try:
+            return await self.pool.acquire(timeout=self.settings.timeout_seconds)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise self._error(exc) from None
+
+    async def _release(self, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction) -> None:
+        """End the snapshot's read-only transaction and give its connection back, whatever its state."""
+        pool = self.pool
+        try:
+            await tr.rollback()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            pass  # mid-query (cancelled) or broken: the pool resets or closes it
+        finally:
+            if pool is not None:
+                with contextlib.suppress(Exception):
+                    await pool.release(conn, timeout=self.settings.timeout_seconds)
+
+    async def _drop_pending(self) -> None:
+        if self._pending is not None:
+            conn, tr = self._pending[0], self._pending[1]
+            self._pending = None
+            await self._release(conn, tr)
 
     async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:
         """Where incremental reads begin, inside the baseline's snapshot."""

@@ -53,6 +53,25 @@ class MinuteAggregate:
 
 
 @dataclass(frozen=True, slots=True)
+class UsageAggregate:
+    """One (model, provider) pair's sums over the day. Tokens of calls without a recorded cost are
+    kept apart: a price list turns them into the flat-rate calls' shadow cost."""
+
+    model: str | None
+    provider: str | None
+    cost: Decimal | None
+    calls: int
+    priced_calls: int
+    errors: int
+    tokens_in: int
+    tokens_out: int
+    cached_tokens: int
+    flat_tokens_in: int
+    flat_tokens_out: int
+    flat_cached_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
 class WindowGroup:
     """One agent's rows in one second of the 5-minute window, read at start-up as sums plus the
     exact latencies (for p95). They are already in the day and minute sums."""
@@ -64,6 +83,8 @@ class WindowGroup:
     calls: int
     errors: int
     latencies: tuple[int, ...]
+    provider: str | None = None
+    model: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +98,22 @@ class Baseline:
     month: str  # YYYY-MM of month_before_today
     minutes: tuple[MinuteAggregate, ...]
     window: tuple[WindowGroup, ...]
+    # True: days, minutes and the month are not read yet; a DayBaseline from the same snapshot follows.
+    pending: bool = False
+    usage: tuple[UsageAggregate, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DayBaseline:
+    """The slow half of start-up: the sums over the whole day, the hour and the month, read in the
+    same snapshot as the Baseline it completes."""
+
+    day: str
+    days: tuple[DayAggregate, ...]
+    month_before_today: Decimal
+    month: str
+    minutes: tuple[MinuteAggregate, ...]
+    usage: tuple[UsageAggregate, ...] = ()
 
 
 class Scope(StrEnum):
@@ -132,6 +169,15 @@ class RedisState:
     budgets: dict[str, Decimal | Unparsed]  # agent id -> its `budget:{agent}` value
     global_day_budget: RedisNumber
     global_month_budget: RedisNumber
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayCounters:
+    """The gateway's own tallies for one UTC day, to hold against the table's rows."""
+
+    day: str
+    spent: dict[str, Decimal | Unparsed]  # agent id -> `spent:{agent}:{day}`
+    calls: RedisNumber  # `calls:{day}` (optional in the contract)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError, ResponseError
 from costtop.config import Settings
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import parse_usd
-from costtop.sources.records import RedisNumber, RedisState, SwitchKind, SwitchRecord, Unparsed
+from costtop.sources.records import GatewayCounters, RedisNumber, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.text import clean, mask_url, one_line
 
 SCAN_COUNT = 1000
@@ -115,6 +115,30 @@ class RedisReader:
                 budgets[name] = amount
         switches.sort(key=lambda s: (s.scope != "global", s.kind.value, s.scope, s.target))
         return RedisState(tuple(switches), budgets, global_day, global_month)
+
+    async def read_counters(self, day: str) -> GatewayCounters:
+        """`spent:{agent}:{day}` for every agent and `calls:{day}`: SCAN plus one pipeline."""
+        try:
+            k = self.keys
+            suffix = f":{day}"
+            keys = [key for key in await self._scan(f"{k.spent}:*{suffix}")
+                    if decode_key(key).count(":") >= 2]
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.get(key)
+            pipe.get(f"{k.calls}{suffix}")
+            answers = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise self._error(exc) from None
+        spent: dict[str, Decimal | Unparsed] = {}
+        for raw_key, raw in zip(keys, answers, strict=False):
+            amount = Unparsed("wrong type") if isinstance(raw, Exception) else parse_usd(raw)
+            if amount is not None:
+                # The agent id is what lies between the prefix and the day; it may hold colons itself.
+                spent[decode_key(raw_key)[len(k.spent) + 1: -len(suffix)]] = amount
+        raw_calls = answers[-1]
+        calls = Unparsed("wrong type") if isinstance(raw_calls, Exception) else parse_usd(raw_calls)
+        return GatewayCounters(day, spent, calls)
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):

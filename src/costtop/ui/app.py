@@ -7,6 +7,7 @@ writer; its effect comes back on the next Redis read, so the screen shows what R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,17 +19,27 @@ from textual.binding import Binding
 
 from costtop.config import Settings
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import AgentState, Snapshot
+from costtop.engine.snapshot import AgentState, ProviderRow, Snapshot, SortKey
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
 from costtop.sources.writer import SwitchChange, WriteResult, switch_key
-from costtop.ui.messages import BaselineRead, RedisRead, RowsRead, SourceFailed, SwitchWritten
+from costtop.ui.messages import (
+    BaselineRead,
+    CountersRead,
+    DayTotalsRead,
+    RedisRead,
+    RowsRead,
+    SourceFailed,
+    SwitchWritten,
+)
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.switch_table import SwitchTable
+from costtop.ui.widgets.usage_tables import SwitchableTable
 
+COUNTERS_SECONDS = 10.0
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one render
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -50,6 +61,7 @@ class CosttopApp(App[None]):
         Binding("u", "resume", "Resume", id="resume"),
         Binding("t", "throttle", "Throttle", id="throttle"),
         Binding("K", "kill_all", "Kill ALL", id="kill_all"),
+        Binding("s", "sort", "Sort", id="sort"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -65,6 +77,8 @@ class CosttopApp(App[None]):
         self.snapshot: Snapshot | None = None
         self.last_write: WriteResult | None = None
         self._last_render = 0.0
+        self._need_baseline = True
+        self._generation = 0  # baselines read so far: a late half of an old one is ignored
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -72,6 +86,7 @@ class CosttopApp(App[None]):
         self.push_screen(MainScreen())
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
+        self.run_worker(self._counters_loop(), group="counters", name="counters", exclusive=True)
         # New rows render at once (freshness = one read interval); this timer only keeps ages and the
         # sliding windows moving when no data arrives, so it stays quiet while reads keep coming.
         self.set_interval(self.settings.refresh / 2, self._tick, name="render")
@@ -99,30 +114,56 @@ class CosttopApp(App[None]):
             self.post_message(RedisRead(state, self._epoch()))
             await asyncio.sleep(REDIS_POLL_SECONDS)
 
+    async def _counters_loop(self) -> None:
+        """The gateway's own tallies, for the reconciliation: slow-moving, so read every few seconds.
+        A failure here is the Redis badge's business (the switch loop reports it)."""
+        while True:
+            if not self.engine.day:  # the day is known once Postgres answered
+                await asyncio.sleep(REDIS_POLL_SECONDS)
+                continue
+            with contextlib.suppress(SourceError):
+                self.post_message(CountersRead(await self.feed.read_counters(self.engine.day)))
+            await asyncio.sleep(COUNTERS_SECONDS)
+
     async def _postgres_loop(self) -> None:
         failures = 0
-        need_baseline = True
+        self._need_baseline = True
         while True:
             started = time.monotonic()
             try:
-                if need_baseline:
+                if self._need_baseline:
+                    self.workers.cancel_group(self, "postgres-day")
                     columns = await self.feed.connect_postgres()
                     baseline = await self.feed.baseline(self.clock())
                     self.post_message(BaselineRead(baseline, columns, self._epoch()))
-                    need_baseline = False
+                    self._need_baseline = False
+                    self._generation += 1
+                    if baseline.pending:
+                        self.run_worker(self._day_totals(self._generation), group="postgres-day",
+                                        name="postgres-day", exclusive=True)
                 else:
                     rows = await self.feed.new_rows()
                     self.post_message(RowsRead(rows, self._epoch()))
             except SourceError as exc:
                 failures += 1
                 # After any failure start again from a fresh baseline: nothing double-counted or skipped.
-                need_baseline = True
+                self._need_baseline = True
                 self.post_message(SourceFailed("Postgres", str(exc)))
                 await asyncio.sleep(backoff(failures, self.settings.refresh))
                 continue
             failures = 0
             # One read per refresh interval, however long the read took.
             await asyncio.sleep(max(0.0, self.settings.refresh - (time.monotonic() - started)))
+
+    async def _day_totals(self, generation: int) -> None:
+        """The day's sums, read in the background: the window is live meanwhile."""
+        try:
+            part = await self.feed.baseline_days()
+        except SourceError as exc:
+            self._need_baseline = True  # the snapshot is gone: the loop starts over
+            self.post_message(SourceFailed("Postgres", str(exc)))
+            return
+        self.post_message(DayTotalsRead(part, generation))
 
     # -- data in -----------------------------------------------------------------------------------
 
@@ -138,6 +179,18 @@ class CosttopApp(App[None]):
     def _baseline_read(self, message: BaselineRead) -> None:
         self.engine.load(message.baseline, message.columns)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
+        self.render_snapshot()
+
+    @on(DayTotalsRead)
+    def _day_totals_read(self, message: DayTotalsRead) -> None:
+        if message.generation != self._generation:
+            return  # it completes a baseline that has been replaced since
+        self.engine.complete(message.part)
+        self.render_snapshot()
+
+    @on(CountersRead)
+    def _counters_read(self, message: CountersRead) -> None:
+        self.engine.counters = message.counters
         self.render_snapshot()
 
     @on(RowsRead)
@@ -194,9 +247,25 @@ class CosttopApp(App[None]):
 
         self.push_screen(SwitchDialog(change, key), done)
 
+    def _focused_usage_table(self) -> SwitchableTable | None:
+        focused = self.focused
+        return focused if isinstance(focused, SwitchableTable) else None
+
     def _switch_selected_agent(self, kind: str) -> None:
         """The target is read here, at the key press; the dialog can only confirm that one."""
         if self._refuse_if_read_only():
+            return
+        table = self._focused_usage_table()
+        if table is not None:
+            name = table.selected_name
+            if kind != "kill":
+                self.notify(f"Throttling applies to agents; `k` kills the selected {table.scope}.",
+                            severity="warning")
+            elif name is None:
+                self.notify(f"No {table.scope} selected (calls without a {table.scope} have no switch).",
+                            severity="warning")
+            else:
+                self._ask(SwitchChange("set", "kill", table.scope, name))
             return
         agent = self._selected_agent()
         if agent is None:
@@ -209,6 +278,12 @@ class CosttopApp(App[None]):
 
     def action_throttle(self) -> None:
         self._switch_selected_agent("throttle")
+
+    def action_sort(self) -> None:
+        """The agents' order: burn rate, when the daily budget runs out, spend today, name."""
+        keys = list(SortKey)
+        self.engine.sort = keys[(keys.index(self.engine.sort) + 1) % len(keys)]
+        self.render_snapshot()
 
     def action_kill_all(self) -> None:
         if self._refuse_if_read_only():
@@ -236,6 +311,15 @@ class CosttopApp(App[None]):
             if found is not None:
                 return SwitchChange("remove", found.kind.value, found.scope, found.target, key=found.key)
             return None
+        table = self._focused_usage_table()
+        if table is not None:
+            rows = snap.providers if table.scope == "provider" else snap.models
+            name = table.selected_name
+            found = next((r for r in rows if (r.provider if isinstance(r, ProviderRow) else r.model) == name), None)
+            if name is None or found is None or found.switch is None or found.switch.scope != table.scope:
+                return None
+            sw = found.switch
+            return SwitchChange("remove", sw.kind.value, sw.scope, sw.target, key=sw.key)
         agent = self._selected_agent()
         row = next((a for a in snap.agents if a.agent_id == agent), None)
         if row is None or row.switch is None or row.state not in (AgentState.KILLED, AgentState.THROTTLED):

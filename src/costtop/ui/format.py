@@ -96,3 +96,16 @@ def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
 
 def state_text(state: AgentState) -> Text:
     return Text(state.value, style=STATE_STYLE[state])
+
+
+def runs_out(budget: BudgetView) -> Text:
+    """When the budget is spent at the current burn rate: "SPENT", "14m", or "–" (not in its period)."""
+    left = budget.runs_out_in
+    if budget.state in (BudgetState.DISABLED, BudgetState.UNKNOWN) or budget.limit is None:
+        return Text("–", style="dim")
+    if left is None:
+        return Text("–", style="dim")
+    if left <= 0:
+        return Text("SPENT", style="bold red")
+    style = "bold red" if left < 3600 else "bold yellow" if left < 3 * 3600 else ""
+    return Text(duration(left), style=style)

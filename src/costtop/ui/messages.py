@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from costtop.sources.records import Baseline, CallRecord, RedisState
+from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
 from costtop.sources.writer import WriteResult
 
 
@@ -21,6 +21,19 @@ class BaselineRead(Message):
     baseline: Baseline
     columns: frozenset[str]
     at: float
+
+
+@dataclass
+class DayTotalsRead(Message):
+    """The slow half of start-up, read in the background while the window is already live."""
+
+    part: DayBaseline
+    generation: int  # which baseline it completes
+
+
+@dataclass
+class CountersRead(Message):
+    counters: GatewayCounters
 
 
 @dataclass

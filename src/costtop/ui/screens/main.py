@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -12,14 +12,25 @@ from costtop.engine.snapshot import Snapshot
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
+from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
+
+SHORT = 40  # lines
+NARROW = 140  # columns: the provider and model panels share the width
 
 
 class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
         with Vertical(id="agents-pane"):
-            yield Static("Agents — today, UTC", classes="pane-title")
+            yield Static("Agents — today, UTC — by $/min", classes="pane-title")
             yield AgentTable(id="agents")
+        with Horizontal(id="usage-pane"):
+            with Vertical(id="providers-pane"):
+                yield Static("Providers", classes="pane-title")
+                yield ProviderTable(id="providers")
+            with Vertical(id="models-pane"):
+                yield Static("Models — today, UTC", classes="pane-title")
+                yield ModelTable(id="models")
         with Vertical(id="switches-pane"):
             yield Static("Switches", classes="pane-title")
             yield SwitchTable(id="switches")
@@ -28,6 +39,11 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
 
+    def on_resize(self) -> None:
+        # On a short terminal the panels below the agents shrink, so the agents keep some rows.
+        self.set_class(self.size.height < SHORT, "short")
+        self.set_class(self.size.width < NARROW, "narrow")
+
     def show(self, snap: Snapshot, read_only: bool) -> None:
         try:
             summary = self.query_one(Summary)
@@ -35,7 +51,13 @@ class MainScreen(Screen[None]):
             return
         summary.show(snap, read_only)
         self.query_one(AgentTable).show(snap)
+        agents_title = self.query_one("#agents-pane .pane-title", Static)
+        title = f"Agents — today, UTC — by {snap.sort.value}"
+        if str(agents_title.content) != title:
+            agents_title.update(title)
         self.query_one(SwitchTable).show(snap)
+        self.query_one(ProviderTable).show(snap)
+        self.query_one(ModelTable).show(snap)
         count = len(snap.switches)
         title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"
         pane_title = self.query_one("#switches-pane .pane-title", Static)

@@ -23,7 +23,7 @@ from textual.strip import Strip
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.text import clean
-from costtop.ui.format import budget_bar, level_text, millis, state_text, usd
+from costtop.ui.format import UNKNOWN, budget_bar, level_text, millis, runs_out, state_text, usd
 from costtop.ui.widgets.line_diff import PaintedLines
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).
@@ -39,9 +39,11 @@ def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
     if snap.has("cost_usd"):
         columns += [("today", "Today", 10), ("velocity", "$/min 5m", 12 if wide else 11),
                     ("budget", "Budget", 19 if wide else 9)]
+        if wide:
+            columns += [("runs_out", "Out in", 7)]
     columns += [("calls", "Calls", 8 if wide else 7), ("errors", "Err", 6 if wide else 5)]
     if wide:
-        columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 44)]
+        columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 36)]
     return columns
 
 
@@ -53,9 +55,13 @@ def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
             level_text(usd(agent.velocity_per_min), agent.velocity_level),
             budget_bar(agent.budget, width=8 if wide else 4, words=wide),
         ]
-    errors = Text(str(agent.errors_today), justify="right",
-                  style="bold red" if agent.errors_today and agent.errors_today * 10 > agent.calls_today else "")
-    cells += [Text(f"{agent.calls_today:,}", justify="right"), errors]
+        if wide:
+            cells.append(runs_out(agent.budget))
+    calls, errors_today = agent.calls_today, agent.errors_today
+    many = bool(errors_today and calls and errors_today * 10 > calls)
+    errors = Text(UNKNOWN if errors_today is None else str(errors_today), justify="right",
+                  style="bold red" if many else "")
+    cells += [Text(UNKNOWN if calls is None else f"{calls:,}", justify="right"), errors]
     if wide:
         why = Text("")
         if agent.switch is not None and agent.state in (AgentState.KILLED, AgentState.THROTTLED):

@@ -72,7 +72,8 @@ class KeyedTable(DataTable[Text | str]):
                 for column, before, after in zip(column_keys, old, cells, strict=False):
                     if before != after:
                         self.update_cell(key, column, after, update_width=True)
-                self._rows[key] = cells
+                # Keep the very objects the table holds (an equal cell was not replaced in it).
+                self._rows[key] = tuple(b if b == a else a for b, a in zip(old, cells, strict=False))
         order = [k for k, _ in rows]
         if order != self._order and column_keys:
             # DataTable's sort sees cell values, not row keys; `_rows` holds the very objects the table

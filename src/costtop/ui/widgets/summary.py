@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from rich.text import Text
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
-from costtop.ui.format import budget_bar, duration, level_text, millis, percent, usd
+from costtop.text import clean
+from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out, usd
 from costtop.ui.widgets.line_diff import PaintedLines
 
 # A source whose last good read is older than this is shown stale even if no read has failed yet.
@@ -33,7 +36,14 @@ def badge(source: SourceView) -> Text:
 def _budget(label: str, budget: BudgetView) -> Text:
     text = Text(f"{label} ", style="bold")
     text.append_text(budget_bar(budget, width=6))
+    if budget.runs_out_in is not None and budget.runs_out_in > 0:
+        text.append(" out in ", style="bold")
+        text.append_text(runs_out(budget))
     return text
+
+
+def _forecast(amount: Decimal | None) -> Text:
+    return Text(f" → {usd(amount)}", style="dim") if amount is not None else Text("")
 
 
 def _stat(label: str, value: Text | str) -> Text:
@@ -64,8 +74,8 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
     burn.append(f" ({usd(h.velocity_per_hour, 0)}/h)", style="dim")
     first = [
         Text("costtop", style="bold reverse"),
-        _stat("Today", usd(h.spend_today)),
-        _stat("Month", usd(h.spend_month)),
+        _stat("Today", Text(usd(h.spend_today)) + _forecast(h.projected_today)),
+        _stat("Month", Text(usd(h.spend_month)) + _forecast(h.projected_month)),
         _stat("Burn 5m", burn),
         _budget("Day budget", h.day_budget),
         _budget("Month budget", h.month_budget),
@@ -88,6 +98,21 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         out.append("\n")
         out.append(" GLOBAL KILL ON ", style="bold white on red")
         out.append(f" every call is refused · by {who} ({source}): {why}", style="bold red")
+    if h.totals_pending:
+        out.append("\n")
+        out.append("Reading today's rows from Postgres: the day's and month's figures follow; the 5-minute "
+                   "window is live.", style="bold yellow")
+    check = snap.reconciliation
+    if check is not None and (check.flagged or check.calls_flagged):
+        out.append("\n")
+        out.append("Counters ≠ rows (>10 %): ", style="bold yellow")
+        parts = [f"{clean(c.agent_id, 40)} Redis {usd(c.gateway)} vs rows {usd(c.table)}" for c in check.flagged[:2]]
+        if len(check.flagged) > 2:
+            parts.append(f"{len(check.flagged) - 2} more agents")
+        if check.calls_flagged:
+            gateway = "?" if check.gateway_calls is None else f"{check.gateway_calls:,}"
+            parts.append(f"calls {gateway} vs {check.table_calls:,} rows")
+        out.append("; ".join(parts) + " — calls bypassing attribution, or rows not yet written", style="yellow")
     for source in snap.sources:
         if source.error:
             out.append("\n")

@@ -1,0 +1,97 @@
+"""Where the money goes besides agents: one row per provider, one per model, each switchable.
+
+A row's key is the provider or model name exactly as stored (it is also the name in the switch key
+`kill:provider:{p}` / `kill:model:{m}`); rows without a name have a key no name can take.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from costtop.engine.snapshot import AgentState, Health, ModelRow, ProviderRow, Snapshot
+from costtop.text import clean
+from costtop.ui.format import UNKNOWN, millis, percent, state_text, usd
+from costtop.ui.widgets.keyed_table import KeyedTable
+
+NO_NAME = "\x00none"  # the row of calls without a provider / model: never a real name
+HEALTH_STYLE = {Health.HEALTHY: "green", Health.DEGRADED: "bold yellow", Health.DOWN: "bold white on red",
+                Health.IDLE: "dim"}
+
+
+def row_key(name: str | None) -> str:
+    return NO_NAME if name is None else name
+
+
+def name_text(name: str | None) -> Text:
+    return Text("(none)", style="dim italic") if name is None else Text(clean(name), style="bold")
+
+
+def count(value: int | None) -> Text:
+    return Text(UNKNOWN if value is None else f"{value:,}", justify="right")
+
+
+class SwitchableTable(KeyedTable):
+    """A table whose rows can be killed and resumed: the selected row's name, None for no row."""
+
+    scope = ""
+
+    @property
+    def selected_name(self) -> str | None:
+        key = self.selected_key
+        return None if key is None or key == NO_NAME else key
+
+
+class ProviderTable(SwitchableTable):
+    scope = "provider"
+    COLUMNS = [("name", "Provider", None), ("status", "Status", 8), ("today", "Today", 10), ("calls", "Calls", 7),
+               ("err2", "Err 2m", 6), ("err5", "Err 5m", 6), ("p95", "p95 5m", 7)]
+
+    def show(self, snap: Snapshot) -> None:
+        self.set_columns(self.COLUMNS)
+        self.apply([(row_key(p.provider), provider_cells(p)) for p in snap.providers])
+
+
+def provider_cells(p: ProviderRow) -> tuple[Text, ...]:
+    """A killed provider shows as killed whatever its health; otherwise its health, in words."""
+    status = state_text(p.state) if p.state is not AgentState.OK else \
+        Text(p.health.value, style=HEALTH_STYLE[p.health])
+    return (
+        name_text(p.provider), status,
+        Text(usd(p.spend_today), justify="right"), count(p.calls_today),
+        Text(percent(p.error_rate_2m) if p.calls_2m else "–", justify="right"),
+        Text(percent(p.error_rate_5m) if p.calls_5m else "–", justify="right"),
+        Text(millis(p.p95_ms) if p.calls_5m else "–", justify="right"),
+    )
+
+
+class ModelTable(SwitchableTable):
+    scope = "model"
+    COLUMNS = [("name", "Model", None), ("state", "State", 7), ("today", "Today", 10), ("calls", "Calls", 7),
+               ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Tok out", 7), ("hit", "Cache", 5),
+               ("flat", "Flat", 6)]
+
+    def show(self, snap: Snapshot) -> None:
+        self.set_columns(self.COLUMNS)
+        self.apply([(row_key(m.model), model_cells(m)) for m in snap.models])
+
+
+def model_cells(m: ModelRow) -> tuple[Text, ...]:
+    avg = m.average_cost
+    return (
+        name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"), count(m.calls_today),
+        Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"), tokens(m.tokens_in), tokens(m.tokens_out),
+        Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),
+        count(m.flat_calls),
+    )
+
+
+def tokens(value: int | None) -> Text:
+    """Token counts to three significant figures (1.8M, 540k): a column of exact 9-digit counts
+    would crowd out the money."""
+    if value is None:
+        return Text(UNKNOWN, justify="right")
+    for scale, suffix in ((10**9, "G"), (10**6, "M"), (10**3, "k")):
+        if value >= scale:
+            shown = value / scale
+            return Text(f"{shown:.3g}{suffix}", justify="right")
+    return Text(str(value), justify="right")
