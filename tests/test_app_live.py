@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from decimal import Decimal
 
 import asyncpg
@@ -62,11 +63,7 @@ async def test_kill_then_resume_writes_redis_and_audit(pg, redis, db_url, redis_
         await wait_until(pilot, lambda: app.snapshot is not None and any(
             a.agent_id == "agent-1" and a.state is AgentState.KILLED for a in app.snapshot.agents))
 
-        app.last_write = None
-        await pilot.press("u")
-        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
-        await pilot.press("tab", "enter")
-        await wait_until(pilot, lambda: app.last_write is not None)
+        await confirm(pilot, "u")
         assert await redis.exists("kill:agent:agent-1") == 0
         actions = [r["action"] for r in await pg.fetch("SELECT action FROM costtop_audit ORDER BY id")]
         assert actions == ["set:kill", "remove:kill"]
@@ -184,6 +181,17 @@ async def test_selection_stays_on_its_agent_when_the_order_changes(pg, redis, db
         assert app.screen.query_one(AgentTable).selected_key == "agent-0"
 
 
+async def confirm(pilot, key: str, check: Callable[[SwitchDialog], bool] = lambda dialog: True) -> None:
+    """Press `key`, check the dialog it opens, confirm it (Tab to Confirm, Enter) and wait for the write."""
+    app = pilot.app
+    app.last_write = None
+    await pilot.press(key)
+    await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+    assert check(app.screen)
+    await pilot.press("tab", "enter")
+    await wait_until(pilot, lambda: app.last_write is not None)
+
+
 async def select_row(pilot, table, name: str) -> None:
     """Focus a panel and move its cursor to the row called `name`, as an operator would."""
     table.focus()
@@ -211,11 +219,7 @@ async def test_kill_and_resume_a_model_and_a_provider(pg, redis, db_url, redis_u
         assert [m.model for m in app.snapshot.models] == ["claude-sonnet-4", "gpt-5"]  # by spend today
         models = app.screen.query_one(ModelTable)
         await select_row(pilot, models, "gpt-5")
-        await pilot.press("k")
-        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
-        assert app.screen.change.scope == "model" and app.screen.change.target == "gpt-5"
-        await pilot.press("tab", "enter")
-        await wait_until(pilot, lambda: app.last_write is not None)
+        await confirm(pilot, "k", lambda dialog: dialog.change.scope == "model" and dialog.change.target == "gpt-5")
         assert await redis.get("kill:model:gpt-5") == f"manual:{login}:runaway_spend".encode()
         await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.models[1].state is AgentState.KILLED)
         # Throttle is for agents only: nothing is written.
@@ -225,20 +229,11 @@ async def test_kill_and_resume_a_model_and_a_provider(pg, redis, db_url, redis_u
 
         providers = app.screen.query_one(ProviderTable)
         await select_row(pilot, providers, "anthropic")
-        app.last_write = None
-        await pilot.press("k")
-        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
-        await pilot.press("tab", "enter")
-        await wait_until(pilot, lambda: app.last_write is not None)
+        await confirm(pilot, "k", lambda dialog: dialog.change.scope == "provider")
         assert await redis.exists("kill:provider:anthropic") == 1
 
         await select_row(pilot, models, "gpt-5")
-        app.last_write = None
-        await pilot.press("u")
-        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
-        assert app.screen.change.action == "remove" and app.screen.change.target == "gpt-5"
-        await pilot.press("tab", "enter")
-        await wait_until(pilot, lambda: app.last_write is not None)
+        await confirm(pilot, "u", lambda dialog: dialog.change.action == "remove" and dialog.change.target == "gpt-5")
         assert await redis.exists("kill:model:gpt-5") == 0
     audit = await pg.fetch("SELECT action, scope, target, result FROM costtop_audit ORDER BY id")
     assert [tuple(r) for r in audit] == [("set:kill", "model", "gpt-5", "set"),

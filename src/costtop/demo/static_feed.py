@@ -16,6 +16,7 @@ from costtop.sources.records import (
     DayAggregate,
     GatewayCounters,
     MinuteAggregate,
+    ProviderSecond,
     RedisState,
     SwitchKind,
     SwitchRecord,
@@ -96,8 +97,9 @@ class StaticFeed:
                      for name, spend in DAY_SPEND.items())
         window = tuple(WindowGroup(int(r.created_at.timestamp()), r.agent_id, r.cost_usd,
                                    0 if r.cost_usd is None else 1, 1, int(r.status == "error"),
-                                   (r.latency_ms,) if r.latency_ms is not None else (), r.provider, r.model)
-                       for r in rows)
+                                   (r.latency_ms,) if r.latency_ms is not None else ()) for r in rows)
+        providers = tuple(ProviderSecond(int(r.created_at.timestamp()), r.provider, 1, int(r.status == "error"),
+                                         (r.latency_ms,) if r.latency_ms is not None else ()) for r in rows)
         # Each agent's day on its route: 900 calls, 20 of them flat-rate (no recorded cost).
         usage: dict[tuple[str, str], list[object]] = {}
         for name, spend in DAY_SPEND.items():
@@ -114,7 +116,7 @@ class StaticFeed:
         minutes = tuple(MinuteAggregate(agent, minute, None, calls, errors)
                         for (agent, minute), (calls, errors) in sorted(per_minute.items()))
         return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7],
-                        minutes=minutes, window=window, usage=usage_rows)
+                        minutes=minutes, window=window, usage=usage_rows, providers=providers)
 
     async def new_rows(self) -> list[CallRecord]:
         return []

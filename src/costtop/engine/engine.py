@@ -44,18 +44,9 @@ PROVIDER_DOWN_SECONDS = 120  # seed: a provider with more than 50 % errors in 2 
 
 
 @dataclass(slots=True)
-class DayTotals:
-    cost: Decimal = Decimal(0)
-    priced: int = 0
-    calls: int = 0
-    errors: int = 0
-    tokens_in: int = 0
-    cached_tokens: int = 0
-
-
-@dataclass(slots=True)
 class UsageTotals:
-    """A model's or a provider's day. Tokens of calls without a recorded cost are kept apart."""
+    """An agent's, a model's or a provider's day. Tokens of calls without a recorded cost are kept
+    apart: they are what a price list would charge (the shadow cost)."""
 
     cost: Decimal = Decimal(0)
     priced: int = 0
@@ -130,8 +121,8 @@ class Engine:
         self.columns = frozenset(columns)
         self.day = ""
         self.month = ""
-        self.days: dict[str, DayTotals] = {}
-        self.today = DayTotals()  # every agent's day together, kept running
+        self.days: dict[str, UsageTotals] = {}
+        self.today = UsageTotals()  # every agent's day together, kept running
         self.day_pending = False  # the day's sums are still being read: day figures are unknown
         self.month_before_today = Decimal(0)
         self.window = SlidingWindow(VELOCITY_SECONDS)
@@ -157,7 +148,7 @@ class Engine:
         if columns is not None:
             self.columns = frozenset(columns)
         self.days = {}
-        self.today = DayTotals()
+        self.today = UsageTotals()
         self.models, self.providers = {}, {}
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.provider_5m = SlidingWindow(VELOCITY_SECONDS, many_calls_per_key=True)
@@ -177,10 +168,10 @@ class Engine:
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
                                   group.errors, group.latencies)
-            self.provider_5m.add_group(group.second, group.provider, group.cost, group.priced,  # type: ignore[arg-type]
-                                       group.calls, group.errors, group.latencies)
-            self.provider_2m.add_group(group.second, group.provider, group.cost, group.priced,  # type: ignore[arg-type]
-                                       group.calls, group.errors, ())
+        for p in baseline.providers:  # their costs are the agents' and the day's business
+            self.provider_5m.add_group(p.second, p.provider, None, 0, p.calls, p.errors,  # type: ignore[arg-type]
+                                       p.latencies)
+            self.provider_2m.add_group(p.second, p.provider, None, 0, p.calls, p.errors, ())  # type: ignore[arg-type]
 
     def complete(self, part: DayBaseline) -> None:
         """The day's sums arrive after the window. Rows ingested meanwhile came after the same
@@ -217,15 +208,10 @@ class Engine:
         """Add to an agent's day and to the fleet's, so the header never sums 10,000 agents."""
         found = self.days.get(agent)
         if found is None:
-            found = self.days[agent] = DayTotals()
-        for totals in (found, self.today):
-            if cost is not None:
-                totals.cost += cost
-            totals.priced += priced
-            totals.calls += calls
-            totals.errors += errors
-            totals.tokens_in += tokens_in
-            totals.cached_tokens += cached
+            found = self.days[agent] = UsageTotals()
+        tokens = (tokens_in, 0, cached)
+        found.add(cost, priced, calls, errors, tokens, NO_TOKENS)
+        self.today.add(cost, priced, calls, errors, tokens, NO_TOKENS)
 
     def _roll_to(self, day: str) -> None:
         """A new UTC day: today's spend joins the month (or a new month starts)."""
@@ -235,7 +221,7 @@ class Engine:
             self.month = day[:7]
             self.month_before_today = Decimal(0)
         self.days = {}
-        self.today = DayTotals()
+        self.today = UsageTotals()
         self.models, self.providers = {}, {}
         self.day = day
         self._rows_valid = False
@@ -264,8 +250,8 @@ class Engine:
             elif day[:7] == self.month and row.cost_usd is not None:
                 self.month_before_today += row.cost_usd
             self.window.add(second, row.agent_id, row.cost_usd, error, row.latency_ms)
-            self.provider_5m.add(second, row.provider, row.cost_usd, error, row.latency_ms)  # type: ignore[arg-type]
-            self.provider_2m.add(second, row.provider, row.cost_usd, error, None)  # type: ignore[arg-type]
+            self.provider_5m.add(second, row.provider, None, error, row.latency_ms)  # type: ignore[arg-type]
+            self.provider_2m.add(second, row.provider, None, error, None)  # type: ignore[arg-type]
             self.hour.add(second // 60, 1, int(error))
 
     # -- output ------------------------------------------------------------------------------------
@@ -302,7 +288,7 @@ class Engine:
             keyed.clear()
             self._order, self._agents = [], ()
             changed = set(self.days) | set(window) | set(budgets) | switch_targets
-        empty = DayTotals()
+        empty = UsageTotals()
         added: list[str] = []
         removed = False
         for name in changed:
@@ -357,7 +343,7 @@ class Engine:
         spend_today = self.today.cost if has_cost and known else None
         spend_month = spend_today + self.month_before_today if spend_today is not None else None
         hour_calls, hour_errors = self.hour.calls, self.hour.errors
-        tokens_in, cached = self.today.tokens_in, self.today.cached_tokens
+        tokens_in, cached = self.today.tokens_in, self.today.cached
         velocity = window_total / FIVE if has_cost else None
         header = HeaderStats(
             spend_today=spend_today,

@@ -24,6 +24,7 @@ from costtop.sources.records import (
     DayAggregate,
     DayBaseline,
     MinuteAggregate,
+    ProviderSecond,
     UsageAggregate,
     WindowGroup,
 )
@@ -215,19 +216,23 @@ class PostgresReader:
         minute_from = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTE_WINDOW)
         t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
         agent, latency = self._col("agent_id"), self._col("latency_ms")
-        provider, model = self._opt("provider"), self._opt("model")
+        provider = self._opt("provider")
         timeout = self.settings.timeout_seconds * 10
         conn = await self._acquire()
         tr = conn.transaction(isolation="repeatable_read", readonly=True)
         try:
             await tr.start()
             window = await conn.fetch(
-                f"SELECT {agent} AS agent, {provider} AS provider, {model} AS model, "
-                f"date_trunc('second', {ca}) AS second, "
+                f"SELECT {agent} AS agent, date_trunc('second', {ca}) AS second, "
                 f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                 f"count(*) FILTER (WHERE {err}) AS errors, "
                 f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
-                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2, 3, 4", window_from, timeout=timeout)
+                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", window_from, timeout=timeout)
+            providers = await conn.fetch(
+                f"SELECT {provider} AS provider, date_trunc('second', {ca}) AS second, count(*) AS calls, "
+                f"count(*) FILTER (WHERE {err}) AS errors, "
+                f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
+                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2", window_from, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._release(conn, tr)
@@ -240,8 +245,9 @@ class PostgresReader:
         return Baseline(
             day=day, days=(), month_before_today=None, month=day[:7], minutes=(),
             window=tuple(WindowGroup(int(r["second"].timestamp()), r["agent"], r["cost"], r["priced"], r["calls"],
-                                     r["errors"], tuple(r["latencies"] or ()), r["provider"], r["model"])
-                         for r in window),
+                                     r["errors"], tuple(r["latencies"] or ())) for r in window),
+            providers=tuple(ProviderSecond(int(r["second"].timestamp()), r["provider"], r["calls"], r["errors"],
+                                           tuple(r["latencies"] or ())) for r in providers),
             pending=True,
         )
 

@@ -83,8 +83,18 @@ class WindowGroup:
     calls: int
     errors: int
     latencies: tuple[int, ...]
-    provider: str | None = None
-    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSecond:
+    """One provider's calls in one second of the 5-minute window, read at start-up: its error
+    rates and p95 need them second by second, as the agents' windows do."""
+
+    second: int
+    provider: str | None
+    calls: int
+    errors: int
+    latencies: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +111,7 @@ class Baseline:
     # True: days, minutes and the month are not read yet; a DayBaseline from the same snapshot follows.
     pending: bool = False
     usage: tuple[UsageAggregate, ...] = ()
+    providers: tuple[ProviderSecond, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
