@@ -405,3 +405,27 @@ def test_window_slides_by_subtracting_what_leaves() -> None:
     again = engine.snapshot(NOW + timedelta(seconds=100), redis_state())
     b = next(x for x in again.agents if x.agent_id == "b")
     assert b.window_usd == Decimal(0) and b.spend_today == Decimal("5.30")
+
+
+def test_chart_series_and_agent_trends_from_rows() -> None:
+    """NOW = 12:00:00.5: the current minute is 12:00, the current hour 12:00-13:00."""
+    rows = [row("a", 0.2, "1.00"), row("a", 30, "2.00"), row("b", 61, "0.50"), row("a", 600, "4.00"),
+            row("b", 3 * 3600, "8.00"), row("a", 1, None)]
+    snap = engine_with(rows).snapshot(NOW, redis_state())
+    minutes, hours = snap.header.per_minute, snap.header.per_hour
+    assert len(minutes) == 60 and len(hours) == 24
+    assert minutes[-1] == Decimal("1.00")  # 12:00:00
+    assert minutes[-2] == Decimal("2.00") and minutes[-3] == Decimal("0.50")  # 11:59:30.5, 11:58:59.5
+    assert minutes == (*(Decimal(0),) * 49, Decimal("4.00"), *(Decimal(0),) * 7, Decimal("0.50"), Decimal("2.00"),
+                       Decimal("1.00"))
+    assert hours[-1] == Decimal("1.00") and hours[-2] == Decimal("6.50") and hours[-4] == Decimal("8.00")
+    by = {a.agent_id: a for a in snap.agents}
+    assert by["a"].trend == (*(Decimal(0),) * 8, Decimal("2.00"), Decimal("1.00"))  # 11:50 is out of 10 minutes
+    assert by["b"].trend == (*(Decimal(0),) * 7, Decimal("0.50"), Decimal(0), Decimal(0))  # 11:58
+
+
+def test_sparkline_scales_to_its_own_peak() -> None:
+    from costtop.ui.format import sparkline
+
+    assert sparkline((Decimal(0), Decimal(1), Decimal(2), Decimal(8))).plain == " ▁▂█"
+    assert sparkline((Decimal(0), Decimal(0))).plain == "  "

@@ -10,6 +10,7 @@ from textual.pilot import Pilot
 from appkit import wait_for_data
 from costtop.config import Settings
 from costtop.demo.static_feed import StaticFeed
+from costtop.pricing.catalog import shipped
 from costtop.ui.app import CosttopApp
 
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
@@ -17,7 +18,7 @@ SIZES = [(80, 24), (160, 50)]
 
 
 def make_app(read_only: bool = False) -> CosttopApp:
-    return CosttopApp(Settings(read_only=read_only), StaticFeed(NOW), clock=lambda: NOW)
+    return CosttopApp(Settings(read_only=read_only), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -46,3 +47,28 @@ def test_kill_all_dialog(snap_compare) -> None:
 
 def test_read_only_header(snap_compare) -> None:
     assert snap_compare(make_app(read_only=True), terminal_size=(120, 30), run_before=wait_for_data)
+
+
+def test_velocity_chart_over_24_hours(snap_compare) -> None:
+    async def switch_range(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("v")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(160, 50), run_before=switch_range)
+
+
+async def test_sort_steps_through_the_orders() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        assert app.snapshot is not None and app.snapshot.agents[0].agent_id == "research-bot"
+        await pilot.press("s")
+        await pilot.pause()
+        # Soonest exhausted daily budget first, then the others by burn rate.
+        assert [a.agent_id for a in app.snapshot.agents][:3] == ["research-bot", "data-analyst", "code-review"]
+        title = app.screen.query_one("#agents-pane .pane-title").content
+        assert "budget runs out" in str(title)
+        await pilot.press("s", "s")
+        await pilot.pause()
+        assert [a.agent_id for a in app.snapshot.agents] == sorted(a.agent_id for a in app.snapshot.agents)

@@ -128,7 +128,16 @@ async def sql_expected(pool: asyncpg.Pool, now: datetime) -> dict[str, object]:
         "coalesce(sum(tokens_out) FILTER (WHERE cost_usd IS NULL), 0) AS flat_tout, "
         "coalesce(sum(cached_tokens) FILTER (WHERE cost_usd IS NULL), 0) AS flat_cached "
         f"FROM tool_calls WHERE created_at <= $1 AND {today} GROUP BY model", now)
+    minutes = await pool.fetch(
+        "SELECT (extract(epoch FROM date_trunc('minute', created_at)) / 60)::bigint AS minute, sum(cost_usd) AS cost "
+        f"FROM tool_calls WHERE created_at <= $1 AND {hour} GROUP BY 1", now)
+    hours = await pool.fetch(
+        "SELECT (extract(epoch FROM date_trunc('hour', created_at)) / 3600)::bigint AS hour, sum(cost_usd) AS cost "
+        "FROM tool_calls WHERE created_at <= $1 AND created_at >= date_trunc('hour', $1::timestamptz, 'UTC') "
+        "- interval '23 hours' GROUP BY 1", now)
     return {"head": head, "agents": {r["agent_id"]: r for r in agents},
+            "minutes": {r["minute"]: r["cost"] or 0 for r in minutes},
+            "hours": {r["hour"]: r["cost"] or 0 for r in hours},
             "providers": {r["provider"]: r for r in providers}, "models": {r["model"]: r for r in models}}
 
 
@@ -151,6 +160,10 @@ async def assert_matches_sql(pool: asyncpg.Pool, engine: Engine, now: datetime) 
         assert a.window_usd == row["window_usd"], a.agent_id
         assert a.flat_calls_today == row["flat"], a.agent_id
         assert a.p95_ms == row["p95"], a.agent_id
+    # The chart: the fleet's spend per minute over the hour and per hour over 24 hours.
+    now_minute, now_hour = int(now.timestamp()) // 60, int(now.timestamp()) // 3600
+    assert snap.header.per_minute == tuple(want["minutes"].get(m, 0) for m in range(now_minute - 59, now_minute + 1))
+    assert snap.header.per_hour == tuple(want["hours"].get(h, 0) for h in range(now_hour - 23, now_hour + 1))
     providers = want["providers"]
     assert {p.provider for p in snap.providers} == set(providers)
     for p in snap.providers:

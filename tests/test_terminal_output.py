@@ -17,6 +17,7 @@ from textual.drivers.headless_driver import HeadlessDriver
 from appkit import wait_for_data
 from costtop.config import Settings
 from costtop.demo.static_feed import AGENTS, StaticFeed
+from costtop.pricing.catalog import shipped
 from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
 
@@ -46,7 +47,7 @@ async def test_partial_repaints_leave_the_screen_exactly_as_a_full_render(monkey
     monkeypatch.setattr("textual.drivers.headless_driver.HeadlessDriver", RecordingDriver)
     RecordingDriver.written = []
     clock = [NOW]
-    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: clock[0])
+    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: clock[0], catalog=shipped())
     screen, stream = emulate(size)
     async with app.run_test(size=size) as pilot:
         await wait_for_data(pilot)
@@ -79,7 +80,7 @@ async def test_unchanged_cells_are_not_sent_again(monkeypatch) -> None:
     """A refresh where one agent's figures changed rewrites part of that agent's line only."""
     monkeypatch.setattr("textual.drivers.headless_driver.HeadlessDriver", RecordingDriver)
     RecordingDriver.written = []
-    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: NOW)
+    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         app.render_snapshot()  # once more, after the header's first layout settled the table's height

@@ -38,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
     _common(init)
+    pricing = commands.add_parser("pricing", help="the price list used for flat-rate calls' shadow cost")
+    pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
+    sync = pricing_commands.add_parser("sync", help="fetch OpenRouter's public models list into a dated local copy")
+    sync.add_argument("--url", help="the models list to fetch (default: pricing_url setting, OpenRouter's)")
+    pricing_commands.add_parser("show", help="where the current prices come from, and how many models")
     return parser
 
 
@@ -84,6 +89,28 @@ def run_app(settings: Settings) -> int:
     return 0
 
 
+def pricing_command(args: argparse.Namespace) -> int:
+    from costtop.pricing.catalog import current, data_dir
+    from costtop.pricing.sync import SyncError, sync
+
+    if args.pricing_command == "show":
+        catalog = current()
+        print(f"{len(catalog.prices)} models, as of {catalog.as_of}: {catalog.source}")
+        return 0
+    settings = load_settings({}, config_path=args.config)
+    url = args.url or settings.pricing_url
+    try:
+        report = sync(url, data_dir(), timeout=max(10.0, settings.timeout_seconds * 5))
+    except SyncError as exc:
+        return fail(f"pricing sync: {exc}; the previous catalog is kept")
+    except OSError as exc:
+        return fail(f"pricing sync: cannot write {data_dir()}: {exc.strerror}; the previous catalog is kept")
+    print(f"{report.models} models priced ({report.skipped} left out without usable prices), saved to {report.saved}")
+    for line in report.moved:
+        print(f"moved more than 30 %: {line}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -93,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
             settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
             return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+        if args.command == "pricing":
+            return pricing_command(args)
         if args.command == "db":
             from costtop.sources.errors import SourceError
 

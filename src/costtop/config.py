@@ -76,6 +76,8 @@ class Settings(BaseModel):
     # How far back each incremental read re-reads, for rows that commit out of order.
     overlap_seconds: float = 5.0
     timeout_seconds: float = 3.0
+    # Where `costtop pricing sync` fetches prices: OpenRouter's public models list, or a mirror of it.
+    pricing_url: str = "https://openrouter.ai/api/v1/models"
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -105,7 +107,7 @@ class Settings(BaseModel):
 
 
 ENV_PREFIX = "COSTTOP_"
-ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool}
+ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str}
 
 
 def default_config_path() -> Path:

@@ -108,15 +108,24 @@ class StaticFeed:
             for i, value in enumerate((spend, 900, 880, 12, 1_800_000, 270_000, 650_000, 40_000, 6_000, 16_000)):
                 acc[i] += value  # type: ignore[operator]
         usage_rows = tuple(UsageAggregate(model, provider, *acc) for (model, provider), acc in usage.items())  # type: ignore[arg-type]
-        per_minute: dict[tuple[str, int], list[int]] = {}
+        per_minute: dict[tuple[str, int], list[object]] = {}
         for r in rows:
-            sums = per_minute.setdefault((r.agent_id, int(r.created_at.timestamp()) // 60), [0, 0])
-            sums[0] += 1
-            sums[1] += r.status == "error"
-        minutes = tuple(MinuteAggregate(agent, minute, None, calls, errors)
-                        for (agent, minute), (calls, errors) in sorted(per_minute.items()))
+            sums = per_minute.setdefault((r.agent_id, int(r.created_at.timestamp()) // 60), [0, 0, Decimal(0)])
+            sums[0] += 1  # type: ignore[operator]
+            sums[1] += r.status == "error"  # type: ignore[operator]
+            sums[2] += r.cost_usd or 0  # type: ignore[operator]
+        # The hour before the window: research-bot's loop starting 40 minutes ago, the rest steady.
+        for minutes_ago in range(6, 60):
+            minute = int(self.now.timestamp()) // 60 - minutes_ago
+            for name, (count, cost, _, _) in AGENTS.items():
+                growth = Decimal(max(1, 45 - minutes_ago)) / 10 if name == "research-bot" else Decimal(1)
+                per_minute[(name, minute)] = [count // 5, 0, cost * count / 5 * growth]
+        minutes = tuple(MinuteAggregate(agent, minute, cost, calls, errors)  # type: ignore[arg-type]
+                        for (agent, minute), (calls, errors, cost) in sorted(per_minute.items()))
+        hour_now = int(self.now.timestamp()) // 3600
+        hours = tuple((hour_now - h, Decimal(60 + (23 - h) * 7)) for h in range(24))
         return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7],
-                        minutes=minutes, window=window, usage=usage_rows, providers=providers)
+                        minutes=minutes, window=window, usage=usage_rows, providers=providers, hours=hours)
 
     async def new_rows(self) -> list[CallRecord]:
         return []

@@ -11,6 +11,7 @@ from decimal import Decimal
 from costtop.config import Thresholds
 from costtop.engine.budgets import budget_view, projected
 from costtop.engine.reconcile import reconcile
+from costtop.engine.series import AgentTrends, CostSeries
 from costtop.engine.snapshot import (
     AgentRow,
     AgentState,
@@ -24,12 +25,14 @@ from costtop.engine.snapshot import (
     SortKey,
     SourceView,
 )
-from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, MinuteCounts, SlidingWindow
+from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
+from costtop.pricing.catalog import Catalog, shadow_cost
 from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayBaseline,
     GatewayCounters,
+    MinuteAggregate,
     RedisState,
     SourceStatus,
     SwitchKind,
@@ -40,6 +43,7 @@ from costtop.sources.records import (
 FIVE = Decimal(VELOCITY_SECONDS // 60)
 Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
 NO_TOKENS = (0, 0, 0)
+TREND_MINUTES = 10  # the agent table's trend column
 PROVIDER_DOWN_SECONDS = 120  # seed: a provider with more than 50 % errors in 2 minutes is down
 
 
@@ -127,10 +131,12 @@ class Engine:
         self.month_before_today = Decimal(0)
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
+        self.per_minute = CostSeries(60, HOUR_MINUTES)  # the chart's last hour
+        self.per_hour = CostSeries(3600, 24)  # the chart's last day
+        self.trends = AgentTrends(TREND_MINUTES)
         self.models: dict[str | None, UsageTotals] = {}
         self.providers: dict[str | None, UsageTotals] = {}
-        self.provider_5m = SlidingWindow(VELOCITY_SECONDS, many_calls_per_key=True)
-        self.provider_2m = SlidingWindow(PROVIDER_DOWN_SECONDS, many_calls_per_key=True)
+        self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
         self._agent_rows: dict[str, AgentRow] = {}
         self._rows_valid = False
         self._changed: set[str] = set()
@@ -140,6 +146,7 @@ class Engine:
         self._agents: tuple[AgentRow, ...] = ()
         self.sort = SortKey.BURN
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
+        self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -151,9 +158,11 @@ class Engine:
         self.today = UsageTotals()
         self.models, self.providers = {}, {}
         self.window = SlidingWindow(VELOCITY_SECONDS)
-        self.provider_5m = SlidingWindow(VELOCITY_SECONDS, many_calls_per_key=True)
-        self.provider_2m = SlidingWindow(PROVIDER_DOWN_SECONDS, many_calls_per_key=True)
+        self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
+        self.per_minute = CostSeries(60, HOUR_MINUTES)
+        self.per_hour = CostSeries(3600, 24)
+        self.trends = AgentTrends(TREND_MINUTES)
         self._rows_valid = False
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
@@ -162,16 +171,13 @@ class Engine:
         for agg in baseline.days:
             self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
                           agg.cached_tokens)
-        for minute in baseline.minutes:
-            self.hour.add(minute.minute, minute.calls, minute.errors)
+        self._add_minutes(baseline.minutes, baseline.hours)
         self._add_usage(baseline.usage)
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
                                   group.errors, group.latencies)
         for p in baseline.providers:  # their costs are the agents' and the day's business
-            self.provider_5m.add_group(p.second, p.provider, None, 0, p.calls, p.errors,  # type: ignore[arg-type]
-                                       p.latencies)
-            self.provider_2m.add_group(p.second, p.provider, None, 0, p.calls, p.errors, ())  # type: ignore[arg-type]
+            self.provider_window.add(p.second, p.provider, p.calls, p.errors, p.latencies)
 
     def complete(self, part: DayBaseline) -> None:
         """The day's sums arrive after the window. Rows ingested meanwhile came after the same
@@ -180,8 +186,7 @@ class Engine:
             return
         self.day_pending = False
         self._rows_valid = False
-        for minute in part.minutes:
-            self.hour.add(minute.minute, minute.calls, minute.errors)
+        self._add_minutes(part.minutes, part.hours)
         if part.day == self.day:
             self._add_usage(part.usage)
             for agg in part.days:
@@ -192,6 +197,14 @@ class Engine:
         elif part.month == self.month:  # the scanned day ended while it was read: it joins the month
             self.month_before_today += part.month_before_today + sum(
                 (agg.cost for agg in part.days if agg.cost is not None), Decimal(0))
+
+    def _add_minutes(self, minutes: Iterable[MinuteAggregate], hours: Iterable[tuple[int, Decimal]]) -> None:
+        for minute in minutes:
+            self.hour.add(minute.minute, minute.calls, minute.errors)
+            self.per_minute.add(minute.minute, minute.cost)
+            self.trends.add(minute.minute, minute.agent_id, minute.cost)
+        for hour, cost in hours:
+            self.per_hour.add(hour, cost)
 
     def _add_usage(self, usage: Iterable[UsageAggregate]) -> None:
         for u in usage:
@@ -250,9 +263,13 @@ class Engine:
             elif day[:7] == self.month and row.cost_usd is not None:
                 self.month_before_today += row.cost_usd
             self.window.add(second, row.agent_id, row.cost_usd, error, row.latency_ms)
-            self.provider_5m.add(second, row.provider, None, error, row.latency_ms)  # type: ignore[arg-type]
-            self.provider_2m.add(second, row.provider, None, error, None)  # type: ignore[arg-type]
+            self.provider_window.add(second, row.provider, 1, error,
+                                     () if row.latency_ms is None else (row.latency_ms,))
             self.hour.add(second // 60, 1, int(error))
+            if row.cost_usd is not None:
+                self.per_minute.add(second // 60, row.cost_usd)
+                self.per_hour.add(second // 3600, row.cost_usd)
+                self.trends.add(second // 60, row.agent_id, row.cost_usd)
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -263,6 +280,7 @@ class Engine:
         now_s = math.floor(now.timestamp())
         self.window.advance(now_s)
         self.hour.advance(now_s // 60)
+        self.trends.advance(now_s // 60)
         window = self.window.totals
         has_cost = "cost_usd" in self.columns
         known = not self.day_pending  # the day's sums are in
@@ -329,6 +347,7 @@ class Engine:
                 state=state,
                 switch=switch,
                 projected_today=projected(spend, per_minute, day_left),
+                trend=self.trends.of(name, now_s // 60) if has_cost and known else (),
             )
             keyed[name] = sort_key(self.sort, rows[name])
         if changed:
@@ -357,6 +376,8 @@ class Engine:
                                      th.budget_warning, redis is not None, velocity, month_left),
             projected_today=projected(spend_today, velocity, day_left),
             projected_month=projected(spend_month, velocity, month_left),
+            per_minute=self.per_minute.values(now_s) if known and has_cost else (),
+            per_hour=self.per_hour.values(now_s) if known and has_cost else (),
             active_agents=len(window),  # an agent's window totals go when its last call leaves
             known_agents=len(self._agent_rows),
             calls_per_min=Decimal(window_calls) / FIVE,
@@ -397,21 +418,19 @@ class Engine:
                        has_cost: bool) -> tuple[ProviderRow, ...]:
         """Seed rules: down above 50 % errors in 2 minutes; degraded above 10 % errors in 5 minutes
         or a p95 above 10 s; idle without a call in 5 minutes."""
-        self.provider_5m.advance(now_s)
-        self.provider_2m.advance(now_s)
-        self.provider_5m.take_changed()
-        self.provider_2m.take_changed()
+        window = self.provider_window
+        window.advance(now_s)
         th = self.thresholds
-        names = set(self.providers) | set(self.provider_5m.totals)
+        names = set(self.providers) | set(window.totals)
         names |= {s.target for s in switches if s.scope == "provider"}
         rows = []
         for name in names:
             day = self.providers.get(name)
-            w5, w2 = self.provider_5m.totals.get(name), self.provider_2m.totals.get(name)
-            calls_5m, calls_2m = (w5.calls if w5 else 0), (w2.calls if w2 else 0)
-            rate_5m = w5.errors / calls_5m if w5 and calls_5m else None
-            rate_2m = w2.errors / calls_2m if w2 and calls_2m else None
-            p95 = self.provider_5m.p95(name) if w5 else None
+            calls_5m, errors_5m = window.totals.get(name, (0, 0))
+            calls_2m, errors_2m = window.recent(name, now_s, PROVIDER_DOWN_SECONDS)
+            rate_5m = errors_5m / calls_5m if calls_5m else None
+            rate_2m = errors_2m / calls_2m if calls_2m else None
+            p95 = window.p95(name)
             if not calls_5m:
                 health = Health.IDLE
             elif rate_2m is not None and rate_2m > th.provider_down_errors_2m:
@@ -438,6 +457,8 @@ class Engine:
         for name in names:
             day = self.models.get(name) or UsageTotals()
             state, switch = switched("model", name)
+            found = self.catalog.find(name) if self.catalog is not None else None
+            shadow = shadow_cost(found[1], day.flat_in, day.flat_out, day.flat_cached) if found else None
             rows.append(ModelRow(
                 model=name,
                 spend_today=day.cost if known and has_cost else None,
@@ -449,6 +470,7 @@ class Engine:
                 flat_calls=day.calls - day.priced if known and has_cost else None,
                 flat_tokens=(day.flat_in, day.flat_out, day.flat_cached),
                 state=state, switch=switch,
+                shadow_cost=shadow if known else None, priced_as=found[0] if found else None,
             ))
         rows.sort(key=lambda r: (-(r.spend_today or 0), -(r.calls_today or 0), r.model or ""))
         return tuple(rows)

@@ -75,6 +75,7 @@ class AgentRow:
     state: AgentState
     switch: SwitchRecord | None  # the switch that sets the state (agent kill, global kill or throttle)
     projected_today: Decimal | None = None  # spend at midnight UTC if the 5-minute burn rate holds
+    trend: tuple[Decimal, ...] = ()  # spend per minute over the last 10 minutes, oldest first
 
 
 class Health(StrEnum):
@@ -112,6 +113,9 @@ class ModelRow:
     flat_tokens: tuple[int, int, int]  # their tokens in, out, cached: the shadow cost's basis
     state: AgentState
     switch: SwitchRecord | None
+    # The flat-rate calls at list price (an estimate, never added to spend). None: no catalog price.
+    shadow_cost: Decimal | None = None
+    priced_as: str | None = None  # the catalog entry that priced it
 
     @property
     def cache_hit(self) -> float | None:
@@ -168,6 +172,10 @@ class HeaderStats:
     totals_pending: bool = False  # start-up is still summing the day: day figures are unknown yet
     projected_today: Decimal | None = None  # at midnight UTC, if the 5-minute burn rate holds
     projected_month: Decimal | None = None  # at the month's end, same rate
+    # The fleet's spend per minute over the last hour and per hour over the last 24, oldest first; the
+    # last bucket is the current, partial one. Empty while the day's sums are still being read.
+    per_minute: tuple[Decimal, ...] = ()
+    per_hour: tuple[Decimal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,13 +182,10 @@ class MinuteCounts:
 
 
 class SlidingWindow:
-    """Exact per-key totals (an agent, a provider) over the last `seconds` whole seconds (rows from
-    the future included). `many_calls_per_key`: a few keys with many calls each (providers) keep
-    their latencies as counts per value rather than one sorted array."""
+    """Exact per-agent totals over the last `seconds` whole seconds (rows from the future included)."""
 
-    def __init__(self, seconds: int = VELOCITY_SECONDS, many_calls_per_key: bool = False) -> None:
+    def __init__(self, seconds: int = VELOCITY_SECONDS) -> None:
         self.seconds = seconds
-        self.many_calls_per_key = many_calls_per_key
         self.first: int | None = None  # the oldest second inside the window
         self.slots: dict[int, Second] = {}
         self.totals: dict[str, Totals] = {}
@@ -217,8 +214,6 @@ class SlidingWindow:
         total = self.totals.get(agent)
         if total is None:
             total = self.totals[agent] = Totals()
-            if self.many_calls_per_key:
-                total.latencies = LatencyCounts()
         if cost is None:
             slot.costs.append(NO_COST)
         else:
@@ -291,3 +286,65 @@ class SlidingWindow:
 
     def global_p95(self) -> int | None:
         return self.all_latencies.percentile()
+
+
+class KeyedSeconds:
+    """Calls, errors and latencies per key and whole second, for a few keys with many calls each
+    (providers): one entry per (second, key) however many calls, so the window's size does not grow
+    with the call rate. Totals over the whole window are kept running; shorter spans are summed on
+    demand from the seconds."""
+
+    def __init__(self, seconds: int = VELOCITY_SECONDS) -> None:
+        self.seconds = seconds
+        self.first: int | None = None
+        self.slots: dict[int, dict[str | None, list]] = {}  # second -> key -> [calls, errors, latencies]
+        self.totals: dict[str | None, list[int]] = {}  # key -> [calls, errors]
+        self.latencies: dict[str | None, LatencyCounts] = {}
+
+    def add(self, second: int, key: str | None, calls: int, errors: int, latencies: Sequence[int] = ()) -> None:
+        if self.first is not None and second < self.first:
+            return
+        entry = self.slots.setdefault(second, {}).get(key)
+        if entry is None:
+            entry = self.slots[second][key] = [0, 0, array("i")]
+        entry[0] += calls
+        entry[1] += errors
+        entry[2].extend(latencies)
+        total = self.totals.setdefault(key, [0, 0])
+        total[0] += calls
+        total[1] += errors
+        counts = self.latencies.get(key)
+        if counts is None:
+            counts = self.latencies[key] = LatencyCounts()
+        for latency in latencies:
+            counts.add(latency)
+
+    def advance(self, now_second: int) -> None:
+        first = now_second - self.seconds + 1
+        if self.first is not None and first <= self.first:
+            return
+        self.first = first
+        for second in [s for s in self.slots if s < first]:
+            for key, (calls, errors, latencies) in self.slots.pop(second).items():
+                total = self.totals[key]
+                total[0] -= calls
+                total[1] -= errors
+                counts = self.latencies[key]
+                for latency in latencies:
+                    counts.remove(latency)
+                if total[0] <= 0:
+                    del self.totals[key], self.latencies[key]
+
+    def recent(self, key: str | None, now_second: int, seconds: int) -> tuple[int, int]:
+        """Calls and errors over the last `seconds` whole seconds."""
+        calls = errors = 0
+        for second in range(now_second - seconds + 1, now_second + 1):
+            entry = self.slots.get(second, {}).get(key)
+            if entry is not None:
+                calls += entry[0]
+                errors += entry[1]
+        return calls, errors
+
+    def p95(self, key: str | None) -> int | None:
+        counts = self.latencies.get(key)
+        return counts.percentile() if counts is not None else None

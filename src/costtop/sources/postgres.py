@@ -200,7 +200,7 @@ class PostgresReader:
         first = await self.start_baseline(now)
         rest = await self.finish_baseline()
         return replace(first, days=rest.days, month_before_today=rest.month_before_today, minutes=rest.minutes,
-                       usage=rest.usage, pending=False)
+                       usage=rest.usage, hours=rest.hours, pending=False)
 
     async def start_baseline(self, now: datetime) -> Baseline:
         """The quick half of start-up: the 5-minute window, read through the created_at index, and
@@ -259,6 +259,8 @@ class PostgresReader:
             raise SourceError("no start-up snapshot is open (Postgres reconnected): starting over")
         conn, _, day_start, minute_from = self._pending
         month_start = day_start.replace(day=1)
+        # 24 whole hours for the chart: this one and the 23 before it.
+        day_from = (minute_from + timedelta(minutes=MINUTE_WINDOW - 1)).replace(minute=0) - timedelta(hours=23)
         t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
         agent = self._col("agent_id")
         # A background read: the screen already runs on the window, so it may take minutes.
@@ -269,19 +271,25 @@ class PostgresReader:
             # (date_trunc, not extract(epoch): the latter is numeric arithmetic, 4x slower.)
             tin, tout = self._opt("tokens_in", "::bigint"), self._opt("tokens_out", "::bigint")
             cached = self._opt("cached_tokens", "::bigint")
-            flat = f"{cost} IS NULL"
+            # One scan of the last 24 hours, two groupings: per agent, model and provider (minutes for
+            # the last hour, the day flagged), and the fleet's spend per hour for the 24-hour chart.
             groups = await conn.fetch(
-                f"SELECT {agent} AS agent, {self._opt('provider')} AS provider, {self._opt('model')} AS model, "
-                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}) END AS minute, "
-                f"{ca} >= $1 AS today, sum({cost}) AS cost, count(*) AS calls, count({cost}) AS priced, "
-                f"count(*) FILTER (WHERE {err}) AS errors, "
-                f"coalesce(sum({tin}), 0) AS tin, coalesce(sum({tout}), 0) AS tout, "
-                f"coalesce(sum({cached}), 0) AS cached, "
-                f"coalesce(sum({tin}) FILTER (WHERE {flat}), 0) AS flat_tin, "
-                f"coalesce(sum({tout}) FILTER (WHERE {flat}), 0) AS flat_tout, "
-                f"coalesce(sum({cached}) FILTER (WHERE {flat}), 0) AS flat_cached "
-                f"FROM {t} WHERE {ca} >= least($1, $2) GROUP BY 1, 2, 3, 4, 5",
-                day_start, minute_from, timeout=timeout)
+                "SELECT agent, provider, model, minute, today, hour, GROUPING(hour) = 0 AS is_hour, "
+                "sum(cost) AS cost, count(*) AS calls, count(cost) AS priced, "
+                "count(*) FILTER (WHERE error) AS errors, "
+                "coalesce(sum(tin), 0) AS tin, coalesce(sum(tout), 0) AS tout, coalesce(sum(cached), 0) AS cached, "
+                "coalesce(sum(tin) FILTER (WHERE cost IS NULL), 0) AS flat_tin, "
+                "coalesce(sum(tout) FILTER (WHERE cost IS NULL), 0) AS flat_tout, "
+                "coalesce(sum(cached) FILTER (WHERE cost IS NULL), 0) AS flat_cached "
+                f"FROM (SELECT {agent} AS agent, {self._opt('provider')} AS provider, {self._opt('model')} AS model, "
+                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}) END AS minute, {ca} >= $1 AS today, "
+                f"date_trunc('hour', {ca}) AS hour, {cost} AS cost, ({err}) AS error, "
+                f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
+                f"FROM {t} WHERE {ca} >= least($1, $2, $3)) AS rows "
+                "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour))",
+                day_start, minute_from, day_from, timeout=timeout)
+            hours = [r for r in groups if r["is_hour"]]
+            groups = [r for r in groups if not r["is_hour"]]
             month = await conn.fetchval(
                 f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                 month_start, day_start, timeout=timeout)
@@ -302,6 +310,7 @@ class PostgresReader:
             minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"].timestamp()) // 60, r["cost"], r["calls"],
                                           r["errors"]) for r in groups if r["minute"] is not None),
             usage=usage_sums(groups),
+            hours=tuple((int(r["hour"].timestamp()) // 3600, r["cost"]) for r in hours if r["cost"] is not None),
         )
 
     async def _acquire(self) -> asyncpg.Connection:

@@ -112,6 +112,7 @@ class Baseline:
     pending: bool = False
     usage: tuple[UsageAggregate, ...] = ()
     providers: tuple[ProviderSecond, ...] = ()
+    hours: tuple[tuple[int, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class DayBaseline:
     month: str
     minutes: tuple[MinuteAggregate, ...]
     usage: tuple[UsageAggregate, ...] = ()
+    hours: tuple[tuple[int, Decimal], ...] = ()  # (epoch hour, the fleet's spend) over the last 24 h
 
 
 class Scope(StrEnum):

@@ -20,6 +20,8 @@ from textual.binding import Binding
 from costtop.config import Settings
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, ProviderRow, Snapshot, SortKey
+from costtop.pricing.catalog import Catalog
+from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
@@ -38,6 +40,7 @@ from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import SwitchableTable
+from costtop.ui.widgets.velocity_chart import VelocityChart
 
 COUNTERS_SECONDS = 10.0
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one render
@@ -62,16 +65,19 @@ class CosttopApp(App[None]):
         Binding("t", "throttle", "Throttle", id="throttle"),
         Binding("K", "kill_all", "Kill ALL", id="kill_all"),
         Binding("s", "sort", "Sort", id="sort"),
+        Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
-    def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now,
+                 catalog: Catalog | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.feed = feed
         self.clock = clock
         self.read_only = settings.read_only or feed.read_only
         self.engine = Engine(settings.thresholds)
+        self.engine.catalog = catalog if catalog is not None else current_catalog()
         self.redis_state: RedisState | None = None
         self.status = {name: SourceStatus(name, False, None) for name in ("Redis", "Postgres")}
         self.snapshot: Snapshot | None = None
@@ -83,7 +89,7 @@ class CosttopApp(App[None]):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(MainScreen())
+        self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
         self.run_worker(self._counters_loop(), group="counters", name="counters", exclusive=True)
@@ -284,6 +290,13 @@ class CosttopApp(App[None]):
         keys = list(SortKey)
         self.engine.sort = keys[(keys.index(self.engine.sort) + 1) % len(keys)]
         self.render_snapshot()
+
+    def action_chart_range(self) -> None:
+        main = self._main()
+        if main is not None:
+            chart = main.query_one(VelocityChart)
+            chart.hours = not chart.hours
+            self.render_snapshot()
 
     def action_kill_all(self) -> None:
         if self._refuse_if_read_only():

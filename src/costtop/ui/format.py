@@ -109,3 +109,16 @@ def runs_out(budget: BudgetView) -> Text:
         return Text("SPENT", style="bold red")
     style = "bold red" if left < 3600 else "bold yellow" if left < 3 * 3600 else ""
     return Text(duration(left), style=style)
+
+
+SPARKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: tuple[Decimal, ...]) -> Text:
+    """Each value against the largest one: the shape of the last minutes, not their size (a blank
+    is a minute with no recorded spend)."""
+    top = max(values, default=Decimal(0))
+    if top <= 0:
+        return Text(" " * len(values))
+    steps = len(SPARKS) - 1
+    return Text("".join(SPARKS[0 if v <= 0 else max(1, round(v / top * steps))] for v in values), style="cyan")

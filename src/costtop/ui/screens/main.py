@@ -8,22 +8,31 @@ from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
+from costtop.ui.widgets.velocity_chart import VelocityChart
 
 SHORT = 40  # lines
 NARROW = 140  # columns: the provider and model panels share the width
 
 
 class MainScreen(Screen[None]):
+    def __init__(self, thresholds: Thresholds) -> None:
+        super().__init__()
+        self.thresholds = thresholds
+
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
         with Vertical(id="agents-pane"):
             yield Static("Agents — today, UTC — by $/min", classes="pane-title")
             yield AgentTable(id="agents")
+        with Vertical(id="chart-pane"):
+            yield Static("Burn $/min — last 60 minutes (v: 24 hours)", classes="pane-title")
+            yield VelocityChart(self.thresholds, id="chart")
         with Horizontal(id="usage-pane"):
             with Vertical(id="providers-pane"):
                 yield Static("Providers", classes="pane-title")
@@ -57,6 +66,13 @@ class MainScreen(Screen[None]):
             agents_title.update(title)
         self.query_one(SwitchTable).show(snap)
         self.query_one(ProviderTable).show(snap)
+        chart = self.query_one(VelocityChart)
+        chart.show(snap)
+        chart_title = self.query_one("#chart-pane .pane-title", Static)
+        title = ("Burn $/min — last 24 hours, hourly (v: 60 minutes)" if chart.hours
+                 else "Burn $/min — last 60 minutes (v: 24 hours)")
+        if str(chart_title.content) != title:
+            chart_title.update(title)
         self.query_one(ModelTable).show(snap)
         count = len(snap.switches)
         title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"

@@ -23,7 +23,7 @@ from textual.strip import Strip
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.text import clean
-from costtop.ui.format import UNKNOWN, budget_bar, level_text, millis, runs_out, state_text, usd
+from costtop.ui.format import UNKNOWN, budget_bar, level_text, millis, runs_out, sparkline, state_text, usd
 from costtop.ui.widgets.line_diff import PaintedLines
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).
@@ -37,24 +37,26 @@ Column = tuple[str, str, int]  # key, label, width
 def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
     columns: list[Column] = [("agent", "Agent", name_width), ("state", "State", 9)]
     if snap.has("cost_usd"):
-        columns += [("today", "Today", 10), ("velocity", "$/min 5m", 12 if wide else 11),
-                    ("budget", "Budget", 19 if wide else 9)]
+        columns += [("today", "Today", 10), ("velocity", "$/min 5m", 12 if wide else 11)]
+        if wide:
+            columns += [("trend", "Last 10m", 10)]
+        columns += [("budget", "Budget", 19 if wide else 9)]
         if wide:
             columns += [("runs_out", "Out in", 7)]
     columns += [("calls", "Calls", 8 if wide else 7), ("errors", "Err", 6 if wide else 5)]
     if wide:
-        columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 36)]
+        columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 26)]
     return columns
 
 
 def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
     cells: list[Text] = [Text(clean(agent.agent_id), style="bold"), state_text(agent.state)]
     if money:
-        cells += [
-            Text(usd(agent.spend_today), justify="right"),
-            level_text(usd(agent.velocity_per_min), agent.velocity_level),
-            budget_bar(agent.budget, width=8 if wide else 4, words=wide),
-        ]
+        cells += [Text(usd(agent.spend_today), justify="right"),
+                  level_text(usd(agent.velocity_per_min), agent.velocity_level)]
+        if wide:
+            cells.append(sparkline(agent.trend))
+        cells.append(budget_bar(agent.budget, width=8 if wide else 4, words=wide))
         if wide:
             cells.append(runs_out(agent.budget))
     calls, errors_today = agent.calls_today, agent.errors_today

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from textual.geometry import Region
+from rich.text import Text
+from textual.geometry import Region, Size
 from textual.strip import Strip
+from textual.widget import Widget
 
 
 def changed_until(before: Strip, after: Strip) -> int:
@@ -50,3 +52,52 @@ class PaintedLines:
             if end:
                 regions.append(Region(x, top + y, end, 1))
         return regions
+
+
+class TextLines(Widget):
+    """A widget showing a `Text` of a few lines, repainting only the cells that changed: set_text()
+    with the next text and only the difference goes to the terminal."""
+
+    def __init__(self, text: str = "", *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._text = Text(text)
+        self._lines: list[Strip] = []
+        self._width = 0
+        self._painted = PaintedLines()
+
+    def set_text(self, text: Text) -> None:
+        before = len(self._lines)
+        self._text = text
+        self._lines = self._render_lines(self.content_size.width)
+        if len(self._lines) != before or not self._painted.lines:
+            self.refresh(layout=True)  # it grew or shrank
+            return
+        gutter = self.styles.gutter
+        regions = self._painted.dirty(len(self._lines), self._line, gutter.left, gutter.top)
+        if regions:
+            self.refresh(*regions)
+
+    def _render_lines(self, width: int) -> list[Strip]:
+        self._width = width
+        style = self.rich_style
+        lines = []
+        for line in self._text.split("\n", allow_blank=True):
+            line.no_wrap, line.overflow = True, "crop"
+            line.style = style
+            segments = list(line.render(self.app.console))
+            lines.append(Strip(segments).extend_cell_length(width, style).crop(0, width))
+        return lines
+
+    def _line(self, y: int) -> Strip:
+        return self._lines[y] if y < len(self._lines) else Strip.blank(self._width, self.rich_style)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return max(1, len(self._text.split("\n", allow_blank=True)))
+
+    def render_line(self, y: int) -> Strip:
+        if self._width != self.content_size.width:
+            self._lines = self._render_lines(self.content_size.width)
+        return self._painted.record(y, self._line(y))
+
+    def on_resize(self) -> None:
+        self._painted.forget()

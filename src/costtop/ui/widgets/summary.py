@@ -5,14 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from rich.text import Text
-from textual.geometry import Size
-from textual.strip import Strip
-from textual.widget import Widget
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
 from costtop.text import clean
 from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out, usd
-from costtop.ui.widgets.line_diff import PaintedLines
+from costtop.ui.widgets.line_diff import TextLines
 
 # A source whose last good read is older than this is shown stale even if no read has failed yet.
 STALE_AFTER_SECONDS = 5.0
@@ -121,52 +118,8 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
     return out
 
 
-class Summary(Widget):
-    """Renders the header of a snapshot, line by line, repainting only the cells that changed."""
-
-    def __init__(self, text: str = "", *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self._text = Text(text)
-        self._lines: list[Strip] = []
-        self._width = 0
-        self._painted = PaintedLines()
+class Summary(TextLines):
+    """Renders the header of a snapshot, repainting only the cells that changed."""
 
     def show(self, snap: Snapshot, read_only: bool = False) -> None:
-        self._set(summary_text(snap, read_only, max(20, self.content_size.width or self.app.size.width - 2)))
-
-    def _set(self, text: Text) -> None:
-        before = len(self._lines)
-        self._text = text
-        self._lines = self._render_lines(self.content_size.width)
-        if len(self._lines) != before or not self._painted.lines:
-            self.refresh(layout=True)  # the header grew or shrank
-            return
-        gutter = self.styles.gutter
-        regions = self._painted.dirty(len(self._lines), self._line, gutter.left, gutter.top)
-        if regions:
-            self.refresh(*regions)
-
-    def _render_lines(self, width: int) -> list[Strip]:
-        self._width = width
-        style = self.rich_style
-        lines = []
-        for line in self._text.split("\n", allow_blank=True):
-            line.no_wrap, line.overflow = True, "crop"
-            line.style = style
-            segments = list(line.render(self.app.console))
-            lines.append(Strip(segments).extend_cell_length(width, style).crop(0, width))
-        return lines
-
-    def _line(self, y: int) -> Strip:
-        return self._lines[y] if y < len(self._lines) else Strip.blank(self._width, self.rich_style)
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return max(1, len(self._text.split("\n", allow_blank=True)))
-
-    def render_line(self, y: int) -> Strip:
-        if self._width != self.content_size.width:
-            self._lines = self._render_lines(self.content_size.width)
-        return self._painted.record(y, self._line(y))
-
-    def on_resize(self) -> None:
-        self._painted.forget()
+        self.set_text(summary_text(snap, read_only, max(20, self.content_size.width or self.app.size.width - 2)))

@@ -68,7 +68,7 @@ class ModelTable(SwitchableTable):
     scope = "model"
     COLUMNS = [("name", "Model", None), ("state", "State", 7), ("today", "Today", 10), ("calls", "Calls", 7),
                ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Tok out", 7), ("hit", "Cache", 5),
-               ("flat", "Flat", 6)]
+               ("flat", "Flat", 6), ("shadow", "Flat at list (est.)", 10)]
 
     def show(self, snap: Snapshot) -> None:
         self.set_columns(self.COLUMNS)
@@ -81,8 +81,17 @@ def model_cells(m: ModelRow) -> tuple[Text, ...]:
         name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"), count(m.calls_today),
         Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"), tokens(m.tokens_in), tokens(m.tokens_out),
         Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),
-        count(m.flat_calls),
+        count(m.flat_calls), shadow_text(m),
     )
+
+
+def shadow_text(m: ModelRow) -> Text:
+    """The flat-rate calls at list price: an estimate (~), "no price" when the catalog has none."""
+    if not m.flat_calls:
+        return Text("–", style="dim", justify="right")
+    if m.shadow_cost is None:
+        return Text("no price", style="dim", justify="right")
+    return Text(f"~{usd(m.shadow_cost)}", style="italic", justify="right")
 
 
 def tokens(value: int | None) -> Text:

@@ -1,0 +1,73 @@
+"""The fleet's burn rate over time ($/min), with the seed's warning, critical and emergency lines.
+
+Two ranges: the last 60 minutes, one point per minute, and the last 24 hours, one point per hour
+(that hour's average $/min). The current minute or hour is partial: its rate is over the time it has
+run so far. Drawn with plotext, rebuilt only when the figures or the size change.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import plotext as plt
+from rich.text import Text
+
+from costtop.config import Thresholds
+from costtop.engine.snapshot import Snapshot
+from costtop.ui.widgets.line_diff import TextLines
+
+FIVE = Decimal(5)
+
+
+def rates(snap: Snapshot, hours: bool) -> list[float]:
+    """$/min per point, oldest first."""
+    at = snap.at
+    if hours:
+        values = snap.header.per_hour
+        elapsed = Decimal(max(1, at.minute + at.second / 60))  # minutes into the current hour
+        return [float(v / 60) for v in values[:-1]] + ([float(values[-1] / elapsed)] if values else [])
+    values = snap.header.per_minute
+    elapsed = Decimal(max(1.0, at.second + at.microsecond / 1e6)) / 60  # of the current minute
+    return [float(v) for v in values[:-1]] + ([float(values[-1] / elapsed)] if values else [])
+
+
+def chart(points: list[float], thresholds: Thresholds, width: int, height: int, hours: bool) -> Text:
+    """The plot as Text (plotext draws ANSI; Text.from_ansi turns it into styled cells)."""
+    lines = [(float(thresholds.velocity_warning / FIVE), "yellow"), (float(thresholds.velocity_critical / FIVE), "red"),
+             (float(thresholds.velocity_emergency / FIVE), "magenta")]
+    top = max([*points, 0.0])
+    shown = [(level, color) for level, color in lines if level <= max(top * 1.5, lines[0][0])]
+    plt.clf()
+    plt.limitsize(False, False)  # the widget's size, not the terminal plotext guesses
+    plt.theme("clear")
+    plt.plotsize(max(20, width), max(5, height))
+    n = len(points)
+    xs = list(range(-n + 1, 1))
+    plt.plot(xs, points, marker="braille", color="cyan")
+    for level, color in shown:
+        plt.hline(level, color)
+    plt.ylim(0, max(top, shown[-1][0] if shown else 1.0) * 1.1)
+    unit = "h" if hours else "m"
+    ticks = [x for x in xs if x % (6 if hours else 15) == 0]
+    plt.xticks(ticks, [f"{x}{unit}" if x else "now" for x in ticks])
+    return Text.from_ansi(plt.build(), no_wrap=True)
+
+
+class VelocityChart(TextLines):
+    def __init__(self, thresholds: Thresholds, *, id: str | None = None) -> None:
+        super().__init__("", id=id)
+        self.thresholds = thresholds
+        self.hours = False
+        self._key: tuple[object, ...] = ()
+
+    def show(self, snap: Snapshot) -> None:
+        width, height = self.content_size.width, self.content_size.height
+        points = rates(snap, self.hours)
+        key = (tuple(points), width, height, self.hours)
+        if key == self._key:
+            return
+        self._key = key
+        if not points:
+            self.set_text(Text("Reading the day's rows: the chart follows.", style="dim"))
+            return
+        self.set_text(chart(points, self.thresholds, width, height, self.hours))
