@@ -248,10 +248,17 @@ async def test_read_only_refuses_and_sends_no_write(pg, redis, db_url, redis_url
     app = make_app(db_url, redis_url, read_only=True)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
-        for key in ("k", "u", "t", "K"):
-            await pilot.press(key)
-            await pilot.pause(0.1)
-            assert not isinstance(app.screen, SwitchDialog)
+        from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
+
+        # The agent table, then the model and provider panels: no key opens a dialog.
+        for panel in (None, ModelTable, ProviderTable):
+            if panel is not None:
+                app.screen.query_one(panel).focus()
+                await pilot.pause()
+            for key in ("k", "u", "t", "K"):
+                await pilot.press(key)
+                await pilot.pause(0.1)
+                assert not isinstance(app.screen, SwitchDialog)
     after = await redis.info("commandstats")
     for command in ("cmdstat_set", "cmdstat_del", "cmdstat_unlink", "cmdstat_expire"):
         assert after.get(command, {}).get("calls") == before.get(command, {}).get("calls"), command

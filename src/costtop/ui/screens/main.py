@@ -31,7 +31,7 @@ class MainScreen(Screen[None]):
             yield Static("Agents — today, UTC — by $/min", classes="pane-title")
             yield AgentTable(id="agents")
         with Vertical(id="chart-pane"):
-            yield Static("Burn $/min — last 60 minutes (v: 24 hours)", classes="pane-title")
+            yield Static("Burn $/min — completed minutes, last hour (v: 24 hours)", classes="pane-title")
             yield VelocityChart(self.thresholds, id="chart")
         with Horizontal(id="usage-pane"):
             with Vertical(id="providers-pane"):
@@ -69,8 +69,8 @@ class MainScreen(Screen[None]):
         chart = self.query_one(VelocityChart)
         chart.show(snap)
         chart_title = self.query_one("#chart-pane .pane-title", Static)
-        title = ("Burn $/min — last 24 hours, hourly (v: 60 minutes)" if chart.hours
-                 else "Burn $/min — last 60 minutes (v: 24 hours)")
+        title = ("Burn $/min — completed hours, last 24 (v: minutes)" if chart.hours
+                 else "Burn $/min — completed minutes, last hour (v: 24 hours)")
         if str(chart_title.content) != title:
             chart_title.update(title)
         self.query_one(ModelTable).show(snap)

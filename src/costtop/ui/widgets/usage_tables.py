@@ -67,7 +67,8 @@ def provider_cells(p: ProviderRow) -> tuple[Text, ...]:
 class ModelTable(SwitchableTable):
     scope = "model"
     COLUMNS = [("name", "Model", None), ("state", "State", 7), ("today", "Today", 10), ("calls", "Calls", 7),
-               ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Tok out", 7), ("hit", "Cache", 5),
+               ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Tok out", 7), ("cached", "Cached", 6),
+               ("hit", "Hit", 4),
                ("flat", "Flat", 6), ("shadow", "Flat at list (est.)", 10)]
 
     def show(self, snap: Snapshot) -> None:
@@ -80,6 +81,7 @@ def model_cells(m: ModelRow) -> tuple[Text, ...]:
     return (
         name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"), count(m.calls_today),
         Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"), tokens(m.tokens_in), tokens(m.tokens_out),
+        tokens(m.cached_tokens),
         Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),
         count(m.flat_calls), shadow_text(m),
     )

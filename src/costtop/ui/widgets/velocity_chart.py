@@ -1,8 +1,9 @@
 """The fleet's burn rate over time ($/min), with the seed's warning, critical and emergency lines.
 
-Two ranges: the last 60 minutes, one point per minute, and the last 24 hours, one point per hour
-(that hour's average $/min). The current minute or hour is partial: its rate is over the time it has
-run so far. Drawn with plotext, rebuilt only when the figures or the size change.
+Two ranges: the last hour, one point per completed minute, and the last 24 hours, one point per
+completed hour (that hour's average $/min). The bucket still running is left out: its rate would
+change at every refresh and redraw the chart each second, and the header already shows the live
+5-minute rate. Drawn with plotext, rebuilt only when the figures or the size change.
 """
 
 from __future__ import annotations
@@ -20,15 +21,10 @@ FIVE = Decimal(5)
 
 
 def rates(snap: Snapshot, hours: bool) -> list[float]:
-    """$/min per point, oldest first."""
-    at = snap.at
+    """$/min per completed bucket, oldest first."""
     if hours:
-        values = snap.header.per_hour
-        elapsed = Decimal(max(1, at.minute + at.second / 60))  # minutes into the current hour
-        return [float(v / 60) for v in values[:-1]] + ([float(values[-1] / elapsed)] if values else [])
-    values = snap.header.per_minute
-    elapsed = Decimal(max(1.0, at.second + at.microsecond / 1e6)) / 60  # of the current minute
-    return [float(v) for v in values[:-1]] + ([float(values[-1] / elapsed)] if values else [])
+        return [float(v / 60) for v in snap.header.per_hour[:-1]]
+    return [float(v) for v in snap.header.per_minute[:-1]]
 
 
 def chart(points: list[float], thresholds: Thresholds, width: int, height: int, hours: bool) -> Text:
@@ -42,14 +38,14 @@ def chart(points: list[float], thresholds: Thresholds, width: int, height: int, 
     plt.theme("clear")
     plt.plotsize(max(20, width), max(5, height))
     n = len(points)
-    xs = list(range(-n + 1, 1))
+    xs = list(range(-n, 0))
     plt.plot(xs, points, marker="braille", color="cyan")
     for level, color in shown:
         plt.hline(level, color)
     plt.ylim(0, max(top, shown[-1][0] if shown else 1.0) * 1.1)
     unit = "h" if hours else "m"
-    ticks = [x for x in xs if x % (6 if hours else 15) == 0]
-    plt.xticks(ticks, [f"{x}{unit}" if x else "now" for x in ticks])
+    ticks = [x for x in xs if x % (6 if hours else 15) == 0 or x == -1]
+    plt.xticks(ticks, [f"{x}{unit}" for x in ticks])
     return Text.from_ansi(plt.build(), no_wrap=True)
 
 
