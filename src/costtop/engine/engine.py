@@ -26,7 +26,7 @@ from costtop.engine.snapshot import (
     SourceView,
 )
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
-from costtop.pricing.catalog import Catalog, shadow_cost
+from costtop.pricing.catalog import Catalog, Price, shadow_cost
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -43,6 +43,7 @@ from costtop.sources.records import (
 FIVE = Decimal(VELOCITY_SECONDS // 60)
 Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
 NO_TOKENS = (0, 0, 0)
+ZERO = Decimal(0)
 TREND_MINUTES = 10  # the agent table's trend column
 PROVIDER_DOWN_SECONDS = 120  # seed: a provider with more than 50 % errors in 2 minutes is down
 
@@ -147,6 +148,10 @@ class Engine:
         self.sort = SortKey.BURN
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
+        self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})
+        self._reconciled: tuple[GatewayCounters | None, Reconciliation | None] = (None, None)
+        self._trend_minute = -1
+        self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -307,6 +312,9 @@ class Engine:
             self._order, self._agents = [], ()
             changed = set(self.days) | set(window) | set(budgets) | switch_targets
         empty = UsageTotals()
+        trend_slots = self.trends.slots(now_s // 60) if has_cost and known else ()
+        if now_s // 60 != self._trend_minute:
+            self._trend_minute, self._trend_prefix = now_s // 60, {}
         added: list[str] = []
         removed = False
         for name in changed:
@@ -347,7 +355,7 @@ class Engine:
                 state=state,
                 switch=switch,
                 projected_today=projected(spend, per_minute, day_left),
-                trend=self.trends.of(name, now_s // 60) if has_cost and known else (),
+                trend=self._trend(name, trend_slots) if trend_slots else (),
             )
             keyed[name] = sort_key(self.sort, rows[name])
         if changed:
@@ -391,13 +399,14 @@ class Engine:
             SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
             for s in sources
         )
+        kills = {(s.scope, s.target): s for s in switches if s.kind is SwitchKind.KILL}
+        unknown, ok = (AgentState.UNKNOWN, None), (AgentState.OK, None)
+
         def switched(scope: str, name: str | None) -> tuple[AgentState, SwitchRecord | None]:
             if redis is None:
-                return AgentState.UNKNOWN, None
-            kill = by_key.get((SwitchKind.KILL, scope, name)) if name is not None else None
-            if kill or global_kill:
-                return AgentState.KILLED, kill or global_kill
-            return AgentState.OK, None
+                return unknown
+            kill = kills.get((scope, name)) or global_kill
+            return (AgentState.KILLED, kill) if kill else ok
 
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
@@ -407,12 +416,32 @@ class Engine:
             models=self._model_rows(switches, switched, known, has_cost),
         )
 
+    def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
+        """The minutes before this one do not change within it: kept, and the current one added."""
+        prefix = self._trend_prefix.get(name)
+        if prefix is None:
+            prefix = self._trend_prefix[name] = tuple([slot.get(name, ZERO) for slot in slots[:-1]])
+        return (*prefix, slots[-1].get(name, ZERO))
+
+    def _price_of(self, model: str | None) -> tuple[str, Price] | None:
+        """The catalog's entry for a model, looked up once per model name and catalog."""
+        if self._prices[0] is not self.catalog:
+            self._prices = (self.catalog, {})
+        cache = self._prices[1]
+        if model not in cache:
+            cache[model] = self.catalog.find(model) if self.catalog is not None else None
+        return cache[model]
+
     def _reconciliation(self) -> Reconciliation | None:
+        """Computed when counters arrive, against the rows of that moment: comparing old counters with
+        newer rows would show a drift that is only the time between them."""
         counters = self.counters
         if counters is None or counters.day != self.day:
             return None
-        spend = {agent: totals.cost for agent, totals in self.days.items()}
-        return reconcile(counters, spend, self.today.calls)
+        if self._reconciled[0] is not counters:
+            spend = {agent: totals.cost for agent, totals in self.days.items()}
+            self._reconciled = (counters, reconcile(counters, spend, self.today.calls))
+        return self._reconciled[1]
 
     def _provider_rows(self, now_s: int, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
                        has_cost: bool) -> tuple[ProviderRow, ...]:
@@ -457,7 +486,7 @@ class Engine:
         for name in names:
             day = self.models.get(name) or UsageTotals()
             state, switch = switched("model", name)
-            found = self.catalog.find(name) if self.catalog is not None else None
+            found = self._price_of(name)
             shadow = shadow_cost(found[1], day.flat_in, day.flat_out, day.flat_cached) if found else None
             rows.append(ModelRow(
                 model=name,

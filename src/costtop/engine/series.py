@@ -50,7 +50,7 @@ class AgentTrends:
         for old in [m for m in self.by_minute if m <= now_minute - self.minutes]:
             del self.by_minute[old]
 
-    def of(self, agent: str, now_minute: int) -> tuple[Decimal, ...]:
+    def slots(self, now_minute: int) -> list[dict[str, Decimal]]:
+        """The last minutes' per-agent sums, oldest first: an agent's trend is its value in each."""
         empty: dict[str, Decimal] = {}
-        return tuple(self.by_minute.get(m, empty).get(agent, Decimal(0))
-                     for m in range(now_minute - self.minutes + 1, now_minute + 1))
+        return [self.by_minute.get(m, empty) for m in range(now_minute - self.minutes + 1, now_minute + 1)]

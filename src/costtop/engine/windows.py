@@ -151,6 +151,15 @@ def nanos_of(cost: Decimal) -> int | None:
     return None
 
 
+def expire(window: MinuteCounts | SlidingWindow | KeyedSeconds, now: int, span: int) -> list:
+    """Move a window of `span` buckets to end at `now`; the buckets that left it, to subtract."""
+    first = now - span + 1
+    if window.first is not None and first <= window.first:
+        return []
+    window.first = first
+    return [window.slots.pop(bucket) for bucket in [b for b in window.slots if b < first]]
+
+
 class MinuteCounts:
     """Calls and errors over the last `minutes` whole minutes, kept as running totals."""
 
@@ -171,12 +180,7 @@ class MinuteCounts:
         self.errors += errors
 
     def advance(self, now_minute: int) -> None:
-        first = now_minute - self.minutes + 1
-        if self.first is not None and first <= self.first:
-            return
-        self.first = first
-        for minute in [m for m in self.slots if m < first]:
-            calls, errors = self.slots.pop(minute)
+        for calls, errors in expire(self, now_minute, self.minutes):
             self.calls -= calls
             self.errors -= errors
 
@@ -245,12 +249,10 @@ class SlidingWindow:
 
     def advance(self, now_second: int) -> None:
         """Move the window to end at `now_second`: every entry of a second that left it is subtracted."""
-        first = now_second - self.seconds + 1
-        if self.first is not None and first <= self.first:
+        expired = expire(self, now_second, self.seconds)
+        if not expired:
             return
-        self.first = first
-        for second in [s for s in self.slots if s < first]:
-            slot = self.slots.pop(second)
+        for slot in expired:
             start = 0
             for i, agent in enumerate(slot.agents):
                 total = self.totals[agent]
@@ -320,12 +322,8 @@ class KeyedSeconds:
             counts.add(latency)
 
     def advance(self, now_second: int) -> None:
-        first = now_second - self.seconds + 1
-        if self.first is not None and first <= self.first:
-            return
-        self.first = first
-        for second in [s for s in self.slots if s < first]:
-            for key, (calls, errors, latencies) in self.slots.pop(second).items():
+        for slot in expire(self, now_second, self.seconds):
+            for key, (calls, errors, latencies) in slot.items():
                 total = self.totals[key]
                 total[0] -= calls
                 total[1] -= errors

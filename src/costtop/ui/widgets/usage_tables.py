@@ -6,12 +6,14 @@ A row's key is the provider or model name exactly as stored (it is also the name
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentState, Health, ModelRow, ProviderRow, Snapshot
 from costtop.text import clean
 from costtop.ui.format import UNKNOWN, millis, percent, state_text, usd
-from costtop.ui.widgets.keyed_table import KeyedTable
+from costtop.ui.widgets.row_table import Column, R, RowTable
 
 NO_NAME = "\x00none"  # the row of calls without a provider / model: never a real name
 HEALTH_STYLE = {Health.HEALTHY: "green", Health.DEGRADED: "bold yellow", Health.DOWN: "bold white on red",
@@ -30,8 +32,8 @@ def count(value: int | None) -> Text:
     return Text(UNKNOWN if value is None else f"{value:,}", justify="right")
 
 
-class SwitchableTable(KeyedTable):
-    """A table whose rows can be killed and resumed: the selected row's name, None for no row."""
+class SwitchableTable(RowTable[R]):
+    """A panel whose rows can be killed and resumed by name."""
 
     scope = ""
 
@@ -41,50 +43,61 @@ class SwitchableTable(KeyedTable):
         return None if key is None or key == NO_NAME else key
 
 
-class ProviderTable(SwitchableTable):
+class ProviderTable(SwitchableTable[ProviderRow]):
     scope = "provider"
-    COLUMNS = [("name", "Provider", None), ("status", "Status", 8), ("today", "Today", 10), ("calls", "Calls", 7),
-               ("err2", "Err 2m", 6), ("err5", "Err 5m", 6), ("p95", "p95 5m", 7)]
 
-    def show(self, snap: Snapshot) -> None:
-        self.set_columns(self.COLUMNS)
-        self.apply([(row_key(p.provider), provider_cells(p)) for p in snap.providers])
+    def rows_of(self, snap: Snapshot) -> Sequence[ProviderRow]:
+        return snap.providers
+
+    def key_of(self, row: ProviderRow) -> str:
+        return row_key(row.provider)
+
+    def name_of(self, row: ProviderRow) -> str:
+        return row.provider or "(none)"
+
+    def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
+        return [("name", "Provider", name_width), ("status", "Status", 8), ("today", "Today", 10),
+                ("calls", "Calls", 7), ("err2", "Err 2m", 6), ("err5", "Err 5m", 6), ("p95", "p95 5m", 7)]
+
+    def cells_of(self, p: ProviderRow) -> list[Text]:
+        """A killed provider shows as killed whatever its health; otherwise its health, in words."""
+        status = state_text(p.state) if p.state is not AgentState.OK else \
+            Text(p.health.value, style=HEALTH_STYLE[p.health])
+        return [
+            name_text(p.provider), status,
+            Text(usd(p.spend_today), justify="right"), count(p.calls_today),
+            Text(percent(p.error_rate_2m) if p.calls_2m else "–", justify="right"),
+            Text(percent(p.error_rate_5m) if p.calls_5m else "–", justify="right"),
+            Text(millis(p.p95_ms) if p.calls_5m else "–", justify="right"),
+        ]
 
 
-def provider_cells(p: ProviderRow) -> tuple[Text, ...]:
-    """A killed provider shows as killed whatever its health; otherwise its health, in words."""
-    status = state_text(p.state) if p.state is not AgentState.OK else \
-        Text(p.health.value, style=HEALTH_STYLE[p.health])
-    return (
-        name_text(p.provider), status,
-        Text(usd(p.spend_today), justify="right"), count(p.calls_today),
-        Text(percent(p.error_rate_2m) if p.calls_2m else "–", justify="right"),
-        Text(percent(p.error_rate_5m) if p.calls_5m else "–", justify="right"),
-        Text(millis(p.p95_ms) if p.calls_5m else "–", justify="right"),
-    )
-
-
-class ModelTable(SwitchableTable):
+class ModelTable(SwitchableTable[ModelRow]):
     scope = "model"
-    COLUMNS = [("name", "Model", None), ("state", "State", 7), ("today", "Today", 10), ("calls", "Calls", 7),
-               ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Tok out", 7), ("cached", "Cached", 6),
-               ("hit", "Hit", 4),
-               ("flat", "Flat", 6), ("shadow", "Flat at list (est.)", 10)]
 
-    def show(self, snap: Snapshot) -> None:
-        self.set_columns(self.COLUMNS)
-        self.apply([(row_key(m.model), model_cells(m)) for m in snap.models])
+    def rows_of(self, snap: Snapshot) -> Sequence[ModelRow]:
+        return snap.models
 
+    def key_of(self, row: ModelRow) -> str:
+        return row_key(row.model)
 
-def model_cells(m: ModelRow) -> tuple[Text, ...]:
-    avg = m.average_cost
-    return (
-        name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"), count(m.calls_today),
-        Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"), tokens(m.tokens_in), tokens(m.tokens_out),
-        tokens(m.cached_tokens),
-        Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),
-        count(m.flat_calls), shadow_text(m),
-    )
+    def name_of(self, row: ModelRow) -> str:
+        return row.model or "(none)"
+
+    def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
+        return [("name", "Model", name_width), ("state", "State", 7), ("today", "Today", 10), ("calls", "Calls", 7),
+                ("avg", "$/call", 8), ("tin", "Tok in", 6), ("tout", "Out", 5), ("cached", "Cached", 6),
+                ("hit", "Hit", 4), ("flat", "Flat", 5), ("shadow", "Flat at list", 14)]
+
+    def cells_of(self, m: ModelRow) -> list[Text]:
+        avg = m.average_cost
+        return [
+            name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"),
+            count(m.calls_today), Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"),
+            tokens(m.tokens_in), tokens(m.tokens_out), tokens(m.cached_tokens),
+            Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),
+            count(m.flat_calls), shadow_text(m),
+        ]
 
 
 def shadow_text(m: ModelRow) -> Text:
@@ -93,7 +106,7 @@ def shadow_text(m: ModelRow) -> Text:
         return Text("–", style="dim", justify="right")
     if m.shadow_cost is None:
         return Text("no price", style="dim", justify="right")
-    return Text(f"~{usd(m.shadow_cost)}", style="italic", justify="right")
+    return Text(f"~{usd(m.shadow_cost)} est.", style="italic", justify="right")
 
 
 def tokens(value: int | None) -> Text:

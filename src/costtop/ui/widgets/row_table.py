@@ -1,0 +1,255 @@
+"""A virtual table: it keeps the snapshot's rows and formats only the ones on screen.
+
+With 10,000 agents (or 500 models) a DataTable would build every cell at every refresh; this widget
+renders the ~40 visible rows, each line cached by its immutable row object, so a frame costs the
+same with 20 rows or 10,000, and only the cells that changed are repainted. Once the operator moves
+the cursor it follows its row's key, never an index, so a re-sort cannot move the selection under
+them; on the first row it stays on the first (the top spender).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from costtop.engine.snapshot import Snapshot
+from costtop.text import clean
+from costtop.ui.widgets.line_diff import PaintedLines
+
+MAX_NAME = 32
+STRIP_CACHE = 512
+
+Column = tuple[str, str, int]  # key, label, width
+R = TypeVar("R")
+
+
+def line_of(cells: list[Text], columns: list[Column]) -> Text:
+    """Cells laid out in their columns: each cut or padded to its width, one space apart."""
+    line = Text(no_wrap=True, overflow="crop")
+    for cell, (_, _, width) in zip(cells, columns, strict=False):
+        cell = cell.copy()
+        cell.truncate(width, overflow="ellipsis")
+        if cell.justify == "right":
+            line.append(" " * (width - cell.cell_len))
+            line.append_text(cell)
+        else:
+            line.append_text(cell)
+            line.append(" " * (width - cell.cell_len))
+        line.append(" ")
+    return line
+
+
+class RowTable(ScrollView, Generic[R], can_focus=True):
+    """Subclasses say which rows a snapshot has, their keys and names, and their cells."""
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False, id="rows.up"),
+        Binding("down", "cursor(1)", "Down", show=False, id="rows.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="rows.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="rows.pagedown"),
+        Binding("home", "edge(0)", "First", show=False, id="rows.home"),
+        Binding("end", "edge(1)", "Last", show=False, id="rows.end"),
+    ]
+    COMPONENT_CLASSES = {"row-table--header", "row-table--cursor"}
+
+    class Selected(Message):
+        """The cursor moved to another row."""
+
+        def __init__(self, key: str | None) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.rows: Sequence[R] = ()
+        self.columns: list[Column] = []
+        self.cursor = 0
+        self._top = True  # on the first row: stays on the first row through re-sorts
+        self._selected: str | None = None
+        self._index: dict[str, int] | None = None
+        self._names: frozenset[str] = frozenset()
+        self._widest = 0
+        self._cache: OrderedDict[tuple[object, ...], Strip] = OrderedDict()
+        self._shown: tuple[object, ...] = ()
+        self._frame: tuple[object, ...] = ()
+        self._painted = PaintedLines()
+        self._name_widths: dict[str, int] = {}
+        self._layout: tuple[object, ...] = ()
+
+    # -- what a subclass says ----------------------------------------------------------------------
+
+    def rows_of(self, snap: Snapshot) -> Sequence[R]:
+        raise NotImplementedError
+
+    def key_of(self, row: R) -> str:
+        raise NotImplementedError
+
+    def name_of(self, row: R) -> str:
+        """The first column's text, to size it."""
+        return self.key_of(row)
+
+    def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
+        raise NotImplementedError
+
+    def cells_of(self, row: R) -> list[Text]:
+        raise NotImplementedError
+
+    def layout_key(self) -> tuple[object, ...]:
+        """Anything besides the row and the columns that changes how a row is drawn."""
+        return ()
+
+    # -- the machinery -----------------------------------------------------------------------------
+
+    @property
+    def selected_key(self) -> str | None:
+        return self._selected
+
+    @property
+    def row_count(self) -> int:
+        return len(self.rows)
+
+    def show(self, snap: Snapshot) -> None:
+        rows = self.rows_of(snap)
+        columns = self.columns_for(snap, max(5, self._name_width(rows)))
+        layout = self.layout_key()
+        if columns != self.columns or layout != self._layout:
+            self.columns, self._layout = columns, layout
+            self._cache.clear()
+        self.rows = rows
+        self._index = None
+        found = self._find(self._selected) if self._selected is not None and not self._top else None
+        if found is not None:
+            self.cursor = found
+        else:
+            self.cursor = min(self.cursor, max(0, len(rows) - 1))
+            self._selected = self.key_of(rows[self.cursor]) if rows else None
+        self.virtual_size = Size(sum(w + 1 for _, _, w in columns), len(rows) + 1)
+        self._scroll_to_cursor()
+        self._refresh_if_visible_changed()
+
+    def _name_width(self, rows: Sequence[R]) -> int:
+        """The widest (cleaned) name, measured again only when the set of rows changed."""
+        widths = self._name_widths
+        new = [row for row in rows if self.key_of(row) not in widths]
+        for row in new:
+            widths[self.key_of(row)] = len(clean(self.name_of(row)))
+        if new or len(rows) != len(self._names):
+            self._names = frozenset(self.key_of(row) for row in rows)
+            self._widest = max((widths[name] for name in self._names), default=5)
+        return min(MAX_NAME, self._widest)
+
+    def _find(self, key: str) -> int | None:
+        """A row's index: where the cursor was (the usual case), else looked up once per snapshot."""
+        if self.cursor < len(self.rows) and self.key_of(self.rows[self.cursor]) == key:
+            return self.cursor
+        if self._index is None:
+            self._index = {self.key_of(row): i for i, row in enumerate(self.rows)}
+        return self._index.get(key)
+
+    def _visible(self) -> tuple[object, ...]:
+        top = int(self.scroll_offset.y)
+        height = max(0, self.size.height - 1)
+        return (self.cursor, top, tuple(self.columns), self._layout, tuple(self.rows[top: top + height]))
+
+    def _refresh_if_visible_changed(self) -> None:
+        """Repaint only what changed on screen, each line up to its last changed cell."""
+        shown = self._visible()
+        frame = (int(self.scroll_offset.y), self.size, self.has_focus)
+        if frame != self._frame or not self._shown:
+            self.refresh()  # scrolled, resized or (un)focused: every line moves or restyles
+        elif shown != self._shown:
+            regions = self._painted.dirty(self.size.height, self.render_line)
+            if regions:  # refresh() with no region would repaint everything
+                self.refresh(*regions)
+        self._shown, self._frame = shown, frame
+
+    def _scroll_to_cursor(self) -> None:
+        top = int(self.scroll_offset.y)
+        height = max(1, self.size.height - 1)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False)
+        elif self.cursor >= top + height:
+            self.scroll_to(y=self.cursor - height + 1, animate=False)
+
+    def _move(self, index: int) -> None:
+        if not self.rows:
+            return
+        self.cursor = max(0, min(len(self.rows) - 1, index))
+        self._top = self.cursor == 0
+        self._selected = self.key_of(self.rows[self.cursor])
+        self._scroll_to_cursor()
+        self._refresh_if_visible_changed()
+        self.post_message(self.Selected(self._selected))
+
+    def action_cursor(self, step: int) -> None:
+        self._move(self.cursor + step)
+
+    def action_page(self, direction: int) -> None:
+        self._move(self.cursor + direction * max(1, self.size.height - 2))
+
+    def action_edge(self, end: int) -> None:
+        self._move(len(self.rows) - 1 if end else 0)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self._move(int(self.scroll_offset.y) + event.y - 1)
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        self._shown = ()
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        return self._painted.record(y, self._render_line(y))
+
+    def _render_line(self, y: int) -> Strip:
+        width = self.size.width
+        if y == 0:
+            header = self.get_component_rich_style("row-table--header")
+            return self._strip(("header",), lambda: line_of([Text(label) for _, label, _ in self.columns],
+                                                            self.columns), header, width)
+        index = int(self.scroll_offset.y) + y - 1
+        if index >= len(self.rows):
+            return Strip.blank(width, self.rich_style)
+        row = self.rows[index]
+        if index == self.cursor:
+            style = self.get_component_rich_style("row-table--cursor")
+            if not self.has_focus:
+                style += Style(dim=True)
+        else:
+            style = self.rich_style
+        return self._strip((row, index == self.cursor, self.has_focus),
+                           lambda: line_of(self.cells_of(row), self.columns), style, width)
+
+    def _strip(self, key: tuple[object, ...], build: Callable[[], Text], style: Style, width: int) -> Strip:
+        """A rendered line, cached by what it shows (a row is immutable, so it is its own key)."""
+        full_key = (*key, width, self._layout, tuple(self.columns))
+        strip = self._cache.get(full_key)
+        if strip is not None:
+            self._cache.move_to_end(full_key)
+            return strip
+        text = build()
+        text.style = style  # under the cells' own colours
+        strip = Strip(list(text.render(self.app.console))).extend_cell_length(width, style).crop(0, width)
+        self._cache[full_key] = strip
+        if len(self._cache) > STRIP_CACHE:
+            self._cache.popitem(last=False)
+        return strip
+
+    def on_focus(self) -> None:
+        self._shown = ()
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self._shown = ()
+        self.refresh()
