@@ -129,10 +129,12 @@ async def sql_expected(pool: asyncpg.Pool, now: datetime) -> dict[str, object]:
         "coalesce(sum(cached_tokens) FILTER (WHERE cost_usd IS NULL), 0) AS flat_cached "
         f"FROM tool_calls WHERE created_at <= $1 AND {today} GROUP BY model", now)
     minutes = await pool.fetch(
-        "SELECT (extract(epoch FROM date_trunc('minute', created_at)) / 60)::bigint AS minute, sum(cost_usd) AS cost "
+        "SELECT (extract(epoch FROM date_trunc('minute', created_at, 'UTC')) / 60)::bigint AS minute, "
+        "sum(cost_usd) AS cost "
         f"FROM tool_calls WHERE created_at <= $1 AND {hour} GROUP BY 1", now)
     hours = await pool.fetch(
-        "SELECT (extract(epoch FROM date_trunc('hour', created_at)) / 3600)::bigint AS hour, sum(cost_usd) AS cost "
+        "SELECT (extract(epoch FROM date_trunc('hour', created_at, 'UTC')) / 3600)::bigint AS hour, "
+        "sum(cost_usd) AS cost "
         "FROM tool_calls WHERE created_at <= $1 AND created_at >= date_trunc('hour', $1::timestamptz, 'UTC') "
         "- interval '23 hours' GROUP BY 1", now)
     return {"head": head, "agents": {r["agent_id"]: r for r in agents},
@@ -257,6 +259,21 @@ async def test_window_first_then_day_totals_equal_sql_with_writes_in_between(pg,
         await assert_matches_sql(pg, engine, max(utc_now(), max(r.created_at for r in fresh)))
         with pytest.raises(SourceError, match="no start-up snapshot"):
             await reader.finish_baseline()  # the snapshot is closed once read
+    finally:
+        await reader.close()
+
+
+async def test_sums_are_cut_in_utc_whatever_the_session_time_zone(pg, db_url) -> None:
+    """A database whose sessions default to India time (+05:30): hours and days are still UTC."""
+    await pg.execute(f"ALTER DATABASE {await pg.fetchval('SELECT quote_ident(current_database())')} "
+                     "SET timezone TO 'Asia/Kolkata'")
+    rng = random.Random(5)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    reader, engine = await start(db_url, now)
+    try:
+        assert await reader.pool.fetchval("SHOW timezone") == "Asia/Kolkata"
+        await assert_matches_sql(pg, engine, now)
     finally:
         await reader.close()
 
