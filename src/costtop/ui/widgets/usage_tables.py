@@ -15,7 +15,7 @@ from costtop.text import clean
 from costtop.ui.format import UNKNOWN, millis, percent, state_text, usd
 from costtop.ui.widgets.row_table import Column, R, RowTable
 
-NO_NAME = "\x00none"  # the row of calls without a provider / model: never a real name
+NO_NAME = "\x00none"  # the row of calls without a provider / model: Postgres text cannot hold NUL
 HEALTH_STYLE = {Health.HEALTHY: "green", Health.DEGRADED: "bold yellow", Health.DOWN: "bold white on red",
                 Health.IDLE: "dim"}
 
