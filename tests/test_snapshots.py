@@ -72,3 +72,26 @@ async def test_sort_steps_through_the_orders() -> None:
         await pilot.press("s", "s")
         await pilot.pause()
         assert [a.agent_id for a in app.snapshot.agents] == sorted(a.agent_id for a in app.snapshot.agents)
+
+
+async def test_alerts_ring_once_and_can_be_acknowledged() -> None:
+    app = make_app()
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        for _ in range(3):
+            app.render_snapshot()
+            await pilot.pause()
+        assert app.snapshot is not None
+        assert [a.key for a in app.snapshot.alerts][:1] == ["velocity:research-bot"]
+        assert len(rings) == 1  # one critical alert tripped: one bell, not one per refresh
+        assert not any(a.acknowledged for a in app.snapshot.alerts)
+        await pilot.press("a")
+        await pilot.pause()
+        assert all(a.acknowledged for a in app.snapshot.alerts)
+        title = str(app.screen.query_one("#alerts-pane .pane-title").content)
+        assert "0 new" in title
+        app.render_snapshot()
+        await pilot.pause()
+        assert all(a.acknowledged for a in app.snapshot.alerts) and len(rings) == 1

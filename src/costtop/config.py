@@ -65,6 +65,11 @@ class Thresholds(BaseModel):
     provider_down_errors_2m: float = 0.5
     provider_degraded_errors_5m: float = 0.10
     provider_slow_p95_ms: int = 10_000
+    # Alert rules (seed): an agent above 10 % errors in 5 minutes; more than 3 such agents at once;
+    # a p95 latency above 10 s over 5 minutes.
+    error_rate_5m: float = 0.10
+    erroring_agents: int = 3
+    slow_p95_ms: int = 10_000
 
 
 class Settings(BaseModel):
@@ -73,6 +78,7 @@ class Settings(BaseModel):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     refresh: float = 1.0
     read_only: bool = False
+    bell: bool = True  # ring the terminal bell once when a critical alert trips
     # How far back each incremental read re-reads, for rows that commit out of order.
     overlap_seconds: float = 5.0
     timeout_seconds: float = 3.0

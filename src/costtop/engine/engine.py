@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
+from costtop.engine.alerts import AlertBook, evaluate
 from costtop.engine.budgets import budget_view, projected
 from costtop.engine.reconcile import reconcile
 from costtop.engine.series import AgentTrends, CostSeries
@@ -146,6 +147,7 @@ class Engine:
         self._order: list[str] = []
         self._agents: tuple[AgentRow, ...] = ()
         self.sort = SortKey.BURN
+        self.alerts = AlertBook()
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
         self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})
@@ -356,6 +358,8 @@ class Engine:
                 switch=switch,
                 projected_today=projected(spend, per_minute, day_left),
                 trend=self._trend(name, trend_slots) if trend_slots else (),
+                calls_5m=in_window.calls if in_window is not None else 0,
+                errors_5m=in_window.errors if in_window is not None else 0,
             )
             keyed[name] = sort_key(self.sort, rows[name])
         if changed:
@@ -408,12 +412,15 @@ class Engine:
             kill = kills.get((scope, name)) or global_kill
             return (AgentState.KILLED, kill) if kill else ok
 
+        providers = self._provider_rows(now_s, switches, switched, known, has_cost)
+        reconciliation = self._reconciliation() if known and has_cost else None
+        alerts, new_critical = self.alerts.update(evaluate(agents, providers, header, reconciliation, th), now)
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
             columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
-            providers=self._provider_rows(now_s, switches, switched, known, has_cost), sort=self.sort,
-            reconciliation=self._reconciliation() if known and has_cost else None,
+            providers=providers, sort=self.sort, reconciliation=reconciliation,
             models=self._model_rows(switches, switched, known, has_cost),
+            alerts=alerts, new_critical=new_critical,
         )
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 from costtop.sources.records import SwitchRecord
 
@@ -76,6 +76,8 @@ class AgentRow:
     switch: SwitchRecord | None  # the switch that sets the state (agent kill, global kill or throttle)
     projected_today: Decimal | None = None  # spend at midnight UTC if the 5-minute burn rate holds
     trend: tuple[Decimal, ...] = ()  # spend per minute over the last 10 minutes, oldest first
+    calls_5m: int = 0  # in the 5-minute window
+    errors_5m: int = 0
 
 
 class Health(StrEnum):
@@ -154,6 +156,23 @@ class Reconciliation:
         return tuple(c for c in self.agents if c.flagged)
 
 
+class Severity(IntEnum):
+    WARNING = 1
+    CRITICAL = 2
+    EMERGENCY = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: str  # rule and subject: one alert per rule and subject
+    rule: str
+    severity: Severity
+    subject: str  # an agent id, a provider, or "fleet"
+    figure: str  # what tripped it, in words
+    since: datetime | None = None
+    acknowledged: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class HeaderStats:
     spend_today: Decimal | None
@@ -200,6 +219,8 @@ class Snapshot:
     models: tuple[ModelRow, ...] = ()
     sort: SortKey = SortKey.BURN
     reconciliation: Reconciliation | None = None  # None: no counters read yet, or the day is still summing
+    alerts: tuple[Alert, ...] = ()  # most severe and oldest first
+    new_critical: bool = False  # a critical alert tripped at this snapshot (the terminal bell)
 
     def has(self, column: str) -> bool:
         return column in self.columns

@@ -66,6 +66,7 @@ class CosttopApp(App[None]):
         Binding("K", "kill_all", "Kill ALL", id="kill_all"),
         Binding("s", "sort", "Sort", id="sort"),
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
+        Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -221,6 +222,8 @@ class CosttopApp(App[None]):
     def render_snapshot(self) -> None:
         self._last_render = time.monotonic()
         self.snapshot = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
+        if self.snapshot.new_critical and self.settings.bell:
+            self.bell()  # once, when a critical alert trips
         main = self._main()
         if main is not None and main.is_mounted:
             # Also under an open dialog: the table moves on, the dialog's target does not.
@@ -289,6 +292,14 @@ class CosttopApp(App[None]):
         """The agents' order: burn rate, when the daily budget runs out, spend today, name."""
         keys = list(SortKey)
         self.engine.sort = keys[(keys.index(self.engine.sort) + 1) % len(keys)]
+        self.render_snapshot()
+
+    def action_acknowledge(self) -> None:
+        """Acknowledged alerts stay listed, dimmed, until their condition clears; no bell for them."""
+        if self.snapshot is None or not self.snapshot.alerts:
+            self.notify("No alert to acknowledge.", timeout=3)
+            return
+        self.engine.alerts.acknowledge()
         self.render_snapshot()
 
     def action_chart_range(self) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
 from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.alert_panel import AlertPanel
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
@@ -27,6 +28,9 @@ class MainScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
+        with Vertical(id="alerts-pane", classes="empty"):
+            yield Static("Alerts (a: acknowledge)", classes="pane-title")
+            yield AlertPanel(id="alerts")
         with Vertical(id="agents-pane"):
             yield Static("Agents — today, UTC — by $/min", classes="pane-title")
             yield AgentTable(id="agents")
@@ -59,6 +63,13 @@ class MainScreen(Screen[None]):
         except NoMatches:  # not composed yet, or being torn down at exit
             return
         summary.show(snap, read_only)
+        self.query_one("#alerts-pane").set_class(not snap.alerts, "empty")
+        self.query_one(AlertPanel).show(snap)
+        alerts_title = self.query_one("#alerts-pane .pane-title", Static)
+        waiting = sum(1 for a in snap.alerts if not a.acknowledged)
+        title = f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)"
+        if str(alerts_title.content) != title:
+            alerts_title.update(title)
         self.query_one(AgentTable).show(snap)
         agents_title = self.query_one("#agents-pane .pane-title", Static)
         title = f"Agents — today, UTC — by {snap.sort.value}"

@@ -7,7 +7,6 @@ from decimal import Decimal
 from rich.text import Text
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
-from costtop.text import clean
 from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out, usd
 from costtop.ui.widgets.line_diff import TextLines
 
@@ -99,17 +98,6 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         out.append("\n")
         out.append("Reading today's rows from Postgres: the day's and month's figures follow; the 5-minute "
                    "window is live.", style="bold yellow")
-    check = snap.reconciliation
-    if check is not None and (check.flagged or check.calls_flagged):
-        out.append("\n")
-        out.append("Counters ≠ rows (>10 %): ", style="bold yellow")
-        parts = [f"{clean(c.agent_id, 40)} Redis {usd(c.gateway)} vs rows {usd(c.table)}" for c in check.flagged[:2]]
-        if len(check.flagged) > 2:
-            parts.append(f"{len(check.flagged) - 2} more agents")
-        if check.calls_flagged:
-            gateway = "?" if check.gateway_calls is None else f"{check.gateway_calls:,}"
-            parts.append(f"calls {gateway} vs {check.table_calls:,} rows")
-        out.append("; ".join(parts) + " — calls bypassing attribution, or rows not yet written", style="yellow")
     for source in snap.sources:
         if source.error:
             out.append("\n")

@@ -1,0 +1,126 @@
+"""The seed's alert rules, evaluated on every snapshot, and the book that remembers them.
+
+A rule sees only figures that are known: an unknown figure (Redis down, the day still being summed,
+no calls in the window) raises nothing, so missing data never cries wolf. An alert keeps the time it
+first held; it stays until its condition clears, acknowledged or not, and comes back unacknowledged
+if it clears and trips again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from costtop.config import Thresholds
+from costtop.engine.snapshot import (
+    AgentRow,
+    Alert,
+    BudgetState,
+    BudgetView,
+    HeaderStats,
+    Health,
+    Level,
+    ProviderRow,
+    Reconciliation,
+    Severity,
+)
+
+
+def money(value: Decimal | None) -> str:
+    if value is None:
+        return "?"
+    return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
+
+
+LEVEL_SEVERITY = {Level.WARNING: Severity.WARNING, Level.CRITICAL: Severity.CRITICAL,
+                  Level.EMERGENCY: Severity.EMERGENCY}
+
+
+def budget_alert(subject: str, label: str, budget: BudgetView) -> Alert | None:
+    """80 % is a warning, 100 % critical; a disabled or unknown budget says nothing."""
+    if budget.state not in (BudgetState.WARNING, BudgetState.EXCEEDED) or budget.fraction is None:
+        return None
+    severity = Severity.CRITICAL if budget.state is BudgetState.EXCEEDED else Severity.WARNING
+    return Alert(f"budget:{label}:{subject}", f"{label} budget", severity, subject,
+                 f"{budget.fraction * 100:.0f} % of {money(budget.limit)}")
+
+
+def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,
+             reconciliation: Reconciliation | None, th: Thresholds) -> list[Alert]:
+    """Every rule that holds now."""
+    alerts: list[Alert] = []
+    erroring: list[str] = []
+    for a in agents:
+        severity = LEVEL_SEVERITY.get(a.velocity_level)
+        if severity is not None and a.window_usd is not None:
+            alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
+                                f"{money(a.window_usd)} in 5 min"))
+        budget = budget_alert(a.agent_id, "daily", a.budget)
+        if budget is not None:
+            alerts.append(budget)
+        if a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m:
+            erroring.append(a.agent_id)
+            alerts.append(Alert(f"errors:{a.agent_id}", "error rate", Severity.WARNING, a.agent_id,
+                                f"{a.errors_5m} of {a.calls_5m} calls failed in 5 min "
+                                f"({a.errors_5m / a.calls_5m * 100:.0f} %)"))
+        if a.p95_ms is not None and a.p95_ms > th.slow_p95_ms:
+            alerts.append(Alert(f"slow:{a.agent_id}", "slow", Severity.WARNING, a.agent_id,
+                                f"p95 {a.p95_ms / 1000:.1f} s over 5 min"))
+    if len(erroring) > th.erroring_agents:
+        alerts.append(Alert("errors:fleet", "agents erroring", Severity.CRITICAL, "fleet",
+                            f"{len(erroring)} agents above {th.error_rate_5m * 100:.0f} % errors"))
+    for p in providers:
+        if p.health is Health.DOWN and p.error_rate_2m is not None:
+            name = p.provider or "(no provider)"
+            alerts.append(Alert(f"provider:{name}", "provider down", Severity.CRITICAL, name,
+                                f"{p.error_rate_2m * 100:.0f} % errors in 2 min ({p.calls_2m} calls)"))
+    for label, budget in (("day", header.day_budget), ("month", header.month_budget)):
+        found = budget_alert("fleet", label, budget)
+        if found is not None:
+            alerts.append(found)
+    if reconciliation is not None:
+        for check in reconciliation.flagged:
+            alerts.append(Alert(f"reconcile:{check.agent_id}", "counters ≠ rows", Severity.WARNING,
+                                check.agent_id, f"Redis {money(check.gateway)} vs rows {money(check.table)}: calls "
+                                "bypassing attribution, or rows not written yet"))
+        if reconciliation.calls_flagged:
+            gateway = "?" if reconciliation.gateway_calls is None else f"{reconciliation.gateway_calls:,}"
+            alerts.append(Alert("reconcile:calls", "counters ≠ rows", Severity.WARNING, "fleet",
+                                f"calls {gateway} vs {reconciliation.table_calls:,} rows"))
+    return alerts
+
+
+class AlertBook:
+    """Which alerts hold, since when, and which the operator has acknowledged."""
+
+    def __init__(self) -> None:
+        self.active: dict[str, Alert] = {}
+        self.acknowledged: set[str] = set()
+
+    def update(self, alerts: Iterable[Alert], now: datetime) -> tuple[tuple[Alert, ...], bool]:
+        """The active alerts, most severe and oldest first, and whether a critical one is new."""
+        current: dict[str, Alert] = {}
+        new_critical = False
+        for alert in alerts:
+            before = self.active.get(alert.key)
+            if before is None:
+                since = now
+                new_critical = new_critical or alert.severity >= Severity.CRITICAL
+            else:
+                since = before.since or now
+                if alert.severity > before.severity:  # it got worse: ask again
+                    self.acknowledged.discard(alert.key)
+                    new_critical = new_critical or alert.severity >= Severity.CRITICAL
+            current[alert.key] = replace(alert, since=since, acknowledged=alert.key in self.acknowledged)
+        self.acknowledged &= set(current)  # a cleared alert forgets its acknowledgement
+        self.active = current
+        ordered = sorted(current.values(), key=lambda a: (-a.severity, a.since, a.key))
+        return tuple(ordered), new_critical
+
+    def acknowledge(self, keys: Iterable[str] | None = None) -> None:
+        """The given alerts, or all active ones."""
+        chosen = set(self.active) if keys is None else set(keys) & set(self.active)
+        self.acknowledged |= chosen
+        self.active = {k: replace(a, acknowledged=a.acknowledged or k in chosen) for k, a in self.active.items()}

@@ -1,0 +1,127 @@
+"""The seed's alert rules at, just below and just above their thresholds, and the alert book."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from costtop.config import Thresholds
+from costtop.engine.alerts import AlertBook, evaluate
+from costtop.engine.engine import Engine
+from costtop.engine.snapshot import Alert, Severity
+from costtop.sources.records import Baseline, CallRecord, GatewayCounters, RedisState
+
+NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
+ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model")
+_keys = iter(range(1, 10**9))
+
+
+def call(agent: str, seconds_ago: float, cost: str = "0.01", status: str = "success", latency: int = 100,
+         provider: str = "p") -> CallRecord:
+    return CallRecord(next(_keys), NOW - timedelta(seconds=seconds_ago), agent, "llm", latency, provider, "m",
+                      None, None, None, Decimal(cost), status)
+
+
+def alerts_for(rows: list[CallRecord], budgets: dict[str, Decimal] | None = None, day: Decimal | None = None,
+               counters: GatewayCounters | None = None) -> dict[str, Alert]:
+    engine = Engine(columns=ALL)
+    engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
+    engine.ingest(rows)
+    engine.counters = counters
+    snap = engine.snapshot(NOW, RedisState((), budgets or {}, day, None))
+    return {a.key: a for a in snap.alerts}
+
+
+def test_burn_rate_levels_at_and_around_the_seed_thresholds() -> None:
+    # $5 / $15 / $50 in the 5-minute window: "more than", so exactly $5 is not yet a warning.
+    got = alerts_for([call("at5", 1, "5.00"), call("over5", 1, "5.01"), call("over15", 1, "15.01"),
+                      call("at50", 1, "50.00"), call("over50", 1, "50.01")])
+    assert "velocity:at5" not in got
+    assert got["velocity:over5"].severity is Severity.WARNING
+    assert got["velocity:over15"].severity is Severity.CRITICAL
+    assert got["velocity:at50"].severity is Severity.CRITICAL
+    assert got["velocity:over50"].severity is Severity.EMERGENCY and got["velocity:over50"].figure == "$50.01 in 5 min"
+
+
+def test_budgets_warn_at_80_percent_and_are_critical_at_100() -> None:
+    rows = [call("b79", 1, "7.99"), call("b80", 1, "8.00"), call("b100", 1, "10.00"), call("none", 1, "9")]
+    budgets = {"b79": Decimal(10), "b80": Decimal(10), "b100": Decimal(10), "none": Decimal(0)}
+    got = alerts_for(rows, budgets, day=Decimal("40"))
+    assert "budget:daily:b79" not in got and "budget:daily:none" not in got  # disabled: never exceeded
+    assert got["budget:daily:b80"].severity is Severity.WARNING
+    assert got["budget:daily:b100"].severity is Severity.CRITICAL
+    assert got["budget:daily:b100"].figure == "100 % of $10.00"
+    # The fleet spent $34.99 of a $40 day: 87 %.
+    assert got["budget:day:fleet"].severity is Severity.WARNING
+
+
+def test_error_rate_above_ten_percent_and_more_than_three_agents_erroring() -> None:
+    def agent(name: str, errors: int, calls: int) -> list[CallRecord]:
+        return [call(name, 10 + i, status="error" if i < errors else "success") for i in range(calls)]
+
+    got = alerts_for(agent("at10", 1, 10) + agent("over10", 2, 19) + agent("old", 0, 5)
+                     + [call("old", 400, status="error")])  # an error from before the window
+    assert "errors:at10" not in got and "errors:old" not in got
+    assert got["errors:over10"].figure == "2 of 19 calls failed in 5 min (11 %)"
+    assert "errors:fleet" not in got
+    three = [row for i in range(3) for row in agent(f"e{i}", 2, 10)]
+    assert "errors:fleet" not in alerts_for(three)  # 3 is not "more than 3"
+    four = [row for i in range(4) for row in agent(f"e{i}", 2, 10)]
+    assert alerts_for(four)["errors:fleet"].severity is Severity.CRITICAL
+
+
+def test_provider_down_and_slow_agents() -> None:
+    rows = [call("a", 5, provider="down", status="error"), call("a", 6, provider="down", status="error"),
+            call("a", 7, provider="down"),  # 67 % in 2 min
+            call("b", 5, provider="half", status="error"), call("b", 6, provider="half"),  # 50 %: not down
+            call("slow", 5, latency=10_001), call("edge", 5, latency=10_000)]
+    got = alerts_for(rows)
+    assert got["provider:down"].severity is Severity.CRITICAL and "67 % errors in 2 min" in got["provider:down"].figure
+    assert "provider:half" not in got
+    assert "slow:slow" in got and "slow:edge" not in got
+
+
+def test_reconciliation_gap_is_a_warning_only_when_counters_exist() -> None:
+    rows = [call("a", 1, "10.00")]
+    assert not any(k.startswith("reconcile") for k in alerts_for(rows))
+    got = alerts_for(rows, counters=GatewayCounters("2026-11-22", {"a": Decimal("12.00")}, Decimal(1)))
+    assert got["reconcile:a"].severity is Severity.WARNING and "calls" not in " ".join(got)
+
+
+def test_missing_data_raises_nothing() -> None:
+    engine = Engine(columns=ALL)
+    engine.load(Baseline("2026-11-22", (), None, "2026-11", (), (), pending=True))  # the day still summing
+    engine.ingest([call("a", 1, "60.00")])
+    snap = engine.snapshot(NOW, None)  # and Redis unreadable
+    assert [a.key for a in snap.alerts] == ["velocity:a"]  # the window is known; budgets are not
+
+
+def test_the_book_keeps_since_acknowledgements_and_rings_once() -> None:
+    book = AlertBook()
+    crit = Alert("velocity:a", "burn rate", Severity.CRITICAL, "a", "$16.00 in 5 min")
+    warn = Alert("errors:b", "error rate", Severity.WARNING, "b", "…")
+    t0 = NOW
+    shown, ring = book.update([crit, warn], t0)
+    assert ring and [a.key for a in shown] == ["velocity:a", "errors:b"] and shown[0].since == t0
+    shown, ring = book.update([crit, warn], t0 + timedelta(seconds=1))
+    assert not ring and shown[0].since == t0  # still the same alert, still since t0
+    book.acknowledge(["velocity:a"])
+    shown, ring = book.update([crit], t0 + timedelta(seconds=2))
+    assert shown[0].acknowledged and not ring and [a.key for a in shown] == ["velocity:a"]
+    worse = Alert("velocity:a", "burn rate", Severity.EMERGENCY, "a", "$51.00 in 5 min")
+    shown, ring = book.update([worse], t0 + timedelta(seconds=3))
+    assert ring and not shown[0].acknowledged and shown[0].since == t0  # worse: asked again
+    shown, ring = book.update([], t0 + timedelta(seconds=4))
+    assert shown == () and not ring
+    shown, ring = book.update([crit], t0 + timedelta(seconds=5))
+    assert ring and shown[0].since == t0 + timedelta(seconds=5) and not shown[0].acknowledged
+
+
+def test_thresholds_are_configurable() -> None:
+    rows = [call("a", 1, "2.00")]
+    engine = Engine(Thresholds(velocity_warning=Decimal("1")), columns=ALL)
+    engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
+    engine.ingest(rows)
+    snap = engine.snapshot(NOW, RedisState((), {}, None, None))
+    assert [a.key for a in snap.alerts] == ["velocity:a"]
+    assert evaluate((), (), snap.header, None, Thresholds()) == []
