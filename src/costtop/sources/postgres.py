@@ -158,6 +158,25 @@ class PostgresReader:
             pool, self.pool = self.pool, None
             pool.terminate()
 
+    # The SQL pieces other readers of the same table build on (sources/traces.py).
+    def column(self, logical: str) -> str:
+        return self._col(logical)
+
+    def optional(self, logical: str, cast: str = "") -> str:
+        return self._opt(logical, cast)
+
+    def cost_sql(self) -> str:
+        return self._cost()
+
+    def error_sql(self) -> str:
+        return self._error_expr()
+
+    def table_sql(self) -> str:
+        return self._table
+
+    def error(self, exc: BaseException) -> SourceError:
+        return self._error(exc)
+
     def _col(self, logical: str) -> str:
         return qident(self.tables.column(logical))
 

@@ -1,0 +1,103 @@
+"""One trace's steps: nested by parent span, and marked where they show the seeds' runaway patterns.
+
+Pure functions over the steps a reader returned; nothing here touches a database.
+- a stuck loop: the same tool called more than 5 times in the trace;
+- a context explosion: input tokens growing more than 20 % step after step three times running, or
+  passing 100K;
+- an error streak: three or more failed steps in a row.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+LOOP_CALLS = 5  # more than this many calls of one tool in a trace
+GROWTH = Decimal("1.2")  # +20 % ...
+GROWTH_RUN = 3  # ... three times running
+CONTEXT_LIMIT = 100_000  # input tokens
+ERROR_STREAK = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    created_at: datetime
+    tool_name: str
+    span_id: str | None
+    parent_span_id: str | None
+    model: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: Decimal | None
+    latency_ms: int | None
+    status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NestedStep:
+    step: Step
+    depth: int
+    marks: frozenset[str]  # "loop", "context", "errors"
+
+
+def nest(steps: list[Step]) -> list[tuple[Step, int]]:
+    """Depth-first by parent span, children in time order; steps whose parent is unknown (or with no
+    spans at all) stay at the top level in time order. Iterative: a 10,000-step chain is fine."""
+    ordered = sorted(steps, key=lambda s: s.created_at)
+    spans = {s.span_id for s in ordered if s.span_id}
+    children: dict[str | None, list[Step]] = {}
+    for s in ordered:
+        parent = s.parent_span_id if s.parent_span_id in spans and s.parent_span_id != s.span_id else None
+        children.setdefault(parent, []).append(s)
+    out: list[tuple[Step, int]] = []
+    seen: set[int] = set()
+    stack: list[tuple[Step, int]] = [(s, 0) for s in reversed(children.get(None, []))]
+    while stack:
+        step, depth = stack.pop()
+        if id(step) in seen:
+            continue  # a cycle in the parent links: shown once
+        seen.add(id(step))
+        out.append((step, depth))
+        if step.span_id:
+            stack.extend((c, depth + 1) for c in reversed(children.get(step.span_id, [])))
+    # Steps caught in a parent cycle with no way in from the top are still shown, in time order.
+    out += [(s, 0) for s in ordered if id(s) not in seen]
+    return out
+
+
+def mark(steps: list[Step]) -> list[NestedStep]:
+    """The nested steps, each with the runaway patterns it belongs to."""
+    ordered = sorted(steps, key=lambda s: s.created_at)
+    marks: dict[int, set[str]] = {id(s): set() for s in ordered}
+    for tool, count in Counter(s.tool_name for s in ordered).items():
+        if count > LOOP_CALLS:
+            for s in ordered:
+                if s.tool_name == tool:
+                    marks[id(s)].add("loop")
+    run: list[Step] = []  # steps with known input tokens, each more than 20 % above the one before
+    previous: Step | None = None
+    for s in ordered:
+        if s.tokens_in is None:
+            continue
+        if s.tokens_in > CONTEXT_LIMIT:
+            marks[id(s)].add("context")
+        if previous is not None and previous.tokens_in and s.tokens_in > previous.tokens_in * GROWTH:
+            run.append(s)
+            if len(run) >= GROWTH_RUN:
+                for grown in run:
+                    marks[id(grown)].add("context")
+        else:
+            run = []
+        previous = s
+    streak: list[Step] = []
+    for s in ordered:
+        if s.status in ("error", "timeout"):
+            streak.append(s)
+            if len(streak) >= ERROR_STREAK:
+                for failed in streak:
+                    marks[id(failed)].add("errors")
+        else:
+            streak = []
+    return [NestedStep(step, depth, frozenset(marks[id(step)])) for step, depth in nest(steps)]

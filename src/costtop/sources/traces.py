@@ -1,0 +1,94 @@
+"""The drill-down's reads: one agent's recent traces, and one trace's steps.
+
+Both read a bounded slice through an index `costtop db init` creates with the table:
+- an agent's traces: `(agent_id, created_at)` (`tool_calls_agent_created_idx`), its rows since a time;
+- a trace's steps: `(trace_id, created_at)` (`tool_calls_trace_idx`), one trace's rows in time order.
+Neither scans the whole table; both are limited, and have the reader's timeout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from costtop.engine.traces import Step
+from costtop.sources.errors import SourceError
+from costtop.sources.numbers import finite_or_none
+from costtop.sources.postgres import PostgresReader
+
+MAX_STEPS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    trace_id: str
+    started: datetime
+    ended: datetime
+    steps: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal | None
+    errors: int
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+
+def agent_traces_sql(reader: PostgresReader) -> str:
+    ca, trace = reader.column("created_at"), reader.column("trace_id")
+    return (
+        f"SELECT {trace} AS trace_id, min({ca}) AS started, max({ca}) AS ended, count(*) AS steps, "
+        f"coalesce(sum({reader.optional('tokens_in', '::bigint')}), 0) AS tin, "
+        f"coalesce(sum({reader.optional('tokens_out', '::bigint')}), 0) AS tout, "
+        f"sum({reader.cost_sql()}) AS cost, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
+        f"FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 AND {ca} >= $2 AND {trace} IS NOT NULL "
+        f"GROUP BY 1 ORDER BY 2 DESC LIMIT $3"
+    )
+
+
+async def agent_traces(reader: PostgresReader, agent: str, since: datetime, limit: int = 200) -> list[TraceSummary]:
+    """The agent's traces with a row since `since`, newest first (index: agent_id, created_at)."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None and reader.columns is not None
+    if not reader.columns.has("trace_id"):
+        return []
+    sql = agent_traces_sql(reader)
+    try:
+        rows = await reader.pool.fetch(sql, agent, since, limit, timeout=reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None
+    return [TraceSummary(r["trace_id"], r["started"], r["ended"], r["steps"], int(r["tin"]), int(r["tout"]),
+                         finite_or_none(r["cost"]), r["errors"]) for r in rows]
+
+
+def trace_steps_sql(reader: PostgresReader) -> str:
+    opt = reader.optional
+    return (
+        f"SELECT {reader.column('created_at')} AS created_at, {reader.column('tool_name')} AS tool_name, "
+        f"{opt('span_id')} AS span_id, {opt('parent_span_id')} AS parent_span_id, {opt('model')} AS model, "
+        f"{opt('tokens_in')} AS tokens_in, {opt('tokens_out')} AS tokens_out, {reader.cost_sql()} AS cost, "
+        f"{reader.column('latency_ms')} AS latency_ms, {opt('status')} AS status "
+        f"FROM {reader.table_sql()} WHERE {reader.column('trace_id')} = $1 "
+        f"ORDER BY {reader.column('created_at')} LIMIT $2"
+    )
+
+
+async def trace_steps(reader: PostgresReader, trace_id: str, limit: int = MAX_STEPS) -> list[Step]:
+    """One trace's steps in time order (index: trace_id, created_at), at most `limit`."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None and reader.columns is not None
+    if not reader.columns.has("trace_id"):
+        raise SourceError("this tool_calls has no trace_id column")
+    sql = trace_steps_sql(reader)
+    try:
+        rows = await reader.pool.fetch(sql, trace_id, limit, timeout=reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None
+    return [Step(r["created_at"], r["tool_name"], r["span_id"], r["parent_span_id"], r["model"], r["tokens_in"],
+                 r["tokens_out"], finite_or_none(r["cost"]), r["latency_ms"], r["status"]) for r in rows]

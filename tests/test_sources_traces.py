@@ -1,0 +1,82 @@
+"""The drill-down's reads against a real PostgreSQL: real traces, the marks, and index use."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from costtop.config import Settings
+from costtop.engine.traces import mark
+from costtop.gateway import Call, Gateway
+from costtop.sources.postgres import PostgresReader
+from costtop.sources.traces import agent_traces, agent_traces_sql, trace_steps, trace_steps_sql
+
+
+def calls_of_a_loop(now: datetime) -> list[Call]:
+    """A planner step, then the same search tool 7 times with a growing context, the last 3 failing."""
+    calls = [Call("looper", "plan", 200, model="gpt-5", tokens_in=1000, tokens_out=50, cost_usd=Decimal("0.01"),
+                  trace_id="t-loop", span_id="root", created_at=now - timedelta(seconds=30))]
+    tokens = 1000
+    for i in range(7):
+        tokens = int(tokens * 1.5)
+        calls.append(Call("looper", "search", 300, model="gpt-5", tokens_in=tokens, tokens_out=20,
+                          cost_usd=Decimal("0.02"), status="error" if i >= 4 else "success", trace_id="t-loop",
+                          span_id=f"s{i}", parent_span_id="root", created_at=now - timedelta(seconds=29 - i)))
+    return calls
+
+
+async def test_traces_of_an_agent_and_the_steps_of_one_with_their_marks(pg, redis, db_url) -> None:
+    now = datetime.now(UTC)
+    gw = Gateway(redis, pg)
+    await gw.record(calls_of_a_loop(now))
+    await gw.record([Call("looper", "llm", 100, cost_usd=Decimal("0.50"), trace_id="t-old",
+                          created_at=now - timedelta(hours=3)),
+                     Call("other", "llm", 100, cost_usd=Decimal("9"), trace_id="t-other", created_at=now)])
+    reader = PostgresReader(Settings(database_url=db_url))
+    try:
+        traces = await agent_traces(reader, "looper", now - timedelta(hours=1))
+        assert [t.trace_id for t in traces] == ["t-loop"]  # the 3-hour-old trace and other agents' are not read
+        t = traces[0]
+        assert (t.steps, t.errors, t.cost) == (8, 3, Decimal("0.15"))
+        assert t.duration_seconds == 7.0
+        steps = await trace_steps(reader, "t-loop")
+        nested = mark(steps)
+        assert [(n.step.tool_name, n.depth) for n in nested][:2] == [("plan", 0), ("search", 1)]
+        searches = [n for n in nested if n.step.tool_name == "search"]
+        assert all("loop" in n.marks and "context" in n.marks for n in searches)
+        assert ["errors" in n.marks for n in searches] == [False] * 4 + [True] * 3
+        assert await trace_steps(reader, "no-such-trace") == []
+    finally:
+        await reader.close()
+
+
+async def test_a_10000_step_trace_reads_in_full_and_nests(pg, redis, db_url) -> None:
+    now = datetime.now(UTC)
+    calls = [Call("big", "llm", 10, tokens_in=100, trace_id="t-big", span_id=f"s{i}",
+                  parent_span_id=f"s{i - 1}" if i else None, created_at=now - timedelta(milliseconds=10_000 - i))
+             for i in range(10_000)]
+    await Gateway(redis, pg).record(calls)
+    reader = PostgresReader(Settings(database_url=db_url))
+    try:
+        steps = await trace_steps(reader, "t-big")
+        assert len(steps) == 10_000
+        nested = mark(steps)
+        assert nested[-1].depth == 9_999
+    finally:
+        await reader.close()
+
+
+async def test_both_queries_can_use_their_index(pg, db_url) -> None:
+    """The readers' own queries: with sequential scans off the planner finds an index for each, so
+    none of them needs the whole table."""
+    reader = PostgresReader(Settings(database_url=db_url))
+    try:
+        await reader.connect()
+        async with reader.pool.acquire() as conn:
+            await conn.execute("SET enable_seqscan = off")
+            for sql, args in ((agent_traces_sql(reader), ("a", datetime.now(UTC), 200)),
+                              (trace_steps_sql(reader), ("t", 20_000))):
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
+                assert "Index" in plan and "Seq Scan" not in plan, plan
+    finally:
+        await reader.close()
