@@ -65,6 +65,12 @@ class ManyAgentsFeed:
                                    "p0", self.rng.choice(self.models), 1000, 100, 0, Decimal("0.0125"), "success"))
         return rows
 
+    async def agent_traces(self, agent: str, since: datetime) -> list[object]:
+        return []
+
+    async def trace_steps(self, trace_id: str) -> list[object]:
+        return []
+
     async def write(self, change: SwitchChange) -> WriteResult:
         return WriteResult(False, "benchmark", False)
 

@@ -106,6 +106,12 @@ class TimedFeed:
     async def read_counters(self, day: str) -> object:
         return await self.inner.read_counters(day)
 
+    async def agent_traces(self, agent: str, since: datetime) -> object:
+        return await self.inner.agent_traces(agent, since)
+
+    async def trace_steps(self, trace_id: str) -> object:
+        return await self.inner.trace_steps(trace_id)
+
     async def connect_postgres(self) -> frozenset[str]:
         return await self.inner.connect_postgres()
 

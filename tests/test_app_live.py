@@ -241,6 +241,24 @@ async def test_kill_and_resume_a_model_and_a_provider(pg, redis, db_url, redis_u
                                          ("remove:kill", "model", "gpt-5", "removed")]
 
 
+async def test_kill_from_the_agent_screen_targets_that_agent(pg, redis, db_url, redis_url) -> None:
+    """The agent screen's agent is the target, even after the main table's top row changed under it."""
+    from costtop.ui.screens.drill_down import AgentScreen
+
+    await seed(pg, redis)
+    app = make_app(db_url, redis_url)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        assert app.snapshot is not None and app.snapshot.agents[0].agent_id == "agent-3"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen))
+        # agent-0 becomes the top spender: the main table's first row (and its selection) moves to it.
+        await Gateway(redis, pg).record([Call("agent-0", "llm", 5, cost_usd=Decimal("9"))])
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.agents[0].agent_id == "agent-0")
+        await confirm(pilot, "k", lambda dialog: dialog.change.target == "agent-3")
+        assert await redis.exists("kill:agent:agent-3") == 1 and await redis.exists("kill:agent:agent-0") == 0
+
+
 async def test_read_only_refuses_and_sends_no_write(pg, redis, db_url, redis_url) -> None:
     await seed(pg, redis)
     await redis.set("kill:agent:agent-3", "manual:ops:test")

@@ -95,3 +95,48 @@ async def test_alerts_ring_once_and_can_be_acknowledged() -> None:
         app.render_snapshot()
         await pilot.pause()
         assert all(a.acknowledged for a in app.snapshot.alerts) and len(rings) == 1
+
+
+def test_agent_screen(snap_compare) -> None:
+    async def drill(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=drill)
+
+
+def test_trace_view_marks_the_runaway_patterns(snap_compare) -> None:
+    async def drill(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=drill)
+
+
+async def test_drill_down_and_back() -> None:
+    from costtop.ui.screens.drill_down import AgentScreen, StepList, TraceList, TraceScreen
+    from costtop.ui.screens.main import MainScreen
+
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, AgentScreen) and app.screen.agent_id == "research-bot"
+        traces = app.screen.query_one(TraceList)
+        assert [t.trace_id for t in traces.traces] == ["research-bot-t2", "research-bot-t1", "research-bot-t0"]
+        await pilot.press("down", "enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "research-bot-t1"
+        steps = app.screen.query_one(StepList).steps
+        assert len(steps) == 8 and sum("loop" in s.marks for s in steps) == 7
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, AgentScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MainScreen)

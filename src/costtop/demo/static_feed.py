@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from costtop.engine.traces import Step
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -24,6 +25,7 @@ from costtop.sources.records import (
     UsageAggregate,
     WindowGroup,
 )
+from costtop.sources.traces import TraceSummary
 from costtop.sources.writer import SwitchChange, WriteResult
 
 AGENTS = {
@@ -129,6 +131,24 @@ class StaticFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return []
+
+    async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
+        start = self.now - timedelta(minutes=3)
+        return [TraceSummary(f"{agent}-t{i}", start + timedelta(seconds=40 * i), start + timedelta(seconds=40 * i + 12),
+                             8 + i, 12_000 * (i + 1), 900, Decimal("0.42") * (i + 1), 3 if i == 0 else 0)
+                for i in range(3)][::-1]
+
+    async def trace_steps(self, trace_id: str) -> list[Step]:
+        """A planner, then one search tool seven times with a growing context, the last three failing."""
+        start = self.now - timedelta(minutes=3)
+        steps = [Step(start, "plan", "root", None, "claude-sonnet-4", 1000, 80, Decimal("0.0042"), 900, "success")]
+        tokens = 1000
+        for i in range(7):
+            tokens = tokens * 3 // 2
+            steps.append(Step(start + timedelta(seconds=i + 1), "search", f"s{i}", "root", "claude-sonnet-4", tokens,
+                              40, Decimal(tokens) * Decimal("0.000003"), 600 + 50 * i,
+                              "error" if i >= 4 else "success"))
+        return steps
 
     async def write(self, change: SwitchChange) -> WriteResult:
         self.writes.append(change)

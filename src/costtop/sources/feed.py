@@ -10,9 +10,11 @@ from datetime import datetime
 from typing import Protocol
 
 from costtop.config import Settings
+from costtop.engine.traces import Step
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
 from costtop.sources.redis_state import RedisReader
+from costtop.sources.traces import TraceSummary, agent_traces, trace_steps
 from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
 
 
@@ -26,6 +28,8 @@ class Feed(Protocol):
     # Called only when baseline() returned `pending=True`: the rest of that baseline.
     async def baseline_days(self) -> DayBaseline: ...
     async def new_rows(self) -> list[CallRecord]: ...
+    async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
+    async def trace_steps(self, trace_id: str) -> list[Step]: ...
     async def write(self, change: SwitchChange) -> WriteResult: ...
     async def close(self) -> None: ...
 
@@ -56,6 +60,12 @@ class LiveFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return await self.postgres.new_rows()
+
+    async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
+        return await agent_traces(self.postgres, agent, since)
+
+    async def trace_steps(self, trace_id: str) -> list[Step]:
+        return await trace_steps(self.postgres, trace_id)
 
     async def write(self, change: SwitchChange) -> WriteResult:
         if self.read_only:

@@ -35,6 +35,7 @@ from costtop.ui.messages import (
     SourceFailed,
     SwitchWritten,
 )
+from costtop.ui.screens.drill_down import AgentScreen
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.widgets.agent_table import AgentTable
@@ -67,6 +68,7 @@ class CosttopApp(App[None]):
         Binding("s", "sort", "Sort", id="sort"),
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
+        Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
         Binding("q", "quit", "Quit", id="quit"),
     ]
 
@@ -229,6 +231,8 @@ class CosttopApp(App[None]):
             # Also under an open dialog: the table moves on, the dialog's target does not.
             with self.batch_update():
                 main.show(self.snapshot, self.read_only)
+                if isinstance(self.screen, AgentScreen) and self.screen.is_mounted:
+                    self.screen.show(self.snapshot)
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -236,8 +240,20 @@ class CosttopApp(App[None]):
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
     def _selected_agent(self) -> str | None:
+        """On an agent's own screen, that agent; else the one selected in the agent table."""
+        drilled = next((s for s in reversed(self.screen_stack) if isinstance(s, AgentScreen)), None)
+        if drilled is not None:
+            return drilled.agent_id
         main = self._main()
         return None if main is None else main.query_one(AgentTable).selected_key
+
+    def action_drill_down(self) -> None:
+        """enter on the agent table: that agent's screen (its traces, then a trace's steps)."""
+        if not isinstance(self.screen, MainScreen) or not isinstance(self.focused, AgentTable):
+            return
+        agent = self.focused.selected_key
+        if agent is not None:
+            self.push_screen(AgentScreen(agent))
 
     def _refuse_if_read_only(self) -> bool:
         if self.read_only:

@@ -1,0 +1,182 @@
+"""Why an agent is burning: its traces, then one trace's steps with the runaway patterns marked.
+
+`enter` on an agent opens its traces (the last hour, newest first); `enter` on a trace opens its
+steps, nested by parent span; `esc` goes back. The reads run in workers through the feed (no widget
+opens a connection) and a failed read is shown on the screen, not raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from costtop.engine.snapshot import Snapshot
+from costtop.engine.traces import NestedStep, mark
+from costtop.sources.errors import SourceError
+from costtop.sources.traces import TraceSummary
+from costtop.text import clean
+from costtop.ui.format import UNKNOWN, millis, usd
+from costtop.ui.widgets.row_table import Column, RowTable
+
+TRACES_SINCE = timedelta(hours=1)
+MARK_STYLE = {"loop": "bold red", "context": "bold magenta", "errors": "bold yellow"}
+
+
+class TraceList(RowTable[TraceSummary]):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.traces: tuple[TraceSummary, ...] = ()
+
+    def rows_of(self, snap: Snapshot) -> Sequence[TraceSummary]:
+        return self.traces
+
+    def key_of(self, row: TraceSummary) -> str:
+        return row.trace_id
+
+    def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
+        return [("trace", "Trace", name_width), ("start", "Started", 8), ("steps", "Steps", 6),
+                ("tin", "Tokens in", 10), ("tout", "out", 8), ("cost", "Cost", 10), ("dur", "Duration", 9),
+                ("status", "Status", 12)]
+
+    def cells_of(self, t: TraceSummary) -> list[Text]:
+        status = Text(f"{t.errors} errors", style="bold red") if t.errors else Text("ok", style="green")
+        return [Text(clean(t.trace_id)), Text(t.started.strftime("%H:%M:%S")), Text(f"{t.steps:,}", justify="right"),
+                Text(f"{t.tokens_in:,}", justify="right"), Text(f"{t.tokens_out:,}", justify="right"),
+                Text(usd(t.cost), justify="right"), Text(f"{t.duration_seconds:.1f} s", justify="right"), status]
+
+
+class StepList(RowTable[NestedStep]):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.steps: tuple[NestedStep, ...] = ()
+        self._keys: dict[int, str] = {}
+
+    def rows_of(self, snap: Snapshot) -> Sequence[NestedStep]:
+        return self.steps
+
+    def key_of(self, row: NestedStep) -> str:
+        return self._keys.setdefault(id(row), str(len(self._keys)))
+
+    def name_of(self, row: NestedStep) -> str:
+        return "  " * min(row.depth, 12) + row.step.tool_name
+
+    def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
+        return [("tool", "Step", max(name_width, 12)), ("model", "Model", 18), ("tin", "Tokens in", 10),
+                ("tout", "out", 8), ("cost", "Cost", 10), ("lat", "Latency", 8), ("status", "Status", 9),
+                ("marks", "Pattern", 24)]
+
+    def cells_of(self, n: NestedStep) -> list[Text]:
+        s = n.step
+        marks = Text()
+        for name in ("loop", "context", "errors"):
+            if name in n.marks:
+                marks.append(f"{name} ", style=MARK_STYLE[name])
+        status = Text(clean(s.status or UNKNOWN), style="bold red" if s.status in ("error", "timeout") else "")
+        return [Text("  " * min(n.depth, 12) + clean(s.tool_name, 40)), Text(clean(s.model or "–", 30)),
+                Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
+                Text(UNKNOWN if s.tokens_out is None else f"{s.tokens_out:,}", justify="right"),
+                Text(usd(s.cost_usd), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
+
+
+class AgentScreen(Screen[None]):
+    """One agent: its row's figures and its recent traces. k / u / t act on this agent."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="drill.back"),
+                Binding("enter", "open_trace", "Open trace", id="drill.open")]
+
+    def __init__(self, agent_id: str) -> None:
+        super().__init__()
+        self.agent_id = agent_id
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"Agent {clean(self.agent_id)}", style="bold"), id="agent-head", classes="pane-title")
+        yield Static("", id="agent-figures")
+        yield Static("Traces, last hour, newest first (enter: steps · esc: back)", classes="pane-title")
+        yield Static("reading…", id="traces-status")
+        yield TraceList(id="traces")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TraceList).focus()
+        self.load()
+
+    @work(group="drill", exclusive=True)
+    async def load(self) -> None:
+        app = self.app
+        status = self.query_one("#traces-status", Static)
+        try:
+            traces = await app.feed.agent_traces(self.agent_id, app.clock() - TRACES_SINCE)  # type: ignore[attr-defined]
+        except SourceError as exc:
+            status.update(Text(f"Traces could not be read: {exc}", style="bold red"))
+            return
+        table = self.query_one(TraceList)
+        table.traces = tuple(traces)
+        status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
+        if app.snapshot is not None:  # type: ignore[attr-defined]
+            table.show(app.snapshot)  # type: ignore[attr-defined]
+
+    def show(self, snap: Snapshot) -> None:
+        row = next((a for a in snap.agents if a.agent_id == self.agent_id), None)
+        figures = Text("not in the current snapshot", style="dim") if row is None else Text.assemble(
+            ("State ", "bold"), (row.state.value, ""), ("  Today ", "bold"), (usd(row.spend_today), ""),
+            ("  $/min 5m ", "bold"), (usd(row.velocity_per_min), ""), ("  Calls ", "bold"),
+            (UNKNOWN if row.calls_today is None else f"{row.calls_today:,}", ""),
+            ("  p95 ", "bold"), (millis(row.p95_ms), ""))
+        if row is not None and row.switch is not None:
+            source, who, why = row.switch.origin
+            figures.append(f"  switch: {who} ({source}): {why}", style="bold red")
+        self.query_one("#agent-figures", Static).update(figures)
+        self.query_one(TraceList).show(snap)
+
+    def action_open_trace(self) -> None:
+        key = self.query_one(TraceList).selected_key
+        if key is not None:
+            self.app.push_screen(TraceScreen(key))
+
+
+class TraceScreen(Screen[None]):
+    """One trace's steps, nested by parent span, with the runaway patterns marked."""
+
+    BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="trace.back")]
+
+    def __init__(self, trace_id: str) -> None:
+        super().__init__()
+        self.trace_id = trace_id
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"Trace {clean(self.trace_id)} (esc: back)", style="bold"), classes="pane-title")
+        yield Static("reading…", id="steps-status")
+        yield StepList(id="steps")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(StepList).focus()
+        self.load()
+
+    @work(group="drill", exclusive=True)
+    async def load(self) -> None:
+        app = self.app
+        status = self.query_one("#steps-status", Static)
+        try:
+            steps = await app.feed.trace_steps(self.trace_id)  # type: ignore[attr-defined]
+        except SourceError as exc:
+            status.update(Text(f"Steps could not be read: {exc}", style="bold red"))
+            return
+        nested = mark(steps)
+        table = self.query_one(StepList)
+        table.steps = tuple(nested)
+        counts = {name: sum(1 for n in nested if name in n.marks) for name in ("loop", "context", "errors")}
+        summary = Text(f"{len(nested):,} steps", style="dim")
+        for name, count in counts.items():
+            if count:
+                summary.append(f"  {name}: {count} steps", style=MARK_STYLE[name])
+        status.update(summary)
+        if app.snapshot is not None:  # type: ignore[attr-defined]
+            table.show(app.snapshot)  # type: ignore[attr-defined]
