@@ -71,6 +71,12 @@ class ManyAgentsFeed:
     async def trace_steps(self, trace_id: str) -> list[object]:
         return []
 
+    async def agent_models(self, agent: str, since: datetime) -> list[object]:
+        return []
+
+    async def agent_calls(self, agent: str) -> list[object]:
+        return []
+
     async def write(self, change: SwitchChange) -> WriteResult:
         return WriteResult(False, "benchmark", False)
 

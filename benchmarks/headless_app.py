@@ -112,6 +112,12 @@ class TimedFeed:
     async def trace_steps(self, trace_id: str) -> object:
         return await self.inner.trace_steps(trace_id)
 
+    async def agent_models(self, agent: str, since: datetime) -> object:
+        return await self.inner.agent_models(agent, since)
+
+    async def agent_calls(self, agent: str) -> object:
+        return await self.inner.agent_calls(agent)
+
     async def connect_postgres(self) -> frozenset[str]:
         return await self.inner.connect_postgres()
 

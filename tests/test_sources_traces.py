@@ -9,7 +9,16 @@ from costtop.config import Settings
 from costtop.engine.traces import mark
 from costtop.gateway import Call, Gateway
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.traces import agent_traces, agent_traces_sql, trace_steps, trace_steps_sql
+from costtop.sources.traces import (
+    agent_calls,
+    agent_calls_sql,
+    agent_models,
+    agent_models_sql,
+    agent_traces,
+    agent_traces_sql,
+    trace_steps,
+    trace_steps_sql,
+)
 
 
 def calls_of_a_loop(now: datetime) -> list[Call]:
@@ -46,6 +55,12 @@ async def test_traces_of_an_agent_and_the_steps_of_one_with_their_marks(pg, redi
         assert all("loop" in n.marks and "context" in n.marks for n in searches)
         assert ["errors" in n.marks for n in searches] == [False] * 4 + [True] * 3
         assert await trace_steps(reader, "no-such-trace") == []
+        # Its model mix over the hour, and its latest calls, newest first.
+        mix = await agent_models(reader, "looper", now - timedelta(hours=1))
+        assert [(m.model, m.calls, m.cost) for m in mix] == [("gpt-5", 8, Decimal("0.15"))]
+        latest = await agent_calls(reader, "looper", limit=3)
+        assert [c.tool_name for c in latest] == ["search"] * 3
+        assert latest[0].created_at > latest[1].created_at > latest[2].created_at
     finally:
         await reader.close()
 
@@ -75,7 +90,9 @@ async def test_both_queries_can_use_their_index(pg, db_url) -> None:
         async with reader.pool.acquire() as conn:
             await conn.execute("SET enable_seqscan = off")
             for sql, args in ((agent_traces_sql(reader), ("a", datetime.now(UTC), 200)),
-                              (trace_steps_sql(reader), ("t", 20_000))):
+                              (trace_steps_sql(reader), ("t", 20_000)),
+                              (agent_models_sql(reader), ("a", datetime.now(UTC))),
+                              (agent_calls_sql(reader), ("a", 50))):
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
                 assert "Index" in plan and "Seq Scan" not in plan, plan
     finally:

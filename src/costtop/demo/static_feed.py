@@ -25,7 +25,7 @@ from costtop.sources.records import (
     UsageAggregate,
     WindowGroup,
 )
-from costtop.sources.traces import TraceSummary
+from costtop.sources.traces import ModelShare, TraceSummary
 from costtop.sources.writer import SwitchChange, WriteResult
 
 AGENTS = {
@@ -137,6 +137,16 @@ class StaticFeed:
         return [TraceSummary(f"{agent}-t{i}", start + timedelta(seconds=40 * i), start + timedelta(seconds=40 * i + 12),
                              8 + i, 12_000 * (i + 1), 900, Decimal("0.42") * (i + 1), 3 if i == 0 else 0)
                 for i in range(3)][::-1]
+
+    async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]:
+        model = ROUTES.get(agent, ("openai", "gpt-5"))[1]
+        return [ModelShare(model, 110, Decimal("15.95")), ModelShare("gpt-4o-mini", 12, Decimal("0.04"))]
+
+    async def agent_calls(self, agent: str) -> list[CallRecord]:
+        provider, model = ROUTES.get(agent, ("openai", "gpt-5"))
+        return [CallRecord(i, self.now - timedelta(seconds=3 * i + 1), agent, "llm" if i % 3 else "search",
+                           800 + 10 * i, provider, model, 2000 + 100 * i, 300, 800, Decimal("0.1450"),
+                           "error" if i == 4 else "success", f"{agent}-t2") for i in range(8)]
 
     async def trace_steps(self, trace_id: str) -> list[Step]:
         """A planner, then one search tool seven times with a growing context, the last three failing."""

@@ -14,7 +14,7 @@ from costtop.engine.traces import Step
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
 from costtop.sources.redis_state import RedisReader
-from costtop.sources.traces import TraceSummary, agent_traces, trace_steps
+from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps
 from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
 
 
@@ -30,6 +30,8 @@ class Feed(Protocol):
     async def new_rows(self) -> list[CallRecord]: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
     async def trace_steps(self, trace_id: str) -> list[Step]: ...
+    async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
+    async def agent_calls(self, agent: str) -> list[CallRecord]: ...
     async def write(self, change: SwitchChange) -> WriteResult: ...
     async def close(self) -> None: ...
 
@@ -66,6 +68,12 @@ class LiveFeed:
 
     async def trace_steps(self, trace_id: str) -> list[Step]:
         return await trace_steps(self.postgres, trace_id)
+
+    async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]:
+        return await agent_models(self.postgres, agent, since)
+
+    async def agent_calls(self, agent: str) -> list[CallRecord]:
+        return await agent_calls(self.postgres, agent)
 
     async def write(self, change: SwitchChange) -> WriteResult:
         if self.read_only:

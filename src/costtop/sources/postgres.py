@@ -177,6 +177,14 @@ class PostgresReader:
     def error(self, exc: BaseException) -> SourceError:
         return self._error(exc)
 
+    def select_list(self) -> str:
+        """The columns of a CallRecord, as `record()` reads them."""
+        return self._select
+
+    @staticmethod
+    def record(r: asyncpg.Record) -> CallRecord:
+        return PostgresReader._record(r)
+
     def _col(self, logical: str) -> str:
         return qident(self.tables.column(logical))
 

@@ -18,6 +18,7 @@ from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.postgres import PostgresReader
+from costtop.sources.records import CallRecord
 
 MAX_STEPS = 20_000
 
@@ -92,3 +93,49 @@ async def trace_steps(reader: PostgresReader, trace_id: str, limit: int = MAX_ST
         raise reader.error(exc) from None
     return [Step(r["created_at"], r["tool_name"], r["span_id"], r["parent_span_id"], r["model"], r["tokens_in"],
                  r["tokens_out"], finite_or_none(r["cost"]), r["latency_ms"], r["status"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShare:
+    model: str | None
+    calls: int
+    cost: Decimal | None
+
+
+def agent_models_sql(reader: PostgresReader) -> str:
+    return (
+        f"SELECT {reader.optional('model')} AS model, count(*) AS calls, sum({reader.cost_sql()}) AS cost "
+        f"FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 AND {reader.column('created_at')} >= $2 "
+        "GROUP BY 1 ORDER BY 3 DESC NULLS LAST, 2 DESC"
+    )
+
+
+async def agent_models(reader: PostgresReader, agent: str, since: datetime) -> list[ModelShare]:
+    """The agent's calls and spend per model since `since` (index: agent_id, created_at)."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None
+    try:
+        rows = await reader.pool.fetch(agent_models_sql(reader), agent, since,
+                                       timeout=reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None
+    return [ModelShare(r["model"], r["calls"], finite_or_none(r["cost"])) for r in rows]
+
+
+def agent_calls_sql(reader: PostgresReader) -> str:
+    return f"SELECT {reader.select_list()} FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 " \
+           f"ORDER BY {reader.column('created_at')} DESC LIMIT $2"
+
+
+async def agent_calls(reader: PostgresReader, agent: str, limit: int = 50) -> list[CallRecord]:
+    """The agent's latest calls, newest first (index: agent_id, created_at, read backwards)."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None
+    try:
+        rows = await reader.pool.fetch(agent_calls_sql(reader), agent, limit,
+                                       timeout=reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None
+    return [reader.record(r) for r in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 
 from rich.text import Text
 from textual import work
@@ -20,7 +21,8 @@ from textual.widgets import Footer, Static
 from costtop.engine.snapshot import Snapshot
 from costtop.engine.traces import NestedStep, mark
 from costtop.sources.errors import SourceError
-from costtop.sources.traces import TraceSummary
+from costtop.sources.records import CallRecord
+from costtop.sources.traces import ModelShare, TraceSummary
 from costtop.text import clean
 from costtop.ui.format import UNKNOWN, millis, usd
 from costtop.ui.widgets.row_table import Column, RowTable
@@ -85,6 +87,33 @@ class StepList(RowTable[NestedStep]):
                 Text(usd(s.cost_usd), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
 
 
+def model_mix(models: Sequence[ModelShare]) -> Text:
+    """`Models, last hour: claude-sonnet-4 110 calls $15.95 (99 %) · gpt-4o-mini …`"""
+    total = sum((m.cost for m in models if m.cost is not None), Decimal(0))
+    text = Text("Models, last hour: ", style="bold")
+    if not models:
+        text.append("no call", style="dim")
+    for i, m in enumerate(models[:6]):
+        if i:
+            text.append(" · ", style="dim")
+        text.append(clean(m.model or "(none)", 30), style="bold")
+        share = f" ({m.cost / total * 100:.0f} %)" if m.cost is not None and total > 0 else ""
+        text.append(f" {m.calls:,} calls {usd(m.cost)}{share}")
+    return text
+
+
+def recent_calls(calls: Sequence[CallRecord]) -> Text:
+    lines = []
+    for c in calls[:8]:
+        line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
+        line.append(f"{clean(c.tool_name, 20):<12} {clean(c.model or '–', 24):<20} ")
+        line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd):>9} "
+                    f"{millis(c.latency_ms):>8} ")
+        line.append(clean(c.status or "?", 12), style="bold red" if c.status in ("error", "timeout") else "green")
+        lines.append(line)
+    return Text("\n").join(lines) if lines else Text("no call yet", style="dim")
+
+
 class AgentScreen(Screen[None]):
     """One agent: its row's figures and its recent traces. k / u / t act on this agent."""
 
@@ -98,6 +127,9 @@ class AgentScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Agent {clean(self.agent_id)}", style="bold"), id="agent-head", classes="pane-title")
         yield Static("", id="agent-figures")
+        yield Static("", id="model-mix")
+        yield Static("Latest calls", classes="pane-title")
+        yield Static("reading…", id="recent-calls")
         yield Static("Traces, last hour, newest first (enter: steps · esc: back)", classes="pane-title")
         yield Static("reading…", id="traces-status")
         yield TraceList(id="traces")
@@ -106,16 +138,23 @@ class AgentScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(TraceList).focus()
         self.load()
+        # Live while open: read again every few refreshes (bounded, indexed reads of one agent).
+        self.set_interval(max(2.0, self.app.settings.refresh * 2), self.load)  # type: ignore[attr-defined]
 
     @work(group="drill", exclusive=True)
     async def load(self) -> None:
         app = self.app
         status = self.query_one("#traces-status", Static)
+        since = app.clock() - TRACES_SINCE  # type: ignore[attr-defined]
         try:
-            traces = await app.feed.agent_traces(self.agent_id, app.clock() - TRACES_SINCE)  # type: ignore[attr-defined]
+            traces = await app.feed.agent_traces(self.agent_id, since)  # type: ignore[attr-defined]
+            models = await app.feed.agent_models(self.agent_id, since)  # type: ignore[attr-defined]
+            calls = await app.feed.agent_calls(self.agent_id)  # type: ignore[attr-defined]
         except SourceError as exc:
-            status.update(Text(f"Traces could not be read: {exc}", style="bold red"))
+            status.update(Text(f"Could not be read: {exc} (shown: the last good read)", style="bold red"))
             return
+        self.query_one("#model-mix", Static).update(model_mix(models))
+        self.query_one("#recent-calls", Static).update(recent_calls(calls))
         table = self.query_one(TraceList)
         table.traces = tuple(traces)
         status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
