@@ -125,3 +125,34 @@ def test_thresholds_are_configurable() -> None:
     snap = engine.snapshot(NOW, RedisState((), {}, None, None))
     assert [a.key for a in snap.alerts] == ["velocity:a"]
     assert evaluate((), (), snap.header, None, Thresholds()) == []
+
+
+def trace_call(agent: str, seconds_ago: float, trace: str, tool: str = "search", tokens: int = 1000) -> CallRecord:
+    return CallRecord(next(_keys), NOW - timedelta(seconds=seconds_ago), agent, tool, 100, "p", "m", tokens, 10,
+                      None, Decimal("0.01"), "success", trace)
+
+
+def test_a_stuck_loop_in_a_live_trace_is_critical_from_the_sixth_call() -> None:
+    five = [trace_call("a", 50 - i, "t1") for i in range(5)]
+    assert "loop:t1" not in alerts_for(five)
+    got = alerts_for([*five, trace_call("a", 40, "t1")])
+    assert got["loop:t1"].severity is Severity.CRITICAL and got["loop:t1"].subject == "a"
+    assert got["loop:t1"].figure == "trace t1: search called 6 times"
+    # Six calls spread over six traces are no loop.
+    assert not any(k.startswith("loop") for k in alerts_for([trace_call("a", 10, f"t{i}") for i in range(6)]))
+
+
+def test_a_context_explosion_in_a_live_trace_is_a_warning() -> None:
+    def steps(trace: str, *tokens: int) -> list[CallRecord]:
+        return [trace_call("b", 30 - i, trace, tool=f"tool{i}", tokens=t) for i, t in enumerate(tokens)]
+
+    assert "context:g2" not in alerts_for(steps("g2", 1000, 1300, 1700))  # grew twice
+    got = alerts_for(steps("g3", 1000, 1300, 1700, 2300))
+    assert got["context:g3"].severity is Severity.WARNING and "3 steps running (now 2,300)" in got["context:g3"].figure
+    assert "context:big" in alerts_for(steps("big", 100_001))
+    assert "context:edge" not in alerts_for(steps("edge", 100_000))
+
+
+def test_a_trace_quiet_for_five_minutes_no_longer_alerts() -> None:
+    old = [trace_call("a", 400 + i, "t-old") for i in range(7)]
+    assert "loop:t-old" not in alerts_for(old)

@@ -48,9 +48,15 @@ def budget_alert(subject: str, label: str, budget: BudgetView) -> Alert | None:
 
 
 def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,
-             reconciliation: Reconciliation | None, th: Thresholds) -> list[Alert]:
-    """Every rule that holds now."""
+             reconciliation: Reconciliation | None, th: Thresholds,
+             patterns: Iterable[tuple[str, str, str, str]] = ()) -> list[Alert]:
+    """Every rule that holds now. `patterns`: (kind, trace, agent, figure) from live traces."""
     alerts: list[Alert] = []
+    for kind, trace, agent, figure in patterns:
+        if kind == "loop":
+            alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.CRITICAL, agent, figure))
+        else:
+            alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure))
     erroring: list[str] = []
     for a in agents:
         severity = LEVEL_SEVERITY.get(a.velocity_level)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from costtop.config import Thresholds
 from costtop.engine.alerts import AlertBook, evaluate
 from costtop.engine.budgets import budget_view, projected
+from costtop.engine.live_traces import LiveTraces
 from costtop.engine.reconcile import reconcile
 from costtop.engine.series import AgentTrends, CostSeries
 from costtop.engine.snapshot import (
@@ -148,6 +149,7 @@ class Engine:
         self._agents: tuple[AgentRow, ...] = ()
         self.sort = SortKey.BURN
         self.alerts = AlertBook()
+        self.live_traces = LiveTraces()
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
         self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})
@@ -273,6 +275,7 @@ class Engine:
             self.provider_window.add(second, row.provider, 1, error,
                                      () if row.latency_ms is None else (row.latency_ms,))
             self.hour.add(second // 60, 1, int(error))
+            self.live_traces.add(row, second)
             if row.cost_usd is not None:
                 self.per_minute.add(second // 60, row.cost_usd)
                 self.per_hour.add(second // 3600, row.cost_usd)
@@ -414,7 +417,9 @@ class Engine:
 
         providers = self._provider_rows(now_s, switches, switched, known, has_cost)
         reconciliation = self._reconciliation() if known and has_cost else None
-        alerts, new_critical = self.alerts.update(evaluate(agents, providers, header, reconciliation, th), now)
+        self.live_traces.advance(now_s)
+        alerts, new_critical = self.alerts.update(
+            evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s)), now)
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
             columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
