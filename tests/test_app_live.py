@@ -148,14 +148,15 @@ async def test_window_is_live_before_the_day_totals_arrive(pg, redis, db_url, re
         # The window is there (velocity, calls/min); the day's figures are unknown, not $0.
         assert snap.header.calls_per_min == Decimal(4) / 5
         assert snap.header.spend_today is None and all(a.spend_today is None for a in snap.agents)
-        assert "Reading today's rows" in screen_text(app)
+        # The header grows by that line at its next layout: wait for the screen, not for a sleep.
+        await wait_until(pilot, lambda: "Reading today's rows" in screen_text(app))
         # A call written while the day is being summed is counted once.
         await Gateway(redis, pg).record([Call("agent-0", "llm", 5, cost_usd=Decimal("1.00"))])
         await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.header.calls_per_min == 1)
         feed.gate.set()
         await wait_until(pilot, lambda: app.snapshot is not None and not app.snapshot.header.totals_pending)
         assert app.snapshot.header.spend_today == await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls")
-        assert "Reading today's rows" not in screen_text(app)
+        await wait_until(pilot, lambda: "Reading today's rows" not in screen_text(app))
 
 
 def screen_text(app: CosttopApp) -> str:
