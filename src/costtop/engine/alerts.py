@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import (
@@ -26,13 +25,7 @@ from costtop.engine.snapshot import (
     Reconciliation,
     Severity,
 )
-
-
-def money(value: Decimal | None) -> str:
-    if value is None:
-        return "?"
-    return f"${value.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
-
+from costtop.money import usd
 
 LEVEL_SEVERITY = {Level.WARNING: Severity.WARNING, Level.CRITICAL: Severity.CRITICAL,
                   Level.EMERGENCY: Severity.EMERGENCY}
@@ -44,7 +37,7 @@ def budget_alert(subject: str, label: str, budget: BudgetView) -> Alert | None:
         return None
     severity = Severity.CRITICAL if budget.state is BudgetState.EXCEEDED else Severity.WARNING
     return Alert(f"budget:{label}:{subject}", f"{label} budget", severity, subject,
-                 f"{budget.fraction * 100:.0f} % of {money(budget.limit)}")
+                 f"{budget.fraction * 100:.0f} % of {usd(budget.limit)}")
 
 
 def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,
@@ -62,7 +55,7 @@ def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], heade
         severity = LEVEL_SEVERITY.get(a.velocity_level)
         if severity is not None and a.window_usd is not None:
             alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
-                                f"{money(a.window_usd)} in 5 min"))
+                                f"{usd(a.window_usd)} in 5 min"))
         budget = budget_alert(a.agent_id, "daily", a.budget)
         if budget is not None:
             alerts.append(budget)
@@ -89,7 +82,7 @@ def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], heade
     if reconciliation is not None:
         for check in reconciliation.flagged:
             alerts.append(Alert(f"reconcile:{check.agent_id}", "counters ≠ rows", Severity.WARNING,
-                                check.agent_id, f"Redis {money(check.gateway)} vs rows {money(check.table)}: calls "
+                                check.agent_id, f"Redis {usd(check.gateway)} vs rows {usd(check.table)}: calls "
                                 "bypassing attribution, or rows not written yet"))
         if reconciliation.calls_flagged:
             gateway = "?" if reconciliation.gateway_calls is None else f"{reconciliation.gateway_calls:,}"

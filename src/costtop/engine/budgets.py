@@ -5,9 +5,9 @@ made-up time."""
 from __future__ import annotations
 
 from decimal import Decimal
-from functools import cache
 
 from costtop.engine.snapshot import BudgetState, BudgetView
+from costtop.money import exact
 from costtop.sources.records import RedisNumber, Unparsed
 
 
@@ -25,7 +25,7 @@ def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known:
     fraction = used / limit
     if fraction >= 1:
         state = BudgetState.EXCEEDED
-    elif fraction >= _exact(warning):
+    elif fraction >= exact(warning):
         state = BudgetState.WARNING
     else:
         state = BudgetState.OK
@@ -49,8 +49,3 @@ def projected(spent: Decimal | None, per_minute: Decimal | None, period_left: fl
         return None
     return spent + per_minute * Decimal(period_left) / 60
 
-
-@cache
-def _exact(fraction: float) -> Decimal:
-    """0.8 as the Decimal 0.8, not 0.8000000000000000444: "exactly 80 %" must be a warning."""
-    return Decimal(str(fraction))

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from costtop.engine.snapshot import Reconciliation, SpendCheck
+from costtop.money import exact
 from costtop.sources.records import GatewayCounters, Unparsed
 
 # Below these, a difference is the counters' float drift or a row committed a moment later: noise.
@@ -16,7 +17,7 @@ MIN_CALLS = 5
 
 def differs(gateway: Decimal, table: Decimal, fraction: float, floor: Decimal) -> bool:
     gap = abs(gateway - table)
-    return gap >= floor and gap > Decimal(str(fraction)) * max(abs(gateway), abs(table))
+    return gap >= floor and gap > exact(fraction) * max(abs(gateway), abs(table))
 
 
 def reconcile(counters: GatewayCounters, table_spend: Mapping[str, Decimal], table_calls: int,

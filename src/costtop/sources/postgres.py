@@ -109,7 +109,7 @@ class PostgresReader:
         # day start, first minute of the hour.
         self._pending: tuple[asyncpg.Connection, asyncpg.transaction.Transaction, datetime, datetime] | None = None
 
-    def _error(self, exc: BaseException) -> SourceError:
+    def error(self, exc: BaseException) -> SourceError:
         url = self.settings.database_url
         secrets = (url, mask_url(url))
         if isinstance(exc, TimeoutError):
@@ -136,7 +136,7 @@ class PostgresReader:
             raise
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             await self.close()
-            raise self._error(exc) from None
+            raise self.error(exc) from None
         real = {r["column_name"] for r in rows}
         if not real:
             await self.close()
@@ -150,7 +150,7 @@ class PostgresReader:
         self.columns = Columns(frozenset(logical))
         types = {r["column_name"]: r["data_type"] for r in rows}
         self.id_mode = types.get(self.tables.column("id")) in ("bigint", "integer", "smallint")
-        self._select = self._select_list()
+        self._select = self.select_list_sql()
 
     async def close(self) -> None:
         self._pending = None  # its connection goes with the pool
@@ -158,73 +158,46 @@ class PostgresReader:
             pool, self.pool = self.pool, None
             pool.terminate()
 
-    # The SQL pieces other readers of the same table build on (sources/traces.py).
     def column(self, logical: str) -> str:
-        return self._col(logical)
-
-    def optional(self, logical: str, cast: str = "") -> str:
-        return self._opt(logical, cast)
-
-    def cost_sql(self) -> str:
-        return self._cost()
-
-    def error_sql(self) -> str:
-        return self._error_expr()
-
-    def table_sql(self) -> str:
-        return self._table
-
-    def error(self, exc: BaseException) -> SourceError:
-        return self._error(exc)
-
-    def select_list(self) -> str:
-        """The columns of a CallRecord, as `record()` reads them."""
-        return self._select
-
-    @staticmethod
-    def record(r: asyncpg.Record) -> CallRecord:
-        return PostgresReader._record(r)
-
-    def _col(self, logical: str) -> str:
         return qident(self.tables.column(logical))
 
-    def _opt(self, logical: str, cast: str = "") -> str:
+    def optional(self, logical: str, cast: str = "") -> str:
         assert self.columns is not None
-        return f"{self._col(logical)}{cast}" if self.columns.has(logical) else f"NULL{cast}"
+        return f"{self.column(logical)}{cast}" if self.columns.has(logical) else f"NULL{cast}"
 
-    def _cost(self) -> str:
+    def cost_sql(self) -> str:
         """The cost, or NULL when it is NaN or infinite (abs() of both is not below any bound)."""
         assert self.columns is not None
         if not self.columns.has("cost_usd"):
             return "NULL::numeric"
-        cost = f"{self._col('cost_usd')}::numeric"
+        cost = f"{self.column('cost_usd')}::numeric"
         return f"(CASE WHEN abs({cost}) < 1e100 THEN {cost} END)"
 
     def _key(self) -> str:
         """What identifies a row for de-duplication: the id, or the physical row address without one."""
         assert self.columns is not None
-        return self._col("id") if self.columns.has("id") else "ctid::text"
+        return self.column("id") if self.columns.has("id") else "ctid::text"
 
-    def _select_list(self) -> str:
+    def select_list_sql(self) -> str:
         return ", ".join([
-            f"{self._key()} AS key", f"{self._col('created_at')} AS created_at", f"{self._col('agent_id')} AS agent_id",
-            f"{self._col('tool_name')} AS tool_name", f"{self._col('latency_ms')} AS latency_ms",
-            f"{self._opt('provider')} AS provider", f"{self._opt('model')} AS model",
-            f"{self._opt('tokens_in')} AS tokens_in", f"{self._opt('tokens_out')} AS tokens_out",
-            f"{self._opt('cached_tokens')} AS cached_tokens", f"{self._cost()} AS cost_usd",
-            f"{self._opt('status')} AS status", f"{self._opt('trace_id')} AS trace_id",
+            f"{self._key()} AS key", f"{self.column('created_at')} AS created_at",
+            f"{self.column('agent_id')} AS agent_id",
+            f"{self.column('tool_name')} AS tool_name", f"{self.column('latency_ms')} AS latency_ms",
+            f"{self.optional('provider')} AS provider", f"{self.optional('model')} AS model",
+            f"{self.optional('tokens_in')} AS tokens_in", f"{self.optional('tokens_out')} AS tokens_out",
+            f"{self.optional('cached_tokens')} AS cached_tokens", f"{self.cost_sql()} AS cost_usd",
+            f"{self.optional('status')} AS status", f"{self.optional('trace_id')} AS trace_id",
         ])
 
-    def _error_expr(self) -> str:
+    def error_sql(self) -> str:
         assert self.columns is not None
-        return f"{self._col('status')} = 'error'" if self.columns.has("status") else "false"
+        return f"{self.column('status')} = 'error'" if self.columns.has("status") else "false"
 
-    @property
-    def _table(self) -> str:
+    def table_sql(self) -> str:
         return qualified(self.tables, self.tables.calls)
 
     @staticmethod
-    def _record(r: asyncpg.Record) -> CallRecord:
+    def record(r: asyncpg.Record) -> CallRecord:
         # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
         # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
         return CallRecord(
@@ -253,9 +226,9 @@ class PostgresReader:
         day_start = utc_day_start(now)
         window_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
         minute_from = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTE_WINDOW)
-        t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
-        agent, latency = self._col("agent_id"), self._col("latency_ms")
-        provider = self._opt("provider")
+        t, ca, cost, err = self.table_sql(), self.column("created_at"), self.cost_sql(), self.error_sql()
+        agent, latency = self.column("agent_id"), self.column("latency_ms")
+        provider = self.optional("provider")
         timeout = self.settings.timeout_seconds * 10
         conn = await self._acquire()
         tr = conn.transaction(isolation="repeatable_read", readonly=True)
@@ -272,7 +245,7 @@ class PostgresReader:
             self.watermark = await self._start_watermark(conn, timeout)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self._release(conn, tr)
-            raise self._error(exc) from None
+            raise self.error(exc) from None
         except BaseException:
             await self._release(conn, tr)
             raise
@@ -296,8 +269,8 @@ class PostgresReader:
         month_start = day_start.replace(day=1)
         # 24 whole hours for the chart: this one and the 23 before it.
         day_from = (minute_from + timedelta(minutes=MINUTE_WINDOW - 1)).replace(minute=0) - timedelta(hours=23)
-        t, ca, cost, err = self._table, self._col("created_at"), self._cost(), self._error_expr()
-        agent = self._col("agent_id")
+        t, ca, cost, err = self.table_sql(), self.column("created_at"), self.cost_sql(), self.error_sql()
+        agent = self.column("agent_id")
         # A background read: the screen already runs on the window, so it may take minutes.
         timeout = max(300.0, self.settings.timeout_seconds * 100)
         try:
@@ -305,8 +278,8 @@ class PostgresReader:
             # for the last hour, one group before it, the day flagged), so the result stays small at
             # any table size; and the fleet's spend per hour for the 24-hour chart. Buckets are cut in
             # UTC whatever the session's time zone (date_trunc, not extract(epoch): 4x faster).
-            tin, tout = self._opt("tokens_in", "::bigint"), self._opt("tokens_out", "::bigint")
-            cached = self._opt("cached_tokens", "::bigint")
+            tin, tout = self.optional("tokens_in", "::bigint"), self.optional("tokens_out", "::bigint")
+            cached = self.optional("cached_tokens", "::bigint")
             groups = await conn.fetch(
                 "SELECT agent, provider, model, minute, today, hour, GROUPING(hour) = 0 AS is_hour, "
                 "sum(cost) AS cost, count(*) AS calls, count(cost) AS priced, "
@@ -315,7 +288,8 @@ class PostgresReader:
                 "coalesce(sum(tin) FILTER (WHERE cost IS NULL), 0) AS flat_tin, "
                 "coalesce(sum(tout) FILTER (WHERE cost IS NULL), 0) AS flat_tout, "
                 "coalesce(sum(cached) FILTER (WHERE cost IS NULL), 0) AS flat_cached "
-                f"FROM (SELECT {agent} AS agent, {self._opt('provider')} AS provider, {self._opt('model')} AS model, "
+                f"FROM (SELECT {agent} AS agent, {self.optional('provider')} AS provider, "
+                f"{self.optional('model')} AS model, "
                 f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, {ca} >= $1 AS today, "
                 f"date_trunc('hour', {ca}, 'UTC') AS hour, {cost} AS cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
@@ -331,7 +305,7 @@ class PostgresReader:
             await self._drop_pending()
             if isinstance(exc, TimeoutError):
                 raise SourceError(f"Postgres: today's totals timed out after {timeout:g} s") from None
-            raise self._error(exc) from None
+            raise self.error(exc) from None
         finally:
             if self._pending is not None:
                 await self._drop_pending()
@@ -352,7 +326,7 @@ class PostgresReader:
         try:
             return await self.pool.acquire(timeout=self.settings.timeout_seconds)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self._error(exc) from None
+            raise self.error(exc) from None
 
     async def _release(self, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction) -> None:
         """End the snapshot's read-only transaction and give its connection back, whatever its state."""
@@ -374,9 +348,9 @@ class PostgresReader:
 
     async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:
         """Where incremental reads begin, inside the baseline's snapshot."""
-        t = self._table
+        t = self.table_sql()
         if self.id_mode:
-            pk = self._col("id")
+            pk = self.column("id")
             high = await conn.fetchval(f"SELECT max({pk}) FROM {t}", timeout=timeout)
             high = int(high) if high is not None else 0
             # Ids just below the top that this snapshot cannot see belong to transactions still in
@@ -386,7 +360,7 @@ class PostgresReader:
             seen = {int(r["id"]) for r in visible}
             gaps = [i for i in range(max(1, high - GAP_LOOKBACK + 1), high + 1) if i not in seen]
             return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
-        ca = self._col("created_at")
+        ca = self.column("created_at")
         high = await conn.fetchval(f"SELECT max({ca}) FROM {t}", timeout=timeout)
         start = high or datetime.now(UTC)
         watermark = Watermark(start, self.settings.overlap_seconds)
@@ -402,10 +376,10 @@ class PostgresReader:
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None
-        t = self._table
+        t = self.table_sql()
         try:
             if isinstance(self.watermark, IdWatermark):
-                pk = self._col("id")
+                pk = self.column("id")
                 high, gaps = self.watermark.params()
                 # Two index probes on the primary key: the new ids, and the few still missing.
                 query = f"SELECT {self._select} FROM {t} WHERE {pk} > $1"
@@ -415,11 +389,11 @@ class PostgresReader:
                     args = (high, gaps)
                 rows = await self.pool.fetch(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args,
                                              timeout=self.settings.timeout_seconds)
-                return self.watermark.accept((self._record(r) for r in rows), time.monotonic())
-            ca = self._col("created_at")
+                return self.watermark.accept((self.record(r) for r in rows), time.monotonic())
+            ca = self.column("created_at")
             rows = await self.pool.fetch(
                 f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
                 self.watermark.read_from, timeout=self.settings.timeout_seconds)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self._error(exc) from None
-        return self.watermark.accept(self._record(r) for r in rows)
+            raise self.error(exc) from None
+        return self.watermark.accept(self.record(r) for r in rows)

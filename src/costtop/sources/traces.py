@@ -8,6 +8,7 @@ Neither scans the whole table; both are limited, and have the reader's timeout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,18 @@ from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import CallRecord
 
 MAX_STEPS = 20_000
+
+
+async def fetch(reader: PostgresReader, build: Callable[[PostgresReader], str], *args: object) -> list[asyncpg.Record]:
+    """One bounded read on the reader's pool (connected first: the SQL depends on the columns it
+    found), with its timeout; failures as one-line SourceErrors."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None
+    try:
+        return await reader.pool.fetch(build(reader), *args, timeout=reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +66,12 @@ def agent_traces_sql(reader: PostgresReader) -> str:
 
 async def agent_traces(reader: PostgresReader, agent: str, since: datetime, limit: int = 200) -> list[TraceSummary]:
     """The agent's traces with a row since `since`, newest first (index: agent_id, created_at)."""
-    if reader.pool is None or reader.columns is None:
+    if reader.columns is None:
         await reader.connect()
-    assert reader.pool is not None and reader.columns is not None
+    assert reader.columns is not None
     if not reader.columns.has("trace_id"):
         return []
-    sql = agent_traces_sql(reader)
-    try:
-        rows = await reader.pool.fetch(sql, agent, since, limit, timeout=reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
+    rows = await fetch(reader, agent_traces_sql, agent, since, limit)
     return [TraceSummary(r["trace_id"], r["started"], r["ended"], r["steps"], int(r["tin"]), int(r["tout"]),
                          finite_or_none(r["cost"]), r["errors"]) for r in rows]
 
@@ -81,16 +90,12 @@ def trace_steps_sql(reader: PostgresReader) -> str:
 
 async def trace_steps(reader: PostgresReader, trace_id: str, limit: int = MAX_STEPS) -> list[Step]:
     """One trace's steps in time order (index: trace_id, created_at), at most `limit`."""
-    if reader.pool is None or reader.columns is None:
+    if reader.columns is None:
         await reader.connect()
-    assert reader.pool is not None and reader.columns is not None
+    assert reader.columns is not None
     if not reader.columns.has("trace_id"):
         raise SourceError("this tool_calls has no trace_id column")
-    sql = trace_steps_sql(reader)
-    try:
-        rows = await reader.pool.fetch(sql, trace_id, limit, timeout=reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
+    rows = await fetch(reader, trace_steps_sql, trace_id, limit)
     return [Step(r["created_at"], r["tool_name"], r["span_id"], r["parent_span_id"], r["model"], r["tokens_in"],
                  r["tokens_out"], finite_or_none(r["cost"]), r["latency_ms"], r["status"]) for r in rows]
 
@@ -112,30 +117,16 @@ def agent_models_sql(reader: PostgresReader) -> str:
 
 async def agent_models(reader: PostgresReader, agent: str, since: datetime) -> list[ModelShare]:
     """The agent's calls and spend per model since `since` (index: agent_id, created_at)."""
-    if reader.pool is None or reader.columns is None:
-        await reader.connect()
-    assert reader.pool is not None
-    try:
-        rows = await reader.pool.fetch(agent_models_sql(reader), agent, since,
-                                       timeout=reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
+    rows = await fetch(reader, agent_models_sql, agent, since)
     return [ModelShare(r["model"], r["calls"], finite_or_none(r["cost"])) for r in rows]
 
 
 def agent_calls_sql(reader: PostgresReader) -> str:
-    return f"SELECT {reader.select_list()} FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 " \
+    return f"SELECT {reader.select_list_sql()} FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 " \
            f"ORDER BY {reader.column('created_at')} DESC LIMIT $2"
 
 
 async def agent_calls(reader: PostgresReader, agent: str, limit: int = 50) -> list[CallRecord]:
     """The agent's latest calls, newest first (index: agent_id, created_at, read backwards)."""
-    if reader.pool is None or reader.columns is None:
-        await reader.connect()
-    assert reader.pool is not None
-    try:
-        rows = await reader.pool.fetch(agent_calls_sql(reader), agent, limit,
-                                       timeout=reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
+    rows = await fetch(reader, agent_calls_sql, agent, limit)
     return [reader.record(r) for r in rows]

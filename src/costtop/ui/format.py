@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentState, BudgetState, BudgetView, Level
+from costtop.money import UNKNOWN
 
-UNKNOWN = "?"
 CENT = Decimal("0.01")
 
 # Colour and a word for every state, so meaning survives 16 colours and NO_COLOR.
@@ -34,16 +34,6 @@ STATE_STYLE = {
     AgentState.KILLED: "bold white on red",
     AgentState.UNKNOWN: "dim",
 }
-
-
-def usd(value: Decimal | None, places: int = 2) -> str:
-    """Dollars rounded half away from zero, as Postgres' round(numeric, 2) does."""
-    if value is None:
-        return UNKNOWN
-    quantum = Decimal(1).scaleb(-places)
-    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
-    sign = "-" if rounded < 0 else ""
-    return f"{sign}${abs(rounded):,.{places}f}"
 
 
 def percent(value: float | None, places: int = 1) -> str:

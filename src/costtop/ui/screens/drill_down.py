@@ -20,11 +20,12 @@ from textual.widgets import Footer, Static
 
 from costtop.engine.snapshot import Snapshot
 from costtop.engine.traces import NestedStep, mark
+from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.records import CallRecord
 from costtop.sources.traces import ModelShare, TraceSummary
 from costtop.text import clean
-from costtop.ui.format import UNKNOWN, millis, usd
+from costtop.ui.format import millis
 from costtop.ui.widgets.row_table import Column, RowTable
 
 TRACES_SINCE = timedelta(hours=1)

@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
+from costtop.money import UNKNOWN, usd
 from costtop.text import clean
-from costtop.ui.format import UNKNOWN, budget_bar, level_text, millis, runs_out, sparkline, state_text, usd
+from costtop.ui.format import budget_bar, level_text, millis, runs_out, sparkline, state_text
 from costtop.ui.widgets.row_table import Column, RowTable
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).

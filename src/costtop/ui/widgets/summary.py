@@ -7,7 +7,8 @@ from decimal import Decimal
 from rich.text import Text
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
-from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out, usd
+from costtop.money import usd
+from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out
 from costtop.ui.widgets.line_diff import TextLines
 
 # A source whose last good read is older than this is shown stale even if no read has failed yet.

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentState, Health, ModelRow, ProviderRow, Snapshot
+from costtop.money import UNKNOWN, usd
 from costtop.text import clean
-from costtop.ui.format import UNKNOWN, millis, percent, state_text, usd
+from costtop.ui.format import millis, percent, state_text
 from costtop.ui.widgets.row_table import Column, R, RowTable
 
 NO_NAME = "\x00none"  # the row of calls without a provider / model: Postgres text cannot hold NUL

@@ -1,0 +1,24 @@
+"""Money and fractions as the screen and SQL agree on them, shared by the engine and the widgets."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal
+from functools import cache
+
+UNKNOWN = "?"
+
+
+def usd(value: Decimal | None, places: int = 2) -> str:
+    """Dollars rounded half away from zero, as Postgres' round(numeric, 2) does; unknown as "?"."""
+    if value is None:
+        return UNKNOWN
+    quantum = Decimal(1).scaleb(-places)
+    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}${abs(rounded):,.{places}f}"
+
+
+@cache
+def exact(fraction: float) -> Decimal:
+    """0.8 as the Decimal 0.8, not 0.8000000000000000444: "exactly 80 %" must be a warning."""
+    return Decimal(str(fraction))
