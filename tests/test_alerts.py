@@ -23,8 +23,8 @@ def call(agent: str, seconds_ago: float, cost: str = "0.01", status: str = "succ
 
 
 def alerts_for(rows: list[CallRecord], budgets: dict[str, Decimal] | None = None, day: Decimal | None = None,
-               counters: GatewayCounters | None = None) -> dict[str, Alert]:
-    engine = Engine(columns=ALL)
+               counters: GatewayCounters | None = None, thresholds: Thresholds | None = None) -> dict[str, Alert]:
+    engine = Engine(thresholds, columns=ALL)
     engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
     engine.ingest(rows)
     engine.counters = counters
@@ -127,30 +127,41 @@ def test_thresholds_are_configurable() -> None:
     assert evaluate((), (), snap.header, None, Thresholds()) == []
 
 
-def trace_call(agent: str, seconds_ago: float, trace: str, tool: str = "search", tokens: int = 1000) -> CallRecord:
-    return CallRecord(next(_keys), NOW - timedelta(seconds=seconds_ago), agent, tool, 100, "p", "m", tokens, 10,
+def trace_call(agent: str, seconds_ago: float, trace: str, tool: str = "search", tokens: int | None = None,
+               model: str | None = None) -> CallRecord:
+    """A tool row (no model) by default; with a model it is the model call itself."""
+    return CallRecord(next(_keys), NOW - timedelta(seconds=seconds_ago), agent, tool, 100, "p", model, tokens, 10,
                       None, Decimal("0.01"), "success", trace)
 
 
-def test_a_stuck_loop_in_a_live_trace_is_critical_from_the_sixth_call() -> None:
+def test_a_stuck_loop_in_a_live_trace_is_a_warning_from_the_sixth_tool_call() -> None:
     five = [trace_call("a", 50 - i, "t1") for i in range(5)]
     assert "loop:t1" not in alerts_for(five)
     got = alerts_for([*five, trace_call("a", 40, "t1")])
-    assert got["loop:t1"].severity is Severity.CRITICAL and got["loop:t1"].subject == "a"
+    assert got["loop:t1"].severity is Severity.WARNING and got["loop:t1"].subject == "a"
     assert got["loop:t1"].figure == "trace t1: search called 6 times"
     # Six calls spread over six traces are no loop.
     assert not any(k.startswith("loop") for k in alerts_for([trace_call("a", 10, f"t{i}") for i in range(6)]))
+    # Nor are ten model calls in one trace: an agent thinking in steps is not a tool in a loop.
+    thinking = [trace_call("a", 30 - i, "t-llm", tool="llm", tokens=1000, model="m") for i in range(10)]
+    assert not any(k.startswith("loop") for k in alerts_for(thinking))
 
 
-def test_a_context_explosion_in_a_live_trace_is_a_warning() -> None:
+def test_a_context_explosion_in_a_live_trace_is_above_100k_and_growing() -> None:
     def steps(trace: str, *tokens: int) -> list[CallRecord]:
-        return [trace_call("b", 30 - i, trace, tool=f"tool{i}", tokens=t) for i, t in enumerate(tokens)]
+        return [trace_call("b", 30 - i, trace, tool="llm", tokens=t, model="m") for i, t in enumerate(tokens)]
 
-    assert "context:g2" not in alerts_for(steps("g2", 1000, 1300, 1700))  # grew twice
-    got = alerts_for(steps("g3", 1000, 1300, 1700, 2300))
-    assert got["context:g3"].severity is Severity.WARNING and "3 steps running (now 2,300)" in got["context:g3"].figure
-    assert "context:big" in alerts_for(steps("big", 100_001))
-    assert "context:edge" not in alerts_for(steps("edge", 100_000))
+    # Growing fast below 100K is marked in the trace view but is no alarm: healthy agents do it.
+    assert "context:small" not in alerts_for(steps("small", 1000, 1300, 1700, 2300, 3000))
+    got = alerts_for(steps("g", 90_000, 100_001, 100_002))
+    assert got["context:g"].severity is Severity.WARNING and got["context:g"].subject == "b"
+    assert got["context:g"].figure == "trace g: input tokens 90,000 → 100,001, above 100,000"
+    assert "context:edge" not in alerts_for(steps("edge", 90_000, 100_000))  # at the limit, not above
+    assert "context:flat" not in alerts_for(steps("flat", 150_000, 150_000, 120_000))  # big but not growing
+    assert "context:one" not in alerts_for(steps("one", 150_000))  # one big step: nothing to grow from
+    # The limit is a setting.
+    low = Thresholds(context_tokens=10_000)
+    assert "context:s" in alerts_for(steps("s", 9_000, 10_001), thresholds=low)
 
 
 def test_a_trace_quiet_for_five_minutes_no_longer_alerts() -> None:

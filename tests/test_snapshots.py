@@ -111,7 +111,7 @@ def test_trace_view_marks_the_runaway_patterns(snap_compare) -> None:
         await wait_for_data(pilot)
         await pilot.press("enter")
         await pilot.pause(0.3)
-        await pilot.press("enter")
+        await pilot.press("down", "down", "enter")  # the oldest trace is the runaway one
         await pilot.pause(0.3)
 
     assert snap_compare(make_app(), terminal_size=(120, 30), run_before=drill)
@@ -129,11 +129,17 @@ async def test_drill_down_and_back() -> None:
         assert isinstance(app.screen, AgentScreen) and app.screen.agent_id == "research-bot"
         traces = app.screen.query_one(TraceList)
         assert [t.trace_id for t in traces.traces] == ["research-bot-t2", "research-bot-t1", "research-bot-t0"]
+        assert [t.steps for t in traces.traces] == [9, 7, 18]
         await pilot.press("down", "enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "research-bot-t1"
         steps = app.screen.query_one(StepList).steps
-        assert len(steps) == 8 and sum("loop" in s.marks for s in steps) == 7
+        assert len(steps) == 7 and not any(s.marks for s in steps)  # a healthy trace
+        await pilot.press("escape", "down", "down", "enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "research-bot-t0"
+        steps = app.screen.query_one(StepList).steps
+        assert len(steps) == 18 and sum("loop" in s.marks for s in steps) == 7
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, AgentScreen)

@@ -22,15 +22,21 @@ from costtop.sources.traces import (
 
 
 def calls_of_a_loop(now: datetime) -> list[Call]:
-    """A planner step, then the same search tool 7 times with a growing context, the last 3 failing."""
+    """A planner step; then 7 rounds of a model call with a context growing 50 % a round, each asking
+    for the same search tool; then 3 model calls that fail."""
+    at = iter(now - timedelta(seconds=30 - i) for i in range(30))
     calls = [Call("looper", "plan", 200, model="gpt-5", tokens_in=1000, tokens_out=50, cost_usd=Decimal("0.01"),
-                  trace_id="t-loop", span_id="root", created_at=now - timedelta(seconds=30))]
+                  trace_id="t-loop", span_id="root", created_at=next(at))]
     tokens = 1000
     for i in range(7):
         tokens = int(tokens * 1.5)
-        calls.append(Call("looper", "search", 300, model="gpt-5", tokens_in=tokens, tokens_out=20,
-                          cost_usd=Decimal("0.02"), status="error" if i >= 4 else "success", trace_id="t-loop",
-                          span_id=f"s{i}", parent_span_id="root", created_at=now - timedelta(seconds=29 - i)))
+        calls.append(Call("looper", "llm", 300, model="gpt-5", tokens_in=tokens, tokens_out=20,
+                          cost_usd=Decimal("0.02"), trace_id="t-loop", span_id=f"l{i}", parent_span_id="root",
+                          created_at=next(at)))
+        calls.append(Call("looper", "search", 200, cost_usd=Decimal("0.005"), trace_id="t-loop", span_id=f"s{i}",
+                          parent_span_id=f"l{i}", created_at=next(at)))
+    calls += [Call("looper", "llm", 50, model="gpt-5", status="error", trace_id="t-loop", span_id=f"e{i}",
+                   parent_span_id="root", created_at=next(at)) for i in range(3)]
     return calls
 
 
@@ -46,20 +52,24 @@ async def test_traces_of_an_agent_and_the_steps_of_one_with_their_marks(pg, redi
         traces = await agent_traces(reader, "looper", now - timedelta(hours=1))
         assert [t.trace_id for t in traces] == ["t-loop"]  # the 3-hour-old trace and other agents' are not read
         t = traces[0]
-        assert (t.steps, t.errors, t.cost) == (8, 3, Decimal("0.15"))
-        assert t.duration_seconds == 7.0
+        assert (t.steps, t.errors, t.cost) == (18, 3, Decimal("0.185"))
+        assert t.duration_seconds == 17.0
         steps = await trace_steps(reader, "t-loop")
         nested = mark(steps)
-        assert [(n.step.tool_name, n.depth) for n in nested][:2] == [("plan", 0), ("search", 1)]
+        assert [(n.step.tool_name, n.depth) for n in nested][:3] == [("plan", 0), ("llm", 1), ("search", 2)]
         searches = [n for n in nested if n.step.tool_name == "search"]
-        assert all("loop" in n.marks and "context" in n.marks for n in searches)
-        assert ["errors" in n.marks for n in searches] == [False] * 4 + [True] * 3
+        assert len(searches) == 7 and all(n.marks == {"loop"} for n in searches)
+        grown = [n for n in nested if n.step.tool_name == "llm" and n.step.tokens_in]
+        assert len(grown) == 7 and all(n.marks == {"context"} for n in grown)  # the 7 model calls are no loop
+        assert [n.marks for n in nested if n.step.status == "error"] == [{"errors"}] * 3
+        assert not nested[0].marks  # the plan step starts the growth but is not part of it
         assert await trace_steps(reader, "no-such-trace") == []
         # Its model mix over the hour, and its latest calls, newest first.
         mix = await agent_models(reader, "looper", now - timedelta(hours=1))
-        assert [(m.model, m.calls, m.cost) for m in mix] == [("gpt-5", 8, Decimal("0.15"))]
+        assert [(m.model, m.calls, m.cost) for m in mix] == [("gpt-5", 11, Decimal("0.15")),
+                                                             (None, 7, Decimal("0.035"))]
         latest = await agent_calls(reader, "looper", limit=3)
-        assert [c.tool_name for c in latest] == ["search"] * 3
+        assert [(c.tool_name, c.status) for c in latest] == [("llm", "error")] * 3
         assert latest[0].created_at > latest[1].created_at > latest[2].created_at
     finally:
         await reader.close()

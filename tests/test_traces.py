@@ -12,7 +12,9 @@ T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
 def step(i: int, tool: str = "llm", span: str | None = None, parent: str | None = None, tokens: int | None = 100,
          status: str = "success") -> Step:
-    return Step(T0 + timedelta(seconds=i), tool, span, parent, "m", tokens, 10, Decimal("0.01"), 100, status)
+    """`llm` is a model call (it has a model); any other name is an agent tool."""
+    model = "m" if tool == "llm" else None
+    return Step(T0 + timedelta(seconds=i), tool, span, parent, model, tokens, 10, Decimal("0.01"), 100, status)
 
 
 def test_steps_nest_by_parent_span_in_time_order() -> None:
@@ -34,6 +36,9 @@ def test_a_tool_called_more_than_five_times_is_a_loop() -> None:
     six = [step(i, "search") for i in range(6)] + [step(9, "llm")]
     marked = {(s.step.tool_name, "loop" in s.marks) for s in mark(six)}
     assert marked == {("search", True), ("llm", False)}
+    # Model calls are not tools: ten of them in one trace are no loop. The limit is an argument.
+    assert not any("loop" in s.marks for s in mark([step(i, "llm") for i in range(10)]))
+    assert all("loop" in s.marks for s in mark([step(i, "search") for i in range(3)], loop_calls=2))
 
 
 def test_context_explosion_three_growths_of_more_than_20_percent_or_100k() -> None:
@@ -58,6 +63,6 @@ def test_three_failures_in_a_row_are_a_streak() -> None:
 
 
 def test_a_10000_step_chain_nests_without_recursion() -> None:
-    steps = [step(i, "llm", f"s{i}", f"s{i - 1}" if i else None, tokens=1000 + i) for i in range(10_000)]
+    steps = [step(i, "search", f"s{i}", f"s{i - 1}" if i else None, tokens=1000 + i) for i in range(10_000)]
     nested = mark(steps)  # a recursive walk would overflow Python's stack here
     assert len(nested) == 10_000 and nested[-1].depth == 9_999 and "loop" in nested[0].marks

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from costtop.engine.traces import CONTEXT_LIMIT, LOOP_CALLS
+
 
 class ConfigError(ValueError):
     """Bad configuration; the message is one line for the user."""
@@ -70,6 +72,9 @@ class Thresholds(BaseModel):
     error_rate_5m: float = 0.10
     erroring_agents: int = 3
     slow_p95_ms: int = 10_000
+    # Runaway traces (seed): one agent tool called more than 5 times in a trace; input tokens above 100K.
+    loop_calls: int = LOOP_CALLS
+    context_tokens: int = CONTEXT_LIMIT
 
 
 class Settings(BaseModel):

@@ -133,10 +133,15 @@ class StaticFeed:
         return []
 
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
-        start = self.now - timedelta(minutes=3)
-        return [TraceSummary(f"{agent}-t{i}", start + timedelta(seconds=40 * i), start + timedelta(seconds=40 * i + 12),
-                             8 + i, 12_000 * (i + 1), 900, Decimal("0.42") * (i + 1), 3 if i == 0 else 0)
-                for i in range(3)][::-1]
+        """Three traces, newest first, each summed from the steps trace_steps returns for it."""
+        summaries = []
+        for i in (2, 1, 0):
+            steps = self._steps(i)
+            summaries.append(TraceSummary(
+                f"{agent}-t{i}", steps[0].created_at, steps[-1].created_at, len(steps),
+                sum(s.tokens_in or 0 for s in steps), sum(s.tokens_out or 0 for s in steps),
+                sum((s.cost_usd or Decimal(0) for s in steps), Decimal(0)), sum(s.status != "success" for s in steps)))
+        return summaries
 
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]:
         model = ROUTES.get(agent, ("openai", "gpt-5"))[1]
@@ -144,20 +149,40 @@ class StaticFeed:
 
     async def agent_calls(self, agent: str) -> list[CallRecord]:
         provider, model = ROUTES.get(agent, ("openai", "gpt-5"))
-        return [CallRecord(i, self.now - timedelta(seconds=3 * i + 1), agent, "llm" if i % 3 else "search",
-                           800 + 10 * i, provider, model, 2000 + 100 * i, 300, 800, Decimal("0.1450"),
-                           "error" if i == 4 else "success", f"{agent}-t2") for i in range(8)]
+
+        def call(i: int) -> CallRecord:
+            if i % 3 == 0:  # a tool: no model, no tokens
+                return CallRecord(i, self.now - timedelta(seconds=3 * i + 1), agent, "search", 300 + 10 * i,
+                                  None, None, None, None, None, Decimal("0.005"), "success", f"{agent}-t2")
+            return CallRecord(i, self.now - timedelta(seconds=3 * i + 1), agent, "llm", 800 + 10 * i, provider,
+                              model, 2000 + 100 * i, 300, 800, Decimal("0.1450"), "error" if i == 4 else "success",
+                              f"{agent}-t2")
+
+        return [call(i) for i in range(8)]
 
     async def trace_steps(self, trace_id: str) -> list[Step]:
-        """A planner, then one search tool seven times with a growing context, the last three failing."""
-        start = self.now - timedelta(minutes=3)
-        steps = [Step(start, "plan", "root", None, "claude-sonnet-4", 1000, 80, Decimal("0.0042"), 900, "success")]
+        number = trace_id.rpartition("-t")[2]
+        return self._steps(int(number) if number.isdigit() else 0)
+
+    def _steps(self, number: int) -> list[Step]:
+        """Trace 0 (the oldest) is the runaway: a planner; then seven rounds of a model call, its context
+        growing half again each round, asking for the same search tool; then three failed model calls.
+        The others are healthy: a planner and a few model calls, each with one lookup."""
+        start = self.now - timedelta(minutes=3) + timedelta(seconds=40 * number)
+        at = iter(start + timedelta(seconds=i) for i in range(30))
+        steps = [Step(next(at), "plan", "root", None, "claude-sonnet-4", 1000, 80, Decimal("0.0042"), 900, "success")]
         tokens = 1000
-        for i in range(7):
-            tokens = tokens * 3 // 2
-            steps.append(Step(start + timedelta(seconds=i + 1), "search", f"s{i}", "root", "claude-sonnet-4", tokens,
-                              40, Decimal(tokens) * Decimal("0.000003"), 600 + 50 * i,
-                              "error" if i >= 4 else "success"))
+        rounds = 7 if number == 0 else 2 + number
+        for i in range(rounds):
+            tokens = tokens * 3 // 2 if number == 0 else tokens + 150
+            steps.append(Step(next(at), "llm", f"l{i}", "root", "claude-sonnet-4", tokens, 40,
+                              Decimal(tokens) * Decimal("0.000003"), 600 + 50 * i, "success"))
+            tool = "search" if number == 0 else ("search", "fetch")[i % 2]
+            steps.append(Step(next(at), tool, f"s{i}", f"l{i}", None, None, None, Decimal("0.005"), 300 + 20 * i,
+                              "success"))
+        if number == 0:
+            steps += [Step(next(at), "llm", f"e{i}", "root", "claude-sonnet-4", None, None, None, 30_000, "timeout")
+                      for i in range(3)]
         return steps
 
     async def write(self, change: SwitchChange) -> WriteResult:

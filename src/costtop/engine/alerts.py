@@ -47,7 +47,7 @@ def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], heade
     alerts: list[Alert] = []
     for kind, trace, agent, figure in patterns:
         if kind == "loop":
-            alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.CRITICAL, agent, figure))
+            alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.WARNING, agent, figure))
         else:
             alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure))
     erroring: list[str] = []

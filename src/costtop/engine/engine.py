@@ -149,7 +149,7 @@ class Engine:
         self._agents: tuple[AgentRow, ...] = ()
         self.sort = SortKey.BURN
         self.alerts = AlertBook()
-        self.live_traces = LiveTraces()
+        self.live_traces = LiveTraces(self.thresholds.loop_calls, self.thresholds.context_tokens)
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
         self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})

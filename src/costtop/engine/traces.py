@@ -1,7 +1,9 @@
 """One trace's steps: nested by parent span, and marked where they show the seeds' runaway patterns.
 
 Pure functions over the steps a reader returned; nothing here touches a database.
-- a stuck loop: the same tool called more than 5 times in the trace;
+- a stuck loop: the same tool called more than 5 times in the trace. Only agent tools count: a row with
+  a model is the model call itself (contract: `tool_name` is then e.g. `llm`), and an agent answering
+  in six model calls is working, not looping;
 - a context explosion: input tokens growing more than 20 % step after step three times running, or
   passing 100K;
 - an error streak: three or more failed steps in a row.
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-LOOP_CALLS = 5  # more than this many calls of one tool in a trace
+LOOP_CALLS = 5  # more than this many calls of one agent tool in a trace
 GROWTH = Decimal("1.2")  # +20 % ...
 GROWTH_RUN = 3  # ... three times running
 CONTEXT_LIMIT = 100_000  # input tokens
@@ -67,21 +69,26 @@ def nest(steps: list[Step]) -> list[tuple[Step, int]]:
     return out
 
 
-def mark(steps: list[Step]) -> list[NestedStep]:
+def is_tool(model: str | None) -> bool:
+    """An agent tool rather than a model call: the rows a stuck loop is counted in."""
+    return model is None
+
+
+def mark(steps: list[Step], loop_calls: int = LOOP_CALLS, context_tokens: int = CONTEXT_LIMIT) -> list[NestedStep]:
     """The nested steps, each with the runaway patterns it belongs to."""
     ordered = sorted(steps, key=lambda s: s.created_at)
     marks: dict[int, set[str]] = {id(s): set() for s in ordered}
-    for tool, count in Counter(s.tool_name for s in ordered).items():
-        if count > LOOP_CALLS:
+    for tool, count in Counter(s.tool_name for s in ordered if is_tool(s.model)).items():
+        if count > loop_calls:
             for s in ordered:
-                if s.tool_name == tool:
+                if s.tool_name == tool and is_tool(s.model):
                     marks[id(s)].add("loop")
     run: list[Step] = []  # steps with known input tokens, each more than 20 % above the one before
     previous: Step | None = None
     for s in ordered:
         if s.tokens_in is None:
             continue
-        if s.tokens_in > CONTEXT_LIMIT:
+        if s.tokens_in > context_tokens:
             marks[id(s)].add("context")
         if previous is not None and previous.tokens_in and s.tokens_in > previous.tokens_in * GROWTH:
             run.append(s)

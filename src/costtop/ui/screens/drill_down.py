@@ -85,7 +85,7 @@ class StepList(RowTable[NestedStep]):
         return [Text("  " * min(n.depth, 12) + clean(s.tool_name, 40)), Text(clean(s.model or "–", 30)),
                 Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
                 Text(UNKNOWN if s.tokens_out is None else f"{s.tokens_out:,}", justify="right"),
-                Text(usd(s.cost_usd), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
+                Text(usd(s.cost_usd, 4), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
 
 
 def model_mix(models: Sequence[ModelShare]) -> Text:
@@ -108,7 +108,7 @@ def recent_calls(calls: Sequence[CallRecord]) -> Text:
     for c in calls[:8]:
         line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
         line.append(f"{clean(c.tool_name, 20):<12} {clean(c.model or '–', 24):<20} ")
-        line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd):>9} "
+        line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd, 4):>9} "
                     f"{millis(c.latency_ms):>8} ")
         line.append(clean(c.status or "?", 12), style="bold red" if c.status in ("error", "timeout") else "green")
         lines.append(line)
@@ -209,7 +209,8 @@ class TraceScreen(Screen[None]):
         except SourceError as exc:
             status.update(Text(f"Steps could not be read: {exc}", style="bold red"))
             return
-        nested = mark(steps)
+        th = app.settings.thresholds  # type: ignore[attr-defined]
+        nested = mark(steps, th.loop_calls, th.context_tokens)
         table = self.query_one(StepList)
         table.steps = tuple(nested)
         counts = {name: sum(1 for n in nested if name in n.marks) for name in ("loop", "context", "errors")}
