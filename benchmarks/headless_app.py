@@ -134,6 +134,9 @@ class TimedFeed:
         self.log("baseline", t0=t0, t1=time.time(), rows=len(rows), high=str(getattr(watermark, "high", None)))
         return baseline
 
+    async def spend_history(self, day: str) -> object:
+        return await self.inner.spend_history(day)
+
     async def baseline_days(self) -> object:
         t0 = time.time()
         part = await self.inner.baseline_days()

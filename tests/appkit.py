@@ -25,7 +25,7 @@ async def wait_for_data(pilot: Pilot[None]) -> None:
     assert isinstance(app, CosttopApp)
     await wait_until(pilot, lambda: app.snapshot is not None and app.redis_state is not None
                      and app.engine.day != "" and not app.engine.day_pending and bool(app.snapshot.agents)
-                     and app.engine.counters is not None)
+                     and app.engine.counters is not None and app.engine.history_day == app.engine.day)
     app.render_snapshot()
     await pilot.pause()
 
@@ -39,3 +39,9 @@ async def select_agent(pilot: Pilot[None], agent: str) -> None:
             return
         await pilot.press("down")
     raise AssertionError(f"agent {agent} not in the table")
+
+
+def screen_text(app: CosttopApp) -> str:
+    """What the terminal shows now, as plain text."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+

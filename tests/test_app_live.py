@@ -9,7 +9,7 @@ from decimal import Decimal
 import asyncpg
 from redis.asyncio import Redis
 
-from appkit import select_agent, wait_for_data, wait_until
+from appkit import screen_text, select_agent, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.demo.servers import free_port
 from costtop.engine.snapshot import AgentState
@@ -157,10 +157,6 @@ async def test_window_is_live_before_the_day_totals_arrive(pg, redis, db_url, re
         await wait_until(pilot, lambda: app.snapshot is not None and not app.snapshot.header.totals_pending)
         assert app.snapshot.header.spend_today == await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls")
         await wait_until(pilot, lambda: "Reading today's rows" not in screen_text(app))
-
-
-def screen_text(app: CosttopApp) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 async def test_selection_stays_on_its_agent_when_the_order_changes(pg, redis, db_url, redis_url) -> None:

@@ -15,6 +15,7 @@ from costtop.demo.servers import free_port
 from costtop.engine.engine import Engine
 from costtop.gateway import Call, Gateway
 from costtop.sources.errors import SourceError, TableMissing
+from costtop.sources.history import daily_spend, daily_spend_sql
 from costtop.sources.postgres import RAW_SECONDS, PostgresReader
 from costtop.sources.records import RedisState
 from costtop.sources.schema import init_db
@@ -86,6 +87,8 @@ def spread_rows(rng: random.Random, now: datetime) -> list[Row]:
     times += [at(now_s - 299), at(now_s - 300), at(now_s - 299) - timedelta(microseconds=1)]
     minute0 = (now_s // 60 - 59) * 60
     times += [at(minute0), at(minute0) - timedelta(microseconds=1)]
+    hour0 = (now_s // 3600 - 1) * 3600  # the hour before this one: the hour anomaly's
+    times += [at(hour0), at(hour0) - timedelta(microseconds=1)]
     times += [day_start, day_start - timedelta(microseconds=1), month_start, month_start - timedelta(microseconds=1)]
     times += [now - timedelta(seconds=1)]  # the newest row
     return [make_row(rng, t) for t in times if t <= now]
@@ -137,7 +140,13 @@ async def sql_expected(pool: asyncpg.Pool, now: datetime) -> dict[str, object]:
         "sum(cost_usd) AS cost "
         "FROM tool_calls WHERE created_at <= $1 AND created_at >= date_trunc('hour', $1::timestamptz, 'UTC') "
         "- interval '23 hours' GROUP BY 1", now)
+    agent_hours = await pool.fetch(
+        "SELECT agent_id, floor(extract(epoch FROM created_at) / 3600)::bigint - "
+        "floor(extract(epoch FROM $1::timestamptz) / 3600)::bigint AS back, sum(cost_usd) AS cost "
+        "FROM tool_calls WHERE created_at <= $1 AND created_at >= date_trunc('hour', $1::timestamptz, 'UTC') "
+        "- interval '1 hour' GROUP BY 1, 2", now)
     return {"head": head, "agents": {r["agent_id"]: r for r in agents},
+            "agent_hours": {(r["agent_id"], r["back"]): r["cost"] for r in agent_hours if r["cost"] is not None},
             "minutes": {r["minute"]: r["cost"] or 0 for r in minutes},
             "hours": {r["hour"]: r["cost"] or 0 for r in hours},
             "providers": {r["provider"]: r for r in providers}, "models": {r["model"]: r for r in models}}
@@ -166,6 +175,10 @@ async def assert_matches_sql(pool: asyncpg.Pool, engine: Engine, now: datetime) 
     now_minute, now_hour = int(now.timestamp()) // 60, int(now.timestamp()) // 3600
     assert snap.header.per_minute == tuple(want["minutes"].get(m, 0) for m in range(now_minute - 59, now_minute + 1))
     assert snap.header.per_hour == tuple(want["hours"].get(h, 0) for h in range(now_hour - 23, now_hour + 1))
+    # Each agent's spend this clock hour and the one before (the hour anomaly's figures).
+    before, this_hour = engine.agent_hours.slots(now_hour)
+    got_hours = {(a, -1): c for a, c in before.items()} | {(a, 0): c for a, c in this_hour.items()}
+    assert got_hours == want["agent_hours"]
     providers = want["providers"]
     assert {p.provider for p in snap.providers} == set(providers)
     for p in snap.providers:
@@ -477,3 +490,39 @@ async def test_bad_password_message_has_no_password(servers) -> None:
     message = str(info.value)
     assert "s3cret" not in message and "\n" not in message
     assert "no_such_db" in message
+
+
+async def test_the_weeks_daily_spend_equals_sql_in_utc_days(pg, db_url) -> None:
+    """The day anomaly's history: spend per agent and UTC day over the 7 days before today, on a
+    database whose sessions run in India time, through an index."""
+    await pg.execute(f"ALTER DATABASE {await pg.fetchval('SELECT quote_ident(current_database())')} "
+                     "SET timezone TO 'Asia/Kolkata'")
+    rng = random.Random(11)
+    now = utc_now()
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=7)
+    tick = timedelta(microseconds=1)
+    times = [today - timedelta(seconds=rng.uniform(1, 9 * 86_400)) for _ in range(400)]
+    times += [first, first - tick, today, today - tick, now - timedelta(seconds=1)]
+    rows = [make_row(rng, t) for t in times]
+    rows.append(Row(today - timedelta(days=2), "flat-only", 100, None, "success"))  # a day of $0, not a missing day
+    await insert(pg, rows)
+    reader = PostgresReader(settings(db_url))
+    try:
+        history = await daily_spend(reader, today.strftime("%Y-%m-%d"))
+        want = await pg.fetch(
+            "SELECT agent_id, floor(extract(epoch FROM created_at - $1::timestamptz) / 86400)::int AS day, "
+            "coalesce(sum(cost_usd), 0) AS cost FROM tool_calls WHERE created_at >= $1 AND created_at < $2 "
+            "GROUP BY 1, 2", first, today)
+        assert (history.day, history.days) == (today.strftime("%Y-%m-%d"), 7)
+        assert sorted(history.sums) == sorted((r["agent_id"], r["day"], r["cost"]) for r in want)
+        assert ("flat-only", 5, Decimal(0)) in history.sums
+        assert {d for _, d, _ in history.sums} == set(range(7))
+        # The planner can answer it from the created_at index: no whole-table scan needed.
+        async with reader.pool.acquire() as conn:
+            await conn.execute("SET enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {daily_spend_sql(reader)}", first, today))
+        assert "Index" in plan and "Seq Scan" not in plan, plan
+    finally:
+        await reader.close()
+

@@ -75,6 +75,13 @@ class Thresholds(BaseModel):
     # Runaway traces (seed): one agent tool called more than 5 times in a trace; input tokens above 100K.
     loop_calls: int = LOOP_CALLS
     context_tokens: int = CONTEXT_LIMIT
+    # Anomalies (seed): an agent's spend today above its trailing 7-day mean plus 2 standard deviations;
+    # this clock hour above 3 times the one before. costtop's own guards against crying wolf: at least
+    # 3 days of history, and at least $1 spent before anything is unusual.
+    anomaly_sigmas: Decimal = Decimal("2")
+    anomaly_hour_factor: Decimal = Decimal("3")
+    anomaly_min_days: int = 3
+    anomaly_min_usd: Decimal = Decimal("1")
 
 
 class Settings(BaseModel):

@@ -19,6 +19,7 @@ from costtop.sources.records import (
     MinuteAggregate,
     ProviderSecond,
     RedisState,
+    SpendHistory,
     SwitchKind,
     SwitchRecord,
     Unparsed,
@@ -126,8 +127,23 @@ class StaticFeed:
                         for (agent, minute), (calls, errors, cost) in sorted(per_minute.items()))
         hour_now = int(self.now.timestamp()) // 3600
         hours = tuple((hour_now - h, Decimal(60 + (23 - h) * 7)) for h in range(24))
+        # Each agent's last two hours: a tenth of its day in each, but research-bot spent most of its
+        # day in this hour, five times the hour before: the hour anomaly flags it.
+        agent_hours = {(name, hour_now - back): spend / 10 for name, spend in DAY_SPEND.items() for back in (0, 1)}
+        agent_hours[("research-bot", hour_now)] = Decimal("31.20")
+        agent_hours[("research-bot", hour_now - 1)] = Decimal("6.10")
         return Baseline(day=day, days=days, month_before_today=Decimal("1523.37"), month=day[:7],
-                        minutes=minutes, window=window, usage=usage_rows, providers=providers, hours=hours)
+                        minutes=minutes, window=window, usage=usage_rows, providers=providers, hours=hours,
+                        agent_hours=tuple((a, h, cost) for (a, h), cost in agent_hours.items()))
+
+    async def spend_history(self, day: str) -> SpendHistory:
+        """A week of days near today's spend for every agent, but research-bot's usual day is a third
+        of today's: the day anomaly flags it."""
+        shape = (Decimal("0.9"), Decimal("1.1"), Decimal("1.0"), Decimal("1.2"), Decimal("0.8"), Decimal("1.0"),
+                 Decimal("1.05"))
+        sums = tuple((name, d, (spend / 3 if name == "research-bot" else spend) * f)
+                     for name, spend in DAY_SPEND.items() for d, f in enumerate(shape))
+        return SpendHistory(day, len(shape), sums)
 
     async def new_rows(self) -> list[CallRecord]:
         return []

@@ -10,10 +10,11 @@ from decimal import Decimal
 
 from costtop.config import Thresholds
 from costtop.engine.alerts import AlertBook, evaluate
+from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
 from costtop.engine.budgets import budget_view, projected
 from costtop.engine.live_traces import LiveTraces
 from costtop.engine.reconcile import reconcile
-from costtop.engine.series import AgentTrends, CostSeries
+from costtop.engine.series import AgentSeries, CostSeries
 from costtop.engine.snapshot import (
     AgentRow,
     AgentState,
@@ -37,6 +38,7 @@ from costtop.sources.records import (
     MinuteAggregate,
     RedisState,
     SourceStatus,
+    SpendHistory,
     SwitchKind,
     SwitchRecord,
     UsageAggregate,
@@ -136,7 +138,11 @@ class Engine:
         self.hour = MinuteCounts(HOUR_MINUTES)
         self.per_minute = CostSeries(60, HOUR_MINUTES)  # the chart's last hour
         self.per_hour = CostSeries(3600, 24)  # the chart's last day
-        self.trends = AgentTrends(TREND_MINUTES)
+        self.trends = AgentSeries(TREND_MINUTES)
+        self.agent_hours = AgentSeries(2)  # this clock hour and the one before, per agent
+        self.history_day: str | None = None  # the day the norms below were computed for
+        self.day_norms: dict[str, DayNorm] = {}
+        self.history_error: str | None = None  # the last failure to read that week, until a read works
         self.models: dict[str | None, UsageTotals] = {}
         self.providers: dict[str | None, UsageTotals] = {}
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
@@ -171,7 +177,8 @@ class Engine:
         self.hour = MinuteCounts(HOUR_MINUTES)
         self.per_minute = CostSeries(60, HOUR_MINUTES)
         self.per_hour = CostSeries(3600, 24)
-        self.trends = AgentTrends(TREND_MINUTES)
+        self.trends = AgentSeries(TREND_MINUTES)
+        self.agent_hours = AgentSeries(2)
         self._rows_valid = False
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
@@ -180,7 +187,7 @@ class Engine:
         for agg in baseline.days:
             self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
                           agg.cached_tokens)
-        self._add_minutes(baseline.minutes, baseline.hours)
+        self._add_minutes(baseline.minutes, baseline.hours, baseline.agent_hours)
         self._add_usage(baseline.usage)
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
@@ -195,7 +202,7 @@ class Engine:
             return
         self.day_pending = False
         self._rows_valid = False
-        self._add_minutes(part.minutes, part.hours)
+        self._add_minutes(part.minutes, part.hours, part.agent_hours)
         if part.day == self.day:
             self._add_usage(part.usage)
             for agg in part.days:
@@ -207,13 +214,22 @@ class Engine:
             self.month_before_today += part.month_before_today + sum(
                 (agg.cost for agg in part.days if agg.cost is not None), Decimal(0))
 
-    def _add_minutes(self, minutes: Iterable[MinuteAggregate], hours: Iterable[tuple[int, Decimal]]) -> None:
+    def _add_minutes(self, minutes: Iterable[MinuteAggregate], hours: Iterable[tuple[int, Decimal]],
+                     agent_hours: Iterable[tuple[str, int, Decimal]]) -> None:
         for minute in minutes:
             self.hour.add(minute.minute, minute.calls, minute.errors)
             self.per_minute.add(minute.minute, minute.cost)
             self.trends.add(minute.minute, minute.agent_id, minute.cost)
         for hour, cost in hours:
             self.per_hour.add(hour, cost)
+        for agent, hour, cost in agent_hours:
+            self.agent_hours.add(hour, agent, cost)
+
+    def load_history(self, history: SpendHistory) -> None:
+        """The agents' trailing week, read once a day: their usual day is computed here, not per refresh."""
+        self.history_day = history.day
+        self.history_error = None
+        self.day_norms = day_norms(history, self.thresholds)
 
     def _add_usage(self, usage: Iterable[UsageAggregate]) -> None:
         for u in usage:
@@ -280,6 +296,7 @@ class Engine:
                 self.per_minute.add(second // 60, row.cost_usd)
                 self.per_hour.add(second // 3600, row.cost_usd)
                 self.trends.add(second // 60, row.agent_id, row.cost_usd)
+                self.agent_hours.add(second // 3600, row.agent_id, row.cost_usd)
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -291,6 +308,7 @@ class Engine:
         self.window.advance(now_s)
         self.hour.advance(now_s // 60)
         self.trends.advance(now_s // 60)
+        self.agent_hours.advance(now_s // 3600)
         window = self.window.totals
         has_cost = "cost_usd" in self.columns
         known = not self.day_pending  # the day's sums are in
@@ -418,14 +436,21 @@ class Engine:
         providers = self._provider_rows(now_s, switches, switched, known, has_cost)
         reconciliation = self._reconciliation() if known and has_cost else None
         self.live_traces.advance(now_s)
-        alerts, new_critical = self.alerts.update(
-            evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s)), now)
+        active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
+        if known and has_cost:  # no day's sums, no cost column: no history, so nothing is unusual
+            if self.history_day == self.day:
+                spent = {a: self.days[a].cost for a in self.day_norms if a in self.days}
+                active += day_anomalies(self.day_norms, spent, th)
+            before, this_hour = self.agent_hours.slots(now_s // 3600)
+            active += hour_anomalies(before, this_hour, th)
+        alerts, new_critical = self.alerts.update(active, now)
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
             columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
             providers=providers, sort=self.sort, reconciliation=reconciliation,
             models=self._model_rows(switches, switched, known, has_cost),
             alerts=alerts, new_critical=new_critical,
+            anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
         )
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:

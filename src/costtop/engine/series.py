@@ -1,4 +1,4 @@
-"""Spend over time, in buckets: the velocity chart's minutes and hours, each agent's recent minutes.
+"""Spend over time, in buckets: the velocity chart's minutes and hours, each agent's recent ones.
 
 Buckets are whole UTC minutes or hours (epoch seconds // size), filled from the start-up sums and
 then row by row; old buckets are dropped as time moves, so memory stays flat however long it runs.
@@ -33,24 +33,25 @@ class CostSeries:
         return tuple(self.costs.get(b, Decimal(0)) for b in range(first, last + 1))
 
 
-class AgentTrends:
-    """Each agent's spend per minute over the last `minutes` minutes, for the table's trend column."""
+class AgentSeries:
+    """Each agent's spend per bucket over the last `buckets` buckets: minutes for the table's trend
+    column, clock hours for the hour-over-hour anomaly. A bucket is a whole minute or hour number."""
 
-    def __init__(self, minutes: int = 10) -> None:
-        self.minutes = minutes
-        self.by_minute: dict[int, dict[str, Decimal]] = {}
+    def __init__(self, buckets: int = 10) -> None:
+        self.buckets = buckets
+        self.by_bucket: dict[int, dict[str, Decimal]] = {}
 
-    def add(self, minute: int, agent: str, cost: Decimal | None) -> None:
+    def add(self, bucket: int, agent: str, cost: Decimal | None) -> None:
         if cost is None:
             return
-        slot = self.by_minute.setdefault(minute, {})
+        slot = self.by_bucket.setdefault(bucket, {})
         slot[agent] = slot.get(agent, Decimal(0)) + cost
 
-    def advance(self, now_minute: int) -> None:
-        for old in [m for m in self.by_minute if m <= now_minute - self.minutes]:
-            del self.by_minute[old]
+    def advance(self, now_bucket: int) -> None:
+        for old in [b for b in self.by_bucket if b <= now_bucket - self.buckets]:
+            del self.by_bucket[old]
 
-    def slots(self, now_minute: int) -> list[dict[str, Decimal]]:
-        """The last minutes' per-agent sums, oldest first: an agent's trend is its value in each."""
+    def slots(self, now_bucket: int) -> list[dict[str, Decimal]]:
+        """The last buckets' per-agent sums, oldest first: an agent's series is its value in each."""
         empty: dict[str, Decimal] = {}
-        return [self.by_minute.get(m, empty) for m in range(now_minute - self.minutes + 1, now_minute + 1)]
+        return [self.by_bucket.get(b, empty) for b in range(now_bucket - self.buckets + 1, now_bucket + 1)]

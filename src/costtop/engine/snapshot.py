@@ -221,6 +221,7 @@ class Snapshot:
     reconciliation: Reconciliation | None = None  # None: no counters read yet, or the day is still summing
     alerts: tuple[Alert, ...] = ()  # most severe and oldest first
     new_critical: bool = False  # a critical alert tripped at this snapshot (the terminal bell)
+    anomaly_note: str | None = None  # why the day anomaly is not being judged, when that is a failure
 
     def has(self, column: str) -> bool:
         return column in self.columns

@@ -11,8 +11,9 @@ from typing import Protocol
 
 from costtop.config import Settings
 from costtop.engine.traces import Step
+from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
+from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState, SpendHistory
 from costtop.sources.redis_state import RedisReader
 from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps
 from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
@@ -28,6 +29,8 @@ class Feed(Protocol):
     # Called only when baseline() returned `pending=True`: the rest of that baseline.
     async def baseline_days(self) -> DayBaseline: ...
     async def new_rows(self) -> list[CallRecord]: ...
+    # Each agent's spend per day over the week before `day`: read once a day, for the day anomaly.
+    async def spend_history(self, day: str) -> SpendHistory: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
     async def trace_steps(self, trace_id: str) -> list[Step]: ...
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
@@ -62,6 +65,9 @@ class LiveFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return await self.postgres.new_rows()
+
+    async def spend_history(self, day: str) -> SpendHistory:
+        return await daily_spend(self.postgres, day)
 
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         return await agent_traces(self.postgres, agent, since)

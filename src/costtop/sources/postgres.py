@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -212,7 +213,7 @@ class PostgresReader:
         first = await self.start_baseline(now)
         rest = await self.finish_baseline()
         return replace(first, days=rest.days, month_before_today=rest.month_before_today, minutes=rest.minutes,
-                       usage=rest.usage, hours=rest.hours, pending=False)
+                       usage=rest.usage, hours=rest.hours, agent_hours=rest.agent_hours, pending=False)
 
     async def start_baseline(self, now: datetime) -> Baseline:
         """The quick half of start-up: the 5-minute window, read through the created_at index, and
@@ -269,6 +270,8 @@ class PostgresReader:
         month_start = day_start.replace(day=1)
         # 24 whole hours for the chart: this one and the 23 before it.
         day_from = (minute_from + timedelta(minutes=MINUTE_WINDOW - 1)).replace(minute=0) - timedelta(hours=23)
+        # Each agent's spend this clock hour and the one before, for the hour-over-hour anomaly.
+        previous_hour = (minute_from + timedelta(minutes=MINUTE_WINDOW)).replace(minute=0) - timedelta(hours=1)
         t, ca, cost, err = self.table_sql(), self.column("created_at"), self.cost_sql(), self.error_sql()
         agent = self.column("agent_id")
         # A background read: the screen already runs on the window, so it may take minutes.
@@ -282,6 +285,7 @@ class PostgresReader:
             cached = self.optional("cached_tokens", "::bigint")
             groups = await conn.fetch(
                 "SELECT agent, provider, model, minute, today, hour, GROUPING(hour) = 0 AS is_hour, "
+                "recent_hour, GROUPING(recent_hour) = 0 AS is_agent_hour, "
                 "sum(cost) AS cost, count(*) AS calls, count(cost) AS priced, "
                 "count(*) FILTER (WHERE error) AS errors, "
                 "coalesce(sum(tin), 0) AS tin, coalesce(sum(tout), 0) AS tout, coalesce(sum(cached), 0) AS cached, "
@@ -291,13 +295,16 @@ class PostgresReader:
                 f"FROM (SELECT {agent} AS agent, {self.optional('provider')} AS provider, "
                 f"{self.optional('model')} AS model, "
                 f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, {ca} >= $1 AS today, "
-                f"date_trunc('hour', {ca}, 'UTC') AS hour, {cost} AS cost, ({err}) AS error, "
+                f"date_trunc('hour', {ca}, 'UTC') AS hour, "
+                f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
+                f"{cost} AS cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
                 f"FROM {t} WHERE {ca} >= least($1, $2, $3)) AS rows "
-                "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour))",
-                day_start, minute_from, day_from, timeout=timeout)
+                "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour), (agent, recent_hour))",
+                day_start, minute_from, day_from, previous_hour, timeout=timeout)
             hours = [r for r in groups if r["is_hour"]]
-            groups = [r for r in groups if not r["is_hour"]]
+            agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
+            groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
             month = await conn.fetchval(
                 f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                 month_start, day_start, timeout=timeout)
@@ -319,6 +326,8 @@ class PostgresReader:
                                           r["errors"]) for r in groups if r["minute"] is not None),
             usage=usage_sums(groups),
             hours=tuple((int(r["hour"].timestamp()) // 3600, r["cost"]) for r in hours if r["cost"] is not None),
+            agent_hours=tuple((r["agent"], int(r["recent_hour"].timestamp()) // 3600, r["cost"])
+                              for r in agent_hours if r["cost"] is not None),
         )
 
     async def _acquire(self) -> asyncpg.Connection:
@@ -397,3 +406,16 @@ class PostgresReader:
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise self.error(exc) from None
         return self.watermark.accept(self.record(r) for r in rows)
+
+
+async def fetch(reader: PostgresReader, build: Callable[[PostgresReader], str], *args: object,
+                timeout: float | None = None) -> list[asyncpg.Record]:
+    """One bounded read on the reader's pool (connected first: the SQL depends on the columns it
+    found), with a timeout (three times the reader's unless given); failures as one-line SourceErrors."""
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    assert reader.pool is not None
+    try:
+        return await reader.pool.fetch(build(reader), *args, timeout=timeout or reader.settings.timeout_seconds * 3)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise reader.error(exc) from None

@@ -113,6 +113,7 @@ class Baseline:
     usage: tuple[UsageAggregate, ...] = ()
     providers: tuple[ProviderSecond, ...] = ()
     hours: tuple[tuple[int, Decimal], ...] = ()
+    agent_hours: tuple[tuple[str, int, Decimal], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,8 @@ class DayBaseline:
     minutes: tuple[MinuteAggregate, ...]
     usage: tuple[UsageAggregate, ...] = ()
     hours: tuple[tuple[int, Decimal], ...] = ()  # (epoch hour, the fleet's spend) over the last 24 h
+    # (agent, epoch hour, spend) for this clock hour and the one before: the hour-over-hour anomaly.
+    agent_hours: tuple[tuple[str, int, Decimal], ...] = ()
 
 
 class Scope(StrEnum):
@@ -199,3 +202,13 @@ class SourceStatus:
     connected: bool
     last_ok: float | None  # epoch seconds of the last good read
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SpendHistory:
+    """Each agent's spend per UTC day over the whole days before `day`: the anomaly rule's baseline.
+    `sums` holds (agent, day number, spend) for the days an agent had rows, day 0 the oldest."""
+
+    day: str  # YYYY-MM-DD: the day this history precedes
+    days: int
+    sums: tuple[tuple[str, int, Decimal], ...]

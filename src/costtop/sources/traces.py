@@ -8,32 +8,17 @@ Neither scans the whole table; both are limited, and have the reader's timeout.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-import asyncpg
-
 from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import finite_or_none
-from costtop.sources.postgres import PostgresReader
+from costtop.sources.postgres import PostgresReader, fetch
 from costtop.sources.records import CallRecord
 
 MAX_STEPS = 20_000
-
-
-async def fetch(reader: PostgresReader, build: Callable[[PostgresReader], str], *args: object) -> list[asyncpg.Record]:
-    """One bounded read on the reader's pool (connected first: the SQL depends on the columns it
-    found), with its timeout; failures as one-line SourceErrors."""
-    if reader.pool is None or reader.columns is None:
-        await reader.connect()
-    assert reader.pool is not None
-    try:
-        return await reader.pool.fetch(build(reader), *args, timeout=reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ from costtop.ui.messages import (
     BaselineRead,
     CountersRead,
     DayTotalsRead,
+    HistoryFailed,
+    HistoryRead,
     RedisRead,
     RowsRead,
     SourceFailed,
@@ -44,6 +46,8 @@ from costtop.ui.widgets.usage_tables import SwitchableTable
 from costtop.ui.widgets.velocity_chart import VelocityChart
 
 COUNTERS_SECONDS = 10.0
+HISTORY_CHECK_SECONDS = 1.0  # how soon after a new UTC day (or the start) the week is read
+HISTORY_RETRY_SECONDS = 60.0
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one render
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -96,6 +100,7 @@ class CosttopApp(App[None]):
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
         self.run_worker(self._counters_loop(), group="counters", name="counters", exclusive=True)
+        self.run_worker(self._history_loop(), group="history", name="history", exclusive=True)
         # New rows render at once (freshness = one read interval); this timer only keeps ages and the
         # sliding windows moving when no data arrives, so it stays quiet while reads keep coming.
         self.set_interval(self.settings.refresh / 2, self._tick, name="render")
@@ -133,6 +138,24 @@ class CosttopApp(App[None]):
             with contextlib.suppress(SourceError):
                 self.post_message(CountersRead(await self.feed.read_counters(self.engine.day)))
             await asyncio.sleep(COUNTERS_SECONDS)
+
+    async def _history_loop(self) -> None:
+        """The agents' trailing week, read once a UTC day after the day's own sums are in (they share
+        the disk). Until it arrives, or while it cannot be read, the day anomaly is simply not judged."""
+        failures = 0
+        while True:
+            day = self.engine.day
+            if day and not self.engine.day_pending and self.engine.history_day != day:
+                try:
+                    history = await self.feed.spend_history(day)
+                except SourceError as exc:
+                    failures += 1
+                    self.post_message(HistoryFailed(str(exc)))
+                    await asyncio.sleep(backoff(failures, HISTORY_RETRY_SECONDS))
+                    continue
+                failures = 0
+                self.post_message(HistoryRead(history))
+            await asyncio.sleep(HISTORY_CHECK_SECONDS)
 
     async def _postgres_loop(self) -> None:
         failures = 0
@@ -195,6 +218,16 @@ class CosttopApp(App[None]):
         if message.generation != self._generation:
             return  # it completes a baseline that has been replaced since
         self.engine.complete(message.part)
+        self.render_snapshot()
+
+    @on(HistoryRead)
+    def _history_read(self, message: HistoryRead) -> None:
+        self.engine.load_history(message.history)
+        self.render_snapshot()
+
+    @on(HistoryFailed)
+    def _history_failed(self, message: HistoryFailed) -> None:
+        self.engine.history_error = message.error
         self.render_snapshot()
 
     @on(CountersRead)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState
+from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState, SpendHistory
 from costtop.sources.writer import WriteResult
 
 
@@ -29,6 +29,18 @@ class DayTotalsRead(Message):
 
     part: DayBaseline
     generation: int  # which baseline it completes
+
+
+@dataclass
+class HistoryRead(Message):
+    """The agents' trailing week, for the day anomaly."""
+
+    history: SpendHistory
+
+
+@dataclass
+class HistoryFailed(Message):
+    error: str
 
 
 @dataclass

@@ -55,6 +55,14 @@ class TraceList(RowTable[TraceSummary]):
                 Text(usd(t.cost), justify="right"), Text(f"{t.duration_seconds:.1f} s", justify="right"), status]
 
 
+MAX_INDENT = 6
+
+
+def indent(depth: int) -> str:
+    """Two spaces a level; deeper than six levels the depth is written, so the name keeps its room."""
+    return "  " * depth if depth <= MAX_INDENT else f"{'  ' * (MAX_INDENT - 1)}{depth}› "
+
+
 class StepList(RowTable[NestedStep]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -68,7 +76,7 @@ class StepList(RowTable[NestedStep]):
         return self._keys.setdefault(id(row), str(len(self._keys)))
 
     def name_of(self, row: NestedStep) -> str:
-        return "  " * min(row.depth, 12) + row.step.tool_name
+        return indent(row.depth) + row.step.tool_name
 
     def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
         return [("tool", "Step", max(name_width, 12)), ("model", "Model", 18), ("tin", "Tokens in", 10),
@@ -82,7 +90,7 @@ class StepList(RowTable[NestedStep]):
             if name in n.marks:
                 marks.append(f"{name} ", style=MARK_STYLE[name])
         status = Text(clean(s.status or UNKNOWN), style="bold red" if s.status in ("error", "timeout") else "")
-        return [Text("  " * min(n.depth, 12) + clean(s.tool_name, 40)), Text(clean(s.model or "–", 30)),
+        return [Text(indent(n.depth) + clean(s.tool_name, 40)), Text(clean(s.model or "–", 30)),
                 Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
                 Text(UNKNOWN if s.tokens_out is None else f"{s.tokens_out:,}", justify="right"),
                 Text(usd(s.cost_usd, 4), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]

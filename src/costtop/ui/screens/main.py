@@ -63,7 +63,7 @@ class MainScreen(Screen[None]):
         except NoMatches:  # not composed yet, or being torn down at exit
             return
         summary.show(snap, read_only)
-        self.query_one("#alerts-pane").set_class(not snap.alerts, "empty")
+        self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note, "empty")
         self.query_one(AlertPanel).show(snap)
         alerts_title = self.query_one("#alerts-pane .pane-title", Static)
         waiting = sum(1 for a in snap.alerts if not a.acknowledged)

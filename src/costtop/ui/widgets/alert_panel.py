@@ -37,6 +37,8 @@ def alerts_text(snap: Snapshot) -> Text:
     lines = [alert_line(a, snap.at) for a in alerts[:MAX_LINES]]
     if len(alerts) > MAX_LINES:
         lines.append(Text(f"… {len(alerts) - MAX_LINES} more", style="dim"))
+    if snap.anomaly_note:
+        lines.append(Text(clean(snap.anomaly_note, 200), style="dim"))
     return Text("\n").join(lines)
 
 

@@ -158,7 +158,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
 
     def _visible(self) -> tuple[object, ...]:
         top = int(self.scroll_offset.y)
-        height = max(0, self.size.height - 1)
+        height = max(0, self._rows_height())
         return (self.cursor, top, tuple(self.columns), self._layout, tuple(self.rows[top: top + height]))
 
     def _refresh_if_visible_changed(self) -> None:
@@ -173,9 +173,13 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
                 self.refresh(*regions)
         self._shown, self._frame = shown, frame
 
+    def _rows_height(self) -> int:
+        """Lines for rows: below the header, and above a horizontal scrollbar when columns overflow."""
+        return self.scrollable_content_region.height - 1
+
     def _scroll_to_cursor(self) -> None:
         top = int(self.scroll_offset.y)
-        height = max(1, self.size.height - 1)
+        height = max(1, self._rows_height())
         if self.cursor < top:
             self.scroll_to(y=self.cursor, animate=False)
         elif self.cursor >= top + height:
@@ -195,7 +199,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._move(self.cursor + step)
 
     def action_page(self, direction: int) -> None:
-        self._move(self.cursor + direction * max(1, self.size.height - 2))
+        self._move(self.cursor + direction * max(1, self._rows_height() - 1))
 
     def action_edge(self, end: int) -> None:
         self._move(len(self.rows) - 1 if end else 0)
