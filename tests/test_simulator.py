@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from random import Random
@@ -25,6 +25,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from costtop.demo.run import past_week
 from costtop.demo.servers import RedisServer
 from costtop.demo.simulator import (
     AGENTS,
@@ -40,7 +41,9 @@ from costtop.demo.simulator import (
     runaway_calls,
     task_calls,
 )
-from costtop.gateway import Gateway
+from costtop.engine.live_traces import LiveTraces
+from costtop.gateway import Call, Gateway
+from costtop.sources.records import CallRecord
 
 FLAT_RATE_AGENTS = {a.name for a in AGENTS if a.flat_rate}
 
@@ -322,3 +325,39 @@ async def test_cli_runs_until_signalled_and_exits_quietly(pg: asyncpg.Pool, db_u
     assert b"Traceback" not in err
     assert out == b""
     assert len({r[0] for r in await pg.fetch("SELECT DISTINCT agent_id FROM tool_calls")}) >= 12
+
+
+def record_of(call: Call) -> CallRecord:
+    return CallRecord(id(call), datetime(2026, 11, 22, tzinfo=UTC), call.agent_id, call.tool_name, call.latency_ms,
+                      call.provider, call.model, call.tokens_in, call.tokens_out, call.cached_tokens, call.cost_usd,
+                      call.status, call.trace_id)
+
+
+def test_healthy_traces_raise_no_trace_alert_and_the_runaway_loop_does() -> None:
+    """The live-trace rules against the fleet's own shape: 300 tasks of every agent are quiet; the
+    incident's trace is a stuck loop from its sixth search."""
+    ids = Ids("00000000")
+    traces = LiveTraces()
+    for profile in AGENTS:
+        rng = Random(f"2:{profile.name}")
+        for _ in range(300):
+            for call in task_calls(profile, rng, ids):
+                traces.add(record_of(call), 0)
+    assert traces.patterns(0) == []
+    runaway = runaway_calls(Random(3), ids)
+    for _ in range(11):  # 5 rounds of a model call and a search, and the 6th model call
+        traces.add(record_of(next(runaway)), 0)
+    assert traces.patterns(0) == []
+    traces.add(record_of(next(runaway)), 0)  # the 6th search
+    assert [(kind, agent) for kind, _, agent, _ in traces.patterns(0)] == [("loop", INCIDENT_AGENT)]
+
+
+def test_the_demo_week_before_today_gives_every_agent_a_history() -> None:
+    now = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+    rows = past_week(now)
+    today = now.replace(hour=0, minute=0)
+    assert all(today - timedelta(days=7) <= r[0] < today for r in rows)
+    days = {(r[1], (today - r[0]).days) for r in rows}
+    assert days == {(p.name, d) for p in AGENTS for d in range(7)}
+    flat = {r[1] for r in rows if r[6] is None}
+    assert flat == {p.name for p in AGENTS if PRICES[p.models[0][0]].provider in p.flat_rate}

@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -21,11 +23,11 @@ from redis.asyncio import Redis
 
 from costtop.config import Settings
 from costtop.demo.servers import ServerError, ServerPair
-from costtop.demo.simulator import AGENTS, INCIDENT_AGENT
-from costtop.sources.schema import init_db
+from costtop.demo.simulator import AGENTS, INCIDENT_AGENT, PRICES, AgentProfile, Ids, task_calls
+from costtop.sources.schema import init_db, qident, qualified
 
 GLOBAL_DAY_BUDGET = Decimal("200")
-GLOBAL_MONTH_BUDGET = Decimal("3000")
+PAST_DAYS = 7
 
 
 def agent_budgets() -> dict[str, Decimal]:
@@ -38,11 +40,53 @@ def agent_budgets() -> dict[str, Decimal]:
     return budgets
 
 
-async def prepare(settings: Settings) -> None:
-    """Schema and budgets, as an operator would have set them up."""
+def usual_day(profile: AgentProfile, rate: float, rng: random.Random) -> Decimal:
+    """What the agent spends in a day at the fleet's `rate` calls per second: its mean cost per call
+    over 2,000 simulated calls, times its share of a day's calls."""
+    ids, calls, spent = Ids("past0000"), 0, Decimal(0)
+    while calls < 2000:
+        for call in task_calls(profile, rng, ids):
+            calls += 1
+            spent += call.cost_usd or Decimal(0)
+    share = profile.weight / sum(p.weight for p in AGENTS)
+    return spent / calls * Decimal(str(rate * share * 86_400))
+
+
+def past_week(now: datetime, rate: float = 40.0, seed: int = 7) -> list[tuple[object, ...]]:
+    """The week before today as hourly rows per agent (its usual day at this rate, give or take 15 %),
+    so the day anomaly has a history to judge by: the runaway agent's day soon looks unusual."""
+    rng = random.Random(seed)
+    today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows: list[tuple[object, ...]] = []
+    for profile in AGENTS:
+        model = profile.models[0][0]
+        share = usual_day(profile, rate, rng)
+        for day in range(PAST_DAYS, 0, -1):
+            hour_cost = share * Decimal(str(rng.uniform(0.85, 1.15))) / 24
+            for hour in range(24):
+                at = today - timedelta(days=day, hours=-hour, seconds=-rng.randrange(3600))
+                provider = PRICES[model].provider
+                cost = None if provider in profile.flat_rate else hour_cost.quantize(Decimal("0.000001"))
+                rows.append((at, profile.name, "llm", rng.randrange(400, 4000), provider, model, cost, "success"))
+    return rows
+
+
+def month_budget(week: list[tuple[object, ...]]) -> Decimal:
+    """A month of the fleet's usual days, in thousands: the week already spent is a quarter of it."""
+    day = sum((r[6] for r in week if isinstance(r[6], Decimal)), Decimal(0)) / PAST_DAYS
+    return (day * 31 / 1000).to_integral_value(rounding="ROUND_CEILING") * 1000
+
+
+async def prepare(settings: Settings, rate: float = 40.0) -> None:
+    """Schema, budgets and a past week, as an operator's fleet would have them."""
     conn = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         await init_db(conn, settings.tables)
+        c, t = settings.tables.column, qualified(settings.tables, settings.tables.calls)
+        columns = ", ".join(qident(c(n)) for n in ("created_at", "agent_id", "tool_name", "latency_ms", "provider",
+                                                       "model", "cost_usd", "status"))
+        week = past_week(datetime.now(UTC), rate)
+        await conn.executemany(f"INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", week)
     finally:
         await conn.close()
     redis = Redis.from_url(settings.redis_url, socket_timeout=5)
@@ -52,7 +96,7 @@ async def prepare(settings: Settings) -> None:
         for agent, budget in agent_budgets().items():
             pipe.set(f"{prefix}:{agent}", str(budget))
         pipe.set(f"{prefix}:global:day", str(GLOBAL_DAY_BUDGET))
-        pipe.set(f"{prefix}:global:month", str(GLOBAL_MONTH_BUDGET))
+        pipe.set(f"{prefix}:global:month", str(month_budget(week)))
         await pipe.execute()
     finally:
         await redis.aclose()
@@ -92,7 +136,7 @@ def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.
     previous: dict[int, object] = {}
     try:
         demo = settings.model_copy(update={"redis_url": pair.redis.url, "database_url": pair.postgres.url})
-        asyncio.run(prepare(demo))
+        asyncio.run(prepare(demo, rate))
         simulator = start_simulator(demo, rate, incident_after, pair.root / "simulator.log")
         app = CosttopApp(demo, LiveFeed(demo))
 
