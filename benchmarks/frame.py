@@ -73,6 +73,12 @@ class ManyAgentsFeed:
     async def agent_traces(self, agent: str, since: datetime) -> list[object]:
         return []
 
+    def audit_pending(self) -> int:
+        return 0
+
+    async def drain_audit(self) -> int:
+        return 0
+
     async def trace_steps(self, trace_id: str) -> list[object]:
         return []
 

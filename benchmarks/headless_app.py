@@ -134,6 +134,12 @@ class TimedFeed:
         self.log("baseline", t0=t0, t1=time.time(), rows=len(rows), high=str(getattr(watermark, "high", None)))
         return baseline
 
+    def audit_pending(self) -> int:
+        return self.inner.audit_pending()
+
+    async def drain_audit(self) -> int:
+        return await self.inner.drain_audit()
+
     async def spend_history(self, day: str) -> object:
         return await self.inner.spend_history(day)
 

@@ -21,6 +21,12 @@ from costtop.sources.schema import init_db
 _counter = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Audit spools and other state go to a directory of the test's own, never the user's."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[ServerPair]:
     pair = ServerPair.start(prefix="costtop-test-")

@@ -36,8 +36,8 @@ async def test_set_kill_with_reason_and_ttl(pg, redis, redis_url) -> None:
     assert await redis.get("kill:agent:runner") == b"manual:tester:runaway loop"
     assert 595 <= await redis.ttl("kill:agent:runner") <= 600
     (row,) = await audit_rows(pg)
-    assert dict(row) | {"id": None, "at": None} == {
-        "id": None, "at": None, "operator": "tester", "ssh_client": "10.0.0.7", "action": "set:kill",
+    assert dict(row) | {"id": None, "at": None, "entry_id": None} == {
+        "id": None, "at": None, "entry_id": None, "operator": "tester", "ssh_client": "10.0.0.7", "action": "set:kill",
         "scope": "agent", "target": "runner", "key": "kill:agent:runner", "reason": "runaway loop",
         "ttl_seconds": 600, "result": "set", "detail": None,
     }
@@ -121,9 +121,10 @@ async def test_postgres_closed_pool_switch_still_set(db_url, redis, redis_url) -
     await pool.close()
     writer = SwitchWriter(settings(redis_url, db_url), redis, pool, OP)
     result = await writer.apply(SwitchChange("set", "kill", "agent", "runner", "why"))
-    assert result.ok is True and result.audit_written is False
-    assert "NOT written" in result.message
+    assert result.ok is True and result.audit_written is False and result.audit_pending is True
+    assert f"audit row kept in {writer.spool.path}" in result.message
     assert await redis.get("kill:agent:runner") == b"manual:tester:why"
+    assert [e.key for e in writer.spool.pending()] == ["kill:agent:runner"]
 
 
 @pytest.mark.parametrize("pool_kind", ["none", "no_audit_table"])
@@ -132,11 +133,12 @@ async def test_postgres_unusable_switch_still_set(pool_kind, empty_db_url, redis
     try:
         writer = SwitchWriter(settings(redis_url, empty_db_url), redis, pool, OP)
         result = await writer.apply(SwitchChange("remove", "kill", "global", "*"))
-        assert result.ok is True and result.audit_written is False
-        assert "NOT written" in result.message and "was not set" in result.message
+        assert result.ok is True and result.audit_written is False and result.audit_pending is True
+        assert "audit row kept" in result.message and "was not set" in result.message
         result = await writer.apply(SwitchChange("set", "kill", "global", "*", "stop"))
         assert result.ok is True and result.audit_written is False
         assert await redis.get("kill:global") == b"manual:tester:stop"
+        assert [e.action for e in writer.spool.pending()] == ["remove:kill", "set:kill"]
     finally:
         if pool is not None:
             await pool.close()

@@ -60,13 +60,13 @@ def fail(message: str) -> int:
 async def _db_init(settings: Settings) -> list[str]:
     import asyncpg
 
-    from costtop.sources.errors import SourceError
+    from costtop.sources.errors import PG_ERRORS, SourceError
     from costtop.sources.schema import init_db
     from costtop.text import mask_url, one_line
 
     try:
         conn = await asyncpg.connect(settings.database_url, timeout=settings.timeout_seconds)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+    except (*PG_ERRORS, ValueError) as exc:
         raise SourceError(f"cannot connect to {mask_url(settings.database_url)}: "
                           f"{one_line(exc, (settings.database_url,))}") from None
     try:
@@ -86,6 +86,10 @@ def run_app(settings: Settings) -> int:
     except ValueError as exc:  # a URL the client library cannot parse
         return fail(f"bad URL: {exc}")
     CosttopApp(settings, feed).run()
+    waiting = feed.audit_pending()
+    if waiting:
+        print(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
+              f"kept in {feed.spool.path}, written the next time costtop reaches it.", file=sys.stderr)
     return 0
 
 

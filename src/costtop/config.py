@@ -96,6 +96,8 @@ class Settings(BaseModel):
     timeout_seconds: float = 3.0
     # Where `costtop pricing sync` fetches prices: OpenRouter's public models list, or a mirror of it.
     pricing_url: str = "https://openrouter.ai/api/v1/models"
+    # Where audit rows wait while Postgres is unreachable (default: the user's state directory).
+    audit_spool: str | None = None
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)

@@ -201,6 +201,12 @@ class StaticFeed:
                       for i in range(3)]
         return steps
 
+    def audit_pending(self) -> int:
+        return 0
+
+    async def drain_audit(self) -> int:
+        return 0
+
     async def write(self, change: SwitchChange) -> WriteResult:
         self.writes.append(change)
         return WriteResult(False, "Static demo data: nothing was changed", False)

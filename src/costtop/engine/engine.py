@@ -143,6 +143,7 @@ class Engine:
         self.history_day: str | None = None  # the day the norms below were computed for
         self.day_norms: dict[str, DayNorm] = {}
         self.history_error: str | None = None  # the last failure to read that week, until a read works
+        self.audit_pending = 0  # audit rows waiting in the local spool, as the app last counted them
         self.models: dict[str | None, UsageTotals] = {}
         self.providers: dict[str | None, UsageTotals] = {}
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
@@ -451,6 +452,7 @@ class Engine:
             models=self._model_rows(switches, switched, known, has_cost),
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
+            audit_pending=self.audit_pending,
         )
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:

@@ -11,12 +11,13 @@ from typing import Protocol
 
 from costtop.config import Settings
 from costtop.engine.traces import Step
+from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState, SpendHistory
 from costtop.sources.redis_state import RedisReader
 from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps
-from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult
+from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult, drain
 
 
 class Feed(Protocol):
@@ -36,6 +37,9 @@ class Feed(Protocol):
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
     async def agent_calls(self, agent: str) -> list[CallRecord]: ...
     async def write(self, change: SwitchChange) -> WriteResult: ...
+    # Audit rows kept locally while Postgres could not take them: how many, and writing them now.
+    def audit_pending(self) -> int: ...
+    async def drain_audit(self) -> int: ...
     async def close(self) -> None: ...
 
 
@@ -45,6 +49,7 @@ class LiveFeed:
         self.read_only = settings.read_only
         self.redis = RedisReader(settings)
         self.postgres = PostgresReader(settings)
+        self.spool = AuditSpool.for_settings(settings)
 
     async def read_redis(self) -> RedisState:
         return await self.redis.read()
@@ -84,8 +89,17 @@ class LiveFeed:
     async def write(self, change: SwitchChange) -> WriteResult:
         if self.read_only:
             return WriteResult(False, "Read-only: nothing was changed", False)
-        writer = SwitchWriter(self.settings, self.redis.client, self.postgres.pool)
+        writer = SwitchWriter(self.settings, self.redis.client, self.postgres.pool, spool=self.spool)
         return await writer.apply(change)
+
+    def audit_pending(self) -> int:
+        return self.spool.count()
+
+    async def drain_audit(self) -> int:
+        try:
+            return await drain(self.settings, self.postgres.pool, self.spool)
+        except OSError:  # the spool itself cannot be read: its rows stay where they are
+            return self.spool.count() or 1
 
     async def close(self) -> None:
         await self.redis.close()

@@ -6,6 +6,7 @@ work per refresh depends on the rows written since the last refresh, never on th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable
@@ -17,7 +18,7 @@ import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
 from costtop.sources.dedup import IdWatermark, Watermark
-from costtop.sources.errors import SourceError, TableMissing
+from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.records import (
     Baseline,
@@ -123,19 +124,20 @@ class PostgresReader:
         """Open the pool and learn the table's columns; raises SourceError with one line."""
         timeout = self.settings.timeout_seconds
         try:
-            if self.pool is None:
-                self.pool = await asyncpg.create_pool(
-                    self.settings.database_url, min_size=1, max_size=3, timeout=timeout,
-                    command_timeout=timeout, server_settings={"application_name": "costtop"},
+            async with asyncio.timeout(timeout * 3):  # a server that accepts but never answers
+                if self.pool is None:
+                    self.pool = await asyncpg.create_pool(
+                        self.settings.database_url, min_size=1, max_size=3, timeout=timeout,
+                        command_timeout=timeout, server_settings={"application_name": "costtop"},
+                    )
+                rows = await self.pool.fetch(
+                    "SELECT column_name, data_type FROM information_schema.columns "
+                    "WHERE table_schema = $1 AND table_name = $2",
+                    self.tables.schema_name, self.tables.calls, timeout=timeout,
                 )
-            rows = await self.pool.fetch(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = $1 AND table_name = $2",
-                self.tables.schema_name, self.tables.calls, timeout=timeout,
-            )
         except SourceError:
             raise
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
+        except (*PG_ERRORS, ValueError) as exc:
             await self.close()
             raise self.error(exc) from None
         real = {r["column_name"] for r in rows}
@@ -244,7 +246,7 @@ class PostgresReader:
                 f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
                 f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2, 3", window_from, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except PG_ERRORS as exc:
             await self._release(conn, tr)
             raise self.error(exc) from None
         except BaseException:
@@ -308,7 +310,7 @@ class PostgresReader:
             month = await conn.fetchval(
                 f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                 month_start, day_start, timeout=timeout)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except PG_ERRORS as exc:
             await self._drop_pending()
             if isinstance(exc, TimeoutError):
                 raise SourceError(f"Postgres: today's totals timed out after {timeout:g} s") from None
@@ -334,16 +336,17 @@ class PostgresReader:
         assert self.pool is not None
         try:
             return await self.pool.acquire(timeout=self.settings.timeout_seconds)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except PG_ERRORS as exc:
             raise self.error(exc) from None
 
     async def _release(self, conn: asyncpg.Connection, tr: asyncpg.transaction.Transaction) -> None:
         """End the snapshot's read-only transaction and give its connection back, whatever its state."""
         pool = self.pool
         try:
-            await tr.rollback()
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            pass  # mid-query (cancelled) or broken: the pool resets or closes it
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                await tr.rollback()
+        except PG_ERRORS:
+            conn.terminate()  # mid-query, broken, or a server that stopped answering: not to be reused
         finally:
             if pool is not None:
                 with contextlib.suppress(Exception):
@@ -379,6 +382,24 @@ class PostgresReader:
         watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         return watermark
 
+    async def fetch_rows(self, sql: str, *args: object, timeout: float | None = None) -> list[asyncpg.Record]:
+        """`pool.fetch` under one deadline for all of it: the wait for a connection, the query, and
+        giving the connection back. A server that stops answering (frozen, or a dead network) would
+        otherwise hang the reset that follows a timed-out query; past the deadline the pool is
+        dropped and the next read connects afresh. Failures as one-line SourceErrors."""
+        limit = timeout or self.settings.timeout_seconds
+        pool = self.pool
+        assert pool is not None
+        try:
+            async with asyncio.timeout(limit + self.settings.timeout_seconds):
+                return await pool.fetch(sql, *args, timeout=limit)
+        except PG_ERRORS as exc:
+            if not isinstance(exc, asyncpg.PostgresError) and self.pool is pool:
+                self.pool = None
+                self._pending = None
+                pool.terminate()
+            raise self.error(exc) from None
+
     async def new_rows(self) -> list[CallRecord]:
         """Rows committed since the last read, each returned once."""
         assert self.watermark is not None, "baseline() first"
@@ -386,25 +407,21 @@ class PostgresReader:
             await self.connect()
         assert self.pool is not None
         t = self.table_sql()
-        try:
-            if isinstance(self.watermark, IdWatermark):
-                pk = self.column("id")
-                high, gaps = self.watermark.params()
-                # Two index probes on the primary key: the new ids, and the few still missing.
-                query = f"SELECT {self._select} FROM {t} WHERE {pk} > $1"
-                args: tuple[object, ...] = (high,)
-                if gaps:
-                    query += f" OR {pk} = ANY($2::bigint[])"
-                    args = (high, gaps)
-                rows = await self.pool.fetch(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args,
-                                             timeout=self.settings.timeout_seconds)
-                return self.watermark.accept((self.record(r) for r in rows), time.monotonic())
-            ca = self.column("created_at")
-            rows = await self.pool.fetch(
-                f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
-                self.watermark.read_from, timeout=self.settings.timeout_seconds)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            raise self.error(exc) from None
+        if isinstance(self.watermark, IdWatermark):
+            pk = self.column("id")
+            high, gaps = self.watermark.params()
+            # Two index probes on the primary key: the new ids, and the few still missing.
+            query = f"SELECT {self._select} FROM {t} WHERE {pk} > $1"
+            args: tuple[object, ...] = (high,)
+            if gaps:
+                query += f" OR {pk} = ANY($2::bigint[])"
+                args = (high, gaps)
+            rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args)
+            return self.watermark.accept((self.record(r) for r in rows), time.monotonic())
+        ca = self.column("created_at")
+        rows = await self.fetch_rows(
+            f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
+            self.watermark.read_from)
         return self.watermark.accept(self.record(r) for r in rows)
 
 
@@ -414,8 +431,4 @@ async def fetch(reader: PostgresReader, build: Callable[[PostgresReader], str], 
     found), with a timeout (three times the reader's unless given); failures as one-line SourceErrors."""
     if reader.pool is None or reader.columns is None:
         await reader.connect()
-    assert reader.pool is not None
-    try:
-        return await reader.pool.fetch(build(reader), *args, timeout=timeout or reader.settings.timeout_seconds * 3)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        raise reader.error(exc) from None
+    return await reader.fetch_rows(build(reader), *args, timeout=timeout or reader.settings.timeout_seconds * 3)

@@ -70,9 +70,14 @@ def audit_ddl(tables: TableNames) -> list[str]:
             reason text,
             ttl_seconds integer,
             result text NOT NULL,
-            detail text
+            detail text,
+            entry_id uuid
         )""",
         f"CREATE INDEX IF NOT EXISTS {qident(tables.audit + '_at_idx')} ON {t} (at)",
+        # A row kept locally during an outage carries its own id, so writing it again is a no-op
+        # (sources/audit_spool.py). Added to tables made before it existed.
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS entry_id uuid",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {qident(tables.audit + '_entry_idx')} ON {t} (entry_id)",
     ]
 
 

@@ -6,15 +6,20 @@ done; an audit row that could not be written is reported next to the (successful
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from costtop.config import Settings
+from costtop.sources.audit_spool import AuditEntry, AuditSpool
+from costtop.sources.errors import PG_ERRORS
 from costtop.sources.redis_state import encode_key
 from costtop.sources.schema import qualified
 from costtop.text import clean, one_line
@@ -55,6 +60,7 @@ class WriteResult:
     ok: bool
     message: str
     audit_written: bool
+    audit_pending: bool = False  # not in the table yet, but kept in the local spool for later
 
 
 class ReadOnlyError(RuntimeError):
@@ -84,15 +90,46 @@ def audit_text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
+def insert_sql(settings: Settings) -> str:
+    table = qualified(settings.tables, settings.tables.audit)
+    return (f"INSERT INTO {table} (entry_id, at, operator, ssh_client, action, scope, target, key, reason, "
+            "ttl_seconds, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT (entry_id) DO NOTHING")
+
+
+async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> bool:
+    """Insert audit rows, each at most once (by its entry id); False when Postgres cannot take them."""
+    if pool is None or not entries:
+        return pool is not None
+    args = [(uuid.UUID(e.entry_id), datetime.fromisoformat(e.at), e.operator, e.ssh_client, e.action, e.scope,
+             e.target, e.key, e.reason, e.ttl_seconds, e.result, e.detail) for e in entries]
+    try:
+        await pool.executemany(insert_sql(settings), args, timeout=settings.timeout_seconds)
+    except PG_ERRORS:
+        return False
+    return True
+
+
+async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool) -> int:
+    """Write what the spool holds; how many rows are still waiting."""
+    entries = spool.pending()
+    if not entries:
+        return 0
+    if not await write_entries(settings, pool, entries):
+        return len(entries)
+    return spool.remove({e.entry_id for e in entries})
+
+
 class SwitchWriter:
     def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool | None,
-                 operator: Operator | None = None) -> None:
+                 operator: Operator | None = None, spool: AuditSpool | None = None) -> None:
         if settings.read_only:
             raise ReadOnlyError("costtop is read-only: no switch can be changed")
         self.settings = settings
         self.redis = redis
         self.pool = pool
         self.operator = operator or Operator.current()
+        self.spool = spool or AuditSpool.for_settings(settings)
 
     async def apply(self, change: SwitchChange) -> WriteResult:
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
@@ -107,28 +144,33 @@ class SwitchWriter:
                 outcome = "removed" if removed else "was not set"
         except (RedisError, OSError, TimeoutError) as exc:
             detail = one_line(exc, (self.settings.redis_url,))
-            audit_ok = await self._audit(change, key, "failed", detail)
-            return WriteResult(False, f"FAILED: {describe(change)}: Redis said {detail}", audit_ok)
+            written, kept = await self._audit(change, key, "failed", detail)
+            return WriteResult(False, f"FAILED: {describe(change)}: Redis said {detail}", written, kept)
         ok = outcome in ("set", "removed", "was not set")
-        audit_ok = await self._audit(change, key, outcome, None)
+        written, kept = await self._audit(change, key, outcome, None)
         message = f"{describe(change)}: {clean(key)} {outcome}"
-        if not audit_ok:
-            message += " (audit row NOT written: Postgres unavailable)"
-        return WriteResult(ok, message, audit_ok)
+        if kept:
+            message += f" (audit row kept in {self.spool.path}: written when Postgres takes it)"
+        elif not written:
+            message += " (audit row NOT written: Postgres unavailable and the local spool failed)"
+        return WriteResult(ok, message, written, kept)
 
-    async def _audit(self, change: SwitchChange, key: str, result: str, detail: str | None) -> bool:
-        if self.pool is None:
-            return False
-        table = qualified(self.settings.tables, self.settings.tables.audit)
+    async def _audit(self, change: SwitchChange, key: str, result: str, detail: str | None) -> tuple[bool, bool]:
+        """(written to the table, kept in the spool): the row goes to the spool first, so an outage
+        or a crash between the two loses nothing, and leaves the spool once the table has it."""
+        entry = AuditEntry.new(
+            datetime.now(UTC), operator=self.operator.login, ssh_client=self.operator.ssh_client,
+            action=f"{change.action}:{change.kind}", scope=change.scope, target=audit_text(change.target),
+            key=audit_text(key), reason=clean(change.reason, 200) or None, ttl_seconds=change.ttl_seconds,
+            result=result, detail=detail)
         try:
-            await self.pool.execute(
-                f"INSERT INTO {table} (operator, ssh_client, action, scope, target, key, reason, ttl_seconds, "
-                "result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                self.operator.login, self.operator.ssh_client,
-                f"{change.action}:{change.kind}", change.scope, audit_text(change.target), audit_text(key),
-                clean(change.reason, 200) or None, change.ttl_seconds, result, detail,
-                timeout=self.settings.timeout_seconds,
-            )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            return False
-        return True
+            self.spool.append(entry)
+            spooled = True
+        except OSError:
+            spooled = False
+        if await write_entries(self.settings, self.pool, [entry]):
+            if spooled:
+                with contextlib.suppress(OSError):
+                    self.spool.remove({entry.entry_id})
+            return True, False
+        return False, spooled

@@ -26,7 +26,9 @@ from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
 from costtop.sources.writer import SwitchChange, WriteResult, switch_key
+from costtop.text import one_line
 from costtop.ui.messages import (
+    AuditDrained,
     BaselineRead,
     CountersRead,
     DayTotalsRead,
@@ -96,6 +98,7 @@ class CosttopApp(App[None]):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        self.engine.audit_pending = self.feed.audit_pending()  # left by an earlier session, perhaps
         self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
@@ -111,6 +114,12 @@ class CosttopApp(App[None]):
     async def on_unmount(self) -> None:
         await self.feed.close()
 
+    def _failure(self, exc: Exception) -> str:
+        """One line for the badge: a source's own message, or any other error made safe to show."""
+        if isinstance(exc, SourceError):
+            return str(exc)
+        return one_line(exc, (self.settings.redis_url, self.settings.database_url))
+
     def _epoch(self) -> float:
         return self.clock().timestamp()
 
@@ -119,9 +128,9 @@ class CosttopApp(App[None]):
         while True:
             try:
                 state = await self.feed.read_redis()
-            except SourceError as exc:
+            except Exception as exc:  # a client bug or an unforeseen error must not take the screen down
                 failures += 1
-                self.post_message(SourceFailed("Redis", str(exc)))
+                self.post_message(SourceFailed("Redis", self._failure(exc)))
                 await asyncio.sleep(backoff(failures, REDIS_POLL_SECONDS))
                 continue
             failures = 0
@@ -148,9 +157,9 @@ class CosttopApp(App[None]):
             if day and not self.engine.day_pending and self.engine.history_day != day:
                 try:
                     history = await self.feed.spend_history(day)
-                except SourceError as exc:
+                except Exception as exc:
                     failures += 1
-                    self.post_message(HistoryFailed(str(exc)))
+                    self.post_message(HistoryFailed(self._failure(exc)))
                     await asyncio.sleep(backoff(failures, HISTORY_RETRY_SECONDS))
                     continue
                 failures = 0
@@ -176,11 +185,14 @@ class CosttopApp(App[None]):
                 else:
                     rows = await self.feed.new_rows()
                     self.post_message(RowsRead(rows, self._epoch()))
-            except SourceError as exc:
+                if self.engine.audit_pending and not self.read_only:
+                    # Postgres answers again: the audit rows kept during the outage go in now.
+                    self.post_message(AuditDrained(await self.feed.drain_audit()))
+            except Exception as exc:
                 failures += 1
                 # After any failure start again from a fresh baseline: nothing double-counted or skipped.
                 self._need_baseline = True
-                self.post_message(SourceFailed("Postgres", str(exc)))
+                self.post_message(SourceFailed("Postgres", self._failure(exc)))
                 await asyncio.sleep(backoff(failures, self.settings.refresh))
                 continue
             failures = 0
@@ -191,9 +203,9 @@ class CosttopApp(App[None]):
         """The day's sums, read in the background: the window is live meanwhile."""
         try:
             part = await self.feed.baseline_days()
-        except SourceError as exc:
+        except Exception as exc:
             self._need_baseline = True  # the snapshot is gone: the loop starts over
-            self.post_message(SourceFailed("Postgres", str(exc)))
+            self.post_message(SourceFailed("Postgres", self._failure(exc)))
             return
         self.post_message(DayTotalsRead(part, generation))
 
@@ -219,6 +231,12 @@ class CosttopApp(App[None]):
             return  # it completes a baseline that has been replaced since
         self.engine.complete(message.part)
         self.render_snapshot()
+
+    @on(AuditDrained)
+    def _audit_drained(self, message: AuditDrained) -> None:
+        if message.left != self.engine.audit_pending:
+            self.engine.audit_pending = message.left
+            self.render_snapshot()
 
     @on(HistoryRead)
     def _history_read(self, message: HistoryRead) -> None:
@@ -416,8 +434,14 @@ class CosttopApp(App[None]):
     def _written(self, message: SwitchWritten) -> None:
         self.last_write = message.result
         result = message.result
+        if result.audit_pending:
+            self.engine.audit_pending += 1
+            self.render_snapshot()
         if not result.ok:
             self.notify(result.message, severity="error", title="NOT DONE", timeout=15, markup=False)
+        elif result.audit_pending:
+            self.notify(result.message, severity="warning", title="Done, audit row kept locally", timeout=10,
+                        markup=False)
         elif not result.audit_written:
             self.notify(result.message, severity="warning", title="Done, audit missing", timeout=10, markup=False)
         else:

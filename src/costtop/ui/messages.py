@@ -39,6 +39,11 @@ class HistoryRead(Message):
 
 
 @dataclass
+class AuditDrained(Message):
+    left: int  # audit rows still waiting in the local spool
+
+
+@dataclass
 class HistoryFailed(Message):
     error: str
 

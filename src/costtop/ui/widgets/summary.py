@@ -87,6 +87,9 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         _stat("p95 5m", millis(h.p95_ms)),
         *(badge(s) for s in snap.sources),
     ]
+    if snap.audit_pending:
+        second.append(Text(f"▲ {snap.audit_pending} audit row{'s' if snap.audit_pending > 1 else ''} "
+                           "waiting for Postgres", style="bold yellow"))
     out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
                                                                          pack(second, width))
     out.no_wrap = True

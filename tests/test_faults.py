@@ -1,0 +1,199 @@
+"""Faults with real servers of the tests' own: killed (SIGKILL), frozen (SIGSTOP), absent at start,
+back after a while, while a headless costtop runs. The screen must keep answering keys, say which
+source is stale, recover by itself, and then show exactly what SQL says."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from appkit import screen_text, wait_until
+from costtop.config import Settings, TableNames
+from costtop.demo.servers import PostgresServer, RedisServer, ServerPair, free_port
+from costtop.gateway import Call, Gateway
+from costtop.sources.feed import LiveFeed
+from costtop.sources.schema import init_db
+from costtop.ui.app import CosttopApp
+from costtop.ui.screens.switch_dialog import SwitchDialog
+
+TIMEOUT = 1.0  # every network call's timeout in these runs: failures show quickly
+
+
+@pytest.fixture(scope="module")
+def own() -> Iterator[ServerPair]:
+    """Servers these tests may kill; restarted on the same ports (and the same data) when a test needs."""
+    pair = ServerPair.start(prefix="costtop-faults-")
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+async def fresh(own: ServerPair) -> AsyncIterator[ServerPair]:
+    """Both servers up, an empty tool_calls and no keys, before each test."""
+    for server in (own.redis, own.postgres):
+        if server.proc is None or server.proc.poll() is not None:
+            await asyncio.to_thread(server.start)
+    conn = await asyncpg.connect(own.postgres.url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS tool_calls, costtop_audit")
+        await init_db(conn, TableNames())
+        await conn.execute("CHECKPOINT")  # the test server runs without synchronous commit: make it survive SIGKILL
+    finally:
+        await conn.close()
+    client = Redis.from_url(own.redis.url)
+    await client.flushdb()
+    await client.aclose()
+    yield own
+
+
+def calls(agent: str, n: int, cost: str, at: datetime) -> list[Call]:
+    return [Call(agent, "llm", 100, provider="p", model="m", cost_usd=Decimal(cost), created_at=at) for _ in range(n)]
+
+
+async def record(pair: ServerPair, rows: list[Call]) -> None:
+    redis = Redis.from_url(pair.redis.url)
+    pool = await asyncpg.create_pool(pair.postgres.url, min_size=1, max_size=1)
+    try:
+        await Gateway(redis, pool).record(rows)
+        await pool.execute("CHECKPOINT")  # durable before any SIGKILL (the test server commits asynchronously)
+    finally:
+        await pool.close()
+        await redis.aclose()
+
+
+async def sql_spend(pair: ServerPair) -> dict[str, tuple[Decimal, int]]:
+    conn = await asyncpg.connect(pair.postgres.url)
+    try:
+        rows = await conn.fetch("SELECT agent_id, sum(cost_usd) AS s, count(*) AS n FROM tool_calls "
+                                "WHERE created_at >= date_trunc('day', now(), 'UTC') GROUP BY 1")
+    finally:
+        await conn.close()
+    return {r["agent_id"]: (r["s"], r["n"]) for r in rows}
+
+
+def shown_spend(app: CosttopApp) -> dict[str, tuple[Decimal | None, int | None]]:
+    assert app.snapshot is not None
+    return {a.agent_id: (a.spend_today, a.calls_today) for a in app.snapshot.agents}
+
+
+def make_app(pair: ServerPair, **kw: object) -> CosttopApp:
+    settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, timeout_seconds=TIMEOUT, **kw)
+    return CosttopApp(settings, LiveFeed(settings))
+
+
+async def responsive(pilot, app: CosttopApp) -> None:  # type: ignore[no-untyped-def]
+    """A key still works: `s` moves the sort on, at once."""
+    before = app.engine.sort
+    await pilot.press("s")
+    await wait_until(pilot, lambda: app.engine.sort != before, timeout=2)
+
+
+async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: ServerPair) -> None:
+    now = datetime.now(UTC)
+    await record(fresh, calls("a", 5, "0.10", now) + calls("b", 3, "1.00", now))
+    app = make_app(fresh)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and shown_spend(app) == {
+            "a": (Decimal("0.50"), 5), "b": (Decimal("3.00"), 3)} and not app.engine.day_pending)
+        await asyncio.to_thread(fresh.postgres.kill)
+        await wait_until(pilot, lambda: not app.status["Postgres"].connected)
+        await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=2)
+        assert "Redis STALE" not in screen_text(app)
+        # The last known figures stay on screen, marked stale, and keys keep working.
+        assert shown_spend(app)["b"] == (Decimal("3.00"), 3)
+        await responsive(pilot, app)
+        await asyncio.sleep(2 * TIMEOUT)  # a few failed reconnects, with backoff
+        await asyncio.to_thread(fresh.postgres.start)
+        later = datetime.now(UTC)
+        await record(fresh, calls("a", 2, "0.25", later) + calls("c", 1, "7.00", later))
+        want = await sql_spend(fresh)
+        assert want == {"a": (Decimal("1.00"), 7), "b": (Decimal("3.00"), 3), "c": (Decimal("7.00"), 1)}
+        await wait_until(pilot, lambda: app.status["Postgres"].connected and not app.engine.day_pending
+                         and shown_spend(app) == want, timeout=30)
+        assert "Postgres STALE" not in screen_text(app)
+
+
+async def test_redis_killed_refuses_kills_then_back_shows_switches_again(fresh: ServerPair) -> None:
+    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(fresh)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
+                         and app.redis_state is not None)
+        await asyncio.to_thread(fresh.redis.kill)
+        await wait_until(pilot, lambda: "Redis STALE" in screen_text(app))
+        assert app.snapshot is not None and not app.snapshot.switches_known
+        assert "unknown" in screen_text(app)  # switch states, not "ok"
+        await responsive(pilot, app)
+        # A kill now is refused, never reported as done.
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None, timeout=10)
+        assert app.last_write is not None and not app.last_write.ok and "FAILED" in app.last_write.message
+        await asyncio.to_thread(fresh.redis.start)
+        other = Redis.from_url(fresh.redis.url)
+        try:
+            await other.set("kill:agent:a", "manual:alice:back")
+        finally:
+            await other.aclose()
+        await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.switches_known
+                         and any(s.key == "kill:agent:a" for s in app.snapshot.switches), timeout=30)
+        assert "Redis STALE" not in screen_text(app)
+
+
+async def test_a_frozen_postgres_goes_stale_then_catches_up(fresh: ServerPair) -> None:
+    """SIGSTOP: the server holds the connection and never answers, as a hung database does."""
+    await record(fresh, calls("a", 4, "0.50", datetime.now(UTC)))
+    app = make_app(fresh)
+    pid = fresh.postgres.proc.pid  # type: ignore[union-attr]
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and not app.engine.day_pending
+                         and shown_spend(app) == {"a": (Decimal("2.00"), 4)})
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=5 * TIMEOUT + 2)
+            await responsive(pilot, app)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        await record(fresh, calls("a", 1, "0.50", datetime.now(UTC)))
+        await wait_until(pilot, lambda: app.status["Postgres"].connected and not app.engine.day_pending
+                         and shown_spend(app) == {"a": (Decimal("2.50"), 5)}, timeout=30)
+
+
+async def test_nothing_reachable_at_start_then_both_come_up() -> None:
+    root = Path(tempfile.mkdtemp(prefix="costtop-faults-"))
+    root.chmod(0o755)  # PostgreSQL runs as nobody when the tests run as root
+    pair = ServerPair(root, RedisServer(root / "redis", free_port()), PostgresServer(root / "postgres", free_port()))
+    settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, timeout_seconds=TIMEOUT)
+    app = CosttopApp(settings, LiveFeed(settings))
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            await wait_until(pilot, lambda: "Redis STALE" in screen_text(app) and "Postgres STALE" in screen_text(app))
+            text = screen_text(app)
+            assert "never read" in text and "Traceback" not in text
+            await responsive(pilot, app)
+            await asyncio.to_thread(pair.redis.start)
+            await asyncio.to_thread(pair.postgres.start)
+            conn = await asyncpg.connect(pair.postgres.url)
+            try:
+                await init_db(conn, TableNames())
+            finally:
+                await conn.close()
+            await record(pair, calls("late", 3, "0.20", datetime.now(UTC) - timedelta(seconds=1)))
+            await wait_until(pilot, lambda: app.snapshot is not None and not app.engine.day_pending
+                             and shown_spend(app) == {"late": (Decimal("0.60"), 3)}, timeout=60)
+            assert "STALE" not in screen_text(app)
+    finally:
+        await asyncio.to_thread(pair.stop)
