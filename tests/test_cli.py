@@ -13,6 +13,7 @@ import tempfile
 import termios
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -20,6 +21,7 @@ import asyncpg
 from costtop.cli import main
 from costtop.config import load_settings
 from costtop.demo.servers import free_port
+from costtop.sources.audit_spool import AuditEntry, AuditSpool, default_path
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -147,3 +149,41 @@ def test_demo_starts_runs_and_cleans_up_on_q() -> None:
     time.sleep(0.5)
     for child in children:
         assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+
+
+def test_quitting_with_audit_rows_still_waiting_says_where_they_are(redis_url: str) -> None:
+    """A spool left with one row for a Postgres that is down: costtop runs, and on `q` says so."""
+    db = f"postgresql://postgres@127.0.0.1:{free_port()}/gone"
+    env = {**os.environ, "TERM": "xterm-256color", "COSTTOP_CONFIG": ""}  # XDG_STATE_HOME: the test's own
+    spool = AuditSpool(default_path(db, "public.costtop_audit"))
+    spool.append(AuditEntry.new(datetime.now(UTC), operator="o", ssh_client=None, action="set:kill", scope="global",
+                                target="*", key="kill:global", reason=None, ttl_seconds=None, result="set",
+                                detail=None))
+    assert str(spool.path).startswith(os.environ["XDG_STATE_HOME"])
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+    proc = subprocess.Popen([sys.executable, "-m", "costtop", "--redis-url", redis_url, "--database-url", db],
+                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output = bytearray()
+    stop = threading.Event()
+    reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 30
+        while b"waiting for Postgres" not in output and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert b"waiting for Postgres" in output  # the header counts it while running
+        os.write(master, b"q")
+        assert proc.wait(30) == 0
+        time.sleep(0.3)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        stop.set()
+        os.close(master)
+    text = output.decode(errors="replace")
+    assert f"costtop: 1 audit row could not be written to Postgres; kept in {spool.path}" in text
+    assert len(spool.pending()) == 1
+

@@ -197,3 +197,35 @@ async def test_nothing_reachable_at_start_then_both_come_up() -> None:
             assert "STALE" not in screen_text(app)
     finally:
         await asyncio.to_thread(pair.stop)
+
+
+async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_back(fresh: ServerPair) -> None:
+    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(fresh)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
+                         and app.redis_state is not None and not app.engine.day_pending)
+        await asyncio.to_thread(fresh.postgres.kill)
+        await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app))
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.press("tab", "enter")
+        await wait_until(pilot, lambda: app.last_write is not None, timeout=10)
+        result = app.last_write
+        assert result is not None and result.ok and result.audit_pending and not result.audit_written
+        redis = Redis.from_url(fresh.redis.url)
+        try:
+            assert await redis.exists("kill:agent:a") == 1  # the switch itself is on
+        finally:
+            await redis.aclose()
+        await wait_until(pilot, lambda: "1 audit row waiting for Postgres" in screen_text(app))
+        await asyncio.to_thread(fresh.postgres.start)
+        await wait_until(pilot, lambda: app.engine.audit_pending == 0 and app.status["Postgres"].connected,
+                         timeout=30)
+        assert "audit row waiting" not in screen_text(app)
+    conn = await asyncpg.connect(fresh.postgres.url)
+    try:
+        rows = await conn.fetch("SELECT action, target, result FROM costtop_audit")
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in rows] == [("set:kill", "a", "set")]

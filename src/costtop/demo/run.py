@@ -135,7 +135,9 @@ def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.
     simulator: subprocess.Popen[bytes] | None = None
     previous: dict[int, object] = {}
     try:
-        demo = settings.model_copy(update={"redis_url": pair.redis.url, "database_url": pair.postgres.url})
+        # The demo's audit rows, if Postgres ever refuses them, wait in its own directory and go with it.
+        demo = settings.model_copy(update={"redis_url": pair.redis.url, "database_url": pair.postgres.url,
+                                           "audit_spool": str(pair.root / "audit-pending.jsonl")})
         asyncio.run(prepare(demo, rate))
         simulator = start_simulator(demo, rate, incident_after, pair.root / "simulator.log")
         app = CosttopApp(demo, LiveFeed(demo))
