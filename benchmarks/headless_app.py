@@ -200,6 +200,8 @@ class HeadlessCosttop(CosttopApp):
         self.log_event("render", t=time.time(), seq=seq, max_id=engine.max_id,
                        max_created_at=engine.max_created_at, rows=engine.ingested, agents=len(snap.agents),
                        killed=killed[:50], render_s=round(took, 6),
+                       stale=[v.name for v in snap.sources if not v.connected],
+                       source_errors=[v.error for v in snap.sources if v.error],
                        snapshot_s=round(engine.last_snapshot_seconds, 6),
                        ingest_total_s=round(engine.ingest_seconds, 6))
         self.call_after_refresh(lambda: self.log_event("painted", t=time.time(), seq=seq))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 
 UNKNOWN = "?"
@@ -10,10 +10,13 @@ UNKNOWN = "?"
 
 def usd(value: Decimal | None, places: int = 2) -> str:
     """Dollars rounded half away from zero, as Postgres' round(numeric, 2) does; unknown as "?"."""
-    if value is None:
+    if value is None or not value.is_finite():
         return UNKNOWN
     quantum = Decimal(1).scaleb(-places)
-    rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    try:
+        rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than the context holds: an absurd sum, still shown as one
+        return f"{'-' if value < 0 else ''}${abs(value):.3e}"
     sign = "-" if rounded < 0 else ""
     return f"{sign}${abs(rounded):,.{places}f}"
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit, urlunsplit
 
-# C0 controls, DEL, C1 controls; plus the Unicode bidi overrides/isolates and zero-width characters
-# that can make a name look like another one.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# C0 controls, DEL, C1 controls; the Unicode line and paragraph separators; the bidi marks, overrides
+# and isolates and the zero-width and invisible characters that can make a name look like another one.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+# Lone surrogates (undecodable bytes kept by `surrogateescape`) cannot be written to a terminal at all.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_TEXT = 200
 
 
@@ -23,8 +25,12 @@ def clean(value: object, limit: int = MAX_TEXT) -> str:
         return ""
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    text = _UNSAFE.sub("", str(value))
-    if len(text) > limit:
+    text = str(value)
+    cut = len(text) > 4 * limit + 64  # a 1 MB name costs no more to clean than a long one
+    if cut:
+        text = text[: 4 * limit + 64]
+    text = _SURROGATE.sub("\ufffd", _UNSAFE.sub("", text))
+    if cut or len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
 

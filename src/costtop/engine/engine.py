@@ -124,6 +124,9 @@ def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
     return Level.OK
 
 
+MAX_LATENCY_MS = 2**31 - 1  # the contract's `latency_ms integer`; the windows keep latencies as int32
+
+
 class Engine:
     def __init__(self, thresholds: Thresholds | None = None, columns: Iterable[str] = ()) -> None:
         self.thresholds = thresholds or Thresholds()
@@ -275,29 +278,35 @@ class Engine:
             if day > self.day:
                 self._roll_to(day)
             error = row.status == "error"
+            cost = row.cost_usd
+            if cost is not None and not cost.is_finite():
+                cost = None  # NaN or infinite: an unknown cost, never a number to add (readers drop it too)
+            latency = row.latency_ms
+            if latency is not None and not 0 <= latency <= MAX_LATENCY_MS:
+                latency = None  # negative, or past what the windows hold (a bigint column): unknown
             self._changed.add(row.agent_id)
             if day == self.day:
-                self._add_day(row.agent_id, row.cost_usd, row.cost_usd is not None, 1, error, row.tokens_in or 0,
+                self._add_day(row.agent_id, cost, cost is not None, 1, error, row.tokens_in or 0,
                               row.cached_tokens or 0)
                 tokens = (row.tokens_in or 0, row.tokens_out or 0, row.cached_tokens or 0)
-                flat = tokens if row.cost_usd is None else NO_TOKENS
+                flat = tokens if cost is None else NO_TOKENS
                 for table, key in ((self.models, row.model), (self.providers, row.provider)):
                     totals = table.get(key)
                     if totals is None:
                         totals = table[key] = UsageTotals()
-                    totals.add(row.cost_usd, row.cost_usd is not None, 1, error, tokens, flat)
-            elif day[:7] == self.month and row.cost_usd is not None:
-                self.month_before_today += row.cost_usd
-            self.window.add(second, row.agent_id, row.cost_usd, error, row.latency_ms)
+                    totals.add(cost, cost is not None, 1, error, tokens, flat)
+            elif day[:7] == self.month and cost is not None:
+                self.month_before_today += cost
+            self.window.add(second, row.agent_id, cost, error, latency)
             self.provider_window.add(second, row.provider, 1, error,
-                                     () if row.latency_ms is None else (row.latency_ms,))
+                                     () if latency is None else (latency,))
             self.hour.add(second // 60, 1, int(error))
             self.live_traces.add(row, second)
-            if row.cost_usd is not None:
-                self.per_minute.add(second // 60, row.cost_usd)
-                self.per_hour.add(second // 3600, row.cost_usd)
-                self.trends.add(second // 60, row.agent_id, row.cost_usd)
-                self.agent_hours.add(second // 3600, row.agent_id, row.cost_usd)
+            if cost is not None:
+                self.per_minute.add(second // 60, cost)
+                self.per_hour.add(second // 3600, cost)
+                self.trends.add(second // 60, row.agent_id, cost)
+                self.agent_hours.add(second // 3600, row.agent_id, cost)
 
     # -- output ------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Typed records that sources produce and the engine consumes. All text fields are already cleaned."""
+"""Typed records that sources produce and the engine consumes. Text is kept exact (an agent id is also
+the name of its switch key); what is rendered is cleaned where it is drawn."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+
+from costtop.text import clean
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +160,14 @@ class SwitchRecord:
 
     @property
     def origin(self) -> tuple[str, str, str]:
-        """(source, who, why) from `{source}:{who}:{reason}`; anything else is all reason."""
+        """(source, who, why) from `{source}:{who}:{reason}`; anything else is all reason. For
+        display: each part cleaned here, whoever made the record."""
         if self.value is None:
             return ("?", "?", "unreadable value")
         parts = self.value.split(":", 2)
         if len(parts) == 3:
-            return (parts[0], parts[1], parts[2])
-        return ("?", "?", self.value)
+            return (clean(parts[0], 40), clean(parts[1], 64), clean(parts[2], 400))
+        return ("?", "?", clean(self.value, 400))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,198 @@
+"""Hostile data, generated (hypothesis): through the engine, the widgets' text, the whole screen, and
+real Redis. Nothing may crash, no control character from data may reach the terminal, no markup from
+data may be interpreted, and a value that makes no sense is shown as unknown."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+
+from appkit import screen_text, wait_until
+from costtop.config import Settings
+from costtop.demo.static_feed import StaticFeed
+from costtop.engine.engine import Engine
+from costtop.money import usd
+from costtop.pricing.catalog import shipped
+from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchKind, SwitchRecord, Unparsed
+from costtop.sources.redis_state import RedisReader
+from costtop.text import clean
+from costtop.ui.app import CosttopApp
+from costtop.ui.widgets.alert_panel import alerts_text
+from costtop.ui.widgets.summary import summary_text
+
+NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
+DAY = "2026-11-22"
+ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model",
+       "tokens_in", "tokens_out", "cached_tokens", "trace_id")
+# Nothing from data may put these on screen: C0 and C1 controls, DEL, bidi and zero-width characters.
+FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+NASTY = ["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;ZXZpbA==\x07", "[/bold]", "[@click=app.quit]q[/]",
+         "[link=https://evil.example]x[/link]", "\u202eevil", "a\u200bb", "\x00\x9b31m", "\ud800", "é" * 3]
+
+hostile_text = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(NASTY),
+    st.builds(lambda a, b: a + b, st.sampled_from(NASTY), st.text(max_size=10)),
+    st.text(alphabet=st.characters(codec=None, categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=20),
+    st.just("x" * 1_000_000),
+)
+money = st.one_of(
+    st.none(),
+    st.decimals(allow_nan=True, allow_infinity=True),
+    st.sampled_from([Decimal("1e30"), Decimal("-1e30"), Decimal("-0.01"), Decimal("1e-30"), Decimal("NaN"),
+                     Decimal("sNaN"), Decimal("Infinity")]),
+)
+count = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1))
+
+
+@st.composite
+def call_records(draw: st.DrawFn) -> CallRecord:
+    return CallRecord(
+        key=draw(st.integers()), created_at=NOW - timedelta(seconds=draw(st.integers(0, 600))),
+        agent_id=draw(hostile_text), tool_name=draw(hostile_text), latency_ms=draw(count),
+        provider=draw(st.one_of(st.none(), hostile_text)), model=draw(st.one_of(st.none(), hostile_text)),
+        tokens_in=draw(count), tokens_out=draw(count), cached_tokens=draw(count), cost_usd=draw(money),
+        status=draw(st.one_of(st.none(), st.sampled_from(["success", "error", "timeout"]), hostile_text)),
+        trace_id=draw(st.one_of(st.none(), hostile_text)),
+    )
+
+
+@st.composite
+def redis_states(draw: st.DrawFn) -> RedisState:
+    switches = tuple(
+        SwitchRecord(f"kill:agent:{t}", SwitchKind.KILL, "agent", t, draw(st.one_of(st.none(), hostile_text)),
+                     draw(st.one_of(st.none(), st.floats(allow_nan=False, min_value=0, max_value=1e12))))
+        for t in draw(st.lists(hostile_text, max_size=3)))
+    number = st.one_of(st.none(), money.filter(lambda m: m is None or m.is_finite()),
+                       st.builds(Unparsed, hostile_text))
+    budgets = draw(st.dictionaries(hostile_text, number.filter(lambda v: v is not None), max_size=3))
+    return RedisState(switches, budgets, draw(number), draw(number))
+
+
+def assert_safe(text: str) -> None:
+    """Line breaks between lines are the widget's own; inside a line nothing may act on the terminal."""
+    for line in text.split("\n"):
+        bad = FORBIDDEN.search(line)
+        assert bad is None, f"{bad.group()!r} reached the screen"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rows=st.lists(call_records(), max_size=30), redis=st.one_of(st.none(), redis_states()))
+def test_the_engine_and_the_widget_text_take_anything(rows: list[CallRecord], redis: RedisState | None) -> None:
+    engine = Engine(columns=ALL)
+    engine.load(Baseline(DAY, (), Decimal(0), DAY[:7], (), ()))
+    engine.ingest(rows)
+    snap = engine.snapshot(NOW, redis)
+    h = snap.header
+    for figure in (h.spend_today, h.spend_month, h.velocity_per_min, h.projected_today, h.projected_month):
+        assert figure is None or figure.is_finite()  # an unknown, or a number: never NaN shown as $NaN
+    for agent in snap.agents:
+        assert agent.spend_today is None or agent.spend_today.is_finite()
+    assert_safe(summary_text(snap, width=160).plain)
+    assert_safe(alerts_text(snap).plain)
+
+
+@given(st.one_of(money, st.decimals()))
+def test_money_is_a_figure_or_unknown(value: Decimal | None) -> None:
+    shown = usd(value)
+    assert shown == "?" if value is None or not value.is_finite() else shown.lstrip("-").startswith("$")
+
+
+@given(st.one_of(hostile_text, st.binary(max_size=50)))
+def test_clean_leaves_nothing_a_terminal_would_act_on(value: str | bytes) -> None:
+    text = clean(value)
+    assert_safe(text)
+    assert len(text) <= 200
+
+
+class HostileFeed(StaticFeed):
+    """The demo's fixed data, with the agents, models and switch values replaced by generated ones."""
+
+    def __init__(self, names: list[str], reason: str) -> None:
+        super().__init__(NOW)
+        self.names = names
+        self.reason = reason
+
+    async def baseline(self, now: datetime) -> Baseline:
+        return Baseline(DAY, (), Decimal(0), DAY[:7], (), ())
+
+    async def new_rows(self) -> list[CallRecord]:
+        rows, self.names = [CallRecord(i, NOW - timedelta(seconds=5), n, n, 100, n, n, 10, 10, 0, Decimal("0.5"),
+                                       "error", n) for i, n in enumerate(self.names)], []
+        return rows
+
+    async def read_redis(self) -> RedisState:
+        return RedisState((SwitchRecord("kill:agent:x", SwitchKind.KILL, "agent", "x", self.reason, 60.0),),
+                          {"x": Unparsed(self.reason)}, None, None)
+
+
+async def screen_of(names: list[str], reason: str) -> str:
+    app = CosttopApp(Settings(), HostileFeed(names, reason), clock=lambda: NOW, catalog=shipped())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) >= len(set(names)))
+        await pilot.pause()
+        assert app.is_running  # no [@click=app.quit] ran
+        text = screen_text(app)
+        # What the terminal is sent for each line, styles included: no escape sequence from the data.
+        for strip in app.screen._compositor.render_strips():
+            for segment in strip:
+                assert_safe(segment.text)
+    return text
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(names=st.lists(hostile_text, min_size=1, max_size=4, unique=True), reason=hostile_text)
+def test_the_whole_screen_shows_hostile_names_as_plain_text(names: list[str], reason: str) -> None:
+    assert_safe(asyncio.run(screen_of(names, reason)))
+
+
+async def test_markup_in_names_is_shown_literally() -> None:
+    text = await screen_of(["[@click=app.quit]q[/]", "[link=https://evil.example]x[/link]", "[/bold]"], "[b]why")
+    assert "[@click=app.quit]q[/]" in text and "[link=https://evil.example]x[/link]" in text and "[/bold]" in text
+
+
+async def test_redis_values_of_any_bytes_and_type(redis, redis_url) -> None:
+    """Invalid UTF-8, escape sequences and wrong types in real Redis: read as text or as unknown."""
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(key=st.binary(min_size=1, max_size=30), value=st.binary(max_size=60),
+           kind=st.sampled_from(["string", "list", "hash", "set"]))
+    def one(key: bytes, value: bytes, kind: str) -> None:
+        asyncio.run(check(key, value, kind))
+
+    async def check(key: bytes, value: bytes, kind: str) -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await client.flushdb()
+            for prefix in (b"kill:agent:", b"budget:", b"throttle:agent:"):
+                name = prefix + key
+                if kind == "string":
+                    await client.set(name, value)
+                elif kind == "list":
+                    await client.rpush(name, value)
+                elif kind == "hash":
+                    await client.hset(name, b"f", value)
+                else:
+                    await client.sadd(name, value)
+            reader = RedisReader(Settings(redis_url=redis_url))
+            try:
+                state = await reader.read()
+            finally:
+                await reader.close()
+            assert len(state.switches) == 2
+            for sw in state.switches:
+                assert sw.value is None or FORBIDDEN.search(sw.value) is None
+            budget = next(iter(state.budgets.values()), None)
+            assert budget is None or isinstance(budget, Unparsed) or budget.is_finite()
+            if kind != "string":
+                assert all(sw.value is None for sw in state.switches)  # on, with an unknown value
+        finally:
+            await client.flushdb()
+            await client.aclose()
+
+    await asyncio.to_thread(one)
