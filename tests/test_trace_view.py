@@ -44,7 +44,7 @@ async def test_a_10000_step_trace_opens_and_scrolls_to_its_end_and_back() -> Non
         assert table.cursor == STEPS - 1 and "step-0 " not in screen_text(app)
         await pilot.press("pageup")
         await wait_until(pilot, lambda: table.cursor < STEPS - 1 and f"step-{table.cursor} " in screen_text(app))
-        assert STEPS - 60 < table.cursor
+        assert table.cursor > STEPS - 60
         await pilot.press("home")
         await wait_until(pilot, lambda: table.cursor == 0 and "step-0 " in screen_text(app))
         await pilot.press("escape")

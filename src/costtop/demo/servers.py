@@ -140,6 +140,8 @@ class RedisServer:
     directory: Path
     port: int = 0
     proc: subprocess.Popen[bytes] | None = None
+    binary: str | None = None  # another redis-server compatible binary (a Valkey, say); default: ours
+    extra: tuple[str, ...] = ()  # more command-line options
 
     @property
     def url(self) -> str:
@@ -150,8 +152,8 @@ class RedisServer:
         self.port = self.port or free_port()
         log = open(self.directory / "redis.log", "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"],
+            [self.binary or find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no", *self.extra],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()

@@ -1,8 +1,8 @@
 """Audit rows that must survive a Postgres outage: kept in a local file until the table has them.
 
 Every audit row is appended (and fsynced) here before its INSERT is tried, with an id of its own and
-the time of the change. `drain` inserts what the file holds with `ON CONFLICT (entry_id) DO NOTHING`
-and then drops what the table has, so a row is written exactly once even if costtop dies between
+the time of the change. `drain` inserts what the file holds with `ON CONFLICT DO NOTHING` (the entry
+id is unique) and then drops what the table has, so a row is written exactly once even if costtop dies between
 the INSERT and the rewrite of the file, or two costtop processes drain at once (the file is locked
 while it is read or rewritten). A line that cannot be parsed is kept aside in `<file>.bad`, never
 silently dropped.

@@ -94,7 +94,7 @@ def insert_sql(settings: Settings) -> str:
     table = qualified(settings.tables, settings.tables.audit)
     return (f"INSERT INTO {table} (entry_id, at, operator, ssh_client, action, scope, target, key, reason, "
             "ttl_seconds, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
-            "ON CONFLICT (entry_id) DO NOTHING")
+            "ON CONFLICT DO NOTHING")  # no conflict target: naming one would need SELECT on the table
 
 
 async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> bool:
