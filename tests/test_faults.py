@@ -5,7 +5,6 @@ source is stale, recover by itself, and then show exactly what SQL says."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -157,16 +156,15 @@ async def test_a_frozen_postgres_goes_stale_then_catches_up(fresh: ServerPair) -
     """SIGSTOP: the server holds the connection and never answers, as a hung database does."""
     await record(fresh, calls("a", 4, "0.50", datetime.now(UTC)))
     app = make_app(fresh)
-    pid = fresh.postgres.proc.pid  # type: ignore[union-attr]
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and not app.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.00"), 4)})
-        os.kill(pid, signal.SIGSTOP)
+        fresh.postgres.signal_all(signal.SIGSTOP)  # the postmaster and every backend
         try:
             await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=5 * TIMEOUT + 2)
             await responsive(pilot, app)
         finally:
-            os.kill(pid, signal.SIGCONT)
+            fresh.postgres.signal_all(signal.SIGCONT)
         await record(fresh, calls("a", 1, "0.50", datetime.now(UTC)))
         await wait_until(pilot, lambda: app.status["Postgres"].connected and not app.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.50"), 5)}, timeout=30)

@@ -240,6 +240,24 @@ class PostgresServer:
     def kill(self) -> None:
         _stop(self.proc, signal.SIGKILL)
 
+    def signal_all(self, sig: int) -> None:
+        """The postmaster and every process it started (each backend is a session of its own, so a
+        process-group signal would miss them): SIGSTOP freezes the whole server, as a hung host does."""
+        if self.proc is None:
+            return
+        pids = [self.proc.pid]
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(stat[1]) == self.proc.pid:
+                    pids.append(int(entry.name))
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
 
 @dataclass
 class ServerPair:

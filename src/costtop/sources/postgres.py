@@ -36,6 +36,7 @@ from costtop.text import clean, mask_url, one_line
 # Start-up reads the 5-minute window (plus a margin) row by row; everything else as sums.
 RAW_SECONDS = 301  # the exact 5-minute window, and the second the clock may move on meanwhile
 MINUTE_WINDOW = 60
+RELEASE_SECONDS = 0.5  # past a query's own timeout, how long giving its connection back may take
 READ_BATCH = 100_000
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
 
@@ -111,11 +112,16 @@ class PostgresReader:
         # day start, first minute of the hour.
         self._pending: tuple[asyncpg.Connection, asyncpg.transaction.Transaction, datetime, datetime] | None = None
 
-    def error(self, exc: BaseException) -> SourceError:
+    def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
         url = self.settings.database_url
         secrets = (url, mask_url(url))
+        seconds = timeout or self.settings.timeout_seconds
         if isinstance(exc, TimeoutError):
-            return SourceError(f"Postgres timed out after {self.settings.timeout_seconds:g} s")
+            return SourceError(f"Postgres timed out after {seconds:g} s")
+        if isinstance(exc, asyncpg.exceptions.InternalClientError):
+            # What the client says when a timed-out call's connection could not be given back: the
+            # server stopped answering (frozen, or the network between went dead).
+            return SourceError(f"Postgres stopped answering (nothing within {seconds:g} s)")
         if isinstance(exc, OSError):
             return SourceError(f"Postgres unreachable at {mask_url(url)}: {clean(exc.strerror or exc, 80)}")
         return SourceError(one_line(exc, secrets[:1]))
@@ -390,15 +396,16 @@ class PostgresReader:
         limit = timeout or self.settings.timeout_seconds
         pool = self.pool
         assert pool is not None
+        started = time.monotonic()
         try:
-            async with asyncio.timeout(limit + self.settings.timeout_seconds):
+            async with asyncio.timeout(limit + RELEASE_SECONDS):
                 return await pool.fetch(sql, *args, timeout=limit)
         except PG_ERRORS as exc:
             if not isinstance(exc, asyncpg.PostgresError) and self.pool is pool:
                 self.pool = None
                 self._pending = None
                 pool.terminate()
-            raise self.error(exc) from None
+            raise self.error(exc, round(time.monotonic() - started, 1)) from None
 
     async def new_rows(self) -> list[CallRecord]:
         """Rows committed since the last read, each returned once."""

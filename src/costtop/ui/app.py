@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -98,6 +99,10 @@ class CosttopApp(App[None]):
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # asyncpg logs a traceback each time its pool fails to reconnect in the background; a dead
+        # Postgres is already on screen as a stale badge, and a traceback there would be a bug.
+        logging.getLogger("asyncpg").addHandler(logging.NullHandler())
+        logging.getLogger("asyncpg").propagate = False
         self.engine.audit_pending = self.feed.audit_pending()  # left by an earlier session, perhaps
         self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
