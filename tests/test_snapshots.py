@@ -146,3 +146,12 @@ async def test_drill_down_and_back() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MainScreen)
+
+
+def test_help_screen(snap_compare) -> None:
+    async def open_help(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=(120, 50), run_before=open_help)

@@ -79,8 +79,12 @@ async def _db_init(settings: Settings) -> list[str]:
 
 def run_app(settings: Settings) -> int:
     from costtop.sources.feed import LiveFeed
-    from costtop.ui.app import CosttopApp
+    from costtop.ui.app import CosttopApp, binding_groups, unknown_binding_ids
 
+    unknown = unknown_binding_ids(settings.keymap)
+    if unknown:
+        known = ", ".join(sorted({b.id for _, g in binding_groups() for b in g if b.id}))
+        return fail(f"keymap: no binding called {', '.join(unknown)} (there are: {known})")
     try:
         feed = LiveFeed(settings)
     except ValueError as exc:  # a URL the client library cannot parse

@@ -101,6 +101,8 @@ class Settings(BaseModel):
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    # Keys by binding id, e.g. {kill = "x", quit = "q,ctrl+q"}: `costtop keys` lists the ids.
+    keymap: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("refresh")
     @classmethod

@@ -40,10 +40,12 @@ from costtop.ui.messages import (
     SourceFailed,
     SwitchWritten,
 )
-from costtop.ui.screens.drill_down import AgentScreen
+from costtop.ui.screens.drill_down import AgentScreen, TraceScreen
+from costtop.ui.screens.help import HelpScreen
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import SwitchableTable
 from costtop.ui.widgets.velocity_chart import VelocityChart
@@ -57,6 +59,20 @@ MAX_BACKOFF_SECONDS = 30.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def binding_groups() -> list[tuple[str, list[Binding]]]:
+    """Every binding costtop declares, with where it applies: for help, and to check a keymap."""
+    return [("", [b for b in CosttopApp.BINDINGS if isinstance(b, Binding)]),
+            (" (tables)", [b for b in RowTable.BINDINGS if isinstance(b, Binding)]),
+            (" (agent screen)", [b for b in AgentScreen.BINDINGS if isinstance(b, Binding)]),
+            (" (trace view)", [b for b in TraceScreen.BINDINGS if isinstance(b, Binding)]),
+            (" (dialogs)", [b for b in SwitchDialog.BINDINGS if isinstance(b, Binding)])]
+
+
+def unknown_binding_ids(keymap: dict[str, str]) -> list[str]:
+    known = {b.id for _, group in binding_groups() for b in group}
+    return sorted(set(keymap) - known)
 
 
 def backoff(failures: int, base: float) -> float:
@@ -76,8 +92,10 @@ class CosttopApp(App[None]):
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
         Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
+        Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
+    WRITE_ACTIONS = frozenset({"kill", "resume", "throttle", "kill_all"})
 
     def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now,
                  catalog: Catalog | None = None) -> None:
@@ -103,6 +121,7 @@ class CosttopApp(App[None]):
         # Postgres is already on screen as a stale badge, and a traceback there would be a bug.
         logging.getLogger("asyncpg").addHandler(logging.NullHandler())
         logging.getLogger("asyncpg").propagate = False
+        self.set_keymap(self.settings.keymap)
         self.engine.audit_pending = self.feed.audit_pending()  # left by an earlier session, perhaps
         self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
@@ -310,6 +329,30 @@ class CosttopApp(App[None]):
         agent = self.focused.selected_key
         if agent is not None:
             self.push_screen(AgentScreen(agent))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Read-only (the wall screen): the writing keys are shown disabled and do nothing."""
+        if self.read_only and action in self.WRITE_ACTIONS:
+            return None
+        return True
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.help_keys(), self.read_only))
+
+    def help_keys(self) -> list[tuple[str, str, str]]:
+        """(key as the keymap has it, what it does, binding id) for every binding costtop declares."""
+        rows = []
+        for where, bindings in binding_groups():
+            for b in bindings:
+                if b.id is None:
+                    continue
+                keys = self.settings.keymap.get(b.id, b.key)
+                shown = ", ".join(self.get_key_display(Binding(k.strip(), b.action)) for k in keys.split(","))
+                disabled = self.read_only and b.action in self.WRITE_ACTIONS
+                rows.append((shown, f"{b.description or b.action}{where}{' (disabled: read-only)' if disabled else ''}",
+                             b.id))
+        return rows
 
     def _refuse_if_read_only(self) -> bool:
         if self.read_only:

@@ -1,0 +1,55 @@
+"""`?`: every key (as remapped by the config's keymap) with its binding id, and what each colour means."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+# What each colour means, with the word that says the same for 16-colour terminals and NO_COLOR.
+LEGEND: tuple[tuple[str, str, str], ...] = (
+    ("ok", "green", "an agent, model or provider running normally"),
+    ("throttled", "bold yellow", "a throttle switch is on: the gateway slows it down"),
+    ("killed", "bold white on red", "a kill switch is on: the gateway refuses its calls"),
+    ("unknown", "dim", "its switches cannot be read (Redis is stale)"),
+    ("WARN", "bold yellow", "a warning: burn rate, 80 % of a budget, errors, an unusual day"),
+    ("CRIT", "bold red", "critical: burn rate, a budget spent, a provider down; rings the bell once"),
+    ("EMERG", "bold white on red", "emergency burn rate ($50 in 5 minutes by default)"),
+    ("STALE", "bold white on red", "a source's last good read is old: its figures are the last known"),
+    ("?", "", "unknown, never shown as $0"),
+    ("none", "dim", "no budget (missing, zero or negative): disabled, never 'exceeded'"),
+)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
+
+    def __init__(self, keys: Iterable[tuple[str, str, str]], read_only: bool) -> None:
+        """keys: (key as shown, what it does, binding id)."""
+        super().__init__()
+        self.keys = list(keys)
+        self.read_only = read_only
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        table.add_column("Key")
+        table.add_column("Does")
+        table.add_column(Text("Binding id (for [keymap])"), style="dim")  # Text: brackets are not markup
+        for key, what, binding_id in self.keys:
+            table.add_row(Text(key, style="bold"), Text(what), Text(binding_id))
+        legend = Table(box=None, show_header=False, pad_edge=False)
+        for word, style, meaning in LEGEND:
+            legend.add_row(Text(word, style=style), Text(meaning))
+        with VerticalScroll(id="help"):
+            yield Static(Text("costtop keys (esc or ? to close)", style="bold"), classes="pane-title")
+            if self.read_only:
+                yield Static(Text("READ-ONLY: the keys that change switches are disabled.", style="bold yellow"))
+            yield Static(table)
+            yield Static(Text("Colours and words", style="bold"), classes="pane-title")
+            yield Static(legend)
