@@ -25,6 +25,7 @@ from costtop.demo.servers import ServerPair
 from costtop.engine.snapshot import AgentState
 from costtop.sources.feed import LiveFeed
 from costtop.ui.app import CosttopApp
+from costtop.ui.display import Display
 from costtop.ui.screens.main import MainScreen
 
 
@@ -66,7 +67,7 @@ async def measure(settings: Settings, seconds: float) -> None:
             snaps.append(time.perf_counter() - start)
             start = time.perf_counter()
             with app.batch_update():
-                main.show(snap, False)
+                main.show(snap, Display())
             await pilot.pause()
             renders.append(time.perf_counter() - start)
             await asyncio.sleep(settings.refresh)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from appkit import screen_text, wait_for_data, wait_until
 from costtop.cli import main
 from costtop.config import Settings
 from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
+from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
@@ -68,3 +70,50 @@ def test_an_unknown_binding_in_the_keymap_is_one_line(tmp_path, capsys) -> None:
     assert main(["--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("costtop: keymap: no binding called kil (there are: ") and err.count("\n") == 1
+
+
+class TrickleFeed(StaticFeed):
+    """The static demo data, plus rows the test lets through."""
+
+    pending = 0
+
+    async def new_rows(self) -> list[CallRecord]:
+        n, self.pending = self.pending, 0
+        return [CallRecord(f"x{i}", NOW, "research-bot", "llm", 100, cost_usd=Decimal("1")) for i in range(n)]
+
+
+async def test_pause_freezes_the_screen_while_reading_goes_on() -> None:
+    feed = TrickleFeed(NOW)
+    app = CosttopApp(Settings(), feed, clock=lambda: NOW, catalog=shipped())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("p")
+        await wait_until(pilot, lambda: "PAUSED" in screen_text(app))
+        frozen = app.shown
+        calls_before = app.engine.today.calls
+        # Reading goes on: a row arrives and the engine counts it, the screen does not move.
+        feed.pending = 5
+        await wait_until(pilot, lambda: app.engine.today.calls == calls_before + 5)
+        app.render_snapshot()
+        await pilot.pause()
+        assert app.shown is frozen and app.snapshot is not frozen
+        assert "PAUSED" in screen_text(app)
+        await pilot.press("space")
+        await wait_until(pilot, lambda: "PAUSED" not in screen_text(app))
+        assert app.shown is app.snapshot
+
+
+async def test_plus_and_minus_step_the_refresh_within_bounds() -> None:
+    app = make_app(refresh=1.0)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        assert "Refresh 1s" in screen_text(app)
+        await pilot.press("plus")
+        await wait_until(pilot, lambda: "Refresh 0.5s" in screen_text(app))
+        await pilot.press("plus")  # already the fastest
+        await pilot.pause()
+        assert app.refresh_seconds == 0.5
+        for _ in range(8):
+            await pilot.press("minus")
+        await wait_until(pilot, lambda: "Refresh 60s" in screen_text(app))
+        assert app.refresh_seconds == 60

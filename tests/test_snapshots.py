@@ -155,3 +155,12 @@ def test_help_screen(snap_compare) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=(120, 50), run_before=open_help)
+
+
+def test_pause_banner(snap_compare) -> None:
+    async def pause(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("p")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=pause)

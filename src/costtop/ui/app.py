@@ -28,6 +28,7 @@ from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
 from costtop.sources.writer import SwitchChange, WriteResult, switch_key
 from costtop.text import one_line
+from costtop.ui.display import Display, next_refresh
 from costtop.ui.messages import (
     AuditDrained,
     BaselineRead,
@@ -92,6 +93,9 @@ class CosttopApp(App[None]):
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
         Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
+        Binding("p,space", "pause", "Pause", id="pause"),
+        Binding("plus,equals_sign", "refresh_step(1)", "Faster", id="faster", show=False),
+        Binding("minus", "refresh_step(0)", "Slower", id="slower", show=False),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -110,6 +114,9 @@ class CosttopApp(App[None]):
         self.status = {name: SourceStatus(name, False, None) for name in ("Redis", "Postgres")}
         self.snapshot: Snapshot | None = None
         self.last_write: WriteResult | None = None
+        self.paused = False
+        self._frozen: Snapshot | None = None
+        self.refresh_seconds = settings.refresh  # `+` and `-` change it, within REFRESH_STEPS
         self._last_render = 0.0
         self._need_baseline = True
         self._generation = 0  # baselines read so far: a late half of an old one is ignored
@@ -130,7 +137,7 @@ class CosttopApp(App[None]):
         self.run_worker(self._history_loop(), group="history", name="history", exclusive=True)
         # New rows render at once (freshness = one read interval); this timer only keeps ages and the
         # sliding windows moving when no data arrives, so it stays quiet while reads keep coming.
-        self.set_interval(self.settings.refresh / 2, self._tick, name="render")
+        self._render_timer = self.set_interval(self.refresh_seconds / 2, self._tick, name="render")
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.render_snapshot)
@@ -217,11 +224,11 @@ class CosttopApp(App[None]):
                 # After any failure start again from a fresh baseline: nothing double-counted or skipped.
                 self._need_baseline = True
                 self.post_message(SourceFailed("Postgres", self._failure(exc)))
-                await asyncio.sleep(backoff(failures, self.settings.refresh))
+                await asyncio.sleep(backoff(failures, self.refresh_seconds))
                 continue
             failures = 0
             # One read per refresh interval, however long the read took.
-            await asyncio.sleep(max(0.0, self.settings.refresh - (time.monotonic() - started)))
+            await asyncio.sleep(max(0.0, self.refresh_seconds - (time.monotonic() - started)))
 
     async def _day_totals(self, generation: int) -> None:
         """The day's sums, read in the background: the window is live meanwhile."""
@@ -284,7 +291,7 @@ class CosttopApp(App[None]):
         self.render_snapshot()
 
     def _tick(self) -> None:
-        if time.monotonic() - self._last_render >= self.settings.refresh * 1.4:
+        if time.monotonic() - self._last_render >= self.refresh_seconds * 1.4:
             self.render_snapshot()
 
     @on(SourceFailed)
@@ -296,18 +303,48 @@ class CosttopApp(App[None]):
             self.redis_state = None
         self.render_snapshot()
 
+    @property
+    def display(self) -> Display:
+        return Display(self.read_only, self.paused, self.refresh_seconds)
+
     def render_snapshot(self) -> None:
         self._last_render = time.monotonic()
         self.snapshot = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
         if self.snapshot.new_critical and self.settings.bell:
-            self.bell()  # once, when a critical alert trips
+            self.bell()  # once, when a critical alert trips: paused or not
+        if not self.paused:
+            self._show(self.snapshot)
+
+    def _show(self, snap: Snapshot) -> None:
         main = self._main()
         if main is not None and main.is_mounted:
             # Also under an open dialog: the table moves on, the dialog's target does not.
             with self.batch_update():
-                main.show(self.snapshot, self.read_only)
+                main.show(snap, self.display)
                 if isinstance(self.screen, AgentScreen) and self.screen.is_mounted:
-                    self.screen.show(self.snapshot)
+                    self.screen.show(snap)
+
+    def action_pause(self) -> None:
+        """Freeze the screen on what it shows now (reading goes on); again to catch up."""
+        self._frozen = None if self.paused else self.snapshot
+        self.paused = not self.paused
+        if self.paused and self._frozen is not None:
+            self._show(self._frozen)  # the same figures, with the PAUSED banner
+        else:
+            self.render_snapshot()
+
+    @property
+    def shown(self) -> Snapshot | None:
+        """What the screen shows: the frozen snapshot while paused, else the latest."""
+        return self._frozen if self.paused else self.snapshot
+
+    def action_refresh_step(self, faster: int) -> None:
+        self.refresh_seconds = next_refresh(self.refresh_seconds, bool(faster))
+        self._render_timer.stop()
+        self._render_timer = self.set_interval(self.refresh_seconds / 2, self._tick, name="render")
+        self.notify(f"Refresh every {self.refresh_seconds:g} s", timeout=3)
+        if self.shown is not None:
+            self._show(self.shown)
 
     # -- actions -----------------------------------------------------------------------------------
 
@@ -441,7 +478,7 @@ class CosttopApp(App[None]):
     def _resume_target(self) -> SwitchChange | None:
         """The switch under the cursor in the switch panel, else the selected agent's own switch."""
         main = self._main()
-        snap = self.snapshot
+        snap = self.shown  # what the operator sees, also while paused
         if main is None or snap is None:
             return None
         switches = main.query_one(SwitchTable)

@@ -10,6 +10,7 @@ from textual.widgets import Footer, Static
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
+from costtop.ui.display import Display
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
 from costtop.ui.widgets.summary import Summary
@@ -57,12 +58,12 @@ class MainScreen(Screen[None]):
         self.set_class(self.size.height < SHORT, "short")
         self.set_class(self.size.width < NARROW, "narrow")
 
-    def show(self, snap: Snapshot, read_only: bool) -> None:
+    def show(self, snap: Snapshot, display: Display) -> None:
         try:
             summary = self.query_one(Summary)
         except NoMatches:  # not composed yet, or being torn down at exit
             return
-        summary.show(snap, read_only)
+        summary.show(snap, display)
         self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note, "empty")
         self.query_one(AlertPanel).show(snap)
         alerts_title = self.query_one("#alerts-pane .pane-title", Static)

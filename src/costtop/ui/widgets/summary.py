@@ -8,6 +8,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
 from costtop.money import usd
+from costtop.ui.display import Display
 from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out
 from costtop.ui.widgets.line_diff import TextLines
 
@@ -65,7 +66,8 @@ def pack(items: list[Text], width: int, gap: int = 2) -> Text:
     return Text("\n").join(lines)
 
 
-def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> Text:
+def summary_text(snap: Snapshot, display: Display | None = None, width: int = 160) -> Text:
+    display = display or Display()
     h = snap.header
     burn = level_text(f"{usd(h.velocity_per_min)}/min", h.velocity_level)
     burn.append(f" ({usd(h.velocity_per_hour, 0)}/h)", style="dim")
@@ -77,7 +79,7 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         _budget("Day budget", h.day_budget),
         _budget("Month budget", h.month_budget),
     ]
-    if read_only:
+    if display.read_only:
         first.insert(1, Text("READ-ONLY", style="bold black on yellow"))
     second = [
         _stat("Agents", f"{h.active_agents} active/{h.known_agents}"),
@@ -85,6 +87,7 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
         _stat("Errors 1h", percent(h.error_rate_1h)),
         _stat("Cache hit", percent(h.cache_hit_rate)),
         _stat("p95 5m", millis(h.p95_ms)),
+        _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")),
         *(badge(s) for s in snap.sources),
     ]
     if snap.audit_pending:
@@ -93,6 +96,10 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
     out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
                                                                          pack(second, width))
     out.no_wrap = True
+    if display.paused:
+        out.append("\n")
+        out.append(" PAUSED ", style="bold black on yellow")
+        out.append(" the screen is frozen at this moment; data is still being read (p: resume)", style="bold yellow")
     if snap.global_kill is not None:
         source, who, why = snap.global_kill.origin
         out.append("\n")
@@ -113,5 +120,5 @@ def summary_text(snap: Snapshot, read_only: bool = False, width: int = 160) -> T
 class Summary(TextLines):
     """Renders the header of a snapshot, repainting only the cells that changed."""
 
-    def show(self, snap: Snapshot, read_only: bool = False) -> None:
-        self.set_text(summary_text(snap, read_only, max(20, self.content_size.width or self.app.size.width - 2)))
+    def show(self, snap: Snapshot, display: Display | None = None) -> None:
+        self.set_text(summary_text(snap, display, max(20, self.content_size.width or self.app.size.width - 2)))
