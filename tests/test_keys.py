@@ -14,6 +14,8 @@ from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
+from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.usage_tables import ModelTable
 
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 
@@ -117,3 +119,22 @@ async def test_plus_and_minus_step_the_refresh_within_bounds() -> None:
             await pilot.press("minus")
         await wait_until(pilot, lambda: "Refresh 60s" in screen_text(app))
         assert app.refresh_seconds == 60
+
+
+async def test_slash_filters_agents_models_and_providers_by_text() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("slash")
+        await pilot.press(*"BOT")  # any case
+        agents = app.screen.query_one(AgentTable)
+        await wait_until(pilot, lambda: [a.agent_id for a in agents.rows] == ["research-bot", "email-bot"])
+        assert "filter “BOT”: 2 of 8" in screen_text(app)
+        await pilot.press("enter")  # keep it, back to the table: keys act on what is shown
+        await wait_until(pilot, lambda: app.focused is agents)
+        assert agents.selected_key == "research-bot"
+        await pilot.press("slash", "backspace", "backspace", "backspace", *"gpt-5")
+        models = app.screen.query_one(ModelTable)
+        await wait_until(pilot, lambda: [m.model for m in models.rows] == ["gpt-5"] and not agents.rows)
+        await pilot.press("escape")  # clears it
+        await wait_until(pilot, lambda: len(agents.rows) == 8 and "filter" not in screen_text(app))

@@ -164,3 +164,12 @@ def test_pause_banner(snap_compare) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=(120, 30), run_before=pause)
+
+
+def test_filter(snap_compare) -> None:
+    async def filter_bots(pilot: Pilot[None]) -> None:
+        await wait_for_data(pilot)
+        await pilot.press("slash", *"bot")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=filter_bots)

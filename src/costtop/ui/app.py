@@ -93,6 +93,7 @@ class CosttopApp(App[None]):
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
         Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
+        Binding("slash", "filter", "Filter", id="filter"),
         Binding("p,space", "pause", "Pause", id="pause"),
         Binding("plus,equals_sign", "refresh_step(1)", "Faster", id="faster", show=False),
         Binding("minus", "refresh_step(0)", "Slower", id="slower", show=False),
@@ -372,6 +373,16 @@ class CosttopApp(App[None]):
         if self.read_only and action in self.WRITE_ACTIONS:
             return None
         return True
+
+    def action_filter(self) -> None:
+        main = self._main()
+        if main is not None and self.screen is main:
+            main.open_filter()
+
+    @on(MainScreen.FilterChanged)
+    def _filter_changed(self) -> None:
+        if self.shown is not None:
+            self._show(self.shown)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

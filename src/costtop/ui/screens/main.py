@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, Input, Static
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
 from costtop.ui.display import Display
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
+from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
@@ -20,6 +24,12 @@ from costtop.ui.widgets.velocity_chart import VelocityChart
 
 SHORT = 40  # lines
 NARROW = 140  # columns: the provider and model panels share the width
+
+
+class FilterBar(Input):
+    """`/`: the text the agent, model and provider rows must hold; esc clears it."""
+
+    BINDINGS = [Binding("escape", "screen.clear_filter", "Clear filter", id="filter.clear")]
 
 
 class MainScreen(Screen[None]):
@@ -48,10 +58,38 @@ class MainScreen(Screen[None]):
         with Vertical(id="switches-pane"):
             yield Static("Switches", classes="pane-title")
             yield SwitchTable(id="switches")
+        yield FilterBar(placeholder="filter agents, models, providers (enter: keep, esc: clear)", id="filter")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
+
+    def open_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.display = True
+        bar.focus()
+
+    def _tables(self) -> list[RowTable[object]]:
+        return [self.query_one(AgentTable), self.query_one(ProviderTable), self.query_one(ModelTable)]  # type: ignore[list-item]
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        for table in self._tables():
+            table.filter = event.value.strip()
+        self.post_message(self.FilterChanged())
+
+    @on(Input.Submitted, "#filter")
+    def _filter_kept(self) -> None:
+        self.query_one(AgentTable).focus()
+
+    def action_clear_filter(self) -> None:
+        bar = self.query_one(FilterBar)
+        bar.value = ""  # fires Input.Changed: the tables show everything again
+        bar.display = False
+        self.query_one(AgentTable).focus()
+
+    class FilterChanged(Message):
+        """The rows to show changed without new data: the app draws the snapshot on screen again."""
 
     def on_resize(self) -> None:
         # On a short terminal the panels below the agents shrink, so the agents keep some rows.
@@ -71,9 +109,12 @@ class MainScreen(Screen[None]):
         title = f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)"
         if str(alerts_title.content) != title:
             alerts_title.update(title)
-        self.query_one(AgentTable).show(snap)
+        agents = self.query_one(AgentTable)
+        agents.show(snap)
         agents_title = self.query_one("#agents-pane .pane-title", Static)
         title = f"Agents — today, UTC — by {snap.sort.value}"
+        if agents.filter:
+            title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
         if str(agents_title.content) != title:
             agents_title.update(title)
         self.query_one(SwitchTable).show(snap)
@@ -86,6 +127,12 @@ class MainScreen(Screen[None]):
         if str(chart_title.content) != title:
             chart_title.update(title)
         self.query_one(ModelTable).show(snap)
+        for pane, name in (("#providers-pane", "Providers"), ("#models-pane", "Models — today, UTC")):
+            table = self.query_one(f"{pane} RowTable", RowTable)
+            title = f"{name} — filter “{table.filter}”: {table.row_count} of {table.total}" if table.filter else name
+            widget = self.query_one(f"{pane} .pane-title", Static)
+            if str(widget.content) != title:
+                widget.update(title)
         count = len(snap.switches)
         title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"
         pane_title = self.query_one("#switches-pane .pane-title", Static)

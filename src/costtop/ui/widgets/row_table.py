@@ -85,6 +85,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._painted = PaintedLines()
         self._name_widths: dict[str, int] = {}
         self._layout: tuple[object, ...] = ()
+        self.filter = ""  # `/`: only rows whose name holds this text (any case)
+        self.total = 0  # rows before the filter
 
     # -- what a subclass says ----------------------------------------------------------------------
 
@@ -120,6 +122,10 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
 
     def show(self, snap: Snapshot) -> None:
         rows = self.rows_of(snap)
+        self.total = len(rows)
+        if self.filter:
+            needle = self.filter.casefold()
+            rows = [row for row in rows if needle in clean(self.name_of(row)).casefold()]
         columns = self.columns_for(snap, max(5, self._name_width(rows)))
         layout = self.layout_key()
         if columns != self.columns or layout != self._layout:
