@@ -138,3 +138,43 @@ async def test_slash_filters_agents_models_and_providers_by_text() -> None:
         await wait_until(pilot, lambda: [m.model for m in models.rows] == ["gpt-5"] and not agents.rows)
         await pilot.press("escape")  # clears it
         await wait_until(pilot, lambda: len(agents.rows) == 8 and "filter" not in screen_text(app))
+
+
+async def test_a_click_on_a_column_title_sorts_and_a_second_reverses() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        agents = app.screen.query_one(AgentTable)
+        await pilot.click(AgentTable, offset=(2, 0))  # "Agent"
+        await wait_until(pilot, lambda: app.snapshot.sort.value == "name" and not app.snapshot.sort_reverse)
+        names = [a.agent_id for a in agents.rows]
+        assert names == sorted(names)
+        await pilot.click(AgentTable, offset=(2, 0))
+        await wait_until(pilot, lambda: app.snapshot.sort_reverse)
+        assert [a.agent_id for a in agents.rows] == sorted(names, reverse=True)
+        assert "by name (reversed)" in screen_text(app)
+        await pilot.press("s")  # the next key, in its own order
+        await wait_until(pilot, lambda: app.snapshot.sort.value == "$/min" and not app.snapshot.sort_reverse)
+
+
+async def test_ctrl_s_saves_the_screen_as_svg(tmp_path) -> None:
+    app = make_app(screenshot_dir=str(tmp_path / "shots"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: any((tmp_path / "shots").glob("*.svg")))
+    (svg,) = (tmp_path / "shots").glob("*.svg")
+    text = svg.read_text()
+    assert text.startswith("<svg") and "research" in text
+
+
+async def test_a_screenshot_that_cannot_be_written_says_so(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    app = make_app(screenshot_dir=str(blocker / "shots"))  # a folder under a file: cannot exist
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: any(n.message.startswith("Screenshot not saved: Not a directory")
+                                            for n in app._notifications))
+        assert not list(tmp_path.glob("**/*.svg"))

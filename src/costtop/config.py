@@ -103,6 +103,7 @@ class Settings(BaseModel):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # Keys by binding id, e.g. {kill = "x", quit = "q,ctrl+q"}: `costtop keys` lists the ids.
     keymap: dict[str, str] = Field(default_factory=dict)
+    screenshot_dir: str = "."  # where ctrl+s saves the screen as SVG
 
     @field_validator("refresh")
     @classmethod

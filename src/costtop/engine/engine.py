@@ -158,6 +158,7 @@ class Engine:
         self._order: list[str] = []
         self._agents: tuple[AgentRow, ...] = ()
         self.sort = SortKey.BURN
+        self.sort_reverse = False  # a second click on the same column's title
         self.alerts = AlertBook()
         self.live_traces = LiveTraces(self.thresholds.loop_calls, self.thresholds.context_tokens)
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
@@ -333,7 +334,7 @@ class Engine:
         # Rows are rebuilt only for agents whose figures changed; with 10,000 agents most did not.
         day_left, month_left = period_left(now)
         # Forecasts depend on the time left in the day: every row is redone once a minute for them.
-        context = (redis, has_cost, th, known, int(day_left // 60), self.sort)
+        context = (redis, has_cost, th, known, int(day_left // 60), self.sort, self.sort_reverse)
         changed = self._changed | self.window.take_changed()
         self._changed = set()
         rows, keyed = self._agent_rows, self._sort_keys
@@ -397,7 +398,8 @@ class Engine:
             # Last frame's order is still nearly sorted, and Timsort takes advantage of its runs.
             order = [name for name in self._order if name in rows] if removed else self._order
             self._order = sorted(order + added, key=keyed.__getitem__)
-            self._agents = tuple(map(rows.__getitem__, self._order))
+            names = reversed(self._order) if self.sort_reverse else self._order
+            self._agents = tuple(map(rows.__getitem__, names))
         agents = self._agents
         window_total = self.window.overall.cost
         window_calls = self.window.overall.calls
@@ -457,7 +459,7 @@ class Engine:
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
             columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
-            providers=providers, sort=self.sort, reconciliation=reconciliation,
+            providers=providers, sort=self.sort, sort_reverse=self.sort_reverse, reconciliation=reconciliation,
             models=self._model_rows(switches, switched, known, has_cost),
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,

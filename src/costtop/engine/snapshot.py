@@ -218,6 +218,7 @@ class Snapshot:
     providers: tuple[ProviderRow, ...] = ()
     models: tuple[ModelRow, ...] = ()
     sort: SortKey = SortKey.BURN
+    sort_reverse: bool = False
     reconciliation: Reconciliation | None = None  # None: no counters read yet, or the day is still summing
     alerts: tuple[Alert, ...] = ()  # most severe and oldest first
     new_critical: bool = False  # a critical alert tripped at this snapshot (the terminal bell)

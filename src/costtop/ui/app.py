@@ -62,6 +62,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+COLUMN_SORT = {"agent": SortKey.NAME, "today": SortKey.TODAY, "velocity": SortKey.BURN, "runs_out": SortKey.RUNS_OUT}
+
+
 def binding_groups() -> list[tuple[str, list[Binding]]]:
     """Every binding costtop declares, with where it applies: for help, and to check a keymap."""
     return [("", [b for b in CosttopApp.BINDINGS if isinstance(b, Binding)]),
@@ -97,6 +100,7 @@ class CosttopApp(App[None]):
         Binding("p,space", "pause", "Pause", id="pause"),
         Binding("plus,equals_sign", "refresh_step(1)", "Faster", id="faster", show=False),
         Binding("minus", "refresh_step(0)", "Slower", id="slower", show=False),
+        Binding("ctrl+s", "screenshot", "Screenshot", id="screenshot", show=False),
         Binding("question_mark", "help", "Help", id="help"),
         Binding("q", "quit", "Quit", id="quit"),
     ]
@@ -372,7 +376,7 @@ class CosttopApp(App[None]):
         """Read-only (the wall screen): the writing keys are shown disabled and do nothing."""
         if self.read_only and action in self.WRITE_ACTIONS:
             return None
-        return True
+        return action != "filter" or isinstance(self.screen, MainScreen)  # the filter is the main screen's
 
     def action_filter(self) -> None:
         main = self._main()
@@ -383,6 +387,17 @@ class CosttopApp(App[None]):
     def _filter_changed(self) -> None:
         if self.shown is not None:
             self._show(self.shown)
+
+    def action_screenshot(self) -> None:
+        """ctrl+s: the screen as it is, an SVG in `screenshot_dir`."""
+        folder = Path(self.settings.screenshot_dir).expanduser()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = self.save_screenshot(path=str(folder))
+        except OSError as exc:
+            self.notify(f"Screenshot not saved: {exc.strerror or exc}", severity="error", markup=False)
+            return
+        self.notify(f"Screenshot saved: {path}", title="Screenshot", markup=False)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -455,6 +470,21 @@ class CosttopApp(App[None]):
         """The agents' order: burn rate, when the daily budget runs out, spend today, name."""
         keys = list(SortKey)
         self.engine.sort = keys[(keys.index(self.engine.sort) + 1) % len(keys)]
+        self.engine.sort_reverse = False
+        self.render_snapshot()
+
+    @on(RowTable.HeaderClicked)
+    def _header_clicked(self, message: RowTable.HeaderClicked) -> None:
+        """A click on an agent column's title sorts by it; a second click on it reverses the order."""
+        if not isinstance(message.control, AgentTable):
+            return
+        key = COLUMN_SORT.get(message.column)
+        if key is None:
+            return
+        if self.engine.sort is key:
+            self.engine.sort_reverse = not self.engine.sort_reverse
+        else:
+            self.engine.sort, self.engine.sort_reverse = key, False
         self.render_snapshot()
 
     def action_acknowledge(self) -> None:

@@ -146,6 +146,9 @@ class AgentScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one(TraceList).focus()
+        shown = self.app.shown  # type: ignore[attr-defined]
+        if shown is not None:  # the figures at once, not at the next refresh
+            self.show(shown)
         self.load()
         # Live while open: read again every few refreshes (bounded, indexed reads of one agent).
         self.set_interval(max(2.0, self.app.settings.refresh * 2), self.load)  # type: ignore[attr-defined]
@@ -167,8 +170,8 @@ class AgentScreen(Screen[None]):
         table = self.query_one(TraceList)
         table.traces = tuple(traces)
         status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
-        if app.snapshot is not None:  # type: ignore[attr-defined]
-            table.show(app.snapshot)  # type: ignore[attr-defined]
+        if app.shown is not None:  # type: ignore[attr-defined]
+            table.show(app.shown)  # type: ignore[attr-defined]
 
     def show(self, snap: Snapshot) -> None:
         row = next((a for a in snap.agents if a.agent_id == self.agent_id), None)
@@ -227,5 +230,5 @@ class TraceScreen(Screen[None]):
             if count:
                 summary.append(f"  {name}: {count} steps", style=MARK_STYLE[name])
         status.update(summary)
-        if app.snapshot is not None:  # type: ignore[attr-defined]
-            table.show(app.snapshot)  # type: ignore[attr-defined]
+        if app.shown is not None:  # type: ignore[attr-defined]
+            table.show(app.shown)  # type: ignore[attr-defined]

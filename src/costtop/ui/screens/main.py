@@ -112,7 +112,7 @@ class MainScreen(Screen[None]):
         agents = self.query_one(AgentTable)
         agents.show(snap)
         agents_title = self.query_one("#agents-pane .pane-title", Static)
-        title = f"Agents — today, UTC — by {snap.sort.value}"
+        title = f"Agents — today, UTC — by {snap.sort.value}{' (reversed)' if snap.sort_reverse else ''}"
         if agents.filter:
             title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
         if str(agents_title.content) != title:

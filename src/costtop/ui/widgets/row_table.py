@@ -210,9 +210,28 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
     def action_edge(self, end: int) -> None:
         self._move(len(self.rows) - 1 if end else 0)
 
+    class HeaderClicked(Message):
+        """A click on a column's title: the app may sort by it."""
+
+        def __init__(self, table: RowTable[object], column: str) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
+
+        @property
+        def control(self) -> RowTable[object]:
+            return self.table
+
     def on_click(self, event: events.Click) -> None:
         if event.y >= 1:
             self._move(int(self.scroll_offset.y) + event.y - 1)
+            return
+        x = int(self.scroll_offset.x) + event.x
+        for key, _, width in self.columns:
+            if x < width + 1:
+                self.post_message(self.HeaderClicked(self, key))  # type: ignore[arg-type]
+                return
+            x -= width + 1
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
