@@ -20,7 +20,7 @@ import asyncpg
 
 from costtop.cli import main
 from costtop.config import load_settings
-from costtop.demo.servers import free_port
+from costtop.demo.servers import children_of, free_port
 from costtop.sources.audit_spool import AuditEntry, AuditSpool, default_path
 
 
@@ -87,28 +87,46 @@ def test_db_init_created_the_indexes(empty_db_url: str) -> None:
     assert {"tool_calls_created_at_idx", "tool_calls_agent_created_idx", "tool_calls_trace_idx"} <= names
 
 
-def _drain(fd: int, sink: bytearray, stop: threading.Event) -> None:
-    while not stop.is_set():
-        try:
-            chunk = os.read(fd, 65536)
-        except OSError:
-            return
-        if not chunk:
-            return
-        sink.extend(chunk)
+class Terminal:
+    """A command in a real pseudo-terminal of 140x40, with everything it writes kept in `output`."""
 
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
+        self.master = master
+        self.proc = subprocess.Popen([sys.executable, "-m", "costtop", *args], stdin=slave, stdout=slave,
+                                     stderr=slave, env={**env, "TERM": "xterm-256color", "COSTTOP_CONFIG": ""},
+                                     start_new_session=True)
+        os.close(slave)
+        self.output = bytearray()
+        self._stop = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
 
-def _children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+    def _drain(self) -> None:
+        while not self._stop.is_set():
             try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                chunk = os.read(self.master, 65536)
             except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
+                return
+            if not chunk:
+                return
+            self.output.extend(chunk)
+
+    def wait_for(self, text: bytes, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while text not in self.output and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert text in self.output, self.output[-2000:].decode(errors="replace")
+
+    def press(self, keys: bytes) -> None:
+        os.write(self.master, keys)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._stop.set()
+        os.close(self.master)
 
 
 def test_demo_starts_runs_and_cleans_up_on_q() -> None:
@@ -117,33 +135,17 @@ def test_demo_starts_runs_and_cleans_up_on_q() -> None:
     # reachable by them, which pytest's own tmp_path (under a 0700 folder) is not.
     tmp = Path(tempfile.mkdtemp(prefix="costtop-demo-test-", dir="/tmp"))
     os.chmod(tmp, 0o755)
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
-    env = {**os.environ, "TMPDIR": str(tmp), "TERM": "xterm-256color", "COSTTOP_CONFIG": ""}
-    proc = subprocess.Popen([sys.executable, "-m", "costtop", "demo", "--incident-after", "5"],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    output = bytearray()
-    stop = threading.Event()
-    reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
-    reader.start()
+    term = Terminal(["demo", "--incident-after", "5"], {**os.environ, "TMPDIR": str(tmp)})
     try:
-        deadline = time.monotonic() + 60
-        while b"research-bot" not in output and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert b"research-bot" in output, output[-2000:].decode(errors="replace")
+        term.wait_for(b"research-bot", 60)
         demo_dirs = [p for p in tmp.iterdir() if p.name.startswith("costtop-demo-")]
         assert len(demo_dirs) == 1
-        children = _children_of(proc.pid)
+        children = children_of(term.proc.pid)
         assert len(children) >= 3  # redis-server, postgres, the simulator
-        os.write(master, b"q")
-        assert proc.wait(30) == 0
+        term.press(b"q")
+        assert term.proc.wait(30) == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        stop.set()
-        os.close(master)
+        term.close()
     assert not demo_dirs[0].exists()
     tmp.rmdir()  # fails if the demo left anything behind
     time.sleep(0.5)
@@ -154,36 +156,21 @@ def test_demo_starts_runs_and_cleans_up_on_q() -> None:
 def test_quitting_with_audit_rows_still_waiting_says_where_they_are(redis_url: str) -> None:
     """A spool left with one row for a Postgres that is down: costtop runs, and on `q` says so."""
     db = f"postgresql://postgres@127.0.0.1:{free_port()}/gone"
-    env = {**os.environ, "TERM": "xterm-256color", "COSTTOP_CONFIG": ""}  # XDG_STATE_HOME: the test's own
+    env = dict(os.environ)  # XDG_STATE_HOME: the test's own
     spool = AuditSpool(default_path(db, "public.costtop_audit"))
     spool.append(AuditEntry.new(datetime.now(UTC), operator="o", ssh_client=None, action="set:kill", scope="global",
                                 target="*", key="kill:global", reason=None, ttl_seconds=None, result="set",
                                 detail=None))
     assert str(spool.path).startswith(os.environ["XDG_STATE_HOME"])
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 140, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "costtop", "--redis-url", redis_url, "--database-url", db],
-                            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
-    os.close(slave)
-    output = bytearray()
-    stop = threading.Event()
-    reader = threading.Thread(target=_drain, args=(master, output, stop), daemon=True)
-    reader.start()
+    term = Terminal(["--redis-url", redis_url, "--database-url", db], env)
     try:
-        deadline = time.monotonic() + 30
-        while b"waiting for Postgres" not in output and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert b"waiting for Postgres" in output  # the header counts it while running
-        os.write(master, b"q")
-        assert proc.wait(30) == 0
+        term.wait_for(b"waiting for Postgres", 30)  # the header counts it while running
+        term.press(b"q")
+        assert term.proc.wait(30) == 0
         time.sleep(0.3)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        stop.set()
-        os.close(master)
-    text = output.decode(errors="replace")
+        term.close()
+    text = term.output.decode(errors="replace")
     assert f"costtop: 1 audit row could not be written to Postgres; kept in {spool.path}" in text
     assert len(spool.pending()) == 1
 

@@ -28,6 +28,20 @@ class ServerError(RuntimeError):
     """A server could not be found or started; the message is one line for the user."""
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def free_port() -> int:
     with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
         s.bind(("127.0.0.1", 0))
@@ -245,16 +259,7 @@ class PostgresServer:
         process-group signal would miss them): SIGSTOP freezes the whole server, as a hung host does."""
         if self.proc is None:
             return
-        pids = [self.proc.pid]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(stat[1]) == self.proc.pid:
-                    pids.append(int(entry.name))
-        for pid in pids:
+        for pid in [self.proc.pid, *children_of(self.proc.pid)]:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
