@@ -1,4 +1,4 @@
-"""Command line: `costtop`, `costtop demo`, `costtop db init`.
+"""Command line: `costtop`, `costtop demo`, `costtop snapshot`, `costtop db init`, `costtop pricing`.
 
 Every failure the user can cause (a bad flag, a bad URL, a refused connection) ends in one line on
 stderr and exit code 2, never a traceback.
@@ -34,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="when the scripted runaway loop starts (default 30)")
     demo.add_argument("--refresh", type=float, metavar="SECONDS", dest="demo_refresh")
     demo.add_argument("--read-only", action="store_true", default=None, dest="demo_read_only")
+    snapshot = commands.add_parser("snapshot", help="print the numbers the screen would show, once (for scripts)")
+    _common(snapshot)
+    snapshot.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                          help="table (default), json (documented shape, version 1) or csv (one row per agent)")
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
@@ -97,6 +101,17 @@ def run_app(settings: Settings) -> int:
     return 0
 
 
+def snapshot_command(args: argparse.Namespace) -> int:
+    from costtop.oneshot import exit_code, read_once, render
+
+    snap = asyncio.run(read_once(_settings(args)))
+    sys.stdout.write(render(snap, args.format))
+    for source in snap.sources:
+        if not source.connected:
+            print(f"costtop: {source.name}: {source.error}", file=sys.stderr)
+    return exit_code(snap)
+
+
 def pricing_command(args: argparse.Namespace) -> int:
     from costtop.pricing.catalog import current, data_dir
     from costtop.pricing.sync import SyncError, sync
@@ -128,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
             settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
             return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+        if args.command == "snapshot":
+            return snapshot_command(args)
         if args.command == "pricing":
             return pricing_command(args)
         if args.command == "db":

@@ -1,0 +1,138 @@
+"""`costtop snapshot`: the numbers the screen would show, read once, for scripts and cron.
+
+The same sources and engine as the app: one full baseline from Postgres (the day's sums and the
+5-minute window from one snapshot), one read of Redis and of the gateway's counters, the trailing
+week for the anomalies. Output as a table, JSON or CSV. Exit code 0 when both sources answered, 3
+when one did not (what could be read is still printed, and unknown figures are null / `?`).
+
+JSON shape (version 1; money as exact decimal strings without trailing zeros; unknown as null):
+    {"version": 1, "at": ISO 8601 UTC,
+     "sources": {"redis": {"ok": bool, "error": str|null}, "postgres": {...}},
+     "header": {"spend_today", "spend_month", "burn_per_min", "projected_today", "projected_month",
+                "calls_per_min", "error_rate_1h", "p95_ms", "day_budget", "month_budget"},
+     "agents": [{"agent", "state", "spend_today", "burn_per_min", "level", "calls_today",
+                 "errors_today", "p95_ms", "budget", "budget_used", "budget_state"}],
+     "models": [{"model", "state", "spend_today", "calls_today", "flat_calls"}],
+     "providers": [{"provider", "health", "state", "spend_today", "calls_today", "error_rate_5m"}],
+     "switches": [{"key", "kind", "scope", "target", "who", "why", "ttl_seconds"}],
+     "alerts": [{"key", "severity", "rule", "subject", "figure"}]}
+Names are exact (as stored); the table format cleans them for the terminal.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from costtop.config import Settings
+from costtop.engine.engine import Engine
+from costtop.engine.snapshot import Snapshot
+from costtop.money import UNKNOWN, usd
+from costtop.sources.errors import SourceError
+from costtop.sources.feed import LiveFeed
+from costtop.sources.records import RedisState, SourceStatus
+from costtop.text import clean
+
+FORMATS = ("table", "json", "csv")
+AGENT_FIELDS = ("agent", "state", "spend_today", "burn_per_min", "level", "calls_today", "errors_today", "p95_ms",
+                "budget", "budget_used", "budget_state")
+
+
+def money(value: Decimal | None) -> str | None:
+    """Exact, without trailing zeros or an exponent: "5.5", "10", "0.000125"."""
+    return None if value is None else format(value.normalize(), "f")
+
+
+async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot:
+    """Both sources once, into the engine, with what failed said in the snapshot's sources."""
+    feed = LiveFeed(settings)
+    engine = Engine(settings.thresholds)
+    now = now or datetime.now(UTC)
+    status: dict[str, SourceStatus] = {}
+    redis: RedisState | None = None
+    try:
+        try:
+            redis = await feed.read_redis()
+            status["Redis"] = SourceStatus("Redis", True, now.timestamp())
+        except SourceError as exc:
+            status["Redis"] = SourceStatus("Redis", False, None, str(exc))
+        try:
+            columns = await feed.connect_postgres()
+            engine.load(await feed.postgres.baseline(now), columns)
+            status["Postgres"] = SourceStatus("Postgres", True, now.timestamp())
+            engine.load_history(await feed.spend_history(engine.day))
+            if redis is not None:
+                engine.counters = await feed.read_counters(engine.day)
+        except SourceError as exc:
+            if "Postgres" not in status:
+                status["Postgres"] = SourceStatus("Postgres", False, None, str(exc))
+    finally:
+        await feed.close()
+    return engine.snapshot(now, redis, list(status.values()))
+
+
+def as_dict(snap: Snapshot) -> dict[str, Any]:
+    h = snap.header
+    return {
+        "version": 1,
+        "at": snap.at.astimezone(UTC).isoformat(),
+        "sources": {s.name.lower(): {"ok": s.connected, "error": s.error} for s in snap.sources},
+        "header": {
+            "spend_today": money(h.spend_today), "spend_month": money(h.spend_month),
+            "burn_per_min": money(h.velocity_per_min), "projected_today": money(h.projected_today),
+            "projected_month": money(h.projected_month), "calls_per_min": money(h.calls_per_min),
+            "error_rate_1h": h.error_rate_1h, "p95_ms": h.p95_ms,
+            "day_budget": money(h.day_budget.limit), "month_budget": money(h.month_budget.limit),
+        },
+        "agents": [{
+            "agent": a.agent_id, "state": a.state.value, "spend_today": money(a.spend_today),
+            "burn_per_min": money(a.velocity_per_min), "level": a.velocity_level.value,
+            "calls_today": a.calls_today, "errors_today": a.errors_today, "p95_ms": a.p95_ms,
+            "budget": money(a.budget.limit), "budget_used": a.budget.fraction, "budget_state": a.budget.state.value,
+        } for a in snap.agents],
+        "models": [{"model": m.model, "state": m.state.value, "spend_today": money(m.spend_today),
+                    "calls_today": m.calls_today, "flat_calls": m.flat_calls} for m in snap.models],
+        "providers": [{"provider": p.provider, "health": p.health.value, "state": p.state.value,
+                       "spend_today": money(p.spend_today), "calls_today": p.calls_today,
+                       "error_rate_5m": p.error_rate_5m} for p in snap.providers],
+        "switches": [{"key": s.key, "kind": s.kind.value, "scope": s.scope, "target": s.target,
+                      "who": s.origin[1], "why": s.origin[2], "ttl_seconds": s.ttl_seconds} for s in snap.switches],
+        "alerts": [{"key": a.key, "severity": a.severity.name, "rule": a.rule, "subject": a.subject,
+                    "figure": a.figure} for a in snap.alerts],
+    }
+
+
+def render(snap: Snapshot, fmt: str) -> str:
+    data = as_dict(snap)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=AGENT_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(data["agents"])
+        return out.getvalue()
+    h = snap.header
+    lines = [f"costtop snapshot {data['at']}",
+             f"today {usd(h.spend_today)}  month {usd(h.spend_month)}  burn {usd(h.velocity_per_min)}/min  "
+             f"calls {h.calls_per_min:.1f}/min"]
+    lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + (s.error or '')}" for s in snap.sources]
+    rows = [("AGENT", "STATE", "TODAY", "$/MIN", "CALLS", "ERR", "BUDGET")]
+    rows += [(clean(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
+              UNKNOWN if a.calls_today is None else str(a.calls_today),
+              UNKNOWN if a.errors_today is None else str(a.errors_today),
+              "none" if a.budget.limit is None else usd(a.budget.limit)) for a in snap.agents]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:  # names and states to the left, figures to the right
+        cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    lines += [f"{a.severity.name} {a.rule} {clean(a.subject, 40)}: {clean(a.figure, 120)}" for a in snap.alerts]
+    return "\n".join(lines) + "\n"
+
+
+def exit_code(snap: Snapshot) -> int:
+    return 0 if all(s.connected for s in snap.sources) else 3

@@ -1,0 +1,78 @@
+"""`costtop snapshot` against real servers: fixed rows and keys in, the exact output out."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from costtop.cli import main
+from costtop.demo.servers import free_port
+from costtop.gateway import Call, Gateway
+
+
+async def seed(pg, redis) -> None:  # type: ignore[no-untyped-def]
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    if at.date() != datetime.now(UTC).date():
+        pytest.skip("too close to midnight UTC for a fixed day")
+    calls = [Call("alpha", "llm", 100, provider="openai", model="gpt-5", cost_usd=Decimal("1.25"), created_at=at)
+             for _ in range(4)]
+    calls += [Call("beta", "llm", 200, provider="anthropic", model="claude", cost_usd=Decimal("0.50"),
+                   status="error", created_at=at)]
+    await Gateway(redis, pg).record(calls)
+    await redis.set("budget:alpha", "10")
+    await redis.set("kill:agent:beta", "manual:alice:loop")
+
+
+async def test_json_has_the_documented_shape_and_the_exact_figures(pg, redis, db_url, redis_url, capsys) -> None:
+    await seed(pg, redis)
+    assert await _run(["snapshot", "--format", "json", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["version"] == 1 and data["sources"] == {"redis": {"ok": True, "error": None},
+                                                        "postgres": {"ok": True, "error": None}}
+    assert data["header"]["spend_today"] == "5.5" and data["header"]["burn_per_min"] == "1.1"
+    assert data["agents"] == [
+        {"agent": "alpha", "state": "ok", "spend_today": "5", "burn_per_min": "1", "level": "ok",
+         "calls_today": 4, "errors_today": 0, "p95_ms": 100, "budget": "10", "budget_used": 0.5,
+         "budget_state": "ok"},
+        {"agent": "beta", "state": "killed", "spend_today": "0.5", "burn_per_min": "0.1", "level": "ok",
+         "calls_today": 1, "errors_today": 1, "p95_ms": 200, "budget": None, "budget_used": None,
+         "budget_state": "disabled"},
+    ]
+    assert data["switches"] == [{"key": "kill:agent:beta", "kind": "kill", "scope": "agent", "target": "beta",
+                                 "who": "alice", "why": "loop", "ttl_seconds": None}]
+    assert {p["provider"]: p["spend_today"] for p in data["providers"]} == {"openai": "5", "anthropic": "0.5"}
+
+
+async def test_table_and_csv(pg, redis, db_url, redis_url, capsys) -> None:
+    await seed(pg, redis)
+    assert await _run(["snapshot", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1] == "today $5.50  month $5.50  burn $1.10/min  calls 1.0/min"
+    assert table[2:4] == ["Redis: ok", "Postgres: ok"]
+    assert table[4:7] == ["AGENT  STATE   TODAY  $/MIN  CALLS  ERR  BUDGET",
+                          "alpha  ok      $5.00  $1.00      4    0  $10.00",
+                          "beta   killed  $0.50  $0.10      1    1    none"]
+    assert await _run(["snapshot", "--format", "csv", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "agent,state,spend_today,burn_per_min,level,calls_today,errors_today,p95_ms,budget,budget_used,budget_state",
+        "alpha,ok,5,1,ok,4,0,100,10,0.5,ok",
+        "beta,killed,0.5,0.1,ok,1,1,200,,,disabled"]
+
+
+async def test_an_unreachable_source_exits_non_zero_and_says_which(db_url, capsys) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert await _run(["snapshot", "--format", "json", "--redis-url", url, "--database-url", db_url]) == 3
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    assert data["sources"]["redis"]["ok"] is False and data["sources"]["postgres"]["ok"] is True
+    assert captured.err.startswith("costtop: Redis: Redis unreachable at ") and captured.err.count("\n") == 1
+
+
+async def _run(argv: list[str]) -> int:
+    """main() runs its own event loop: call it from a thread, away from the test's."""
+    import asyncio
+
+    return await asyncio.to_thread(main, argv)
