@@ -173,3 +173,9 @@ def test_filter(snap_compare) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=(120, 30), run_before=filter_bots)
+
+
+@pytest.mark.parametrize("theme", ["costtop-dark", "incident", "daylight", "wallboard"])
+def test_each_shipped_theme(snap_compare, theme: str) -> None:
+    app = CosttopApp(Settings(theme=theme), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    assert snap_compare(app, terminal_size=(120, 30), run_before=wait_for_data)

@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(parser)
     parser.add_argument("--refresh", type=float, metavar="SECONDS", help="refresh interval (default 1)")
     parser.add_argument("--read-only", action="store_true", default=None, help="never write anything")
+    parser.add_argument("--theme", help="colour theme: costtop-dark (default), incident, daylight, wallboard, "
+                        "or one of yours in the config dir's costtop/themes/")
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="start real servers and a simulated gateway, then the app")
     demo.add_argument("--rate", type=float, default=40.0, help="simulated calls per second (default 40)")
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     cli = {"redis_url": args.redis_url, "database_url": args.database_url,
-           "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None), **extra}
+           "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None),
+           "theme": getattr(args, "theme", None), **extra}
     return load_settings(cli, config_path=args.config)
 
 

@@ -104,6 +104,7 @@ class Settings(BaseModel):
     # Keys by binding id, e.g. {kill = "x", quit = "q,ctrl+q"}: `costtop keys` lists the ids.
     keymap: dict[str, str] = Field(default_factory=dict)
     screenshot_dir: str = "."  # where ctrl+s saves the screen as SVG
+    theme: str = "costtop-dark"  # a file in themes/ or in the user config dir's costtop/themes/
 
     @field_validator("refresh")
     @classmethod
@@ -130,7 +131,8 @@ class Settings(BaseModel):
 
 
 ENV_PREFIX = "COSTTOP_"
-ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str}
+ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
+            "theme": str}
 
 
 def default_config_path() -> Path:

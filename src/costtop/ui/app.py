@@ -45,6 +45,7 @@ from costtop.ui.screens.drill_down import AgentScreen, TraceScreen
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
+from costtop.ui.themes import DEFAULT_THEME, find_themes
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.switch_table import SwitchTable
@@ -107,7 +108,7 @@ class CosttopApp(App[None]):
     WRITE_ACTIONS = frozenset({"kill", "resume", "throttle", "kill_all"})
 
     def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now,
-                 catalog: Catalog | None = None) -> None:
+                 catalog: Catalog | None = None, theme_dir: Path | None = None) -> None:
         super().__init__()
         self.settings = settings
         self.feed = feed
@@ -122,6 +123,7 @@ class CosttopApp(App[None]):
         self.paused = False
         self._frozen: Snapshot | None = None
         self.refresh_seconds = settings.refresh  # `+` and `-` change it, within REFRESH_STEPS
+        self.theme_dir = theme_dir  # where the user's own themes are; None: the config dir's
         self._last_render = 0.0
         self._need_baseline = True
         self._generation = 0  # baselines read so far: a late half of an old one is ignored
@@ -134,6 +136,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").addHandler(logging.NullHandler())
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
+        self._apply_themes()
         self.engine.audit_pending = self.feed.audit_pending()  # left by an earlier session, perhaps
         self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
@@ -149,6 +152,20 @@ class CosttopApp(App[None]):
 
     async def on_unmount(self) -> None:
         await self.feed.close()
+
+    def _apply_themes(self) -> None:
+        """Register every theme found; a broken file or an unknown name is said once, then the default."""
+        found = find_themes(self.theme_dir)
+        for theme in found.themes.values():
+            self.register_theme(theme)
+        for error in found.errors:
+            self.notify(error, title="Theme file left out", severity="warning", timeout=10, markup=False)
+        wanted = self.settings.theme
+        if wanted not in found.themes:
+            self.notify(f"No theme called {wanted} (there are: {', '.join(sorted(found.themes))}); "
+                        f"using {DEFAULT_THEME}", title="Theme", severity="warning", timeout=10, markup=False)
+            wanted = DEFAULT_THEME
+        self.theme = wanted
 
     def _failure(self, exc: Exception) -> str:
         """One line for the badge: a source's own message, or any other error made safe to show."""

@@ -1,0 +1,50 @@
+"""Themes: the shipped files load, a user's file adds one, a broken file or a wrong name never crashes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from appkit import wait_for_data
+from costtop.config import Settings, load_settings
+from costtop.demo.static_feed import StaticFeed
+from costtop.pricing.catalog import shipped
+from costtop.ui.app import CosttopApp
+from costtop.ui.themes import DEFAULT_THEME, find_themes
+
+NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
+SHIPPED = ["costtop-dark", "daylight", "incident", "wallboard"]
+
+
+def test_the_shipped_themes_load_and_a_user_file_adds_one(tmp_path) -> None:
+    assert sorted(find_themes(tmp_path / "none").themes) == SHIPPED
+    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#123456"\ndark = false\n')
+    (tmp_path / "bad.toml").write_text('name = "bad"\nprimary = "not-a-colour"\n')
+    (tmp_path / "torn.toml").write_text('name = "torn\n')
+    found = find_themes(tmp_path)
+    assert sorted(found.themes) == sorted([*SHIPPED, "mine"]) and found.themes["mine"].dark is False
+    assert len(found.errors) == 2
+    assert any("bad.toml: primary = 'not-a-colour' is not a colour" in e for e in found.errors)
+    assert any("torn.toml" in e for e in found.errors) and all("\n" not in e for e in found.errors)
+
+
+async def test_a_broken_file_and_an_unknown_name_are_said_once_and_the_default_is_used(tmp_path) -> None:
+    (tmp_path / "bad.toml").write_text("this is not toml [")
+    app = CosttopApp(Settings(theme="no-such-theme"), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
+                     theme_dir=tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for_data(pilot)
+        messages = [n.message for n in app._notifications]
+        assert any(m.startswith(f"theme file {tmp_path / 'bad.toml'}") for m in messages)
+        assert any(m.startswith("No theme called no-such-theme (there are: costtop-dark, daylight, incident, "
+                                "wallboard); using costtop-dark") for m in messages)
+        assert app.theme == DEFAULT_THEME
+
+
+async def test_a_theme_by_setting_and_by_flag(tmp_path) -> None:
+    app = CosttopApp(Settings(theme="incident"), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
+                     theme_dir=tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for_data(pilot)
+        assert app.theme == "incident" and app.current_theme.background == "#000000"
+    assert load_settings({"theme": "daylight"}, env={}).theme == "daylight"
+    assert load_settings({}, env={"COSTTOP_THEME": "wallboard"}).theme == "wallboard"
