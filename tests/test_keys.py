@@ -178,3 +178,43 @@ async def test_a_screenshot_that_cannot_be_written_says_so(tmp_path) -> None:
         await wait_until(pilot, lambda: any(n.message.startswith("Screenshot not saved: Not a directory")
                                             for n in app._notifications))
         assert not list(tmp_path.glob("**/*.svg"))
+
+
+async def test_the_palette_kills_by_name_through_the_same_dialog_and_jumps_to_an_agent() -> None:
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"kill agent email")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        assert app.screen.change.target == "email-bot" and app.screen.change.kind == "kill"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SwitchDialog))
+        assert app.feed.writes == []  # the dialog was cancelled: nothing written
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"jump to agent doc-writer")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        agents = app.screen.query_one(AgentTable)
+        await wait_until(pilot, lambda: agents.selected_key == "doc-writer" and app.focused is agents)
+
+
+async def test_read_only_offers_no_writing_command() -> None:
+    from costtop.ui.commands import CosttopCommands
+
+    app = make_app(read_only=True)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        provider = CosttopCommands(app.screen)
+        texts = [text for text, _, _ in provider.commands()]
+        assert texts and all(t.startswith("Jump to agent") for t in texts)
+    writer = make_app()
+    async with writer.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        texts = [text for text, _, _ in CosttopCommands(writer.screen).commands()]
+        assert "Kill model gpt-5" in texts and "Resume kill:agent:sales-outreach" in texts
+        assert "Throttle agent research-bot" in texts

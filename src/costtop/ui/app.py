@@ -28,6 +28,7 @@ from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
 from costtop.sources.writer import SwitchChange, WriteResult, switch_key
 from costtop.text import one_line
+from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh
 from costtop.ui.messages import (
     AuditDrained,
@@ -87,7 +88,7 @@ def backoff(failures: int, base: float) -> float:
 class CosttopApp(App[None]):
     CSS_PATH = Path(__file__).with_name("costtop.tcss")
     TITLE = "costtop"
-    ENABLE_COMMAND_PALETTE = False
+    COMMANDS = App.COMMANDS | {CosttopCommands}
     BINDINGS = [
         Binding("k", "kill", "Kill", id="kill"),
         Binding("u", "resume", "Resume", id="resume"),
@@ -416,6 +417,21 @@ class CosttopApp(App[None]):
             return
         self.notify(f"Screenshot saved: {path}", title="Screenshot", markup=False)
 
+    def ask(self, change: SwitchChange) -> None:
+        """A write picked in the command palette: the same dialog as the keys, and never in read-only."""
+        if not self._refuse_if_read_only():
+            self._ask(change)
+
+    def jump_to_agent(self, agent: str) -> None:
+        main = self._main()
+        if main is None:
+            return
+        while self.screen is not main:
+            self.pop_screen()
+        table = main.query_one(AgentTable)
+        table.select_key(agent)
+        table.focus()
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.help_keys(), self.read_only))
@@ -432,6 +448,8 @@ class CosttopApp(App[None]):
                 disabled = self.read_only and b.action in self.WRITE_ACTIONS
                 rows.append((shown, f"{b.description or b.action}{where}{' (disabled: read-only)' if disabled else ''}",
                              b.id))
+        rows.append(("ctrl+p", "Command palette: kill, throttle or resume any target by name (asks first), "
+                     "jump to an agent, change the theme", "(Textual's)"))
         return rows
 
     def _refuse_if_read_only(self) -> bool:

@@ -201,6 +201,13 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._refresh_if_visible_changed()
         self.post_message(self.Selected(self._selected))
 
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row with this key, if it is shown."""
+        found = self._find(key)
+        if found is not None:
+            self._move(found)
+        return found is not None
+
     def action_cursor(self, step: int) -> None:
         self._move(self.cursor + step)
 

@@ -1,0 +1,61 @@
+"""The command palette (ctrl+p): kill, throttle or resume any target by name, jump to an agent.
+
+Every write goes through the same confirmation dialog as the keys (the palette only picks the
+target), and in read-only mode no writing command is offered at all. Names are shown cleaned; the
+command keeps the exact name, so the dialog names the very key the gateway checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+from costtop.sources.writer import SwitchChange
+from costtop.text import clean
+
+if TYPE_CHECKING:
+    from costtop.ui.app import CosttopApp
+
+
+class CosttopCommands(Provider):
+    def commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
+        app: CosttopApp = self.app  # type: ignore[assignment]
+        snap = app.shown
+        if snap is None:
+            return
+        for agent in snap.agents:
+            name = clean(agent.agent_id, 60)
+            yield (f"Jump to agent {name}", lambda a=agent.agent_id: app.jump_to_agent(a), "select it in the table")
+            if app.read_only:
+                continue
+            yield (f"Kill agent {name}", lambda a=agent.agent_id: app.ask(SwitchChange("set", "kill", "agent", a)),
+                   "kill:agent:… (asks first)")
+            yield (f"Throttle agent {name}",
+                   lambda a=agent.agent_id: app.ask(SwitchChange("set", "throttle", "agent", a)),
+                   "throttle:agent:… (asks first)")
+        if app.read_only:
+            return
+        targets = (("model", [m.model for m in snap.models]), ("provider", [p.provider for p in snap.providers]))
+        for scope, names in targets:
+            for target in names:
+                if target is not None:
+                    yield (f"Kill {scope} {clean(target, 60)}",
+                           lambda s=scope, t=target: app.ask(SwitchChange("set", "kill", s, t)),
+                           f"kill:{scope}:… (asks first)")
+        for switch in snap.switches:
+            change = SwitchChange("remove", switch.kind.value, switch.scope, switch.target, key=switch.key)
+            yield (f"Resume {clean(switch.key, 80)}", lambda c=change: app.ask(c), "removes the switch (asks first)")
+
+    async def discover(self) -> Hits:
+        for text, command, help_text in self.commands():
+            if text.startswith(("Kill agent", "Jump")):
+                yield DiscoveryHit(text, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, command, help_text in self.commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, help=help_text)
