@@ -174,3 +174,28 @@ def test_quitting_with_audit_rows_still_waiting_says_where_they_are(redis_url: s
     assert f"costtop: 1 audit row could not be written to Postgres; kept in {spool.path}" in text
     assert len(spool.pending()) == 1
 
+
+
+def test_serve_answers_on_its_port_with_the_app_page(redis_url: str, db_url: str) -> None:
+    import urllib.request
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "costtop", "serve", "--port", str(port), "--redis-url", redis_url,
+                             "--database-url", db_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            env={**os.environ, "COSTTOP_CONFIG": ""}, start_new_session=True)
+    try:
+        deadline, page = time.monotonic() + 30, ""
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                    page = response.read().decode()
+                    break
+            except OSError:
+                time.sleep(0.3)
+        # textual-serve's page: its terminal script, the app's title, and the websocket that runs the app.
+        assert "static/js/textual.js" in page and "costtop</div>" in page
+        assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
+    finally:
+        os.killpg(proc.pid, 15)
+        out = proc.communicate(timeout=10)[0].decode(errors="replace")
+    assert f"costtop serve: http://127.0.0.1:{port}/ (read-only)" in out

@@ -40,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(snapshot)
     snapshot.add_argument("--format", choices=("table", "json", "csv"), default="table",
                           help="table (default), json (documented shape, version 1) or csv (one row per agent)")
+    serve = commands.add_parser("serve", help="the same app in a browser (read-only unless --allow-writes)")
+    _common(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--allow-writes", action="store_true", help="let the browser kill and resume (default: no)")
+    serve.add_argument("--theme", dest="serve_theme")
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
@@ -104,6 +110,30 @@ def run_app(settings: Settings) -> int:
     return 0
 
 
+def serve_command(args: argparse.Namespace) -> int:
+    """textual-serve starts `costtop` once per browser tab. The URLs go through the environment, not
+    the command line, so their passwords are not in the process list."""
+    import os
+    import shlex
+
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        return fail("costtop serve needs textual-serve: pip install 'costtop[serve]'")
+    settings = _settings(args, **({"theme": args.serve_theme} if args.serve_theme else {}))
+    os.environ["COSTTOP_REDIS_URL"] = settings.redis_url
+    os.environ["COSTTOP_DATABASE_URL"] = settings.database_url
+    command = [sys.executable, "-m", "costtop", "--theme", settings.theme]
+    if args.config:
+        command += ["--config", str(args.config)]
+    if not args.allow_writes:
+        command.append("--read-only")
+    mode = "kill and resume allowed" if args.allow_writes else "read-only"
+    print(f"costtop serve: http://{args.host}:{args.port}/ ({mode})", flush=True)
+    Server(shlex.join(command), host=args.host, port=args.port, title="costtop").serve()
+    return 0
+
+
 def snapshot_command(args: argparse.Namespace) -> int:
     from costtop.oneshot import exit_code, read_once, render
 
@@ -146,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
             settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
             return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+        if args.command == "serve":
+            return serve_command(args)
         if args.command == "snapshot":
             return snapshot_command(args)
         if args.command == "pricing":
