@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--allow-writes", action="store_true", help="let the browser kill and resume (default: no)")
     serve.add_argument("--theme", dest="serve_theme")
+    report = commands.add_parser("report", help="a Markdown report of one UTC day (spend, traces, alerts, switches)")
+    _common(report)
+    report.add_argument("--day", required=True, help="the UTC day, YYYY-MM-DD")
+    report.add_argument("--out", type=Path, help="write it here (default: standard output)")
     db = commands.add_parser("db", help="database commands")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
@@ -107,6 +111,30 @@ def run_app(settings: Settings) -> int:
     if waiting:
         print(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
               f"kept in {feed.spool.path}, written the next time costtop reaches it.", file=sys.stderr)
+    return 0
+
+
+def report_command(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from costtop.report import build
+    from costtop.sources.errors import SourceError
+
+    try:
+        datetime.strptime(args.day, "%Y-%m-%d")
+    except ValueError:
+        return fail(f"report: --day must be a date like 2026-11-21 (got {args.day!r})")
+    try:
+        text = asyncio.run(build(_settings(args), args.day))
+    except SourceError as exc:
+        return fail(f"report: {exc}")
+    if args.out is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        args.out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        return fail(f"report: cannot write {args.out}: {exc.strerror or exc}")
     return 0
 
 
@@ -176,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
             settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
             return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+        if args.command == "report":
+            return report_command(args)
         if args.command == "serve":
             return serve_command(args)
         if args.command == "snapshot":
