@@ -179,3 +179,15 @@ def test_filter(snap_compare) -> None:
 def test_each_shipped_theme(snap_compare, theme: str) -> None:
     app = CosttopApp(Settings(theme=theme), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
     assert snap_compare(app, terminal_size=(120, 30), run_before=wait_for_data)
+
+
+async def test_the_screenshot_script_makes_every_picture(tmp_path) -> None:
+    from costtop.demo.screenshots import SCENES, make
+
+    made = await make(tmp_path)
+    assert sorted(p.name for p in made) == sorted(name for name, _, _ in SCENES)
+    text = {p.name: p.read_text() for p in made}
+    assert all(t.startswith("<svg") for t in text.values())
+    assert "Kill&#160;agent&#160;research-bot" in text["kill-dialog.svg"]
+    assert "Agent&#160;research-bot" in text["agent-screen.svg"]
+    assert text["theme-incident.svg"] != text["theme-daylight.svg"] != text["main-screen.svg"]
