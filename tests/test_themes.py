@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from appkit import wait_for_data
+from appkit import screen_text, wait_for_data
 from costtop.config import Settings, load_settings
 from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
@@ -48,3 +48,16 @@ async def test_a_theme_by_setting_and_by_flag(tmp_path) -> None:
         assert app.theme == "incident" and app.current_theme.background == "#000000"
     assert load_settings({"theme": "daylight"}, env={}).theme == "daylight"
     assert load_settings({}, env={"COSTTOP_THEME": "wallboard"}).theme == "wallboard"
+
+
+async def test_the_palette_offers_the_themes_and_no_color_keeps_every_state_in_words(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = CosttopApp(Settings(), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(), theme_dir=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        assert set(SHIPPED) <= set(app.available_themes)
+        assert any(c.title == "Theme" for c in app.get_system_commands(app.screen))  # ctrl+p: change theme
+        assert app.no_color  # Textual draws through its monochrome filter
+        text = screen_text(app)
+        for word in ("ok", "throttled", "killed", "CRIT", "WARN", "none"):
+            assert word in text, word

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.console import Console
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -27,6 +30,16 @@ def changed_until(before: Strip, after: Strip) -> int:
         if old[index] != new[index]:
             return index + 1
     return 0
+
+
+
+NULL_STYLE = Style.null()
+
+def segments_of(text: Text, console: Console) -> list[Segment]:
+    """A line's segments, each with a style: Textual's NO_COLOR (monochrome) filter needs one on every
+    segment, and Rich leaves some without (a crash under NO_COLOR until this)."""
+    return [seg if seg.style is not None else Segment(seg.text, NULL_STYLE, seg.control)
+            for seg in text.render(console)]
 
 
 class PaintedLines:
@@ -84,8 +97,7 @@ class TextLines(Widget):
         for line in self._text.split("\n", allow_blank=True):
             line.no_wrap, line.overflow = True, "crop"
             line.style = style
-            segments = list(line.render(self.app.console))
-            lines.append(Strip(segments).extend_cell_length(width, style).crop(0, width))
+            lines.append(Strip(segments_of(line, self.app.console)).extend_cell_length(width, style).crop(0, width))
         return lines
 
     def _line(self, y: int) -> Strip:

@@ -24,7 +24,7 @@ from textual.strip import Strip
 
 from costtop.engine.snapshot import Snapshot
 from costtop.text import clean
-from costtop.ui.widgets.line_diff import PaintedLines
+from costtop.ui.widgets.line_diff import PaintedLines, segments_of
 
 MAX_NAME = 32
 STRIP_CACHE = 512
@@ -276,7 +276,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             return strip
         text = build()
         text.style = style  # under the cells' own colours
-        strip = Strip(list(text.render(self.app.console))).extend_cell_length(width, style).crop(0, width)
+        strip = Strip(segments_of(text, self.app.console)).extend_cell_length(width, style).crop(0, width)
         self._cache[full_key] = strip
         if len(self._cache) > STRIP_CACHE:
             self._cache.popitem(last=False)
