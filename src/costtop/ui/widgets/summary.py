@@ -87,9 +87,10 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         _stat("Errors 1h", percent(h.error_rate_1h)),
         _stat("Cache hit", percent(h.cache_hit_rate)),
         _stat("p95 5m", millis(h.p95_ms)),
-        _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")),
         *(badge(s) for s in snap.sources),
     ]
+    if width >= 120 or display.refresh != 1.0:  # on a small terminal only when it is not the usual second
+        second.insert(5, _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")))
     if snap.audit_pending:
         second.append(Text(f"▲ {snap.audit_pending} audit row{'s' if snap.audit_pending > 1 else ''} "
                            "waiting for Postgres", style="bold yellow"))
