@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from appkit import screen_text, wait_for_data, wait_until
 from costtop.cli import main
-from costtop.config import Settings
+from costtop.config import Settings, load_settings
 from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
 from costtop.sources.records import CallRecord
@@ -218,3 +218,16 @@ async def test_read_only_offers_no_writing_command() -> None:
         texts = [text for text, _, _ in CosttopCommands(writer.screen).commands()]
         assert "Kill model gpt-5" in texts and "Resume kill:agent:sales-outreach" in texts
         assert "Throttle agent research-bot" in texts
+
+
+async def test_a_keymap_in_the_config_file_reaches_the_app(tmp_path) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text('[keymap]\nkill = "x"\npause = "f5"\n')
+    settings = load_settings({}, env={}, config_path=config)
+    app = CosttopApp(settings, StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("f5")
+        await wait_until(pilot, lambda: app.paused)
+        await pilot.press("f5", "x")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
