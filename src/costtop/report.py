@@ -13,7 +13,6 @@ Budgets live in Redis and change over time, so the report does not judge them.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -24,83 +23,14 @@ from costtop.engine.anomalies import day_anomalies, day_norms
 from costtop.engine.engine import velocity_level
 from costtop.engine.snapshot import Level
 from costtop.money import usd
-from costtop.sources.history import daily_spend
-from costtop.sources.postgres import PostgresReader, fetch
-from costtop.sources.schema import qualified
+from costtop.sources.day_report import DayRecords, read_day
 from costtop.text import clean
 
-TOP_TRACES = 10
 WINDOW_MINUTES = 5
 
 
-@dataclass(frozen=True, slots=True)
-class Usage:
-    name: str | None
-    spend: Decimal
-    calls: int
-    errors: int
-
-
-def usage_sql(reader: PostgresReader) -> str:
-    ca = reader.column("created_at")
-    return (
-        f"SELECT {reader.column('agent_id')} AS agent, {reader.optional('model')} AS model, "
-        f"{reader.optional('provider')} AS provider, GROUPING({reader.column('agent_id')}) AS g_agent, "
-        f"GROUPING({reader.optional('model')}) AS g_model, coalesce(sum({reader.cost_sql()}), 0) AS spend, "
-        f"count(*) AS calls, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
-        f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
-        f"GROUP BY GROUPING SETS (({reader.column('agent_id')}), ({reader.optional('model')}), "
-        f"({reader.optional('provider')}))"
-    )
-
-
-def minutes_sql(reader: PostgresReader) -> str:
-    ca = reader.column("created_at")
-    return (f"SELECT {reader.column('agent_id')} AS agent, date_trunc('minute', {ca}, 'UTC') AS minute, "
-            f"sum({reader.cost_sql()}) AS cost FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
-            "GROUP BY 1, 2 HAVING sum(" + reader.cost_sql() + ") IS NOT NULL")
-
-
-def traces_sql(reader: PostgresReader) -> str:
-    ca, trace = reader.column("created_at"), reader.column("trace_id")
-    return (f"SELECT {trace} AS trace, min({reader.column('agent_id')}) AS agent, count(*) AS steps, "
-            f"sum({reader.cost_sql()}) AS cost, min({ca}) AS started, max({ca}) AS ended "
-            f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 AND {trace} IS NOT NULL "
-            f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
-
-
 async def build(settings: Settings, day: str) -> str:
-    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
-    end = start + timedelta(days=1)
-    reader = PostgresReader(settings)
-    try:
-        await reader.connect()
-        assert reader.columns is not None
-        rows = await fetch(reader, usage_sql, start, end, timeout=300)
-        minutes = await fetch(reader, minutes_sql, start, end, timeout=300)
-        traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=300) \
-            if reader.columns.has("trace_id") else []
-        history = await daily_spend(reader, day)
-        audit = await _audit(reader, settings, start, end)
-    finally:
-        await reader.close()
-    agents = [Usage(r["agent"], r["spend"], r["calls"], r["errors"]) for r in rows if r["g_agent"] == 0]
-    models = [Usage(r["model"], r["spend"], r["calls"], r["errors"])
-              for r in rows if r["g_agent"] == 1 and r["g_model"] == 0]
-    providers = [Usage(r["provider"], r["spend"], r["calls"], r["errors"])
-                 for r in rows if r["g_agent"] == 1 and r["g_model"] == 1]
-    return render(settings, day, agents, models, providers, minutes, traces, history, audit)
-
-
-async def _audit(reader: PostgresReader, settings: Settings, start: datetime, end: datetime) -> list[asyncpg.Record]:
-    table = qualified(settings.tables, settings.tables.audit)
-    assert reader.pool is not None
-    try:
-        return await reader.pool.fetch(
-            f"SELECT at, operator, ssh_client, action, key, reason, ttl_seconds, result FROM {table} "
-            "WHERE at >= $1 AND at < $2 ORDER BY at, id", start, end, timeout=settings.timeout_seconds * 10)
-    except asyncpg.UndefinedTableError:
-        return []
+    return render(settings, await read_day(settings, day))
 
 
 def peaks(minutes: list[asyncpg.Record]) -> dict[str, tuple[Decimal, datetime]]:
@@ -128,10 +58,11 @@ def _name(value: str | None) -> str:
     return "(none)" if value is None else clean(value, 80)
 
 
-def render(settings: Settings, day: str, agents: list[Usage], models: list[Usage], providers: list[Usage],
-           minutes: list[asyncpg.Record], traces: list[asyncpg.Record], history: object,
-           audit: list[asyncpg.Record]) -> str:
+def render(settings: Settings, records: DayRecords) -> str:
+    """The Markdown: pure, from what read_day returned."""
     th = settings.thresholds
+    day, agents, models, providers = records.day, records.agents, records.models, records.providers
+    minutes, traces, history, audit = records.minutes, records.traces, records.history, records.audit
     total = sum((a.spend for a in agents), Decimal(0))
     calls = sum(a.calls for a in agents)
     errors = sum(a.errors for a in agents)
@@ -160,7 +91,7 @@ def render(settings: Settings, day: str, agents: list[Usage], models: list[Usage
     for a in sorted(agents, key=lambda u: u.name or ""):
         if a.calls and Decimal(a.errors) / a.calls > Decimal(str(th.error_rate_5m)):
             alerts.append(("WARNING", "error rate", _name(a.name), f"{a.errors} of {a.calls} calls failed"))
-    norms = day_norms(history, th)  # type: ignore[arg-type]
+    norms = day_norms(history, th)
     for alert in day_anomalies(norms, {a.name: a.spend for a in agents if a.name is not None}, th):
         alerts.append(("WARNING", alert.rule, clean(alert.subject, 60), alert.figure.replace("today", "that day")))
     lines += _table(("severity", "rule", "subject", "figure"), alerts) if alerts else ["None."]

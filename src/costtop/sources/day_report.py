@@ -1,0 +1,106 @@
+"""The reads behind `costtop report`: one UTC day's sums, per-minute spend, costliest traces and audit rows.
+
+Each read is bounded to the day through the created_at index (the audit table through its `at` index)
+and has a timeout; the rendering is costtop/report.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+
+from costtop.config import Settings
+from costtop.sources.history import daily_spend
+from costtop.sources.postgres import PostgresReader, fetch
+from costtop.sources.records import SpendHistory
+from costtop.sources.schema import qualified
+
+TOP_TRACES = 10
+READ_TIMEOUT = 300.0  # a whole day of rows, read once
+
+
+@dataclass(frozen=True, slots=True)
+class DayRecords:
+    day: str
+    agents: list[Usage]
+    models: list[Usage]
+    providers: list[Usage]
+    minutes: list[asyncpg.Record]  # agent, minute, cost
+    traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended
+    history: SpendHistory  # the 7 days before, for the day's anomaly
+    audit: list[asyncpg.Record]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    name: str | None
+    spend: Decimal
+    calls: int
+    errors: int
+
+
+def usage_sql(reader: PostgresReader) -> str:
+    ca = reader.column("created_at")
+    return (
+        f"SELECT {reader.column('agent_id')} AS agent, {reader.optional('model')} AS model, "
+        f"{reader.optional('provider')} AS provider, GROUPING({reader.column('agent_id')}) AS g_agent, "
+        f"GROUPING({reader.optional('model')}) AS g_model, coalesce(sum({reader.cost_sql()}), 0) AS spend, "
+        f"count(*) AS calls, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
+        f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
+        f"GROUP BY GROUPING SETS (({reader.column('agent_id')}), ({reader.optional('model')}), "
+        f"({reader.optional('provider')}))"
+    )
+
+
+def minutes_sql(reader: PostgresReader) -> str:
+    ca = reader.column("created_at")
+    return (f"SELECT {reader.column('agent_id')} AS agent, date_trunc('minute', {ca}, 'UTC') AS minute, "
+            f"sum({reader.cost_sql()}) AS cost FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
+            "GROUP BY 1, 2 HAVING sum(" + reader.cost_sql() + ") IS NOT NULL")
+
+
+def traces_sql(reader: PostgresReader) -> str:
+    ca, trace = reader.column("created_at"), reader.column("trace_id")
+    return (f"SELECT {trace} AS trace, min({reader.column('agent_id')}) AS agent, count(*) AS steps, "
+            f"sum({reader.cost_sql()}) AS cost, min({ca}) AS started, max({ca}) AS ended "
+            f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 AND {trace} IS NOT NULL "
+            f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
+
+
+async def read_day(settings: Settings, day: str) -> DayRecords:
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    end = start + timedelta(days=1)
+    reader = PostgresReader(settings)
+    try:
+        await reader.connect()
+        assert reader.columns is not None
+        rows = await fetch(reader, usage_sql, start, end, timeout=READ_TIMEOUT)
+        minutes = await fetch(reader, minutes_sql, start, end, timeout=READ_TIMEOUT)
+        traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
+            if reader.columns.has("trace_id") else []
+        history = await daily_spend(reader, day)
+        audit = await _audit(reader, settings, start, end)
+    finally:
+        await reader.close()
+    agents = [Usage(r["agent"], r["spend"], r["calls"], r["errors"]) for r in rows if r["g_agent"] == 0]
+    models = [Usage(r["model"], r["spend"], r["calls"], r["errors"])
+              for r in rows if r["g_agent"] == 1 and r["g_model"] == 0]
+    providers = [Usage(r["provider"], r["spend"], r["calls"], r["errors"])
+                 for r in rows if r["g_agent"] == 1 and r["g_model"] == 1]
+    return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
+
+
+async def _audit(reader: PostgresReader, settings: Settings, start: datetime, end: datetime) -> list[asyncpg.Record]:
+    table = qualified(settings.tables, settings.tables.audit)
+    assert reader.pool is not None
+    try:
+        return await reader.pool.fetch(
+            f"SELECT at, operator, ssh_client, action, key, reason, ttl_seconds, result FROM {table} "
+            "WHERE at >= $1 AND at < $2 ORDER BY at, id", start, end, timeout=settings.timeout_seconds * 10)
+    except asyncpg.UndefinedTableError:
+        return []
+
+
