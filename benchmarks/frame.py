@@ -76,8 +76,8 @@ class ManyAgentsFeed:
     def audit_pending(self) -> int:
         return 0
 
-    async def drain_audit(self) -> int:
-        return 0
+    async def drain_audit(self) -> tuple[int, str | None]:
+        return 0, None
 
     async def trace_steps(self, trace_id: str) -> list[object]:
         return []

@@ -137,7 +137,7 @@ class TimedFeed:
     def audit_pending(self) -> int:
         return self.inner.audit_pending()
 
-    async def drain_audit(self) -> int:
+    async def drain_audit(self) -> tuple[int, str | None]:
         return await self.inner.drain_audit()
 
     async def spend_history(self, day: str) -> object:

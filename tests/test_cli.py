@@ -176,6 +176,17 @@ def test_quitting_with_audit_rows_still_waiting_says_where_they_are(redis_url: s
 
 
 
+async def ws_status(url: str, origin: str | None) -> int:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        try:
+            async with session.ws_connect(url, origin=origin, timeout=aiohttp.ClientWSTimeout(ws_close=2)):
+                return 101
+        except aiohttp.WSServerHandshakeError as exc:
+            return exc.status
+
+
 def test_serve_answers_on_its_port_with_the_app_page(redis_url: str, db_url: str) -> None:
     import urllib.request
 
@@ -195,6 +206,9 @@ def test_serve_answers_on_its_port_with_the_app_page(redis_url: str, db_url: str
         # textual-serve's page: its terminal script, the app's title, and the websocket that runs the app.
         assert "static/js/textual.js" in page and "costtop</div>" in page
         assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
+        # A session opened from another site's page is refused before any costtop process starts.
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws", "https://evil.example")) == 403
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws", None)) == 403
     finally:
         os.killpg(proc.pid, 15)
         out = proc.communicate(timeout=10)[0].decode(errors="replace")

@@ -196,3 +196,22 @@ async def test_redis_values_of_any_bytes_and_type(redis, redis_url) -> None:
             await client.aclose()
 
     await asyncio.to_thread(one)
+
+
+async def test_markup_in_names_and_in_the_filter_stays_text_in_the_palette_and_titles() -> None:
+    from costtop.ui.commands import CosttopCommands
+
+    app = CosttopApp(Settings(), HostileFeed(["x[/]", "billing[v2]"], "r"), clock=lambda: NOW, catalog=shipped())
+    async with app.run_test(size=(160, 50)) as pilot:
+        names = {"x[/]", "billing[v2]"}
+        await wait_until(pilot, lambda: app.snapshot is not None
+                         and names <= {a.agent_id for a in app.snapshot.agents})
+        provider = CosttopCommands(app.screen)
+        hits = [hit async for hit in provider.search("billing")]
+        assert hits and all("[" not in str(h.match_display) or "billing[v2]" in str(h.match_display) for h in hits)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.5)
+        await pilot.press("escape")
+        await pilot.press("slash", "[", "/", "]")
+        await pilot.pause(0.3)
+        assert app.is_running and "filter “[/]”" in screen_text(app)

@@ -145,7 +145,7 @@ def serve_command(args: argparse.Namespace) -> int:
     import shlex
 
     try:
-        from textual_serve.server import Server
+        from costtop.serve import OriginCheckedServer
     except ImportError:
         return fail("costtop serve needs textual-serve: pip install 'costtop[serve]'")
     settings = _settings(args, **({"theme": args.serve_theme} if args.serve_theme else {}))
@@ -158,14 +158,17 @@ def serve_command(args: argparse.Namespace) -> int:
         command.append("--read-only")
     mode = "kill and resume allowed" if args.allow_writes else "read-only"
     print(f"costtop serve: http://{args.host}:{args.port}/ ({mode})", flush=True)
-    Server(shlex.join(command), host=args.host, port=args.port, title="costtop").serve()
+    OriginCheckedServer(shlex.join(command), host=args.host, port=args.port, title="costtop").serve()
     return 0
 
 
 def snapshot_command(args: argparse.Namespace) -> int:
     from costtop.oneshot import exit_code, read_once, render
 
-    snap = asyncio.run(read_once(_settings(args)))
+    try:
+        snap = asyncio.run(read_once(_settings(args)))
+    except ValueError as exc:  # a URL the client library cannot parse
+        return fail(f"bad URL: {exc}")
     sys.stdout.write(render(snap, args.format))
     for source in snap.sources:
         if not source.connected:

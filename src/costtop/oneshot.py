@@ -15,7 +15,8 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
      "models": [{"model", "state", "spend_today", "calls_today", "flat_calls"}],
      "providers": [{"provider", "health", "state", "spend_today", "calls_today", "error_rate_5m"}],
      "switches": [{"key", "kind", "scope", "target", "who", "why", "ttl_seconds"}],
-     "alerts": [{"key", "severity", "rule", "subject", "figure"}]}
+     "alerts": [{"key", "severity", "rule", "subject", "figure"}],
+     "notes": [str]}  (what could not be judged, e.g. the week behind the day anomaly)
 Names are exact (as stored); the table format cleans them for the terminal.
 """
 
@@ -64,12 +65,18 @@ async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot
             columns = await feed.connect_postgres()
             engine.load(await feed.postgres.baseline(now), columns)
             status["Postgres"] = SourceStatus("Postgres", True, now.timestamp())
-            engine.load_history(await feed.spend_history(engine.day))
-            if redis is not None:
-                engine.counters = await feed.read_counters(engine.day)
         except SourceError as exc:
-            if "Postgres" not in status:
-                status["Postgres"] = SourceStatus("Postgres", False, None, str(exc))
+            status["Postgres"] = SourceStatus("Postgres", False, None, str(exc))
+        if status["Postgres"].connected:
+            try:
+                engine.load_history(await feed.spend_history(engine.day))
+            except SourceError as exc:
+                engine.history_error = str(exc)  # shown as the snapshot's anomaly note
+            if redis is not None:
+                try:
+                    engine.counters = await feed.read_counters(engine.day)
+                except SourceError as exc:
+                    status["Redis"] = SourceStatus("Redis", False, None, f"counters: {exc}")
     finally:
         await feed.close()
     return engine.snapshot(now, redis, list(status.values()))
@@ -103,6 +110,7 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
                       "who": s.origin[1], "why": s.origin[2], "ttl_seconds": s.ttl_seconds} for s in snap.switches],
         "alerts": [{"key": a.key, "severity": a.severity.name, "rule": a.rule, "subject": a.subject,
                     "figure": a.figure} for a in snap.alerts],
+        "notes": [n for n in (snap.anomaly_note,) if n],
     }
 
 

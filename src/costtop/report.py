@@ -96,7 +96,9 @@ def render(settings: Settings, records: DayRecords) -> str:
         alerts.append(("WARNING", alert.rule, clean(alert.subject, 60), alert.figure.replace("today", "that day")))
     lines += _table(("severity", "rule", "subject", "figure"), alerts) if alerts else ["None."]
     lines += ["", "## Switch changes", ""]
-    if audit:
+    if isinstance(audit, str):
+        lines.append(f"The audit table is {clean(audit, 200)}.")
+    elif audit:
         lines += _table(("time", "who", "action", "key", "reason", "ttl", "result"),
                         [(f"{r['at'].astimezone(UTC):%H:%M:%S}",
                           clean(r["operator"], 40) + (f" ({clean(r['ssh_client'], 40)})" if r["ssh_client"] else ""),

@@ -204,8 +204,8 @@ class StaticFeed:
     def audit_pending(self) -> int:
         return 0
 
-    async def drain_audit(self) -> int:
-        return 0
+    async def drain_audit(self) -> tuple[int, str | None]:
+        return 0, None
 
     async def write(self, change: SwitchChange) -> WriteResult:
         self.writes.append(change)

@@ -147,6 +147,7 @@ class Engine:
         self.day_norms: dict[str, DayNorm] = {}
         self.history_error: str | None = None  # the last failure to read that week, until a read works
         self.audit_pending = 0  # audit rows waiting in the local spool, as the app last counted them
+        self.audit_error: str | None = None  # why Postgres did not take them, at the last try
         self.models: dict[str | None, UsageTotals] = {}
         self.providers: dict[str | None, UsageTotals] = {}
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
@@ -463,7 +464,7 @@ class Engine:
             models=self._model_rows(switches, switched, known, has_cost),
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
-            audit_pending=self.audit_pending,
+            audit_pending=self.audit_pending, audit_error=self.audit_error,
         )
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:

@@ -224,6 +224,7 @@ class Snapshot:
     new_critical: bool = False  # a critical alert tripped at this snapshot (the terminal bell)
     anomaly_note: str | None = None  # why the day anomaly is not being judged, when that is a failure
     audit_pending: int = 0  # audit rows kept locally because Postgres did not take them yet
+    audit_error: str | None = None  # why, at the last try
 
     def has(self, column: str) -> bool:
         return column in self.columns

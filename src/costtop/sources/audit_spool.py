@@ -107,7 +107,9 @@ class AuditSpool:
             if not line.strip():
                 continue
             try:
-                entries.append(AuditEntry(**json.loads(line)))
+                entry = AuditEntry(**json.loads(line))
+                uuid.UUID(entry.entry_id), datetime.fromisoformat(entry.at)  # what the INSERT will need
+                entries.append(entry)
             except (ValueError, TypeError):
                 bad.append(line)
         if bad:  # a torn or foreign line: set aside where an operator can read it, and never retried

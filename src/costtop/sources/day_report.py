@@ -13,6 +13,7 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import Settings
+from costtop.sources.errors import SourceError
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader, fetch
 from costtop.sources.records import SpendHistory
@@ -31,7 +32,7 @@ class DayRecords:
     minutes: list[asyncpg.Record]  # agent, minute, cost
     traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended
     history: SpendHistory  # the 7 days before, for the day's anomaly
-    audit: list[asyncpg.Record]
+    audit: list[asyncpg.Record] | str  # or why the audit table could not be read
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,14 +94,16 @@ async def read_day(settings: Settings, day: str) -> DayRecords:
     return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
 
 
-async def _audit(reader: PostgresReader, settings: Settings, start: datetime, end: datetime) -> list[asyncpg.Record]:
+async def _audit(reader: PostgresReader, settings: Settings, start: datetime,
+                 end: datetime) -> list[asyncpg.Record] | str:
+    """The day's switch changes, or why they cannot be read (no audit table, no SELECT grant)."""
     table = qualified(settings.tables, settings.tables.audit)
-    assert reader.pool is not None
     try:
-        return await reader.pool.fetch(
+        return await reader.fetch_rows(
             f"SELECT at, operator, ssh_client, action, key, reason, ttl_seconds, result FROM {table} "
             "WHERE at >= $1 AND at < $2 ORDER BY at, id", start, end, timeout=settings.timeout_seconds * 10)
-    except asyncpg.UndefinedTableError:
-        return []
+    except SourceError as exc:
+        return f"not readable: {exc}"
+
 
 

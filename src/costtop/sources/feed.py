@@ -39,7 +39,7 @@ class Feed(Protocol):
     async def write(self, change: SwitchChange) -> WriteResult: ...
     # Audit rows kept locally while Postgres could not take them: how many, and writing them now.
     def audit_pending(self) -> int: ...
-    async def drain_audit(self) -> int: ...
+    async def drain_audit(self) -> tuple[int, str | None]: ...
     async def close(self) -> None: ...
 
 
@@ -95,11 +95,11 @@ class LiveFeed:
     def audit_pending(self) -> int:
         return self.spool.count()
 
-    async def drain_audit(self) -> int:
+    async def drain_audit(self) -> tuple[int, str | None]:
         try:
             return await drain(self.settings, self.postgres.pool, self.spool)
-        except OSError:  # the spool itself cannot be read: its rows stay where they are
-            return self.spool.count() or 1
+        except OSError as exc:  # the spool itself cannot be read: its rows stay where they are
+            return self.spool.count() or 1, f"the local spool cannot be read: {exc.strerror or exc}"
 
     async def close(self) -> None:
         await self.redis.close()

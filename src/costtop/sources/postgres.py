@@ -108,6 +108,7 @@ class PostgresReader:
         # How long an id missing below the newest one is asked for again (an open transaction).
         self.gap_lifetime = max(60.0, settings.overlap_seconds)
         self._select: str = ""
+        self._connecting = asyncio.Lock()
         # The start-up snapshot between start_baseline and finish_baseline: connection, transaction,
         # day start, first minute of the hour.
         self._pending: tuple[asyncpg.Connection, asyncpg.transaction.Transaction, datetime, datetime] | None = None
@@ -127,7 +128,14 @@ class PostgresReader:
         return SourceError(one_line(exc, secrets[:1]))
 
     async def connect(self) -> None:
-        """Open the pool and learn the table's columns; raises SourceError with one line."""
+        """Open the pool and learn the table's columns; raises SourceError with one line. One at a time:
+        the live loop, the history read and the drill-down may all find the pool gone at once."""
+        async with self._connecting:
+            if self.pool is not None and self.columns is not None:
+                return
+            await self._connect()
+
+    async def _connect(self) -> None:
         timeout = self.settings.timeout_seconds
         try:
             async with asyncio.timeout(timeout * 3):  # a server that accepts but never answers
@@ -397,11 +405,15 @@ class PostgresReader:
         pool = self.pool
         assert pool is not None
         started = time.monotonic()
+        deadline = asyncio.timeout(limit + RELEASE_SECONDS)
         try:
-            async with asyncio.timeout(limit + RELEASE_SECONDS):
+            async with deadline:
                 return await pool.fetch(sql, *args, timeout=limit)
         except PG_ERRORS as exc:
-            if not isinstance(exc, asyncpg.PostgresError) and self.pool is pool:
+            # A query past its own timeout on a healthy server leaves the pool fine; a connection that
+            # could not even be given back (the deadline), or a broken socket, means the pool is not.
+            broken = deadline.expired() or not isinstance(exc, (TimeoutError, asyncpg.PostgresError))
+            if broken and self.pool is pool:
                 self.pool = None
                 self._pending = None
                 pool.terminate()

@@ -97,27 +97,33 @@ def insert_sql(settings: Settings) -> str:
             "ON CONFLICT DO NOTHING")  # no conflict target: naming one would need SELECT on the table
 
 
-async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> bool:
-    """Insert audit rows, each at most once (by its entry id); False when Postgres cannot take them."""
-    if pool is None or not entries:
-        return pool is not None
+async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> str | None:
+    """Insert audit rows, each at most once (by its entry id). None when written; else why not, in one
+    line: Postgres down, or a table that refuses them (no `entry_id`: run `costtop db init`; no grant)."""
+    if pool is None:
+        return "Postgres is not connected"
+    if not entries:
+        return None
     args = [(uuid.UUID(e.entry_id), datetime.fromisoformat(e.at), e.operator, e.ssh_client, e.action, e.scope,
              e.target, e.key, e.reason, e.ttl_seconds, e.result, e.detail) for e in entries]
     try:
         await pool.executemany(insert_sql(settings), args, timeout=settings.timeout_seconds)
-    except PG_ERRORS:
-        return False
-    return True
+    except asyncpg.UndefinedColumnError:
+        return "the audit table has no entry_id column: run `costtop db init` as its owner"
+    except PG_ERRORS as exc:
+        return one_line(exc, (settings.database_url,))
+    return None
 
 
-async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool) -> int:
-    """Write what the spool holds; how many rows are still waiting."""
+async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool) -> tuple[int, str | None]:
+    """Write what the spool holds: (rows still waiting, why they could not be written)."""
     entries = spool.pending()
     if not entries:
-        return 0
-    if not await write_entries(settings, pool, entries):
-        return len(entries)
-    return spool.remove({e.entry_id for e in entries})
+        return 0, None
+    error = await write_entries(settings, pool, entries)
+    if error is not None:
+        return len(entries), error
+    return spool.remove({e.entry_id for e in entries}), None
 
 
 class SwitchWriter:
@@ -130,6 +136,7 @@ class SwitchWriter:
         self.pool = pool
         self.operator = operator or Operator.current()
         self.spool = spool or AuditSpool.for_settings(settings)
+        self.last_error: str | None = None  # why the last audit row did not reach the table
 
     async def apply(self, change: SwitchChange) -> WriteResult:
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
@@ -150,7 +157,7 @@ class SwitchWriter:
         written, kept = await self._audit(change, key, outcome, None)
         message = f"{describe(change)}: {clean(key)} {outcome}"
         if kept:
-            message += f" (audit row kept in {self.spool.path}: written when Postgres takes it)"
+            message += f" (audit row kept in {self.spool.path}: written when Postgres takes it; {self.last_error})"
         elif not written:
             message += " (audit row NOT written: Postgres unavailable and the local spool failed)"
         return WriteResult(ok, message, written, kept)
@@ -168,7 +175,8 @@ class SwitchWriter:
             spooled = True
         except OSError:
             spooled = False
-        if await write_entries(self.settings, self.pool, [entry]):
+        self.last_error = await write_entries(self.settings, self.pool, [entry])
+        if self.last_error is None:
             if spooled:
                 with contextlib.suppress(OSError):
                     self.spool.remove({entry.entry_id})

@@ -44,7 +44,7 @@ from costtop.ui.messages import (
 )
 from costtop.ui.screens.drill_down import AgentScreen, TraceScreen
 from costtop.ui.screens.help import HelpScreen
-from costtop.ui.screens.main import MainScreen
+from costtop.ui.screens.main import FilterBar, MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.themes import DEFAULT_THEME, find_themes
 from costtop.ui.widgets.agent_table import AgentTable
@@ -56,6 +56,7 @@ from costtop.ui.widgets.velocity_chart import VelocityChart
 COUNTERS_SECONDS = 10.0
 HISTORY_CHECK_SECONDS = 1.0  # how soon after a new UTC day (or the start) the week is read
 HISTORY_RETRY_SECONDS = 60.0
+AUDIT_RETRY_SECONDS = 60.0
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one render
 MAX_BACKOFF_SECONDS = 30.0
 
@@ -73,7 +74,9 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
             (" (tables)", [b for b in RowTable.BINDINGS if isinstance(b, Binding)]),
             (" (agent screen)", [b for b in AgentScreen.BINDINGS if isinstance(b, Binding)]),
             (" (trace view)", [b for b in TraceScreen.BINDINGS if isinstance(b, Binding)]),
-            (" (dialogs)", [b for b in SwitchDialog.BINDINGS if isinstance(b, Binding)])]
+            (" (dialogs)", [b for b in SwitchDialog.BINDINGS if isinstance(b, Binding)]),
+            (" (filter)", [b for b in FilterBar.BINDINGS if isinstance(b, Binding)]),
+            (" (help)", [b for b in HelpScreen.BINDINGS if isinstance(b, Binding)])]
 
 
 def unknown_binding_ids(keymap: dict[str, str]) -> list[str]:
@@ -124,6 +127,7 @@ class CosttopApp(App[None]):
         self.paused = False
         self._frozen: Snapshot | None = None
         self.refresh_seconds = settings.refresh  # `+` and `-` change it, within REFRESH_STEPS
+        self._next_drain = 0.0  # monotonic time of the next try at writing kept audit rows
         self.theme_dir = theme_dir  # where the user's own themes are; None: the config dir's
         self._last_render = 0.0
         self._need_baseline = True
@@ -214,7 +218,8 @@ class CosttopApp(App[None]):
                 except Exception as exc:
                     failures += 1
                     self.post_message(HistoryFailed(self._failure(exc)))
-                    await asyncio.sleep(backoff(failures, HISTORY_RETRY_SECONDS))
+                    # A week too big to sum in time is not tried again at once: 1 minute, doubling to 1 hour.
+                    await asyncio.sleep(min(3600.0, HISTORY_RETRY_SECONDS * 2 ** (failures - 1)))
                     continue
                 failures = 0
                 self.post_message(HistoryRead(history))
@@ -239,9 +244,12 @@ class CosttopApp(App[None]):
                 else:
                     rows = await self.feed.new_rows()
                     self.post_message(RowsRead(rows, self._epoch()))
-                if self.engine.audit_pending and not self.read_only:
-                    # Postgres answers again: the audit rows kept during the outage go in now.
-                    self.post_message(AuditDrained(await self.feed.drain_audit()))
+                if self.engine.audit_pending and not self.read_only and time.monotonic() >= self._next_drain:
+                    # Postgres answers again: the audit rows kept during the outage go in now. A table
+                    # that refuses them (a missing column or grant) is asked again a minute later.
+                    left, error = await self.feed.drain_audit()
+                    self._next_drain = time.monotonic() + (AUDIT_RETRY_SECONDS if error else 0)
+                    self.post_message(AuditDrained(left, error))
             except Exception as exc:
                 failures += 1
                 # After any failure start again from a fresh baseline: nothing double-counted or skipped.
@@ -288,8 +296,8 @@ class CosttopApp(App[None]):
 
     @on(AuditDrained)
     def _audit_drained(self, message: AuditDrained) -> None:
-        if message.left != self.engine.audit_pending:
-            self.engine.audit_pending = message.left
+        if (message.left, message.error) != (self.engine.audit_pending, self.engine.audit_error):
+            self.engine.audit_pending, self.engine.audit_error = message.left, message.error
             self.render_snapshot()
 
     @on(HistoryRead)
@@ -524,10 +532,11 @@ class CosttopApp(App[None]):
 
     def action_acknowledge(self) -> None:
         """Acknowledged alerts stay listed, dimmed, until their condition clears; no bell for them."""
-        if self.snapshot is None or not self.snapshot.alerts:
+        shown = self.shown  # while paused: only the alerts on screen, not ones that tripped since
+        if shown is None or not shown.alerts:
             self.notify("No alert to acknowledge.", timeout=3)
             return
-        self.engine.alerts.acknowledge()
+        self.engine.alerts.acknowledge(a.key for a in shown.alerts)
         self.render_snapshot()
 
     def action_chart_range(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
 
 from costtop.sources.writer import SwitchChange
 from costtop.text import clean
@@ -51,11 +52,12 @@ class CosttopCommands(Provider):
     async def discover(self) -> Hits:
         for text, command, help_text in self.commands():
             if text.startswith(("Kill agent", "Jump")):
-                yield DiscoveryHit(text, command, help=help_text)
+                yield DiscoveryHit(Content(text), command, text=text, help=help_text)
 
     async def search(self, query: str) -> Hits:
+        """Shown as plain Content: a name like `x[/]` is text, not markup (Textual's highlight parses markup)."""
         matcher = self.matcher(query)
         for text, command, help_text in self.commands():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), command, help=help_text)
+                yield Hit(score, Content(text), command, text=text, help=help_text)

@@ -41,6 +41,7 @@ class HistoryRead(Message):
 @dataclass
 class AuditDrained(Message):
     left: int  # audit rows still waiting in the local spool
+    error: str | None = None  # why Postgres did not take them
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -108,7 +109,7 @@ class MainScreen(Screen[None]):
         waiting = sum(1 for a in snap.alerts if not a.acknowledged)
         title = f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)"
         if str(alerts_title.content) != title:
-            alerts_title.update(title)
+            alerts_title.update(Text(title))
         agents = self.query_one(AgentTable)
         agents.show(snap)
         agents_title = self.query_one("#agents-pane .pane-title", Static)
@@ -116,7 +117,7 @@ class MainScreen(Screen[None]):
         if agents.filter:
             title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
         if str(agents_title.content) != title:
-            agents_title.update(title)
+            agents_title.update(Text(title))  # Text: the filter is typed text, not markup
         self.query_one(SwitchTable).show(snap)
         self.query_one(ProviderTable).show(snap)
         chart = self.query_one(VelocityChart)
@@ -125,17 +126,17 @@ class MainScreen(Screen[None]):
         title = ("Burn $/min — completed hours, last 24 (v: minutes)" if chart.hours
                  else "Burn $/min — completed minutes, last hour (v: 24 hours)")
         if str(chart_title.content) != title:
-            chart_title.update(title)
+            chart_title.update(Text(title))
         self.query_one(ModelTable).show(snap)
         for pane, name in (("#providers-pane", "Providers"), ("#models-pane", "Models — today, UTC")):
             table = self.query_one(f"{pane} RowTable", RowTable)
             title = f"{name} — filter “{table.filter}”: {table.row_count} of {table.total}" if table.filter else name
             widget = self.query_one(f"{pane} .pane-title", Static)
             if str(widget.content) != title:
-                widget.update(title)
+                widget.update(Text(title))
         count = len(snap.switches)
         title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"
         pane_title = self.query_one("#switches-pane .pane-title", Static)
         if str(pane_title.content) != title:  # update() always lays the screen out again
-            pane_title.update(title)
+            pane_title.update(Text(title))
         self.query_one("#switches-pane").set_class(count == 0, "empty")

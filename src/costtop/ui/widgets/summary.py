@@ -8,6 +8,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
 from costtop.money import usd
+from costtop.text import clean
 from costtop.ui.display import Display
 from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out
 from costtop.ui.widgets.line_diff import TextLines
@@ -92,8 +93,11 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
     if width >= 120 or display.refresh != 1.0:  # on a small terminal only when it is not the usual second
         second.insert(5, _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")))
     if snap.audit_pending:
-        second.append(Text(f"▲ {snap.audit_pending} audit row{'s' if snap.audit_pending > 1 else ''} "
-                           "waiting for Postgres", style="bold yellow"))
+        waiting = Text(f"▲ {snap.audit_pending} audit row{'s' if snap.audit_pending > 1 else ''} "
+                       "waiting for Postgres", style="bold yellow")
+        if snap.audit_error:
+            waiting.append(f" ({clean(snap.audit_error, 80)})", style="yellow")
+        second.append(waiting)
     out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
                                                                          pack(second, width))
     out.no_wrap = True
