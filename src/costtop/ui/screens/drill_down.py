@@ -151,7 +151,7 @@ class AgentScreen(Screen[None]):
             self.show(shown)
         self.load()
         # Live while open: read again every few refreshes (bounded, indexed reads of one agent).
-        self.set_interval(max(2.0, self.app.settings.refresh * 2), self.load)  # type: ignore[attr-defined]
+        self.set_interval(max(2.0, self.app.refresh_seconds * 2), self.load)  # type: ignore[attr-defined]
 
     @work(group="drill", exclusive=True)
     async def load(self) -> None:

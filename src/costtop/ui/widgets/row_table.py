@@ -84,6 +84,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._frame: tuple[object, ...] = ()
         self._painted = PaintedLines()
         self._name_widths: dict[str, int] = {}
+        self._folded: dict[str, str] = {}
         self._layout: tuple[object, ...] = ()
         self.filter = ""  # `/`: only rows whose name holds this text (any case)
         self.total = 0  # rows before the filter
@@ -124,8 +125,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         rows = self.rows_of(snap)
         self.total = len(rows)
         if self.filter:
-            needle = self.filter.casefold()
-            rows = [row for row in rows if needle in clean(self.name_of(row)).casefold()]
+            needle, folded = self.filter.casefold(), self._folded_names(rows)
+            rows = [row for row in rows if needle in folded[self.key_of(row)]]
         columns = self.columns_for(snap, max(5, self._name_width(rows)))
         layout = self.layout_key()
         if columns != self.columns or layout != self._layout:
@@ -142,6 +143,15 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self.virtual_size = Size(sum(w + 1 for _, _, w in columns), len(rows) + 1)
         self._scroll_to_cursor()
         self._refresh_if_visible_changed()
+
+    def _folded_names(self, rows: Sequence[R]) -> dict[str, str]:
+        """Each row's cleaned name in folded case, for the filter: cleaned once per row, not per refresh."""
+        folded = self._folded
+        for row in rows:
+            key = self.key_of(row)
+            if key not in folded:
+                folded[key] = clean(self.name_of(row)).casefold()
+        return folded
 
     def _name_width(self, rows: Sequence[R]) -> int:
         """The widest (cleaned) name, measured again only when the set of rows changed."""
