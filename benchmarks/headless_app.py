@@ -2,7 +2,7 @@
 
     python -m benchmarks.headless_app --redis-url URL --database-url URL --log FILE
                                       [--refresh 1] [--size 160x50] [--timeout 3] [--max-seconds 900]
-                                      [--profile FILE]
+                                      [--profile FILE] [--probe-every S]
 
 Runs `CosttopApp` unchanged (same feed, same workers, same timers) with Textual's headless driver, in a
 process of its own so that benchmarks/live.py can read its CPU time and RSS from /proc. Subclassing
@@ -21,6 +21,8 @@ Commands, one per line on stdin:
 - `kill AGENT`: logs `{"ev": "write_call", "t", "agent"}` then calls the app's `_write` worker with
   `SwitchChange("set", "kill", "agent", AGENT, reason)`, exactly what confirming the kill dialog does;
 - `quit` (or end of input): exit.
+
+With `--probe-every S`, `{"ev": "memory", ...}` every S seconds (benchmarks/memory_probe.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from benchmarks.memory_probe import probe
+from costtop.allocator import pin_mmap_threshold
 from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, Snapshot
@@ -173,8 +177,9 @@ class TimedFeed:
 
 
 class HeadlessCosttop(CosttopApp):
-    def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900) -> None:
+    def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0) -> None:
         super().__init__(settings, TimedFeed(LiveFeed(settings), log))
+        self.probe_every = probe_every
         self.engine: TrackingEngine = TrackingEngine(settings.thresholds)
         self.log_event = log
         self.max_seconds = max_seconds
@@ -184,7 +189,12 @@ class HeadlessCosttop(CosttopApp):
         # Textual also calls CosttopApp.on_mount (handlers run for every class in the MRO): no super().
         self.log_event("started", t=time.time())
         self.set_timer(self.max_seconds, self.exit)
+        if self.probe_every > 0:
+            self.set_interval(self.probe_every, self._probe)
         threading.Thread(target=_stdin_commands, args=(self,), name="commands", daemon=True).start()
+
+    def _probe(self) -> None:
+        self.log_event("memory", t=time.time(), **probe())
 
     def render_snapshot(self) -> None:
         start = time.perf_counter()
@@ -239,17 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="costtop's per-query timeout in seconds (default: costtop's own, 3)")
     parser.add_argument("--max-seconds", type=float, default=900, help="exit by itself after this long")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit (slows the app)")
+    parser.add_argument("--probe-every", type=float, default=0, help="log memory statistics every S seconds")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    pin_mmap_threshold()  # as `costtop` does
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}
     settings = Settings(redis_url=args.redis_url, database_url=args.database_url, refresh=args.refresh, **extra)
     with open(args.log, "w", encoding="utf-8") as stream:
         log = EventLog(stream)
-        app = HeadlessCosttop(settings, log, args.max_seconds)
+        app = HeadlessCosttop(settings, log, args.max_seconds, args.probe_every)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
             profiler.enable()

@@ -8,7 +8,8 @@ feed, observed) against them. Every `--interval` seconds it prints one JSON line
 app's RSS, rows it has ingested, renders, and the errors so far: failed Postgres reads, renders that
 showed a stale source, and anything on the app's stderr. At the end: the verdict on the issue's bar,
 no error and RSS within 10 % of its value after the first five minutes, and the JSON in
-benchmarks/results/soak-<time>.json.
+benchmarks/results/soak-<time>.json. Each sample also carries the app's memory make-up
+(benchmarks/memory_probe.py).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def first_fresh(renders: list[dict[str, Any]]) -> int:
 def sample(tail: LogTail, app: subprocess.Popen[str], stderr: Path, started: float) -> dict[str, Any]:
     renders = tail.of("render")
     last = renders[-1] if renders else {}
+    memory = tail.of("memory")
     errors = {
         "rows_failed": len(tail.of("rows_failed")),
         "baseline_failed": len(tail.of("baseline_failed")),
@@ -47,7 +49,7 @@ def sample(tail: LogTail, app: subprocess.Popen[str], stderr: Path, started: flo
     }
     return {"minutes": round((time.monotonic() - started) / 60, 2), "rss_mb": round((status_kb(app.pid, "VmRSS") or 0)
             / 1024, 1), "rows": last.get("rows"), "agents": last.get("agents"), "renders": len(renders),
-            "errors": errors, "alive": app.poll() is None}
+            "errors": errors, "alive": app.poll() is None, "memory": memory[-1] if memory else None}
 
 
 def main() -> int:
@@ -71,7 +73,7 @@ def main() -> int:
         stderr = work / "app.stderr"
         app = subprocess.Popen([sys.executable, "-m", "benchmarks.headless_app", "--redis-url", pair.redis.url,
                                 "--database-url", pair.postgres.url, "--log", str(work / "app.jsonl"),
-                                "--max-seconds", str(args.minutes * 60 + 120)],
+                                "--max-seconds", str(args.minutes * 60 + 120), "--probe-every", str(args.interval)],
                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                stderr=open(stderr, "w"), text=True)  # noqa: SIM115
         tail = LogTail(work / "app.jsonl")

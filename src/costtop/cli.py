@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from costtop.allocator import pin_mmap_threshold
 from costtop.config import ConfigError, Settings, load_settings
 
 
@@ -200,6 +201,7 @@ def pricing_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    pin_mmap_threshold()  # a dashboard left open for days must not creep (allocator.py)
     try:
         if args.command == "demo":
             from costtop.demo.run import run_demo
