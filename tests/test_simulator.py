@@ -25,7 +25,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from costtop.demo.run import past_week
+from costtop.demo.run import INCIDENT_BUDGET, agent_budgets, day_budget, past_week, usual_days
 from costtop.demo.servers import RedisServer
 from costtop.demo.simulator import (
     AGENTS,
@@ -354,10 +354,22 @@ def test_healthy_traces_raise_no_trace_alert_and_the_runaway_loop_does() -> None
 
 def test_the_demo_week_before_today_gives_every_agent_a_history() -> None:
     now = datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
-    rows = past_week(now)
+    rows = past_week(now, usual_days(40))
     today = now.replace(hour=0, minute=0)
     assert all(today - timedelta(days=7) <= r[0] < today for r in rows)
     days = {(r[1], (today - r[0]).days) for r in rows}
     assert days == {(p.name, d) for p in AGENTS for d in range(7)}
     flat = {r[1] for r in rows if r[6] is None}
     assert flat == {p.name for p in AGENTS if PRICES[p.models[0][0]].provider in p.flat_rate}
+
+
+def test_the_demo_budgets_leave_room_for_a_usual_day_except_the_runaway_agent() -> None:
+    usual = usual_days(40)
+    budgets = agent_budgets(usual)
+    assert budgets[INCIDENT_AGENT] == INCIDENT_BUDGET  # small: its loop runs through it
+    assert AGENTS[-1].name not in budgets  # a disabled budget on screen
+    others = [p.name for p in AGENTS[:-1] if p.name != INCIDENT_AGENT]
+    assert all(budgets[a] >= usual[a] * Decimal("1.25") for a in others), {a: (budgets[a], usual[a]) for a in others}
+    assert day_budget(usual) > sum(usual.values())
+    slower = usual_days(4)  # the budgets follow the pace the demo is run at
+    assert agent_budgets(slower)["code-review"] < budgets["code-review"]

@@ -26,18 +26,10 @@ from costtop.demo.servers import ServerError, ServerPair
 from costtop.demo.simulator import AGENTS, INCIDENT_AGENT, PRICES, AgentProfile, Ids, task_calls
 from costtop.sources.schema import init_db, qident, qualified
 
-GLOBAL_DAY_BUDGET = Decimal("200")
 PAST_DAYS = 7
-
-
-def agent_budgets() -> dict[str, Decimal]:
-    """Daily budgets for the demo fleet; one agent has none, to show a disabled budget."""
-    budgets: dict[str, Decimal] = {}
-    for i, profile in enumerate(AGENTS):
-        if i == len(AGENTS) - 1:
-            continue
-        budgets[profile.name] = Decimal("40") if profile.name == INCIDENT_AGENT else Decimal(5 + 5 * (i % 5))
-    return budgets
+INCIDENT_BUDGET = Decimal("40")  # the runaway agent's, small: its loop runs through it within the demo
+BUDGET_HEADROOM = (Decimal("1.5"), Decimal("2"), Decimal("1.25"), Decimal("3"))  # times the usual day
+FLAT_RATE_BUDGET = Decimal("50")  # agents on a flat-rate plan spend nothing per call
 
 
 def usual_day(profile: AgentProfile, rate: float, rng: random.Random) -> Decimal:
@@ -52,15 +44,43 @@ def usual_day(profile: AgentProfile, rate: float, rng: random.Random) -> Decimal
     return spent / calls * Decimal(str(rate * share * 86_400))
 
 
-def past_week(now: datetime, rate: float = 40.0, seed: int = 7) -> list[tuple[object, ...]]:
-    """The week before today as hourly rows per agent (its usual day at this rate, give or take 15 %),
-    so the day anomaly has a history to judge by: the runaway agent's day soon looks unusual."""
+def usual_days(rate: float, seed: int = 7) -> dict[str, Decimal]:
+    rng = random.Random(seed)
+    return {profile.name: usual_day(profile, rate, rng) for profile in AGENTS}
+
+
+def round_up(amount: Decimal, step: int) -> Decimal:
+    return max(Decimal(step), (amount / step).to_integral_value(rounding="ROUND_CEILING") * step)
+
+
+def agent_budgets(usual: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Daily budgets with headroom over each agent's usual day, as a team would set them, so that in
+    the demo only the runaway agent runs out; the last agent has none, to show a disabled budget."""
+    budgets: dict[str, Decimal] = {}
+    for i, profile in enumerate(AGENTS[:-1]):
+        if profile.name == INCIDENT_AGENT:
+            budgets[profile.name] = INCIDENT_BUDGET
+        elif usual[profile.name] <= 0:
+            budgets[profile.name] = FLAT_RATE_BUDGET
+        else:
+            budgets[profile.name] = round_up(usual[profile.name] * BUDGET_HEADROOM[i % len(BUDGET_HEADROOM)], 50)
+    return budgets
+
+
+def day_budget(usual: dict[str, Decimal]) -> Decimal:
+    """The fleet's day: its usual day and a quarter, in hundreds."""
+    return round_up(sum(usual.values(), Decimal(0)) * Decimal("1.25"), 100)
+
+
+def past_week(now: datetime, usual: dict[str, Decimal], seed: int = 7) -> list[tuple[object, ...]]:
+    """The week before today as hourly rows per agent (its usual day, give or take 15 %), so the day
+    anomaly has a history to judge by: the runaway agent's day soon looks unusual."""
     rng = random.Random(seed)
     today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     rows: list[tuple[object, ...]] = []
     for profile in AGENTS:
         model = profile.models[0][0]
-        share = usual_day(profile, rate, rng)
+        share = usual[profile.name]
         for day in range(PAST_DAYS, 0, -1):
             hour_cost = share * Decimal(str(rng.uniform(0.85, 1.15))) / 24
             for hour in range(24):
@@ -71,10 +91,9 @@ def past_week(now: datetime, rate: float = 40.0, seed: int = 7) -> list[tuple[ob
     return rows
 
 
-def month_budget(week: list[tuple[object, ...]]) -> Decimal:
+def month_budget(usual: dict[str, Decimal]) -> Decimal:
     """A month of the fleet's usual days, in thousands: the week already spent is a quarter of it."""
-    day = sum((r[6] for r in week if isinstance(r[6], Decimal)), Decimal(0)) / PAST_DAYS
-    return (day * 31 / 1000).to_integral_value(rounding="ROUND_CEILING") * 1000
+    return round_up(sum(usual.values(), Decimal(0)) * 31, 1000)
 
 
 async def prepare(settings: Settings, rate: float = 40.0) -> None:
@@ -85,7 +104,8 @@ async def prepare(settings: Settings, rate: float = 40.0) -> None:
         c, t = settings.tables.column, qualified(settings.tables, settings.tables.calls)
         columns = ", ".join(qident(c(n)) for n in ("created_at", "agent_id", "tool_name", "latency_ms", "provider",
                                                        "model", "cost_usd", "status"))
-        week = past_week(datetime.now(UTC), rate)
+        usual = usual_days(rate)
+        week = past_week(datetime.now(UTC), usual)
         await conn.executemany(f"INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", week)
     finally:
         await conn.close()
@@ -93,10 +113,10 @@ async def prepare(settings: Settings, rate: float = 40.0) -> None:
     try:
         prefix = settings.keys.budget
         pipe = redis.pipeline(transaction=False)
-        for agent, budget in agent_budgets().items():
+        for agent, budget in agent_budgets(usual).items():
             pipe.set(f"{prefix}:{agent}", str(budget))
-        pipe.set(f"{prefix}:global:day", str(GLOBAL_DAY_BUDGET))
-        pipe.set(f"{prefix}:global:month", str(month_budget(week)))
+        pipe.set(f"{prefix}:global:day", str(day_budget(usual)))
+        pipe.set(f"{prefix}:global:month", str(month_budget(usual)))
         await pipe.execute()
     finally:
         await redis.aclose()
