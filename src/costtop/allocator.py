@@ -3,11 +3,11 @@
 glibc serves a large `malloc` (128 KiB and up) with its own mmap, returned to the system on `free`.
 But each time it frees such a chunk it raises that threshold to the chunk's size, so from then on
 chunks of that size come from the heap instead, where a freed one in the middle stays resident. The
-engine's exact latency multisets are dicts of tens of thousands of entries that rehash every few
-seconds under a steady stream of calls (259 KiB to a few MiB each time), which is that pattern: in
-hour-long runs at 1,000 calls/s RSS stepped up about 7 MB once the threshold had moved. Setting the
-threshold explicitly turns the sliding off (mallopt(3)), so a large table always goes back when freed.
-On other C libraries this does nothing.
+engine's exact latency multisets are dicts that rehash every few seconds under a steady stream of
+calls (hundreds of KiB each time), which is that pattern: in hour-long runs at 1,000 calls/s, RSS
+stepped up 7 MB once the threshold had moved (docs/reliability.md, "Long runs"). Setting the threshold
+explicitly turns the sliding off (mallopt(3)), so a large table always goes back when freed. On other
+C libraries this does nothing.
 """
 
 from __future__ import annotations
