@@ -12,9 +12,11 @@ from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
 from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
+from costtop.ui.screens.drill_down import AgentScreen
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable
 
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
@@ -231,3 +233,25 @@ async def test_a_keymap_in_the_config_file_reaches_the_app(tmp_path) -> None:
         await wait_until(pilot, lambda: app.paused)
         await pilot.press("f5", "x")
         await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+
+
+async def test_a_snapshot_during_a_screens_teardown_does_not_crash() -> None:
+    """Quitting removes a screen's children before the screen itself; a snapshot rendered in between
+    once raised NoMatches (the rare failure of the screenshot test)."""
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen) and app.screen.is_mounted)
+        screen = app.screen
+        await screen.query_one("#agent-figures").remove()
+        await screen.query_one("#traces").remove()
+        app.render_snapshot()  # raised NoMatches when the screen queried its children
+        await pilot.pause()
+        assert app.screen is screen and app.return_code is None
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AgentScreen))
+        await app.screen.query_one(SwitchTable).remove()  # the main screen, half torn down
+        app.render_snapshot()
+        await pilot.pause()
+        assert app.return_code is None

@@ -132,20 +132,27 @@ class AgentScreen(Screen[None]):
     def __init__(self, agent_id: str) -> None:
         super().__init__()
         self.agent_id = agent_id
+        # Held, not queried: a snapshot can arrive while the screen is being torn down (a pop, or the
+        # app quitting), when a query for a child that has just left raises.
+        self.figures_view = Static("", id="agent-figures")
+        self.mix_view = Static("", id="model-mix")
+        self.calls_view = Static("reading…", id="recent-calls")
+        self.status_view = Static("reading…", id="traces-status")
+        self.trace_list = TraceList(id="traces")
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Agent {clean(self.agent_id)}", style="bold"), id="agent-head", classes="pane-title")
-        yield Static("", id="agent-figures")
-        yield Static("", id="model-mix")
+        yield self.figures_view
+        yield self.mix_view
         yield Static("Latest calls", classes="pane-title")
-        yield Static("reading…", id="recent-calls")
+        yield self.calls_view
         yield Static("Traces, last hour, newest first (enter: steps · esc: back)", classes="pane-title")
-        yield Static("reading…", id="traces-status")
-        yield TraceList(id="traces")
+        yield self.status_view
+        yield self.trace_list
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(TraceList).focus()
+        self.trace_list.focus()
         shown = self.app.shown  # type: ignore[attr-defined]
         if shown is not None:  # the figures at once, not at the next refresh
             self.show(shown)
@@ -156,7 +163,7 @@ class AgentScreen(Screen[None]):
     @work(group="drill", exclusive=True)
     async def load(self) -> None:
         app = self.app
-        status = self.query_one("#traces-status", Static)
+        status = self.status_view
         since = app.clock() - TRACES_SINCE  # type: ignore[attr-defined]
         try:
             traces = await app.feed.agent_traces(self.agent_id, since)  # type: ignore[attr-defined]
@@ -165,9 +172,9 @@ class AgentScreen(Screen[None]):
         except SourceError as exc:
             status.update(Text(f"Could not be read: {exc} (shown: the last good read)", style="bold red"))
             return
-        self.query_one("#model-mix", Static).update(model_mix(models))
-        self.query_one("#recent-calls", Static).update(recent_calls(calls))
-        table = self.query_one(TraceList)
+        self.mix_view.update(model_mix(models))
+        self.calls_view.update(recent_calls(calls))
+        table = self.trace_list
         table.traces = tuple(traces)
         status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
         if app.shown is not None:  # type: ignore[attr-defined]
@@ -183,11 +190,11 @@ class AgentScreen(Screen[None]):
         if row is not None and row.switch is not None:
             source, who, why = row.switch.origin
             figures.append(f"  switch: {who} ({source}): {why}", style="bold red")
-        self.query_one("#agent-figures", Static).update(figures)
-        self.query_one(TraceList).show(snap)
+        self.figures_view.update(figures)
+        self.trace_list.show(snap)
 
     def action_open_trace(self) -> None:
-        key = self.query_one(TraceList).selected_key
+        key = self.trace_list.selected_key
         if key is not None:
             self.app.push_screen(TraceScreen(key))
 
@@ -200,21 +207,23 @@ class TraceScreen(Screen[None]):
     def __init__(self, trace_id: str) -> None:
         super().__init__()
         self.trace_id = trace_id
+        self.status_view = Static("reading…", id="steps-status")  # held, as in AgentScreen
+        self.step_list = StepList(id="steps")
 
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Trace {clean(self.trace_id)} (esc: back)", style="bold"), classes="pane-title")
-        yield Static("reading…", id="steps-status")
-        yield StepList(id="steps")
+        yield self.status_view
+        yield self.step_list
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(StepList).focus()
+        self.step_list.focus()
         self.load()
 
     @work(group="drill", exclusive=True)
     async def load(self) -> None:
         app = self.app
-        status = self.query_one("#steps-status", Static)
+        status = self.status_view
         try:
             steps = await app.feed.trace_steps(self.trace_id)  # type: ignore[attr-defined]
         except SourceError as exc:
@@ -222,7 +231,7 @@ class TraceScreen(Screen[None]):
             return
         th = app.settings.thresholds  # type: ignore[attr-defined]
         nested = mark(steps, th.loop_calls, th.context_tokens)
-        table = self.query_one(StepList)
+        table = self.step_list
         table.steps = tuple(nested)
         counts = {name: sum(1 for n in nested if name in n.marks) for name in ("loop", "context", "errors")}
         summary = Text(f"{len(nested):,} steps", style="dim")

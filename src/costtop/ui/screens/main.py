@@ -99,10 +99,12 @@ class MainScreen(Screen[None]):
 
     def show(self, snap: Snapshot, display: Display) -> None:
         try:
-            summary = self.query_one(Summary)
-        except NoMatches:  # not composed yet, or being torn down at exit
+            self._show(snap, display)
+        except NoMatches:  # not composed yet, or torn down child by child at exit
             return
-        summary.show(snap, display)
+
+    def _show(self, snap: Snapshot, display: Display) -> None:
+        self.query_one(Summary).show(snap, display)
         self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note, "empty")
         self.query_one(AlertPanel).show(snap)
         alerts_title = self.query_one("#alerts-pane .pane-title", Static)
