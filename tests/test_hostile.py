@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings
@@ -15,18 +15,16 @@ from redis.asyncio import Redis
 
 from appkit import screen_text, wait_until
 from costtop.config import Settings
+from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.engine import Engine
 from costtop.money import usd
-from costtop.pricing.catalog import shipped
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.sources.redis_state import RedisReader
 from costtop.text import clean
-from costtop.ui.app import CosttopApp
 from costtop.ui.widgets.alert_panel import alerts_text
 from costtop.ui.widgets.summary import summary_text
 
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 DAY = "2026-11-22"
 ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model",
        "tokens_in", "tokens_out", "cached_tokens", "trace_id")
@@ -133,7 +131,7 @@ class HostileFeed(StaticFeed):
 
 
 async def screen_of(names: list[str], reason: str) -> str:
-    app = CosttopApp(Settings(), HostileFeed(names, reason), clock=lambda: NOW, catalog=shipped())
+    app = static_app(feed=HostileFeed(names, reason))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) >= len(set(names)))
         await pilot.pause()
@@ -201,7 +199,7 @@ async def test_redis_values_of_any_bytes_and_type(redis, redis_url) -> None:
 async def test_markup_in_names_and_in_the_filter_stays_text_in_the_palette_and_titles() -> None:
     from costtop.ui.commands import CosttopCommands
 
-    app = CosttopApp(Settings(), HostileFeed(["x[/]", "billing[v2]"], "r"), clock=lambda: NOW, catalog=shipped())
+    app = static_app(feed=HostileFeed(["x[/]", "billing[v2]"], "r"))
     async with app.run_test(size=(160, 50)) as pilot:
         names = {"x[/]", "billing[v2]"}
         await wait_until(pilot, lambda: app.snapshot is not None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from appkit import screen_text, wait_for_data, wait_until
 from costtop.cli import main
 from costtop.config import Settings, load_settings
+from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
-from costtop.pricing.catalog import shipped
 from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import AgentScreen
@@ -19,11 +18,9 @@ from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable
 
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
-
 
 def make_app(**kw: object) -> CosttopApp:
-    return CosttopApp(Settings(**kw), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    return static_app(Settings(**kw))  # type: ignore[arg-type]
 
 
 async def test_question_mark_lists_every_key_and_the_colours() -> None:
@@ -88,7 +85,7 @@ class TrickleFeed(StaticFeed):
 
 async def test_pause_freezes_the_screen_while_reading_goes_on() -> None:
     feed = TrickleFeed(NOW)
-    app = CosttopApp(Settings(), feed, clock=lambda: NOW, catalog=shipped())
+    app = static_app(feed=feed)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         await pilot.press("p")
@@ -226,7 +223,7 @@ async def test_a_keymap_in_the_config_file_reaches_the_app(tmp_path) -> None:
     config = tmp_path / "config.toml"
     config.write_text('[keymap]\nkill = "x"\npause = "f5"\n')
     settings = load_settings({}, env={}, config_path=config)
-    app = CosttopApp(settings, StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    app = static_app(settings)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         await pilot.press("f5")

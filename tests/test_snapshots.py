@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
 from textual.pilot import Pilot
 
 from appkit import wait_for_data
 from costtop.config import Settings
-from costtop.demo.static_feed import StaticFeed
-from costtop.pricing.catalog import shipped
+from costtop.demo.screenshots import static_app
 from costtop.ui.app import CosttopApp
 
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 SIZES = [(80, 24), (160, 50)]
 
 
 def make_app(read_only: bool = False) -> CosttopApp:
-    return CosttopApp(Settings(read_only=read_only), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    return static_app(Settings(read_only=read_only))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
@@ -177,7 +173,7 @@ def test_filter(snap_compare) -> None:
 
 @pytest.mark.parametrize("theme", ["costtop-dark", "incident", "daylight", "wallboard"])
 def test_each_shipped_theme(snap_compare, theme: str) -> None:
-    app = CosttopApp(Settings(theme=theme), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    app = static_app(Settings(theme=theme))
     assert snap_compare(app, terminal_size=(120, 30), run_before=wait_for_data)
 
 

@@ -7,7 +7,7 @@ full render of the same moment: a stale cell left behind would be a wrong number
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pyte
@@ -16,12 +16,11 @@ from textual.drivers.headless_driver import HeadlessDriver
 
 from appkit import wait_for_data
 from costtop.config import Settings
+from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import AGENTS, StaticFeed
 from costtop.pricing.catalog import shipped
 from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
-
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 
 
 class RecordingDriver(HeadlessDriver):
@@ -80,7 +79,7 @@ async def test_unchanged_cells_are_not_sent_again(monkeypatch) -> None:
     """A refresh where one agent's figures changed rewrites part of that agent's line only."""
     monkeypatch.setattr("textual.drivers.headless_driver.HeadlessDriver", RecordingDriver)
     RecordingDriver.written = []
-    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    app = static_app(Settings(read_only=True, refresh=3600))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         app.render_snapshot()  # once more, after the header's first layout settled the table's height

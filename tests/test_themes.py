@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from appkit import screen_text, wait_for_data
 from costtop.config import Settings, load_settings
-from costtop.demo.static_feed import StaticFeed
-from costtop.pricing.catalog import shipped
-from costtop.ui.app import CosttopApp
+from costtop.demo.screenshots import static_app
 from costtop.ui.themes import DEFAULT_THEME, find_themes
 
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 SHIPPED = ["costtop-dark", "daylight", "incident", "wallboard"]
 
 
@@ -29,8 +24,7 @@ def test_the_shipped_themes_load_and_a_user_file_adds_one(tmp_path) -> None:
 
 async def test_a_broken_file_and_an_unknown_name_are_said_once_and_the_default_is_used(tmp_path) -> None:
     (tmp_path / "bad.toml").write_text("this is not toml [")
-    app = CosttopApp(Settings(theme="no-such-theme"), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
-                     theme_dir=tmp_path)
+    app = static_app(Settings(theme="no-such-theme"), theme_dir=tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for_data(pilot)
         messages = [n.message for n in app._notifications]
@@ -41,8 +35,7 @@ async def test_a_broken_file_and_an_unknown_name_are_said_once_and_the_default_i
 
 
 async def test_a_theme_by_setting_and_by_flag(tmp_path) -> None:
-    app = CosttopApp(Settings(theme="incident"), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
-                     theme_dir=tmp_path)
+    app = static_app(Settings(theme="incident"), theme_dir=tmp_path)
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for_data(pilot)
         assert app.theme == "incident" and app.current_theme.background == "#000000"
@@ -52,7 +45,7 @@ async def test_a_theme_by_setting_and_by_flag(tmp_path) -> None:
 
 async def test_the_palette_offers_the_themes_and_no_color_keeps_every_state_in_words(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
-    app = CosttopApp(Settings(), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(), theme_dir=tmp_path)
+    app = static_app(theme_dir=tmp_path)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         assert set(SHIPPED) <= set(app.available_themes)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from appkit import screen_text, wait_for_data, wait_until
-from costtop.config import Settings
+from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.traces import Step
-from costtop.pricing.catalog import shipped
 from costtop.sources.errors import SourceError
 from costtop.sources.records import SpendHistory
-from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import StepList, TraceScreen
 
-NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 STEPS = 10_000
 
 
@@ -29,7 +26,7 @@ class LongTraceFeed(StaticFeed):
 
 
 async def test_a_10000_step_trace_opens_and_scrolls_to_its_end_and_back() -> None:
-    app = CosttopApp(Settings(), LongTraceFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    app = static_app(feed=LongTraceFeed(NOW))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for_data(pilot)
         await pilot.press("enter")  # the agent screen
@@ -58,7 +55,7 @@ class NoHistoryFeed(StaticFeed):
 
 
 async def test_a_week_that_cannot_be_read_is_said_not_silent() -> None:
-    app = CosttopApp(Settings(), NoHistoryFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    app = static_app(feed=NoHistoryFeed(NOW))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.engine.history_error is not None)
         app.render_snapshot()

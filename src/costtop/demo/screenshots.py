@@ -23,6 +23,14 @@ NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
 SIZE = (160, 50)
 
 
+def static_app(settings: Settings | None = None, feed: StaticFeed | None = None,
+               theme_dir: Path | None = None) -> CosttopApp:
+    """The app on the static demo data (or a variant of it) at a frozen `NOW`: the screenshots' and
+    the UI tests'."""
+    return CosttopApp(settings or Settings(), feed or StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
+                      theme_dir=theme_dir)
+
+
 async def settle(app: CosttopApp, pilot: Pilot[None]) -> None:
     for _ in range(200):
         if app.snapshot is not None and app.snapshot.agents and not app.engine.day_pending \
@@ -70,7 +78,7 @@ async def make(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     made = []
     for name, theme, scene in SCENES:
-        app = CosttopApp(Settings(theme=theme), StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+        app = static_app(Settings(theme=theme))
         async with app.run_test(size=SIZE) as pilot:
             await scene(app, pilot)
             (folder / name).write_text(app.export_screenshot(title="costtop"), encoding="utf-8")
