@@ -8,6 +8,7 @@ from decimal import Decimal
 from costtop.config import Thresholds
 from costtop.engine.alerts import AlertBook, evaluate
 from costtop.engine.engine import Engine
+from costtop.engine.live_traces import FORGET_SECONDS, SWEEP_SECONDS, LiveTraces
 from costtop.engine.snapshot import Alert, Severity
 from costtop.sources.records import Baseline, CallRecord, GatewayCounters, RedisState
 
@@ -167,3 +168,26 @@ def test_a_context_explosion_in_a_live_trace_is_above_100k_and_growing() -> None
 def test_a_trace_quiet_for_five_minutes_no_longer_alerts() -> None:
     old = [trace_call("a", 400 + i, "t-old") for i in range(7)]
     assert "loop:t-old" not in alerts_for(old)
+
+
+def test_live_traces_forget_quiet_ones_and_a_refresh_reads_only_the_flagged() -> None:
+    traces = LiveTraces()
+    for _ in range(6):
+        traces.add(trace_call("a", 0, "loop"), 1000)
+    traces.add(trace_call("a", 0, "quiet"), 1000)
+    assert list(traces.flagged) == ["loop"]
+    traces.advance(1000)
+    for _ in range(6):
+        traces.add(trace_call("a", 0, "late"), 1300)
+    traces.advance(1301)  # swept: "loop" and "quiet" have been quiet past five minutes
+    assert set(traces.traces) == {"late"} and list(traces.flagged) == ["late"]
+    assert [kind for kind, *_ in traces.patterns(1301)] == ["loop"]
+    traces.advance(1595)  # swept, "late" still recent
+    traces.advance(1300 + FORGET_SECONDS + 2)  # 7 s after that sweep: no sweep yet, "late" kept...
+    assert "late" in traces.traces
+    assert traces.patterns(1300 + FORGET_SECONDS + 2) == []  # ...but no longer alerted
+    traces.advance(1595 + SWEEP_SECONDS)
+    assert not traces.traces and not traces.flagged
+    traces.add(trace_call("a", 0, "new"), 1700)
+    traces.advance(0)  # a clock that went back sweeps at once and drops nothing recent
+    assert "new" in traces.traces and traces.last_sweep == 0
