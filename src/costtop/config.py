@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costtop.engine.traces import CONTEXT_LIMIT, LOOP_CALLS
 
@@ -91,8 +91,12 @@ class Settings(BaseModel):
     refresh: float = 1.0
     read_only: bool = False
     bell: bool = True  # ring the terminal bell once when a critical alert trips
-    # How far back each incremental read re-reads, for rows that commit out of order.
-    overlap_seconds: float = 5.0
+    # Rows committed up to this many seconds after their created_at are counted live (gateways that
+    # batch commit late); later ones at the next full resynchronisation. Replaces `overlap_seconds`.
+    max_lateness: float = 300.0
+    # A row dated more than this far ahead of costtop's clock is not counted until its time comes:
+    # the data never moves the day, the windows or the watermark.
+    clock_skew: float = 120.0
     timeout_seconds: float = 3.0
     # Where `costtop pricing sync` fetches prices: OpenRouter's public models list, or a mirror of it.
     pricing_url: str = "https://openrouter.ai/api/v1/models"
@@ -105,6 +109,28 @@ class Settings(BaseModel):
     keymap: dict[str, str] = Field(default_factory=dict)
     screenshot_dir: str = "."  # where ctrl+s saves the screen as SVG
     theme: str = "costtop-dark"  # a file in themes/ or in the user config dir's costtop/themes/
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "overlap_seconds" in data:
+            raise ValueError("overlap_seconds is replaced by max_lateness (seconds a row may commit after "
+                             "its created_at and still be counted live; default 300)")
+        return data
+
+    @field_validator("max_lateness")
+    @classmethod
+    def _lateness_bounds(cls, value: float) -> float:
+        if not 5 <= value <= 86_400:
+            raise ValueError("max_lateness must be between 5 and 86400 seconds")
+        return value
+
+    @field_validator("clock_skew")
+    @classmethod
+    def _skew_bounds(cls, value: float) -> float:
+        if not 0 <= value <= 86_400:
+            raise ValueError("clock_skew must be between 0 and 86400 seconds")
+        return value
 
     @field_validator("refresh")
     @classmethod

@@ -64,6 +64,7 @@ async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot
         try:
             columns = await feed.connect_postgres()
             engine.load(await feed.postgres.baseline(now), columns)
+            engine.note_read_quality(feed.read_quality())
             status["Postgres"] = SourceStatus("Postgres", True, now.timestamp())
         except SourceError as exc:
             status["Postgres"] = SourceStatus("Postgres", False, None, str(exc))
@@ -111,6 +112,7 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
         "alerts": [{"key": a.key, "severity": a.severity.name, "rule": a.rule, "subject": a.subject,
                     "figure": a.figure} for a in snap.alerts],
         "notes": [n for n in (snap.anomaly_note,) if n],
+        "data_quality": list(snap.data_quality),
     }
 
 
@@ -139,6 +141,7 @@ def render(snap: Snapshot, fmt: str) -> str:
         cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     lines += [f"{a.severity.name} {a.rule} {clean(a.subject, 40)}: {clean(a.figure, 120)}" for a in snap.alerts]
+    lines += [f"DATA {clean(note, 200)}" for note in snap.data_quality]
     return "\n".join(lines) + "\n"
 
 

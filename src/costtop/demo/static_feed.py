@@ -18,6 +18,7 @@ from costtop.sources.records import (
     GatewayCounters,
     MinuteAggregate,
     ProviderSecond,
+    ReadQuality,
     RedisState,
     SpendHistory,
     SwitchKind,
@@ -147,6 +148,9 @@ class StaticFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return []
+
+    def read_quality(self) -> ReadQuality:
+        return ReadQuality()
 
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         """Three traces, newest first, each summed from the steps trace_steps returns for it."""

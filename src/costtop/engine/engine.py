@@ -12,6 +12,7 @@ from costtop.config import Thresholds
 from costtop.engine.alerts import AlertBook, evaluate
 from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
 from costtop.engine.budgets import budget_view, projected
+from costtop.engine.data_quality import data_quality_lines
 from costtop.engine.live_traces import LiveTraces
 from costtop.engine.reconcile import reconcile
 from costtop.engine.series import AgentSeries, CostSeries
@@ -36,6 +37,7 @@ from costtop.sources.records import (
     DayBaseline,
     GatewayCounters,
     MinuteAggregate,
+    ReadQuality,
     RedisState,
     SourceStatus,
     SpendHistory,
@@ -168,6 +170,8 @@ class Engine:
         self._reconciled: tuple[GatewayCounters | None, Reconciliation | None] = (None, None)
         self._trend_minute = -1
         self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
+        self.read_quality = ReadQuality()  # what the row reader noticed about the rows, as last told
+        self.before_month = 0  # rows dated before this month that arrived live: in no figure shown
 
     # -- input -------------------------------------------------------------------------------------
 
@@ -231,6 +235,10 @@ class Engine:
         for agent, hour, cost in agent_hours:
             self.agent_hours.add(hour, agent, cost)
 
+    def note_read_quality(self, quality: ReadQuality) -> None:
+        """What the row reader noticed about the rows (late, future-dated, missed until a resync)."""
+        self.read_quality = quality
+
     def load_history(self, history: SpendHistory) -> None:
         """The agents' trailing week, read once a day: their usual day is computed here, not per refresh."""
         self.history_day = history.day
@@ -277,8 +285,9 @@ class Engine:
             day = days.get(second // 86_400)
             if day is None:
                 day = days[second // 86_400] = day_of(row.created_at)
-            if day > self.day:
-                self._roll_to(day)
+            if day[:7] < self.month:
+                self.before_month += 1  # in no window, day or month shown: counted, and said
+                continue
             error = row.status == "error"
             cost = row.cost_usd
             if cost is not None and not cost.is_finite():
@@ -297,8 +306,10 @@ class Engine:
                     if totals is None:
                         totals = table[key] = UsageTotals()
                     totals.add(cost, cost is not None, 1, error, tokens, flat)
-            elif day[:7] == self.month and cost is not None:
+            elif day < self.day and day[:7] == self.month and cost is not None:
                 self.month_before_today += cost
+            # A row dated after the engine's day (only ever within the clock skew, at midnight) is in
+            # the windows but not in a day the clock has not reached: the day-change resync counts it.
             self.window.add(second, row.agent_id, cost, error, latency)
             self.provider_window.add(second, row.provider, 1, error,
                                      () if latency is None else (latency,))
@@ -465,6 +476,7 @@ class Engine:
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
             audit_pending=self.audit_pending, audit_error=self.audit_error,
+            data_quality=data_quality_lines(self.read_quality, self.before_month, now),
         )
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:

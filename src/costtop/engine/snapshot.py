@@ -225,6 +225,7 @@ class Snapshot:
     anomaly_note: str | None = None  # why the day anomaly is not being judged, when that is a failure
     audit_pending: int = 0  # audit rows kept locally because Postgres did not take them yet
     audit_error: str | None = None  # why, at the last try
+    data_quality: tuple[str, ...] = ()  # what the rows got wrong (future dates, late rows ...), one line each
 
     def has(self, column: str) -> bool:
         return column in self.columns

@@ -14,7 +14,15 @@ from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState, SpendHistory
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayBaseline,
+    GatewayCounters,
+    ReadQuality,
+    RedisState,
+    SpendHistory,
+)
 from costtop.sources.redis_state import RedisReader
 from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps
 from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult, drain
@@ -30,6 +38,8 @@ class Feed(Protocol):
     # Called only when baseline() returned `pending=True`: the rest of that baseline.
     async def baseline_days(self) -> DayBaseline: ...
     async def new_rows(self) -> list[CallRecord]: ...
+    # What the row reader noticed about the rows so far: late ones, future-dated ones, missed ones.
+    def read_quality(self) -> ReadQuality: ...
     # Each agent's spend per day over the week before `day`: read once a day, for the day anomaly.
     async def spend_history(self, day: str) -> SpendHistory: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
@@ -70,6 +80,9 @@ class LiveFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return await self.postgres.new_rows()
+
+    def read_quality(self) -> ReadQuality:
+        return self.postgres.read_quality()
 
     async def spend_history(self, day: str) -> SpendHistory:
         return await daily_spend(self.postgres, day)

@@ -2,14 +2,21 @@
 
 Every query filters on created_at (index `tool_calls_created_at_idx` from `costtop db init`), so the
 work per refresh depends on the rows written since the last refresh, never on the table's size.
+
+Time comes from costtop's clock, never from the data: every read is bounded above by the clock plus
+the allowed skew (`clock_skew`), so a row dated in the future is counted when its time comes, and
+until then only counted as such. Rows that commit late are caught within `max_lateness` (see dedup.py);
+later ones by the next full resynchronisation (a new baseline), which says how many it found.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -17,7 +24,7 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
-from costtop.sources.dedup import IdWatermark, Watermark
+from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.records import (
@@ -27,9 +34,11 @@ from costtop.sources.records import (
     DayBaseline,
     MinuteAggregate,
     ProviderSecond,
+    ReadQuality,
     UsageAggregate,
     WindowGroup,
 )
+from costtop.sources.row_counts import RowCounts
 from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
@@ -39,6 +48,14 @@ MINUTE_WINDOW = 60
 RELEASE_SECONDS = 0.5  # past a query's own timeout, how long giving its connection back may take
 READ_BATCH = 100_000
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
+LATE_CHECK_SECONDS = 10.0  # how often the horizon's per-second counts are held against the rows taken
+LATE_CHECK_RANGES = 50  # runs of differing seconds re-read per check (the rest at the next one)
+LATE_AFTER = 10.0  # a row read more than this long after its created_at is reported as late
+HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their time (more: a resync finds them)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -98,20 +115,37 @@ def usage_sums(groups: list[asyncpg.Record]) -> tuple[UsageAggregate, ...]:
 
 
 class PostgresReader:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] = utc_now) -> None:
         self.settings = settings
+        self.clock = clock
         self.tables = settings.tables
         self.pool: asyncpg.Pool | None = None
         self.columns: Columns | None = None
         self.watermark: Watermark | IdWatermark | None = None
         self.id_mode = False
         # How long an id missing below the newest one is asked for again (an open transaction).
-        self.gap_lifetime = max(60.0, settings.overlap_seconds)
+        self.gap_lifetime = settings.max_lateness
+        self.skew = timedelta(seconds=settings.clock_skew)
         self._select: str = ""
         self._connecting = asyncio.Lock()
         # The start-up snapshot between start_baseline and finish_baseline: connection, transaction,
-        # day start, first minute of the hour.
+        # the clock at the snapshot, first minute of the hour.
         self._pending: tuple[asyncpg.Connection, asyncpg.transaction.Transaction, datetime, datetime] | None = None
+        # What the rows themselves showed (ReadQuality), kept across baselines.
+        self._late_rows = 0
+        self._latest_lateness = 0.0
+        self._missed_rows = 0
+        self._resync_at: datetime | None = None
+        self._future: tuple[int, datetime | None] = (0, None)
+        self._next_check = 0.0  # monotonic time of the next late-row check
+        self.late_check_seconds = LATE_CHECK_SECONDS
+        # Rows counted per minute and hour (the baseline's and every row taken since): the next
+        # resynchronisation holds its own counts against them to say how many the live reads missed.
+        self._counts = RowCounts(0, 0, complete=False)  # rows taken since the last snapshot (+ its sums)
+        self._previous: RowCounts | None = None  # the last complete counts, for the next comparison
+        # An id-ordered read returns rows dated in the future at once; they wait here for their time.
+        self._held: list[tuple[datetime, int, CallRecord]] = []
+        self._held_order = 0
 
     def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
         url = self.settings.database_url
@@ -218,7 +252,7 @@ class PostgresReader:
         # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
         # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
         return CallRecord(
-            key=r["key"], created_at=r["created_at"], agent_id=r["agent_id"], tool_name=r["tool_name"],
+            key=r["key"], created_at=as_utc(r["created_at"]), agent_id=r["agent_id"], tool_name=r["tool_name"],
             latency_ms=r["latency_ms"], provider=r["provider"], model=r["model"],
             tokens_in=r["tokens_in"], tokens_out=r["tokens_out"], cached_tokens=r["cached_tokens"],
             cost_usd=finite_or_none(r["cost_usd"]), status=r["status"], trace_id=r["trace_id"],
@@ -241,6 +275,7 @@ class PostgresReader:
             await self.connect()
         assert self.pool is not None and self.columns is not None
         day_start = utc_day_start(now)
+        bound = now.astimezone(UTC) + self.skew  # rows dated later are counted when their time comes
         window_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
         minute_from = now.astimezone(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTE_WINDOW)
         t, ca, cost, err = self.table_sql(), self.column("created_at"), self.cost_sql(), self.error_sql()
@@ -258,15 +293,19 @@ class PostgresReader:
                 f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                 f"count(*) FILTER (WHERE {err}) AS errors, "
                 f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
-                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2, 3", window_from, timeout=timeout)
-            self.watermark = await self._start_watermark(conn, timeout)
+                f"FROM {t} WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1, 2, 3", window_from, bound, timeout=timeout)
+            self.watermark = await self._start_watermark(conn, timeout, now, bound)
+            await self._count_future(bound, conn, timeout)
         except PG_ERRORS as exc:
             await self._release(conn, tr)
             raise self.error(exc) from None
         except BaseException:
             await self._release(conn, tr)
             raise
-        self._pending = (conn, tr, day_start, minute_from)
+        self._pending = (conn, tr, now.astimezone(UTC), minute_from)
+        if self._counts.complete:
+            self._previous = self._counts
+        self._counts = RowCounts(0, 0, complete=False)
         day = day_start.strftime("%Y-%m-%d")
         return Baseline(
             day=day, days=(), month_before_today=None, month=day[:7], minutes=(),
@@ -282,7 +321,10 @@ class PostgresReader:
         `new_rows` came after that snapshot, so the two never overlap."""
         if self._pending is None:
             raise SourceError("no start-up snapshot is open (Postgres reconnected): starting over")
-        conn, _, day_start, minute_from = self._pending
+        conn, _, now, minute_from = self._pending
+        day_start = utc_day_start(now)
+        day_end = day_start + timedelta(days=1)
+        bound = now + self.skew
         month_start = day_start.replace(day=1)
         # 24 whole hours for the chart: this one and the 23 before it.
         day_from = (minute_from + timedelta(minutes=MINUTE_WINDOW - 1)).replace(minute=0) - timedelta(hours=23)
@@ -310,20 +352,29 @@ class PostgresReader:
                 "coalesce(sum(cached) FILTER (WHERE cost IS NULL), 0) AS flat_cached "
                 f"FROM (SELECT {agent} AS agent, {self.optional('provider')} AS provider, "
                 f"{self.optional('model')} AS model, "
-                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, {ca} >= $1 AS today, "
+                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, "
+                f"({ca} >= $1 AND {ca} < $6) AS today, "
                 f"date_trunc('hour', {ca}, 'UTC') AS hour, "
                 f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
                 f"{cost} AS cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
-                f"FROM {t} WHERE {ca} >= least($1, $2, $3)) AS rows "
+                f"FROM {t} WHERE {ca} >= least($1, $2, $3) AND {ca} < $5) AS rows "
                 "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour), (agent, recent_hour))",
-                day_start, minute_from, day_from, previous_hour, timeout=timeout)
+                day_start, minute_from, day_from, previous_hour, bound, day_end, timeout=timeout)
             hours = [r for r in groups if r["is_hour"]]
             agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
             groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
             month = await conn.fetchval(
                 f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
                 month_start, day_start, timeout=timeout)
+            if isinstance(self.watermark, Watermark):
+                # The keys of the horizon's rows in this snapshot, so a late row can be told apart.
+                horizon_from = now - timedelta(seconds=self.settings.max_lateness + 1)
+                summed = await conn.fetch(
+                    f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                    horizon_from, bound, timeout=timeout)
+                self.watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
+                self.watermark.complete = True
         except PG_ERRORS as exc:
             await self._drop_pending()
             if isinstance(exc, TimeoutError):
@@ -332,6 +383,14 @@ class PostgresReader:
         finally:
             if self._pending is not None:
                 await self._drop_pending()
+        found = RowCounts(int(minute_from.timestamp()) // 60, int(day_from.timestamp()) // 3600)
+        per_minute: dict[int, int] = {}
+        for r in groups:
+            if r["minute"] is not None:
+                minute = int(r["minute"].timestamp()) // 60
+                per_minute[minute] = per_minute.get(minute, 0) + int(r["calls"])
+        found.add_found(per_minute, {int(r["hour"].timestamp()) // 3600: int(r["calls"]) for r in hours})
+        self._resynchronised(now, found)
         day = day_start.strftime("%Y-%m-%d")
         return DayBaseline(
             day=day,
@@ -372,9 +431,12 @@ class PostgresReader:
             self._pending = None
             await self._release(conn, tr)
 
-    async def _start_watermark(self, conn: asyncpg.Connection, timeout: float) -> Watermark | IdWatermark:
-        """Where incremental reads begin, inside the baseline's snapshot."""
+    async def _start_watermark(self, conn: asyncpg.Connection, timeout: float, now: datetime,
+                               bound: datetime) -> Watermark | IdWatermark:
+        """Where incremental reads begin, inside the baseline's snapshot: nothing dated after `bound`
+        is in the baseline's sums, so it is read (or, by id, kept) for when its time comes."""
         t = self.table_sql()
+        ca = self.column("created_at")
         if self.id_mode:
             pk = self.column("id")
             high = await conn.fetchval(f"SELECT max({pk}) FROM {t}", timeout=timeout)
@@ -385,14 +447,21 @@ class PostgresReader:
                                        timeout=timeout)
             seen = {int(r["id"]) for r in visible}
             gaps = [i for i in range(max(1, high - GAP_LOOKBACK + 1), high + 1) if i not in seen]
+            ahead = await conn.fetch(f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} "
+                                     f"LIMIT {HOLD_MAX}", bound, timeout=timeout)
+            self._held = []
+            self._hold(self.record(r) for r in ahead)
             return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
-        ca = self.column("created_at")
-        high = await conn.fetchval(f"SELECT max({ca}) FROM {t}", timeout=timeout)
-        start = high or datetime.now(UTC)
-        watermark = Watermark(start, self.settings.overlap_seconds)
-        # Everything this snapshot sees is in the sums; the first re-read must not count it again.
-        summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1",
-                                  watermark.read_from, timeout=timeout)
+        # Reads start at the newest row the clock allows, and never before the horizon: a table whose
+        # newest row is from 1999 (or `-infinity`) must not send every read back to it.
+        oldest = now - timedelta(seconds=self.settings.max_lateness)
+        high = await conn.fetchval(f"SELECT max({ca}) FROM {t} WHERE {ca} < $1 AND {ca} >= $2", bound, oldest,
+                                   timeout=timeout)
+        watermark = Watermark(as_utc(high) if high is not None else oldest, self.settings.max_lateness)
+        # Everything this snapshot sees is in the sums; the first re-read must not count it again (the
+        # rest of the horizon's keys come with the day's sums, in the same snapshot).
+        summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} "
+                                  f"WHERE {ca} >= $1 AND {ca} < $2", watermark.read_from, bound, timeout=timeout)
         watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         return watermark
 
@@ -420,12 +489,26 @@ class PostgresReader:
             raise self.error(exc, round(time.monotonic() - started, 1)) from None
 
     async def new_rows(self) -> list[CallRecord]:
-        """Rows committed since the last read, each returned once."""
+        """Rows committed since the last read, each returned once; those dated ahead of the clock
+        wait for their time; every LATE_CHECK_SECONDS, the rows that committed too late for the
+        overlap re-read as well."""
         assert self.watermark is not None, "baseline() first"
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None
+        now = self.clock().astimezone(UTC)
+        rows = await self._read_new(now)
+        if time.monotonic() >= self._next_check:
+            self._next_check = time.monotonic() + self.late_check_seconds
+            rows += await self._read_late(now)
+            await self._count_future(now + self.skew)
+        self._note(rows, now)
+        return rows
+
+    async def _read_new(self, now: datetime) -> list[CallRecord]:
+        assert self.watermark is not None
         t = self.table_sql()
+        bound = now + self.skew
         if isinstance(self.watermark, IdWatermark):
             pk = self.column("id")
             high, gaps = self.watermark.params()
@@ -436,12 +519,101 @@ class PostgresReader:
                 query += f" OR {pk} = ANY($2::bigint[])"
                 args = (high, gaps)
             rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args)
-            return self.watermark.accept((self.record(r) for r in rows), time.monotonic())
+            fresh = self.watermark.accept((self.record(r) for r in rows), time.monotonic())
+            ahead = [r for r in fresh if r.created_at >= bound]
+            if ahead:
+                self._hold(ahead)
+                fresh = [r for r in fresh if r.created_at < bound]
+            while self._held and self._held[0][0] < bound:
+                fresh.append(heapq.heappop(self._held)[2])
+            return fresh
         ca = self.column("created_at")
         rows = await self.fetch_rows(
-            f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
-            self.watermark.read_from)
-        return self.watermark.accept(self.record(r) for r in rows)
+            f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 AND {ca} < $2 ORDER BY {ca} LIMIT {READ_BATCH}",
+            self.watermark.read_from, bound)
+        return self.watermark.accept((self.record(r) for r in rows), now)
+
+    async def _read_late(self, now: datetime) -> list[CallRecord]:
+        """Rows that committed after the overlap re-read had passed their second, found by holding the
+        table's per-second counts over the horizon against the rows taken, and re-reading only the
+        seconds that differ (one index range each). A row deleted after it was counted can hide one
+        late row in the same second until the next resynchronisation."""
+        watermark = self.watermark
+        if not isinstance(watermark, Watermark) or not watermark.complete:
+            return []
+        first = epoch_second(now) - math.ceil(self.settings.max_lateness)
+        end = epoch_second(watermark.read_from)  # from there on, every refresh re-reads anyway
+        if first >= end:
+            return []
+        t, ca = self.table_sql(), self.column("created_at")
+        counts = await self.fetch_rows(
+            f"SELECT date_trunc('second', {ca}) AS second, count(*) AS n FROM {t} "
+            f"WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1",
+            datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(end, UTC))
+        behind = watermark.behind((epoch_second(r["second"]), r["n"]) for r in counts)
+        if not behind:
+            return []
+        ranges: list[tuple[int, int]] = []
+        for second in behind:
+            if ranges and ranges[-1][1] == second:
+                ranges[-1] = (ranges[-1][0], second + 1)
+            elif len(ranges) < LATE_CHECK_RANGES:
+                ranges.append((second, second + 1))
+        where = " OR ".join(f"({ca} >= ${2 * i + 1} AND {ca} < ${2 * i + 2})" for i in range(len(ranges)))
+        args = [datetime.fromtimestamp(edge, UTC) for pair in ranges for edge in pair]
+        rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {where} LIMIT {READ_BATCH}", *args)
+        return watermark.accept((self.record(r) for r in rows), now)
+
+    async def _count_future(self, bound: datetime, conn: asyncpg.Connection | None = None,
+                            timeout: float | None = None) -> None:
+        """How many rows are dated past the clock's bound: one index range, usually empty."""
+        t, ca = self.table_sql(), self.column("created_at")
+        sql = f"SELECT count(*) AS n, max({ca}) AS latest FROM {t} WHERE {ca} >= $1"
+        if conn is not None:
+            found = await conn.fetch(sql, bound, timeout=timeout)
+        else:
+            found = await self.fetch_rows(sql, bound)
+        latest = found[0]["latest"]
+        self._future = (int(found[0]["n"]), as_utc(latest) if latest is not None else None)
+
+    def _hold(self, rows: Iterable[CallRecord]) -> None:
+        """Keep future-dated rows (by id) until the clock reaches them, at most HOLD_MAX of them."""
+        for row in rows:
+            if len(self._held) >= HOLD_MAX:
+                break  # the rest are counted by _count_future and found by a resynchronisation
+            self._held_order += 1
+            heapq.heappush(self._held, (row.created_at, self._held_order, row))
+
+    def _note(self, rows: list[CallRecord], now: datetime) -> None:
+        """Count what was taken (for the next resynchronisation) and how late it came."""
+        stamp = now.timestamp()
+        counts = self._counts
+        for row in rows:
+            moment = row.created_at.timestamp()
+            counts.add(moment)
+            late = stamp - moment
+            if late > LATE_AFTER:
+                self._late_rows += 1
+                if late > self._latest_lateness:
+                    self._latest_lateness = late
+        counts.trim()
+
+    def _resynchronised(self, now: datetime, found: RowCounts) -> None:
+        """A baseline's day sums are in: against the counts of the live reads since the last one, what
+        it found before the horizon arrived too late to be read live. Its counts become the new ones,
+        with the rows taken meanwhile (they came after its snapshot)."""
+        if self._previous is not None:
+            self._missed_rows = self._previous.missed(found, now.timestamp(), self.settings.max_lateness)
+            self._resync_at = now
+        found.merge(self._counts)
+        self._counts, self._previous = found, None
+
+    def read_quality(self) -> ReadQuality:
+        return ReadQuality(
+            late_rows=self._late_rows, latest_lateness=self._latest_lateness, missed_rows=self._missed_rows,
+            resync_at=self._resync_at, future_rows=self._future[0], future_latest=self._future[1],
+            horizon=self.settings.max_lateness,
+        )
 
 
 async def fetch(reader: PostgresReader, build: Callable[[PostgresReader], str], *args: object,

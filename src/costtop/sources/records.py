@@ -135,6 +135,20 @@ class DayBaseline:
     agent_hours: tuple[tuple[str, int, Decimal], ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class ReadQuality:
+    """What the row reader noticed about the rows themselves, as opposed to the connection: rows that
+    came late, rows only a full resynchronisation found, rows dated ahead of the clock."""
+
+    late_rows: int = 0  # counted live although read more than LATE_AFTER seconds after their created_at
+    latest_lateness: float = 0.0  # the most seconds any of them came after its created_at
+    missed_rows: int = 0  # later than the horizon: found by the last full resynchronisation, not live
+    resync_at: datetime | None = None  # when the last full resynchronisation was read
+    future_rows: int = 0  # dated more than the clock skew ahead of the clock: not counted yet
+    future_latest: datetime | None = None  # the furthest of them
+    horizon: float = 300.0  # the lateness horizon (max_lateness) these figures were taken with
+
+
 class Scope(StrEnum):
     GLOBAL = "global"
     AGENT = "agent"

@@ -19,7 +19,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from costtop.config import Settings
-from costtop.engine.engine import Engine
+from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import AgentState, ProviderRow, Snapshot, SortKey
 from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
@@ -100,6 +100,7 @@ class CosttopApp(App[None]):
         Binding("s", "sort", "Sort", id="sort"),
         Binding("v", "chart_range", "60m/24h", id="chart_range"),
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
+        Binding("r", "resync", "Resync", id="resync", show=False),
         Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("p,space", "pause", "Pause", id="pause"),
@@ -131,6 +132,7 @@ class CosttopApp(App[None]):
         self.theme_dir = theme_dir  # where the user's own themes are; None: the config dir's
         self._last_render = 0.0
         self._need_baseline = True
+        self._baseline_day = ""  # the UTC day of the last baseline: a new day reads everything again
         self._generation = 0  # baselines read so far: a late half of an old one is ignored
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -235,15 +237,21 @@ class CosttopApp(App[None]):
                     self.workers.cancel_group(self, "postgres-day")
                     columns = await self.feed.connect_postgres()
                     baseline = await self.feed.baseline(self.clock())
-                    self.post_message(BaselineRead(baseline, columns, self._epoch()))
+                    self.post_message(BaselineRead(baseline, columns, self._epoch(), self.feed.read_quality()))
                     self._need_baseline = False
+                    self._baseline_day = baseline.day
                     self._generation += 1
                     if baseline.pending:
                         self.run_worker(self._day_totals(self._generation), group="postgres-day",
                                         name="postgres-day", exclusive=True)
+                elif self._baseline_day != day_of(self.clock()):
+                    # A new UTC day: read everything again, so rows that came later than the lateness
+                    # horizon yesterday are in the month, and the day starts exact.
+                    self._need_baseline = True
+                    continue
                 else:
                     rows = await self.feed.new_rows()
-                    self.post_message(RowsRead(rows, self._epoch()))
+                    self.post_message(RowsRead(rows, self._epoch(), self.feed.read_quality()))
                 if self.engine.audit_pending and not self.read_only and time.monotonic() >= self._next_drain:
                     # Postgres answers again: the audit rows kept during the outage go in now. A table
                     # that refuses them (a missing column or grant) is asked again a minute later.
@@ -269,7 +277,7 @@ class CosttopApp(App[None]):
             self._need_baseline = True  # the snapshot is gone: the loop starts over
             self.post_message(SourceFailed("Postgres", self._failure(exc)))
             return
-        self.post_message(DayTotalsRead(part, generation))
+        self.post_message(DayTotalsRead(part, generation, self.feed.read_quality()))
 
     # -- data in -----------------------------------------------------------------------------------
 
@@ -284,6 +292,7 @@ class CosttopApp(App[None]):
     @on(BaselineRead)
     def _baseline_read(self, message: BaselineRead) -> None:
         self.engine.load(message.baseline, message.columns)
+        self.engine.note_read_quality(message.quality)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
 
@@ -292,6 +301,7 @@ class CosttopApp(App[None]):
         if message.generation != self._generation:
             return  # it completes a baseline that has been replaced since
         self.engine.complete(message.part)
+        self.engine.note_read_quality(message.quality)
         self.render_snapshot()
 
     @on(AuditDrained)
@@ -318,6 +328,7 @@ class CosttopApp(App[None]):
     @on(RowsRead)
     def _rows_read(self, message: RowsRead) -> None:
         self.engine.ingest(message.rows)
+        self.engine.note_read_quality(message.quality)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
 
@@ -538,6 +549,12 @@ class CosttopApp(App[None]):
             return
         self.engine.alerts.acknowledge(a.key for a in shown.alerts)
         self.render_snapshot()
+
+    def action_resync(self) -> None:
+        """Read every figure again from Postgres (a new baseline): rows that came later than the
+        lateness horizon are counted, and the screen says how many there were."""
+        self._need_baseline = True
+        self.notify("Reading every figure again from Postgres", title="Resync", timeout=4, markup=False)
 
     def action_chart_range(self) -> None:
         main = self._main()

@@ -6,7 +6,15 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from costtop.sources.records import Baseline, CallRecord, DayBaseline, GatewayCounters, RedisState, SpendHistory
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayBaseline,
+    GatewayCounters,
+    ReadQuality,
+    RedisState,
+    SpendHistory,
+)
 from costtop.sources.writer import WriteResult
 
 
@@ -21,6 +29,7 @@ class BaselineRead(Message):
     baseline: Baseline
     columns: frozenset[str]
     at: float
+    quality: ReadQuality
 
 
 @dataclass
@@ -29,6 +38,7 @@ class DayTotalsRead(Message):
 
     part: DayBaseline
     generation: int  # which baseline it completes
+    quality: ReadQuality  # with what the resynchronisation found that the live reads had missed
 
 
 @dataclass
@@ -58,6 +68,7 @@ class CountersRead(Message):
 class RowsRead(Message):
     rows: list[CallRecord]
     at: float
+    quality: ReadQuality
 
 
 @dataclass

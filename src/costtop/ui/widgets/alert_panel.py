@@ -33,12 +33,21 @@ def alert_line(alert: Alert, now: datetime) -> Text:
 
 
 def alerts_text(snap: Snapshot) -> Text:
-    alerts = snap.alerts
-    lines = [alert_line(a, snap.at) for a in alerts[:MAX_LINES]]
-    if len(alerts) > MAX_LINES:
-        lines.append(Text(f"… {len(alerts) - MAX_LINES} more", style="dim"))
+    """The alerts, most severe first, then the notes: data quality (rows dated in the future, rows that
+    came too late) and why anomalies are not judged. Notes take up to two of the pane's lines, so a
+    busy incident cannot push them out of sight."""
+    notes = [Text(f"DATA  {clean(note, 200)}", style="yellow") for note in snap.data_quality]
     if snap.anomaly_note:
-        lines.append(Text(clean(snap.anomaly_note, 200), style="dim"))
+        notes.append(Text(clean(snap.anomaly_note, 200), style="dim"))
+    shown_notes = notes[:2]
+    alerts = snap.alerts
+    room = MAX_LINES - len(shown_notes)
+    lines = [alert_line(a, snap.at) for a in alerts[:room]]
+    if len(alerts) > room:
+        lines.append(Text(f"… {len(alerts) - room} more", style="dim"))
+    lines += shown_notes
+    if len(notes) > len(shown_notes):
+        lines.append(Text(f"… {len(notes) - len(shown_notes)} more notes (costtop snapshot lists them)", style="dim"))
     return Text("\n").join(lines)
 
 

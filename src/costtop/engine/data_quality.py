@@ -1,0 +1,45 @@
+"""Data-quality lines: what the rows themselves got wrong, said in words rather than hidden.
+
+A row dated in the future, a row that came later than the lateness horizon, a row dated before the
+month: none of them may move a figure silently, so each kind is counted and said in one line.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from costtop.sources.records import ReadQuality
+
+
+def span(seconds: float) -> str:
+    """`58s`, `4m10s`, `2h03m`, `3d04h`: short, for a line that must fit 80 columns."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    if whole < 86_400:
+        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+    return f"{whole // 86_400}d{whole % 86_400 // 3600:02d}h"
+
+
+def rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime) -> tuple[str, ...]:
+    """One line per kind of trouble, most consequential first; none when the rows are clean."""
+    lines: list[str] = []
+    if quality.future_rows:
+        ahead = f", up to {span((quality.future_latest - now).total_seconds())} ahead" \
+            if quality.future_latest is not None else ""
+        lines.append(f"{rows(quality.future_rows)} dated in the future{ahead}: not counted until their time")
+    if quality.missed_rows and quality.resync_at is not None:
+        lines.append(f"{rows(quality.missed_rows)} arrived later than the {span(quality.horizon)} horizon: "
+                     f"counted by the resync at {quality.resync_at:%H:%M:%S} UTC")
+    if before_month:
+        lines.append(f"{rows(before_month)} dated before this month arrived: not counted")
+    if quality.late_rows:
+        lines.append(f"{rows(quality.late_rows)} arrived late (up to {span(quality.latest_lateness)} after "
+                     "their time): counted")
+    return tuple(lines)

@@ -1,0 +1,357 @@
+"""Late rows and the clock, against a real PostgreSQL: every row committed within the lateness horizon
+is counted once, live, with or without an integer id; later ones by the next resynchronisation, which
+says how many; rows dated off the clock never move the day, the watermark or the windows."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from appkit import screen_text, wait_until
+from costtop.config import Settings
+from costtop.engine.engine import Engine
+from costtop.sources.dedup import SeenSeconds, Watermark
+from costtop.sources.feed import LiveFeed
+from costtop.sources.postgres import PostgresReader
+from costtop.sources.records import Baseline, CallRecord
+from costtop.sources.row_counts import RowCounts
+from costtop.sources.schema import init_db
+from costtop.ui.app import CosttopApp
+from test_sources_postgres import NO_REDIS, Row, assert_matches_sql, insert, make_row, spread_rows, start, utc_now
+
+NO_ID = "ALTER TABLE tool_calls DROP COLUMN id"
+
+
+async def make_table(pool: asyncpg.Pool, with_id: bool) -> None:
+    if not with_id:
+        await pool.execute(NO_ID)
+
+
+async def read_all(reader: PostgresReader, engine: Engine, times: int = 3) -> int:
+    """Read until nothing is new, with the late check due at every read."""
+    taken = 0
+    for _ in range(times):
+        reader.late_check_seconds = 0
+        rows = await reader.new_rows()
+        taken += len(rows)
+        engine.ingest(rows)
+    return taken
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["integer id", "no id"])
+async def test_rows_committed_late_within_the_horizon_are_counted_once_and_equal_sql(pg, db_url,
+                                                                                        with_id: bool) -> None:
+    """A batching gateway commits rows stamped up to 4 minutes earlier (LiteLLM: 10-60 s): each is
+    counted live, exactly once, and every figure equals SQL's."""
+    await make_table(pg, with_id)
+    rng = random.Random(13)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    reader, engine = await start(db_url, now)
+    try:
+        await read_all(reader, engine)
+        for lateness in (12, 45, 130, 240):  # seconds between created_at and the commit
+            t = utc_now()
+            await insert(pg, [make_row(rng, t) for _ in range(5)])
+            await read_all(reader, engine, times=1)
+            late = [make_row(rng, t - timedelta(seconds=lateness, milliseconds=rng.randrange(999)))
+                    for _ in range(7)]
+            await insert(pg, late)
+            await read_all(reader, engine)
+        engine.ingest(await reader.new_rows())
+        snap_time = utc_now()
+        await assert_matches_sql(pg, engine, snap_time)
+        quality = reader.read_quality()
+        assert quality.late_rows >= 28 and quality.latest_lateness >= 240
+        assert quality.missed_rows == 0
+        # Nothing is counted twice however often it is read again.
+        assert await read_all(reader, engine, times=4) == 0
+    finally:
+        await reader.close()
+
+
+async def test_a_late_row_read_before_the_day_sums_arrive_is_not_counted_twice(pg, db_url) -> None:
+    """The horizon's keys come with the slow half of the baseline: until then no late check runs, and
+    after it a row taken meanwhile is still known."""
+    await pg.execute(NO_ID)
+    rng = random.Random(3)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    reader = PostgresReader(start_settings(db_url))
+    await reader.connect()
+    assert reader.columns is not None
+    engine = Engine(columns=reader.columns.present)
+    try:
+        engine.load(await reader.start_baseline(now))
+        late = [make_row(rng, now - timedelta(seconds=100)) for _ in range(3)]
+        await insert(pg, late)
+        reader.late_check_seconds = 0
+        assert await reader.new_rows() == []  # not comparable yet: no keys of the horizon
+        engine.complete(await reader.finish_baseline())
+        await read_all(reader, engine)
+        await assert_matches_sql(pg, engine, utc_now())
+    finally:
+        await reader.close()
+
+
+def start_settings(url: str, **kw: object) -> Settings:
+    return Settings(database_url=url, **kw)
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["integer id", "no id"])
+async def test_rows_later_than_the_horizon_are_counted_by_the_resync_which_says_how_many(pg, db_url,
+                                                                                          with_id: bool) -> None:
+    await make_table(pg, with_id)
+    rng = random.Random(8)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    reader, engine = await start(db_url, now, max_lateness=5)
+    try:
+        await read_all(reader, engine)
+        # Committed two hours (and twenty minutes) after their time: far past a 5-second horizon.
+        stale = [make_row(rng, now - timedelta(hours=2)) for _ in range(4)]
+        stale += [make_row(rng, now - timedelta(minutes=20)) for _ in range(3)]
+        await insert(pg, stale)
+        if not with_id:  # by created_at, nothing reads that far back live
+            assert await read_all(reader, engine) == 0
+        else:  # by id they are new rows: read at once, and nothing is missed
+            assert await read_all(reader, engine) == 7
+        t = utc_now()
+        engine.load(await reader.baseline(t))  # the resync: a new baseline
+        engine.note_read_quality(reader.read_quality())
+        await assert_matches_sql(pg, engine, t)
+        quality = reader.read_quality()
+        assert quality.missed_rows == (0 if with_id else 7)
+        assert quality.resync_at == t
+        lines = engine.snapshot(t, NO_REDIS).data_quality
+        if not with_id:
+            assert any(line.startswith("7 rows arrived later than the 5s horizon") for line in lines), lines
+    finally:
+        await reader.close()
+
+
+async def test_an_id_whose_transaction_stays_open_is_read_when_it_commits(pg, db_url) -> None:
+    rng = random.Random(4)
+    reader, engine = await start(db_url, utc_now())
+    conn = await asyncpg.connect(db_url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        slow = make_row(rng, utc_now())
+        await conn.execute(
+            "INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, provider, model, tokens_in, "
+            "tokens_out, cached_tokens, cost_usd, status) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            *slow.args())
+        await insert(pg, [make_row(rng, utc_now()) for _ in range(6)])  # later ids commit first
+        assert await read_all(reader, engine) == 6
+        await tr.commit()
+        assert await read_all(reader, engine) == 1
+        await assert_matches_sql(pg, engine, utc_now())
+    finally:
+        await conn.close()
+        await reader.close()
+
+
+@pytest.mark.parametrize("with_id", [True, False], ids=["integer id", "no id"])
+async def test_rows_dated_off_the_clock_move_no_day_watermark_or_window(pg, db_url, with_id: bool) -> None:
+    """One row dated next year (and one in 1999) must not roll the day, blind the reads or sit in
+    the burn rate; the screen counts them instead."""
+    await make_table(pg, with_id)
+    rng = random.Random(9)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    await insert(pg, [Row(now + timedelta(days=400), "alpha", 100, Decimal("500.00"), "success"),
+                      Row(now + timedelta(hours=3), "beta", 100, Decimal("70.00"), "success")])
+    reader, engine = await start(db_url, now)
+    try:
+        engine.note_read_quality(reader.read_quality())
+        snap = engine.snapshot(now, NO_REDIS)
+        await assert_matches_sql(pg, engine, now)  # SQL's figures up to now: neither future row is in
+        assert any(line.startswith("2 rows dated in the future") for line in snap.data_quality), snap.data_quality
+        # Live: another future row and an ancient one, then ordinary rows: all ordinary ones are read.
+        await insert(pg, [Row(now + timedelta(days=2), "gamma", 100, Decimal("900.00"), "success"),
+                          Row(datetime(1999, 1, 1, tzinfo=UTC), "delta", 100, Decimal("3.00"), "success")])
+        await read_all(reader, engine)
+        t = utc_now()
+        fresh = [make_row(rng, t) for _ in range(10)]
+        await insert(pg, fresh)
+        await read_all(reader, engine)
+        assert engine.day == now.strftime("%Y-%m-%d") or engine.day == t.strftime("%Y-%m-%d")
+        snap_time = utc_now()
+        engine.note_read_quality(reader.read_quality())
+        snap = engine.snapshot(snap_time, NO_REDIS)
+        assert any(line.startswith("3 rows dated in the future") for line in snap.data_quality), snap.data_quality
+        if with_id:  # read by id at once: the 1999 row is said, not counted
+            assert any("dated before this month" in line for line in snap.data_quality), snap.data_quality
+        await assert_matches_sql(pg, engine, snap_time)
+        if not with_id:
+            assert isinstance(reader.watermark, Watermark)
+            assert reader.watermark.high <= utc_now() + timedelta(seconds=120)
+    finally:
+        await reader.close()
+
+
+async def test_a_future_row_is_counted_when_its_time_comes(pg, db_url) -> None:
+    """Held back, not lost: with the clock moved on past its created_at, the row is in the figures."""
+    rng = random.Random(10)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    ahead = now + timedelta(minutes=10)
+    await insert(pg, [Row(ahead, "alpha", 100, Decimal("2.50"), "success")])
+    clock = [now]
+    reader = PostgresReader(start_settings(db_url), clock=lambda: clock[0])
+    await reader.connect()
+    assert reader.columns is not None
+    engine = Engine(columns=reader.columns.present)
+    try:
+        engine.load(await reader.baseline(now))
+        await read_all(reader, engine)
+        alpha = {a.agent_id: a for a in engine.snapshot(now, NO_REDIS).agents}.get("alpha")
+        before = alpha.spend_today if alpha is not None else Decimal(0)
+        clock[0] = ahead + timedelta(seconds=1)
+        got = await reader.new_rows()
+        assert [r.cost_usd for r in got if r.created_at == ahead] == [Decimal("2.50")]
+        engine.ingest(got)
+        after = {a.agent_id: a for a in engine.snapshot(clock[0], NO_REDIS).agents}["alpha"].spend_today
+        if ahead.date() == now.date():
+            assert after == before + Decimal("2.50")
+    finally:
+        await reader.close()
+
+
+def test_today_is_cut_at_utc_midnight_by_the_clock_not_by_a_row() -> None:
+    """The engine's day only ever moves with the clock: a row of tomorrow (within the skew, at
+    midnight) neither rolls the day nor joins today's spend."""
+    engine = Engine(columns=("cost_usd",))
+    engine.load(Baseline("2026-11-30", (), Decimal(0), "2026-11", (), ()))
+    midnight = datetime(2026, 12, 1, tzinfo=UTC)
+    engine.ingest([CallRecord(1, midnight - timedelta(seconds=30), "a", "llm", 10, cost_usd=Decimal("1")),
+                   CallRecord(2, midnight + timedelta(seconds=30), "a", "llm", 10, cost_usd=Decimal("4"))])
+    assert engine.day == "2026-11-30"
+    snap = engine.snapshot(midnight - timedelta(seconds=10), NO_REDIS)
+    assert snap.header.spend_today == Decimal("1")
+
+
+def test_seen_seconds_pack_and_tell_counts() -> None:
+    seen = SeenSeconds()
+    for i in range(50):
+        assert seen.add(100 + i % 5, ("key", i))
+    assert not seen.add(100, ("key", 0))
+    seen.pack_before(103)
+    assert seen.count(100) == 10 and seen.count(104) == 10
+    assert not seen.add(101, ("key", 1))  # found in a packed second
+    assert seen.add(101, ("key", 999))
+    assert seen.count(101) == 11
+    seen.forget_before(102)
+    assert seen.count(100) == 0 and len(seen) == 30
+
+
+def test_row_counts_say_what_a_later_count_found_before_the_horizon() -> None:
+    old = RowCounts(minutes_from=1000, hours_from=10)
+    for moment in (1000 * 60 + 5, 1001 * 60 + 5, 11 * 3600 + 1):
+        old.add(moment)
+    new = RowCounts(minutes_from=1000, hours_from=10)
+    new.add_found({1000: 3, 1001: 1, 1002: 9}, {11: 2, 16: 13})
+    # Minutes 1000 and 1001 lie before the horizon (now = minute 1010); minute 1002 too; hour 11 is
+    # wholly before the first minute counted (1000 // 60 = 16), hour 16 is compared minute by minute.
+    assert new.missed(new, 1010 * 60, 60) == 0
+    assert old.missed(new, 1010 * 60, 60) == (3 - 1) + 0 + 9 + (2 - 1)
+
+
+async def test_r_resynchronises_and_the_screen_says_how_many_rows_came_too_late(pg, redis, db_url,
+                                                                              redis_url) -> None:
+    """In the app: rows committed far past the horizon are not on screen until `r`; then they are in
+    the figures, and the alerts panel says how many there were."""
+    await pg.execute(NO_ID)
+    rng = random.Random(21)
+    now = utc_now()
+    await insert(pg, [make_row(rng, now - timedelta(seconds=i)) for i in range(30)])
+    settings = Settings(database_url=db_url, redis_url=redis_url, max_lateness=5)
+    app = CosttopApp(settings, LiveFeed(settings))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_until(pilot, lambda: app._generation == 1 and app.engine.today.calls == 30, timeout=20)
+        calls = app.engine.today.calls
+        await insert(pg, [make_row(rng, now - timedelta(hours=2)) for _ in range(6)])
+        await pilot.pause(2.5)  # two live reads: nothing that old is read live
+        assert app.engine.today.calls == calls
+        await pilot.press("r")
+        await wait_until(pilot, lambda: any("arrived later than" in line for line in app.snapshot.data_quality)
+                         if app.snapshot is not None else False, timeout=20)
+        assert app.engine.today.calls == await pg.fetchval(
+            "SELECT count(*) FROM tool_calls WHERE created_at >= date_trunc('day', now(), 'UTC')")
+        app.render_snapshot()
+        await pilot.pause()
+        assert "6 rows arrived later than the 5s horizon" in screen_text(app)
+
+
+async def test_timestamps_anywhere_on_the_calendar_neither_crash_nor_move_the_figures(db_url) -> None:
+    """Hypothesis: created_at anywhere from year 1 to 9999, PostgreSQL's `infinity` and `-infinity`, and
+    times a few seconds to years around now, at start-up and live, by id and by created_at: nothing
+    raises, today's calls are SQL's `[midnight, now + skew)`, and the rest are counted as future rows
+    or rows before the month."""
+    from hypothesis import HealthCheck, given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    # A moment: a date anywhere, PostgreSQL's infinities, or seconds from the clock of the example.
+    moments = st.one_of(
+        st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)),
+        st.integers(-10 * 365 * 86_400, 10 * 365 * 86_400),
+        st.integers(-600, 600).filter(lambda s: not -302 <= s <= -298),  # not on the horizon's edge
+        st.sampled_from(["infinity", "-infinity"]),
+    )
+
+    def text(moment: object, clock: datetime) -> str:
+        if isinstance(moment, int):
+            return (clock + timedelta(seconds=moment)).isoformat()
+        return moment if isinstance(moment, str) else moment.isoformat()  # type: ignore[attr-defined]
+
+    @hsettings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(before=st.lists(moments, max_size=6), live=st.lists(moments, max_size=6), with_id=st.booleans())
+    def one(before: list[object], live: list[object], with_id: bool) -> None:
+        asyncio.run(check(before, live, with_id))
+
+    async def check(before: list[object], live: list[object], with_id: bool) -> None:
+        conn = await asyncpg.connect(db_url)
+        clock = utc_now()
+        sql = ("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd) "
+               "SELECT x::timestamptz, $2, 'llm', 5, 0.5 FROM unnest($1::text[]) AS x")
+        try:
+            await conn.execute("DROP TABLE IF EXISTS tool_calls")
+            await init_db(conn, Settings().tables)
+            if not with_id:
+                await conn.execute(NO_ID)
+            await conn.execute(sql, [text(m, clock) for m in before], "before")
+            reader = PostgresReader(Settings(database_url=db_url), clock=lambda: clock)
+            await reader.connect()
+            assert reader.columns is not None
+            engine = Engine(columns=reader.columns.present)
+            try:
+                engine.load(await reader.baseline(clock))
+                await conn.execute(sql, [text(m, clock) for m in live], "live")
+                reader.late_check_seconds = 0
+                engine.ingest(await reader.new_rows())
+                engine.note_read_quality(reader.read_quality())
+                snap = engine.snapshot(clock, NO_REDIS)
+            finally:
+                await reader.close()
+            day = clock.replace(hour=0, minute=0, second=0, microsecond=0)
+            bound = clock + timedelta(seconds=120)
+            # Rows committed later than the horizon after their created_at are read live by id only.
+            today = await conn.fetchval(
+                "SELECT count(*) FROM tool_calls WHERE created_at >= $1 AND created_at < least($2::timestamptz, "
+                "$3::timestamptz) AND (agent_id = 'before' OR $4 OR created_at >= $5)",
+                day, day + timedelta(days=1), bound, with_id, clock - timedelta(seconds=300))
+            assert engine.today.calls == today
+            future = await conn.fetchval("SELECT count(*) FROM tool_calls WHERE created_at >= $1", bound)
+            said = [line for line in snap.data_quality if "dated in the future" in line]
+            assert said == ([] if not future else [said[0]]) and (not future or said[0].startswith(f"{future} row"))
+        finally:
+            await conn.close()
+
+    await asyncio.to_thread(one)
