@@ -17,8 +17,17 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.sources.column_types import (
+    LEFT_OUT_KEYS,
+    ColumnType,
+    LeftOut,
+    column_type,
+    describe_table,
+    schema_changed,
+    unreadable_sql,
+)
 from costtop.sources.dedup import IdWatermark, Watermark
-from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing
+from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.records import (
     Baseline,
@@ -108,6 +117,10 @@ class PostgresReader:
         # How long an id missing below the newest one is asked for again (an open transaction).
         self.gap_lifetime = max(60.0, settings.overlap_seconds)
         self._select: str = ""
+        # Each column's type, learnt with the columns; and the rows whose values could not be read.
+        self.types: dict[str, ColumnType] = {}
+        self.left_out = LeftOut()
+        self._signature: tuple[tuple[str, str], ...] = ()
         self._connecting = asyncio.Lock()
         # The start-up snapshot between start_baseline and finish_baseline: connection, transaction,
         # day start, first minute of the hour.
@@ -125,6 +138,11 @@ class PostgresReader:
             return SourceError(f"Postgres stopped answering (nothing within {seconds:g} s)")
         if isinstance(exc, OSError):
             return SourceError(f"Postgres unreachable at {mask_url(url)}: {clean(exc.strerror or exc, 80)}")
+        if schema_changed(exc):
+            # A column renamed, dropped or retyped under us: the next read learns the columns again.
+            self.columns = None
+            return SourceError(f"{self.tables.calls} changed while costtop ran ({one_line(exc, secrets[:1])}): "
+                               "reading its columns again")
         return SourceError(one_line(exc, secrets[:1]))
 
     async def connect(self) -> None:
@@ -144,11 +162,7 @@ class PostgresReader:
                         self.settings.database_url, min_size=1, max_size=3, timeout=timeout,
                         command_timeout=timeout, server_settings={"application_name": "costtop"},
                     )
-                rows = await self.pool.fetch(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = $1 AND table_name = $2",
-                    self.tables.schema_name, self.tables.calls, timeout=timeout,
-                )
+                rows = await describe_table(self.pool, self.tables, timeout)
         except SourceError:
             raise
         except (*PG_ERRORS, ValueError) as exc:
@@ -164,6 +178,16 @@ class PostgresReader:
         if missing:
             await self.close()
             raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}")
+        by_name = {r["column_name"]: r for r in rows}
+        self.types = {name: column_type(name, qident(self.tables.column(name)),
+                                        by_name[self.tables.column(name)]["data_type"],
+                                        by_name[self.tables.column(name)]["udt_name"]) for name in logical}
+        refused = [why for name in sorted(logical)
+                   if (why := self.types[name].refusal(self.tables.calls, self.tables.column(name)))]
+        if refused:
+            await self.close()
+            raise WrongColumnType(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+        self._signature = tuple(sorted((r["column_name"], r["data_type"]) for r in rows))
         self.columns = Columns(frozenset(logical))
         types = {r["column_name"]: r["data_type"] for r in rows}
         self.id_mode = types.get(self.tables.column("id")) in ("bigint", "integer", "smallint")
@@ -176,7 +200,74 @@ class PostgresReader:
             pool.terminate()
 
     def column(self, logical: str) -> str:
+        """The column's value in the contract's type (column_types.py): for select lists, GROUP BYs
+        and sums. Compare through `raw` and `param` where an index should be used."""
+        found = self.types.get(logical)
+        return found.value() if found is not None else qident(self.tables.column(logical))
+
+    def raw(self, logical: str) -> str:
+        """The bare column, as stored: for WHERE and ORDER BY, with `param` on the other side."""
         return qident(self.tables.column(logical))
+
+    def param(self, logical: str, placeholder: str) -> str:
+        """A parameter of the contract's type converted to the column's stored type, so that
+        `raw(x) <op> param(x, "$1")` compares like the contract and uses the column's index."""
+        found = self.types.get(logical)
+        return found.param(placeholder) if found is not None else placeholder
+
+    def since(self, placeholder: str, op: str = ">=") -> str:
+        """`created_at <op> $n` on the bare column, the time converted (index: created_at)."""
+        return f"{self.raw('created_at')} {op} {self.param('created_at', placeholder)}"
+
+    def latest_sql(self) -> str:
+        """The newest created_at as a timestamptz: max() of the bare column (one index probe), then
+        converted; max() of a converted value would read every row."""
+        found = self.types.get("created_at")
+        top = f"max({self.raw('created_at')})"
+        return replace(found, quoted=top).value() if found is not None else top
+
+    def match(self, logical: str, placeholder: str) -> str:
+        """`column = $n` for an id passed as text (None matches the rows without one), on the bare
+        column so that its index is used."""
+        raw = self.raw(logical)
+        return (f"({raw} = {self.param(logical, placeholder)} "
+                f"OR ({placeholder}::text IS NULL AND {raw} IS NULL))")
+
+    async def count_left_out(self, since: datetime) -> int:
+        """Count again the rows since `since` (today, at each baseline) with a value that cannot be
+        read, through the created_at index; rows read later are counted as `new_rows` returns them."""
+        if self.pool is None or self.columns is None:
+            await self.connect()
+        self.left_out.reset()
+        flag = unreadable_sql(self.types)
+        if flag == "NULL::text":
+            return 0
+        rows = await self.fetch_rows(
+            f"SELECT key, unreadable FROM (SELECT {self._key()} AS key, {flag} AS unreadable "
+            f"FROM {self.table_sql()} WHERE {self.since('$1')}) AS rows WHERE unreadable IS NOT NULL "
+            f"LIMIT {LEFT_OUT_KEYS + 1}", since, timeout=self.settings.timeout_seconds * 10)
+        for r in rows:
+            self.left_out.add(r["key"], r["unreadable"])
+        return self.left_out.count
+
+    async def check_columns(self) -> None:
+        """Raise a one-line SourceError when the table's columns or their types changed since they
+        were learnt (a column added, dropped, renamed or retyped while costtop runs): the caller
+        starts over from a fresh baseline, which learns them again. A dropped or renamed column also
+        makes the next read fail (see `error`); an added one only shows here."""
+        if self.pool is None or self.columns is None:
+            return
+        try:
+            rows = await describe_table(self.pool, self.tables, self.settings.timeout_seconds)
+        except PG_ERRORS as exc:
+            raise self.error(exc) from None
+        signature = tuple(sorted((r["column_name"], r["data_type"]) for r in rows))
+        if signature != self._signature:
+            old, new = dict(self._signature), dict(signature)
+            changed = sorted({*old, *new} - {name for name in old if old.get(name) == new.get(name)})
+            self.columns = None
+            raise SourceError(f"{self.tables.calls} changed while costtop ran (columns: {', '.join(changed)}): "
+                              "reading its columns again")
 
     def optional(self, logical: str, cast: str = "") -> str:
         assert self.columns is not None
@@ -204,6 +295,7 @@ class PostgresReader:
             f"{self.optional('tokens_in')} AS tokens_in", f"{self.optional('tokens_out')} AS tokens_out",
             f"{self.optional('cached_tokens')} AS cached_tokens", f"{self.cost_sql()} AS cost_usd",
             f"{self.optional('status')} AS status", f"{self.optional('trace_id')} AS trace_id",
+            f"{unreadable_sql(self.types)} AS unreadable",
         ])
 
     def error_sql(self) -> str:
@@ -213,10 +305,11 @@ class PostgresReader:
     def table_sql(self) -> str:
         return qualified(self.tables, self.tables.calls)
 
-    @staticmethod
-    def record(r: asyncpg.Record) -> CallRecord:
+    def record(self, r: asyncpg.Record) -> CallRecord:
         # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
         # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
+        if r["unreadable"] is not None:
+            self.left_out.add(r["key"], r["unreadable"])
         return CallRecord(
             key=r["key"], created_at=r["created_at"], agent_id=r["agent_id"], tool_name=r["tool_name"],
             latency_ms=r["latency_ms"], provider=r["provider"], model=r["model"],
@@ -258,7 +351,7 @@ class PostgresReader:
                 f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                 f"count(*) FILTER (WHERE {err}) AS errors, "
                 f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
-                f"FROM {t} WHERE {ca} >= $1 GROUP BY 1, 2, 3", window_from, timeout=timeout)
+                f"FROM {t} WHERE {self.since('$1')} GROUP BY 1, 2, 3", window_from, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout)
         except PG_ERRORS as exc:
             await self._release(conn, tr)
@@ -315,14 +408,16 @@ class PostgresReader:
                 f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
                 f"{cost} AS cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
-                f"FROM {t} WHERE {ca} >= least($1, $2, $3)) AS rows "
+                f"FROM {t} WHERE {self.raw('created_at')} >= "
+                f"least({self.param('created_at', '$1')}, {self.param('created_at', '$2')}, "
+                f"{self.param('created_at', '$3')})) AS rows "
                 "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour), (agent, recent_hour))",
                 day_start, minute_from, day_from, previous_hour, timeout=timeout)
             hours = [r for r in groups if r["is_hour"]]
             agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
             groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
             month = await conn.fetchval(
-                f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                f"SELECT sum({cost}) FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')}",
                 month_start, day_start, timeout=timeout)
         except PG_ERRORS as exc:
             await self._drop_pending()
@@ -387,11 +482,12 @@ class PostgresReader:
             gaps = [i for i in range(max(1, high - GAP_LOOKBACK + 1), high + 1) if i not in seen]
             return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
         ca = self.column("created_at")
-        high = await conn.fetchval(f"SELECT max({ca}) FROM {t}", timeout=timeout)
+        high = await conn.fetchval(f"SELECT {self.latest_sql()} FROM {t}", timeout=timeout)
         start = high or datetime.now(UTC)
         watermark = Watermark(start, self.settings.overlap_seconds)
         # Everything this snapshot sees is in the sums; the first re-read must not count it again.
-        summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1",
+        summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} "
+                                  f"WHERE {self.since('$1')}",
                                   watermark.read_from, timeout=timeout)
         watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         return watermark
@@ -437,9 +533,9 @@ class PostgresReader:
                 args = (high, gaps)
             rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args)
             return self.watermark.accept((self.record(r) for r in rows), time.monotonic())
-        ca = self.column("created_at")
+        ca = self.raw("created_at")
         rows = await self.fetch_rows(
-            f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} LIMIT {READ_BATCH}",
+            f"SELECT {self._select} FROM {t} WHERE {self.since('$1')} ORDER BY {ca} LIMIT {READ_BATCH}",
             self.watermark.read_from)
         return self.watermark.accept(self.record(r) for r in rows)
 
