@@ -13,15 +13,22 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
+from appkit import screen_text, select_agent, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import SortKey
+from costtop.gateway import Call, Gateway
 from costtop.sources.errors import SourceError, WrongColumnType
 from costtop.sources.feed import LiveFeed
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import RedisState
 from costtop.sources.traces import agent_calls, agent_models, agent_traces, trace_steps
+from costtop.sources.writer import SwitchChange, SwitchWriter
+from costtop.ui.app import CosttopApp
+from costtop.ui.screens.drill_down import AgentScreen
+from costtop.ui.screens.switch_dialog import SwitchDialog
+from costtop.ui.widgets.usage_tables import NO_NAME
 
 NO_REDIS = RedisState(switches=(), budgets={}, global_day_budget=None, global_month_budget=None)
 
@@ -303,3 +310,42 @@ async def test_a_column_renamed_added_or_retyped_while_running_is_picked_up_with
     finally:
         await feed.close()
         await conn.close()
+
+
+async def test_the_app_shows_calls_without_an_agent_as_none_and_refuses_to_kill_them(pg, redis, db_url,
+                                                                                      redis_url) -> None:
+    """The real app on real servers: a NULL agent_id is the row `(none)`, every sort order works with
+    it, its drill-down reads its calls, and `k` on it writes nothing and says why in one line."""
+    await pg.execute("ALTER TABLE tool_calls ALTER COLUMN agent_id DROP NOT NULL")
+    gw = Gateway(redis, pg)
+    await gw.record([Call("alpha", "llm", 100, cost_usd=Decimal("0.5"))])
+    await pg.execute("INSERT INTO tool_calls (agent_id, tool_name, latency_ms, cost_usd) VALUES (NULL, 'llm', 5, 3)")
+    settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
+    app = CosttopApp(settings, LiveFeed(settings))
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) == 2)
+        assert "(none)" in screen_text(app)
+        for _ in SortKey:
+            await pilot.press("s")
+            await pilot.pause()
+            app.render_snapshot()
+        assert "(none)" in screen_text(app)
+        await select_agent(pilot, NO_NAME)
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, SwitchDialog)
+        notes = [n.message for n in app._notifications]
+        assert any("(none) is the calls without an agent_id" in n and "\n" not in n for n in notes), notes
+        assert await redis.keys("kill:*") == []
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen))
+        await wait_until(pilot, lambda: "$3.00" in screen_text(app) or "3.00" in screen_text(app))
+        assert "Agent (none)" in screen_text(app)
+
+
+async def test_the_writer_refuses_a_switch_for_calls_without_an_agent(pg, redis, db_url, redis_url) -> None:
+    settings = Settings(redis_url=redis_url, database_url=db_url)
+    result = await SwitchWriter(settings, redis, pg).apply(SwitchChange("set", "kill", "agent", None))
+    assert (result.ok, result.message) == (False, "Refused: calls without an agent have no kill switch")
+    assert await redis.keys("*") == []

@@ -142,7 +142,9 @@ class SwitchWriter:
         if change.key is None and change.scope != "global" and change.target is None:
             # Calls without an agent (a NULL agent_id, shown as `(none)`) have no switch: the gateway
             # checks `kill:agent:{id}`, and no id would match a key written for None.
-            return WriteResult(False, f"Refused: calls without a {change.scope} have no {change.kind} switch", False)
+            article = "an" if change.scope[:1] in ("a", "e", "i", "o", "u") else "a"
+            return WriteResult(False, f"Refused: calls without {article} {change.scope} have no {change.kind} switch",
+                               False)
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
         try:
             if change.action == "set":
