@@ -37,6 +37,8 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime) -
     if quality.missed_rows and quality.resync_at is not None:
         lines.append(f"{rows(quality.missed_rows)} arrived later than the {span(quality.horizon)} horizon: "
                      f"counted by the resync at {quality.resync_at:%H:%M:%S} UTC")
+    if quality.unreadable:
+        lines.append(quality.unreadable)
     if before_month:
         lines.append(f"{rows(before_month)} dated before this month arrived: not counted")
     if quality.late_rows:

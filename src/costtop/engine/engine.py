@@ -100,17 +100,23 @@ def period_left(now: datetime) -> tuple[float, float]:
 NEVER = float("inf")
 
 
+def none_last(name: str | None) -> tuple[bool, str]:
+    """A name for sort keys: rows without one (a NULL agent_id, shown as `(none)`) after the named
+    ones; comparing None with a str would raise."""
+    return (name is None, name or "")
+
+
 def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
     """Floats sort ten times faster than Decimals; only figures equal to 15 digits could swap."""
     burn = -float(row.window_usd or 0)
     if sort is SortKey.RUNS_OUT:
         left = row.budget.runs_out_in
-        return (NEVER if left is None else left, burn, row.agent_id)
+        return (NEVER if left is None else left, burn, none_last(row.agent_id))
     if sort is SortKey.TODAY:
-        return (-float(row.spend_today or 0), burn, row.agent_id)
+        return (-float(row.spend_today or 0), burn, none_last(row.agent_id))
     if sort is SortKey.NAME:
-        return (row.agent_id,)
-    return (burn, -float(row.spend_today or 0), row.agent_id)
+        return (none_last(row.agent_id),)
+    return (burn, -float(row.spend_today or 0), none_last(row.agent_id))
 
 
 def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:

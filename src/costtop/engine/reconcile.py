@@ -27,7 +27,9 @@ def reconcile(counters: GatewayCounters, table_spend: Mapping[str, Decimal], tab
     compared at all when it keeps none."""
     checks = []
     keeps_counters = bool(counters.spent)
-    for agent in sorted(set(counters.spent) | (set(table_spend) if keeps_counters else set())):
+    # Calls without an agent (a NULL agent_id) have no counter of their own: nothing to compare.
+    named = {agent for agent in table_spend if agent is not None}
+    for agent in sorted(set(counters.spent) | (named if keeps_counters else set())):
         raw = counters.spent.get(agent, Decimal(0))
         table = table_spend.get(agent, Decimal(0))
         gateway = None if isinstance(raw, Unparsed) else raw

@@ -62,7 +62,7 @@ class AgentState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class AgentRow:
-    agent_id: str
+    agent_id: str | None  # None: the calls without an agent (a NULL agent_id), shown as `(none)`
     spend_today: Decimal | None
     window_usd: Decimal | None  # spend in the 5-minute window
     velocity_per_min: Decimal | None

@@ -44,13 +44,12 @@ class Usage:
 
 
 def usage_sql(reader: PostgresReader) -> str:
-    ca = reader.column("created_at")
     return (
         f"SELECT {reader.column('agent_id')} AS agent, {reader.optional('model')} AS model, "
         f"{reader.optional('provider')} AS provider, GROUPING({reader.column('agent_id')}) AS g_agent, "
         f"GROUPING({reader.optional('model')}) AS g_model, coalesce(sum({reader.cost_sql()}), 0) AS spend, "
         f"count(*) AS calls, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
-        f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
+        f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
         f"GROUP BY GROUPING SETS (({reader.column('agent_id')}), ({reader.optional('model')}), "
         f"({reader.optional('provider')}))"
     )
@@ -59,7 +58,8 @@ def usage_sql(reader: PostgresReader) -> str:
 def minutes_sql(reader: PostgresReader) -> str:
     ca = reader.column("created_at")
     return (f"SELECT {reader.column('agent_id')} AS agent, date_trunc('minute', {ca}, 'UTC') AS minute, "
-            f"sum({reader.cost_sql()}) AS cost FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 "
+            f"sum({reader.cost_sql()}) AS cost FROM {reader.table_sql()} "
+            f"WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
             "GROUP BY 1, 2 HAVING sum(" + reader.cost_sql() + ") IS NOT NULL")
 
 
@@ -67,7 +67,8 @@ def traces_sql(reader: PostgresReader) -> str:
     ca, trace = reader.column("created_at"), reader.column("trace_id")
     return (f"SELECT {trace} AS trace, min({reader.column('agent_id')}) AS agent, count(*) AS steps, "
             f"sum({reader.cost_sql()}) AS cost, min({ca}) AS started, max({ca}) AS ended "
-            f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 AND {trace} IS NOT NULL "
+            f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
+            f"AND {trace} IS NOT NULL "
             f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
 
 

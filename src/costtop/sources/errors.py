@@ -19,3 +19,7 @@ class TableMissing(SourceError):
 PG_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
 )
+
+
+class WrongColumnType(TableMissing):
+    """A column is there with a type costtop cannot read (column_types.py): refused at start."""

@@ -6,7 +6,8 @@ for snapshot tests and screenshots through the same interface, so the UI cannot 
 
 from __future__ import annotations
 
-from datetime import datetime
+import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 from costtop.config import Settings
@@ -53,6 +54,11 @@ class Feed(Protocol):
     async def close(self) -> None: ...
 
 
+# How often the live loop asks the catalog whether tool_calls changed shape (a column added, dropped,
+# renamed or retyped while costtop runs): one small catalog query, so the screen follows within this.
+SCHEMA_CHECK_SECONDS = 30.0
+
+
 class LiveFeed:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -60,6 +66,7 @@ class LiveFeed:
         self.redis = RedisReader(settings)
         self.postgres = PostgresReader(settings)
         self.spool = AuditSpool.for_settings(settings)
+        self._schema_checked = time.monotonic()
 
     async def read_redis(self) -> RedisState:
         return await self.redis.read()
@@ -76,9 +83,15 @@ class LiveFeed:
         return await self.postgres.start_baseline(now)
 
     async def baseline_days(self) -> DayBaseline:
-        return await self.postgres.finish_baseline()
+        days = await self.postgres.finish_baseline()
+        # Today's rows with a value that cannot be read, counted afresh with each baseline.
+        await self.postgres.count_left_out(datetime.strptime(days.day, "%Y-%m-%d").replace(tzinfo=UTC))
+        return days
 
     async def new_rows(self) -> list[CallRecord]:
+        if time.monotonic() - self._schema_checked >= SCHEMA_CHECK_SECONDS:
+            self._schema_checked = time.monotonic()
+            await self.postgres.check_columns()  # a change raises: the loop starts over and learns it
         return await self.postgres.new_rows()
 
     def read_quality(self) -> ReadQuality:

@@ -22,7 +22,7 @@ def daily_spend_sql(reader: PostgresReader) -> str:
     return (
         f"SELECT {reader.column('agent_id')} AS agent, date_trunc('day', {ca}, 'UTC') AS day, "
         f"coalesce(sum({reader.cost_sql()}), 0) AS cost "
-        f"FROM {reader.table_sql()} WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1, 2"
+        f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} GROUP BY 1, 2"
     )
 
 

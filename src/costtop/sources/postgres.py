@@ -24,8 +24,17 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.sources.column_types import (
+    LEFT_OUT_KEYS,
+    ColumnType,
+    LeftOut,
+    column_type,
+    describe_table,
+    schema_changed,
+    unreadable_sql,
+)
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
-from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing
+from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.records import (
     Baseline,
@@ -127,6 +136,10 @@ class PostgresReader:
         self.gap_lifetime = settings.max_lateness
         self.skew = timedelta(seconds=settings.clock_skew)
         self._select: str = ""
+        # Each column's type, learnt with the columns; and the rows whose values could not be read.
+        self.types: dict[str, ColumnType] = {}
+        self.left_out = LeftOut()
+        self._signature: tuple[tuple[str, str], ...] = ()
         self._connecting = asyncio.Lock()
         # The start-up snapshot between start_baseline and finish_baseline: connection, transaction,
         # the clock at the snapshot, first minute of the hour.
@@ -159,6 +172,11 @@ class PostgresReader:
             return SourceError(f"Postgres stopped answering (nothing within {seconds:g} s)")
         if isinstance(exc, OSError):
             return SourceError(f"Postgres unreachable at {mask_url(url)}: {clean(exc.strerror or exc, 80)}")
+        if schema_changed(exc):
+            # A column renamed, dropped or retyped under us: the next read learns the columns again.
+            self.columns = None
+            return SourceError(f"{self.tables.calls} changed while costtop ran ({one_line(exc, secrets[:1])}): "
+                               "reading its columns again")
         return SourceError(one_line(exc, secrets[:1]))
 
     async def connect(self) -> None:
@@ -178,11 +196,7 @@ class PostgresReader:
                         self.settings.database_url, min_size=1, max_size=3, timeout=timeout,
                         command_timeout=timeout, server_settings={"application_name": "costtop"},
                     )
-                rows = await self.pool.fetch(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_schema = $1 AND table_name = $2",
-                    self.tables.schema_name, self.tables.calls, timeout=timeout,
-                )
+                rows = await describe_table(self.pool, self.tables, timeout)
         except SourceError:
             raise
         except (*PG_ERRORS, ValueError) as exc:
@@ -198,6 +212,16 @@ class PostgresReader:
         if missing:
             await self.close()
             raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}")
+        by_name = {r["column_name"]: r for r in rows}
+        self.types = {name: column_type(name, qident(self.tables.column(name)),
+                                        by_name[self.tables.column(name)]["data_type"],
+                                        by_name[self.tables.column(name)]["udt_name"]) for name in logical}
+        refused = [why for name in sorted(logical)
+                   if (why := self.types[name].refusal(self.tables.calls, self.tables.column(name)))]
+        if refused:
+            await self.close()
+            raise WrongColumnType(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
+        self._signature = tuple(sorted((r["column_name"], r["data_type"]) for r in rows))
         self.columns = Columns(frozenset(logical))
         types = {r["column_name"]: r["data_type"] for r in rows}
         self.id_mode = types.get(self.tables.column("id")) in ("bigint", "integer", "smallint")
@@ -210,7 +234,74 @@ class PostgresReader:
             pool.terminate()
 
     def column(self, logical: str) -> str:
+        """The column's value in the contract's type (column_types.py): for select lists, GROUP BYs
+        and sums. Compare through `raw` and `param` where an index should be used."""
+        found = self.types.get(logical)
+        return found.value() if found is not None else qident(self.tables.column(logical))
+
+    def raw(self, logical: str) -> str:
+        """The bare column, as stored: for WHERE and ORDER BY, with `param` on the other side."""
         return qident(self.tables.column(logical))
+
+    def param(self, logical: str, placeholder: str) -> str:
+        """A parameter of the contract's type converted to the column's stored type, so that
+        `raw(x) <op> param(x, "$1")` compares like the contract and uses the column's index."""
+        found = self.types.get(logical)
+        return found.param(placeholder) if found is not None else placeholder
+
+    def since(self, placeholder: str, op: str = ">=") -> str:
+        """`created_at <op> $n` on the bare column, the time converted (index: created_at)."""
+        return f"{self.raw('created_at')} {op} {self.param('created_at', placeholder)}"
+
+    def latest_sql(self) -> str:
+        """The newest created_at as a timestamptz: max() of the bare column (one index probe), then
+        converted; max() of a converted value would read every row."""
+        found = self.types.get("created_at")
+        top = f"max({self.raw('created_at')})"
+        return replace(found, quoted=top).value() if found is not None else top
+
+    def match(self, logical: str, placeholder: str) -> str:
+        """`column = $n` for an id passed as text (None matches the rows without one), on the bare
+        column so that its index is used."""
+        raw = self.raw(logical)
+        return (f"({raw} = {self.param(logical, placeholder)} "
+                f"OR ({placeholder}::text IS NULL AND {raw} IS NULL))")
+
+    async def count_left_out(self, since: datetime) -> int:
+        """Count again the rows since `since` (today, at each baseline) with a value that cannot be
+        read, through the created_at index; rows read later are counted as `new_rows` returns them."""
+        if self.pool is None or self.columns is None:
+            await self.connect()
+        self.left_out.reset()
+        flag = unreadable_sql(self.types)
+        if flag == "NULL::text":
+            return 0
+        rows = await self.fetch_rows(
+            f"SELECT key, unreadable FROM (SELECT {self._key()} AS key, {flag} AS unreadable "
+            f"FROM {self.table_sql()} WHERE {self.since('$1')}) AS rows WHERE unreadable IS NOT NULL "
+            f"LIMIT {LEFT_OUT_KEYS + 1}", since, timeout=self.settings.timeout_seconds * 10)
+        for r in rows:
+            self.left_out.add(r["key"], r["unreadable"])
+        return self.left_out.count
+
+    async def check_columns(self) -> None:
+        """Raise a one-line SourceError when the table's columns or their types changed since they
+        were learnt (a column added, dropped, renamed or retyped while costtop runs): the caller
+        starts over from a fresh baseline, which learns them again. A dropped or renamed column also
+        makes the next read fail (see `error`); an added one only shows here."""
+        if self.pool is None or self.columns is None:
+            return
+        try:
+            rows = await describe_table(self.pool, self.tables, self.settings.timeout_seconds)
+        except PG_ERRORS as exc:
+            raise self.error(exc) from None
+        signature = tuple(sorted((r["column_name"], r["data_type"]) for r in rows))
+        if signature != self._signature:
+            old, new = dict(self._signature), dict(signature)
+            changed = sorted({*old, *new} - {name for name in old if old.get(name) == new.get(name)})
+            self.columns = None
+            raise SourceError(f"{self.tables.calls} changed while costtop ran (columns: {', '.join(changed)}): "
+                              "reading its columns again")
 
     def optional(self, logical: str, cast: str = "") -> str:
         assert self.columns is not None
@@ -238,6 +329,7 @@ class PostgresReader:
             f"{self.optional('tokens_in')} AS tokens_in", f"{self.optional('tokens_out')} AS tokens_out",
             f"{self.optional('cached_tokens')} AS cached_tokens", f"{self.cost_sql()} AS cost_usd",
             f"{self.optional('status')} AS status", f"{self.optional('trace_id')} AS trace_id",
+            f"{unreadable_sql(self.types)} AS unreadable",
         ])
 
     def error_sql(self) -> str:
@@ -247,10 +339,11 @@ class PostgresReader:
     def table_sql(self) -> str:
         return qualified(self.tables, self.tables.calls)
 
-    @staticmethod
-    def record(r: asyncpg.Record) -> CallRecord:
+    def record(self, r: asyncpg.Record) -> CallRecord:
         # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
         # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
+        if r["unreadable"] is not None:
+            self.left_out.add(r["key"], r["unreadable"])
         return CallRecord(
             key=r["key"], created_at=as_utc(r["created_at"]), agent_id=r["agent_id"], tool_name=r["tool_name"],
             latency_ms=r["latency_ms"], provider=r["provider"], model=r["model"],
@@ -293,7 +386,8 @@ class PostgresReader:
                 f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                 f"count(*) FILTER (WHERE {err}) AS errors, "
                 f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
-                f"FROM {t} WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1, 2, 3", window_from, bound, timeout=timeout)
+                f"FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')} GROUP BY 1, 2, 3",
+                window_from, bound, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout, now, bound)
             await self._count_future(bound, conn, timeout)
         except PG_ERRORS as exc:
@@ -358,20 +452,23 @@ class PostgresReader:
                 f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
                 f"{cost} AS cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
-                f"FROM {t} WHERE {ca} >= least($1, $2, $3) AND {ca} < $5) AS rows "
+                f"FROM {t} WHERE {self.raw('created_at')} >= "
+                f"least({self.param('created_at', '$1')}, {self.param('created_at', '$2')}, "
+                f"{self.param('created_at', '$3')}) AND {self.since('$5', '<')}) AS rows "
                 "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour), (agent, recent_hour))",
                 day_start, minute_from, day_from, previous_hour, bound, day_end, timeout=timeout)
             hours = [r for r in groups if r["is_hour"]]
             agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
             groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
             month = await conn.fetchval(
-                f"SELECT sum({cost}) FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                f"SELECT sum({cost}) FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')}",
                 month_start, day_start, timeout=timeout)
             if isinstance(self.watermark, Watermark):
                 # The keys of the horizon's rows in this snapshot, so a late row can be told apart.
                 horizon_from = now - timedelta(seconds=self.settings.max_lateness + 1)
                 summed = await conn.fetch(
-                    f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {ca} >= $1 AND {ca} < $2",
+                    f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} "
+                    f"WHERE {self.since('$1')} AND {self.since('$2', '<')}",
                     horizon_from, bound, timeout=timeout)
                 self.watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
                 self.watermark.complete = True
@@ -447,21 +544,22 @@ class PostgresReader:
                                        timeout=timeout)
             seen = {int(r["id"]) for r in visible}
             gaps = [i for i in range(max(1, high - GAP_LOOKBACK + 1), high + 1) if i not in seen]
-            ahead = await conn.fetch(f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 ORDER BY {ca} "
-                                     f"LIMIT {HOLD_MAX}", bound, timeout=timeout)
+            ahead = await conn.fetch(f"SELECT {self._select} FROM {t} WHERE {self.since('$1')} "
+                                     f"ORDER BY {self.raw('created_at')} LIMIT {HOLD_MAX}", bound, timeout=timeout)
             self._held = []
             self._hold(self.record(r) for r in ahead)
             return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
         # Reads start at the newest row the clock allows, and never before the horizon: a table whose
         # newest row is from 1999 (or `-infinity`) must not send every read back to it.
         oldest = now - timedelta(seconds=self.settings.max_lateness)
-        high = await conn.fetchval(f"SELECT max({ca}) FROM {t} WHERE {ca} < $1 AND {ca} >= $2", bound, oldest,
-                                   timeout=timeout)
+        high = await conn.fetchval(f"SELECT {self.latest_sql()} FROM {t} WHERE {self.since('$1', '<')} "
+                                   f"AND {self.since('$2')}", bound, oldest, timeout=timeout)
         watermark = Watermark(as_utc(high) if high is not None else oldest, self.settings.max_lateness)
         # Everything this snapshot sees is in the sums; the first re-read must not count it again (the
         # rest of the horizon's keys come with the day's sums, in the same snapshot).
         summed = await conn.fetch(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} "
-                                  f"WHERE {ca} >= $1 AND {ca} < $2", watermark.read_from, bound, timeout=timeout)
+                                  f"WHERE {self.since('$1')} AND {self.since('$2', '<')}",
+                                  watermark.read_from, bound, timeout=timeout)
         watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         return watermark
 
@@ -527,9 +625,9 @@ class PostgresReader:
             while self._held and self._held[0][0] < bound:
                 fresh.append(heapq.heappop(self._held)[2])
             return fresh
-        ca = self.column("created_at")
         rows = await self.fetch_rows(
-            f"SELECT {self._select} FROM {t} WHERE {ca} >= $1 AND {ca} < $2 ORDER BY {ca} LIMIT {READ_BATCH}",
+            f"SELECT {self._select} FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')} "
+            f"ORDER BY {self.raw('created_at')} LIMIT {READ_BATCH}",
             self.watermark.read_from, bound)
         return self.watermark.accept((self.record(r) for r in rows), now)
 
@@ -548,7 +646,7 @@ class PostgresReader:
         t, ca = self.table_sql(), self.column("created_at")
         counts = await self.fetch_rows(
             f"SELECT date_trunc('second', {ca}) AS second, count(*) AS n FROM {t} "
-            f"WHERE {ca} >= $1 AND {ca} < $2 GROUP BY 1",
+            f"WHERE {self.since('$1')} AND {self.since('$2', '<')} GROUP BY 1",
             datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(end, UTC))
         behind = watermark.behind((epoch_second(r["second"]), r["n"]) for r in counts)
         if not behind:
@@ -559,7 +657,8 @@ class PostgresReader:
                 ranges[-1] = (ranges[-1][0], second + 1)
             elif len(ranges) < LATE_CHECK_RANGES:
                 ranges.append((second, second + 1))
-        where = " OR ".join(f"({ca} >= ${2 * i + 1} AND {ca} < ${2 * i + 2})" for i in range(len(ranges)))
+        where = " OR ".join(f"({self.since(f'${2 * i + 1}')} AND {self.since(f'${2 * i + 2}', '<')})"
+                            for i in range(len(ranges)))
         args = [datetime.fromtimestamp(edge, UTC) for pair in ranges for edge in pair]
         rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {where} LIMIT {READ_BATCH}", *args)
         return watermark.accept((self.record(r) for r in rows), now)
@@ -568,7 +667,7 @@ class PostgresReader:
                             timeout: float | None = None) -> None:
         """How many rows are dated past the clock's bound: one index range, usually empty."""
         t, ca = self.table_sql(), self.column("created_at")
-        sql = f"SELECT count(*) AS n, max({ca}) AS latest FROM {t} WHERE {ca} >= $1"
+        sql = f"SELECT count(*) AS n, max({ca}) AS latest FROM {t} WHERE {self.since('$1')}"
         if conn is not None:
             found = await conn.fetch(sql, bound, timeout=timeout)
         else:
@@ -612,7 +711,7 @@ class PostgresReader:
         return ReadQuality(
             late_rows=self._late_rows, latest_lateness=self._latest_lateness, missed_rows=self._missed_rows,
             resync_at=self._resync_at, future_rows=self._future[0], future_latest=self._future[1],
-            horizon=self.settings.max_lateness,
+            horizon=self.settings.max_lateness, unreadable=self.left_out.message(),
         )
 
 

@@ -17,7 +17,7 @@ class CallRecord:
 
     key: object
     created_at: datetime
-    agent_id: str
+    agent_id: str | None  # None: a NULL agent_id (calls without an agent), shown as `(none)`
     tool_name: str
     latency_ms: int | None
     provider: str | None = None
@@ -34,7 +34,7 @@ class CallRecord:
 class DayAggregate:
     """Per-agent sums for rows read in bulk at start-up instead of row by row."""
 
-    agent_id: str
+    agent_id: str | None  # None: a NULL agent_id (calls without an agent), shown as `(none)`
     day: str  # YYYY-MM-DD, UTC
     cost: Decimal | None
     calls: int
@@ -48,7 +48,7 @@ class DayAggregate:
 class MinuteAggregate:
     """Per-agent sums of one whole UTC minute, for windows longer than the exact 5-minute one."""
 
-    agent_id: str
+    agent_id: str | None  # None: a NULL agent_id (calls without an agent), shown as `(none)`
     minute: int  # epoch seconds // 60
     cost: Decimal | None
     calls: int
@@ -80,7 +80,7 @@ class WindowGroup:
     exact latencies (for p95). They are already in the day and minute sums."""
 
     second: int  # epoch seconds
-    agent_id: str
+    agent_id: str | None  # None: a NULL agent_id (calls without an agent), shown as `(none)`
     cost: Decimal | None  # sum of the known costs; None when none was known
     priced: int
     calls: int
@@ -147,6 +147,7 @@ class ReadQuality:
     future_rows: int = 0  # dated more than the clock skew ahead of the clock: not counted yet
     future_latest: datetime | None = None  # the furthest of them
     horizon: float = 300.0  # the lateness horizon (max_lateness) these figures were taken with
+    unreadable: str | None = None  # rows with a value that could not be read (column_types.LeftOut)
 
 
 class Scope(StrEnum):

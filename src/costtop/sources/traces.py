@@ -44,7 +44,8 @@ def agent_traces_sql(reader: PostgresReader) -> str:
         f"coalesce(sum({reader.optional('tokens_in', '::bigint')}), 0) AS tin, "
         f"coalesce(sum({reader.optional('tokens_out', '::bigint')}), 0) AS tout, "
         f"sum({reader.cost_sql()}) AS cost, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
-        f"FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 AND {ca} >= $2 AND {trace} IS NOT NULL "
+        f"FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} AND {reader.since('$2')} "
+        f"AND {reader.raw('trace_id')} IS NOT NULL "
         f"GROUP BY 1 ORDER BY 2 DESC LIMIT $3"
     )
 
@@ -68,8 +69,8 @@ def trace_steps_sql(reader: PostgresReader) -> str:
         f"{opt('span_id')} AS span_id, {opt('parent_span_id')} AS parent_span_id, {opt('model')} AS model, "
         f"{opt('tokens_in')} AS tokens_in, {opt('tokens_out')} AS tokens_out, {reader.cost_sql()} AS cost, "
         f"{reader.column('latency_ms')} AS latency_ms, {opt('status')} AS status "
-        f"FROM {reader.table_sql()} WHERE {reader.column('trace_id')} = $1 "
-        f"ORDER BY {reader.column('created_at')} LIMIT $2"
+        f"FROM {reader.table_sql()} WHERE {reader.match('trace_id', '$1')} "
+        f"ORDER BY {reader.raw('created_at')} LIMIT $2"
     )
 
 
@@ -95,7 +96,7 @@ class ModelShare:
 def agent_models_sql(reader: PostgresReader) -> str:
     return (
         f"SELECT {reader.optional('model')} AS model, count(*) AS calls, sum({reader.cost_sql()}) AS cost "
-        f"FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 AND {reader.column('created_at')} >= $2 "
+        f"FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} AND {reader.since('$2')} "
         "GROUP BY 1 ORDER BY 3 DESC NULLS LAST, 2 DESC"
     )
 
@@ -107,8 +108,8 @@ async def agent_models(reader: PostgresReader, agent: str, since: datetime) -> l
 
 
 def agent_calls_sql(reader: PostgresReader) -> str:
-    return f"SELECT {reader.select_list_sql()} FROM {reader.table_sql()} WHERE {reader.column('agent_id')} = $1 " \
-           f"ORDER BY {reader.column('created_at')} DESC LIMIT $2"
+    return f"SELECT {reader.select_list_sql()} FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} " \
+           f"ORDER BY {reader.raw('created_at')} DESC LIMIT $2"
 
 
 async def agent_calls(reader: PostgresReader, agent: str, limit: int = 50) -> list[CallRecord]:

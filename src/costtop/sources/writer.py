@@ -49,7 +49,7 @@ class SwitchChange:
     action: str  # "set" or "remove"
     kind: str
     scope: str
-    target: str
+    target: str | None  # None: the calls without one (a NULL agent_id), which have no switch
     reason: str = ""
     ttl_seconds: int | None = None
     key: str | None = None  # the exact key, when removing a switch that was read from Redis
@@ -139,6 +139,12 @@ class SwitchWriter:
         self.last_error: str | None = None  # why the last audit row did not reach the table
 
     async def apply(self, change: SwitchChange) -> WriteResult:
+        if change.key is None and change.scope != "global" and change.target is None:
+            # Calls without an agent (a NULL agent_id, shown as `(none)`) have no switch: the gateway
+            # checks `kill:agent:{id}`, and no id would match a key written for None.
+            article = "an" if change.scope[:1] in ("a", "e", "i", "o", "u") else "a"
+            return WriteResult(False, f"Refused: calls without {article} {change.scope} have no {change.kind} switch",
+                               False)
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
         try:
             if change.action == "set":

@@ -50,7 +50,7 @@ from costtop.ui.themes import DEFAULT_THEME, find_themes
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.switch_table import SwitchTable
-from costtop.ui.widgets.usage_tables import SwitchableTable
+from costtop.ui.widgets.usage_tables import NO_NAME, SwitchableTable
 from costtop.ui.widgets.velocity_chart import VelocityChart
 
 COUNTERS_SECONDS = 10.0
@@ -511,6 +511,10 @@ class CosttopApp(App[None]):
         agent = self._selected_agent()
         if agent is None:
             self.notify("No agent selected.", severity="warning")
+            return
+        if agent == NO_NAME:
+            self.notify(f"(none) is the calls without an agent_id: they have no {kind} switch "
+                        "(kill their model or provider instead).", severity="warning")
             return
         self._ask(SwitchChange("set", kind, "agent", agent))
 

@@ -15,6 +15,7 @@ from textual.content import Content
 
 from costtop.sources.writer import SwitchChange
 from costtop.text import clean
+from costtop.ui.widgets.usage_tables import row_key
 
 if TYPE_CHECKING:
     from costtop.ui.app import CosttopApp
@@ -27,9 +28,11 @@ class CosttopCommands(Provider):
         if snap is None:
             return
         for agent in snap.agents:
-            name = clean(agent.agent_id, 60)
-            yield (f"Jump to agent {name}", lambda a=agent.agent_id: app.jump_to_agent(a), "select it in the table")
-            if app.read_only:
+            name = clean(agent.agent_id, 60) if agent.agent_id is not None else "(none)"
+            key = row_key(agent.agent_id)
+            yield (f"Jump to agent {name}", lambda a=key: app.jump_to_agent(a),
+                   "select it in the table")
+            if app.read_only or agent.agent_id is None:  # calls without an agent have no switch
                 continue
             yield (f"Kill agent {name}", lambda a=agent.agent_id: app.ask(SwitchChange("set", "kill", "agent", a)),
                    "kill:agent:… (asks first)")

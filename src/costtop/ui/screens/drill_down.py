@@ -27,6 +27,7 @@ from costtop.sources.traces import ModelShare, TraceSummary
 from costtop.text import clean
 from costtop.ui.format import millis
 from costtop.ui.widgets.row_table import Column, RowTable
+from costtop.ui.widgets.usage_tables import NO_NAME
 
 TRACES_SINCE = timedelta(hours=1)
 MARK_STYLE = {"loop": "bold red", "context": "bold magenta", "errors": "bold yellow"}
@@ -131,7 +132,8 @@ class AgentScreen(Screen[None]):
 
     def __init__(self, agent_id: str) -> None:
         super().__init__()
-        self.agent_id = agent_id
+        # The agent table's key: NO_NAME is the calls without an agent (a NULL agent_id).
+        self.agent_id: str | None = None if agent_id == NO_NAME else agent_id
         # Held, not queried: a snapshot can arrive while the screen is being torn down (a pop, or the
         # app quitting), when a query for a child that has just left raises.
         self.figures_view = Static("", id="agent-figures")
@@ -141,7 +143,8 @@ class AgentScreen(Screen[None]):
         self.trace_list = TraceList(id="traces")
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Agent {clean(self.agent_id)}", style="bold"), id="agent-head", classes="pane-title")
+        yield Static(Text(f"Agent {clean(self.agent_id) if self.agent_id is not None else '(none)'}", style="bold"),
+                     id="agent-head", classes="pane-title")
         yield self.figures_view
         yield self.mix_view
         yield Static("Latest calls", classes="pane-title")

@@ -8,9 +8,9 @@ from rich.text import Text
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.money import UNKNOWN, usd
-from costtop.text import clean
 from costtop.ui.format import budget_bar, level_text, millis, runs_out, sparkline, state_text
 from costtop.ui.widgets.row_table import Column, RowTable
+from costtop.ui.widgets.usage_tables import name_text, row_key
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).
 WIDE = 110
@@ -32,7 +32,7 @@ def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
 
 
 def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
-    cells: list[Text] = [Text(clean(agent.agent_id), style="bold"), state_text(agent.state)]
+    cells: list[Text] = [name_text(agent.agent_id), state_text(agent.state)]
     if money:
         cells += [Text(usd(agent.spend_today), justify="right"),
                   level_text(usd(agent.velocity_per_min), agent.velocity_level)]
@@ -68,7 +68,11 @@ class AgentTable(RowTable[AgentRow]):
         return snap.agents
 
     def key_of(self, row: AgentRow) -> str:
-        return row.agent_id
+        """The agent id as stored; the calls without one (a NULL agent_id) have a key no id can take."""
+        return row_key(row.agent_id)
+
+    def name_of(self, row: AgentRow) -> str:
+        return "(none)" if row.agent_id is None else row.agent_id
 
     def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
         return agent_columns(snap, self.wide, name_width)
