@@ -16,7 +16,8 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
      "providers": [{"provider", "health", "state", "spend_today", "calls_today", "error_rate_5m"}],
      "switches": [{"key", "kind", "scope", "target", "who", "why", "ttl_seconds"}],
      "alerts": [{"key", "severity", "rule", "subject", "figure"}],
-     "notes": [str]}  (what could not be judged, e.g. the week behind the day anomaly)
+     "notes": [str],  (what could not be judged, e.g. the week behind the day anomaly)
+     "data_quality": [str]}  (bad data in today's rows, e.g. NaN or negative costs, naming the agents)
 Names are exact (as stored); the table format cleans them for the terminal.
 """
 
@@ -43,9 +44,17 @@ AGENT_FIELDS = ("agent", "state", "spend_today", "burn_per_min", "level", "calls
                 "budget", "budget_used", "budget_state")
 
 
+MAX_PLAIN_DIGITS = 60  # past this, an exponent: "1E+99999999" in full would be 100 million digits
+
+
 def money(value: Decimal | None) -> str | None:
-    """Exact, without trailing zeros or an exponent: "5.5", "10", "0.000125"."""
-    return None if value is None else format(value.normalize(), "f")
+    """Exact, without trailing zeros or an exponent: "5.5", "10", "0.000125"; unknown as None. A
+    figure too long to write out (only a corrupt one) keeps its exponent, still a valid decimal."""
+    if value is None or not value.is_finite():
+        return None
+    if abs(value.adjusted()) > MAX_PLAIN_DIGITS:
+        return str(value.normalize())
+    return format(value.normalize(), "f")
 
 
 async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot:
@@ -111,6 +120,7 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
         "alerts": [{"key": a.key, "severity": a.severity.name, "rule": a.rule, "subject": a.subject,
                     "figure": a.figure} for a in snap.alerts],
         "notes": [n for n in (snap.anomaly_note,) if n],
+        "data_quality": list(snap.data_quality),
     }
 
 
@@ -139,6 +149,7 @@ def render(snap: Snapshot, fmt: str) -> str:
         cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     lines += [f"{a.severity.name} {a.rule} {clean(a.subject, 40)}: {clean(a.figure, 120)}" for a in snap.alerts]
+    lines += [clean(line, 300) for line in snap.data_quality]
     return "\n".join(lines) + "\n"
 
 

@@ -225,6 +225,9 @@ class Snapshot:
     anomaly_note: str | None = None  # why the day anomaly is not being judged, when that is a failure
     audit_pending: int = 0  # audit rows kept locally because Postgres did not take them yet
     audit_error: str | None = None  # why, at the last try
+    # Ready-made one-line messages about bad data the figures could not count or had to take as
+    # recorded (e.g. NaN or negative costs), naming the agents; cleaned for the terminal, plain text.
+    data_quality: tuple[str, ...] = ()
 
     def has(self, column: str) -> bool:
         return column in self.columns

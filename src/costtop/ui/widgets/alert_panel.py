@@ -39,6 +39,7 @@ def alerts_text(snap: Snapshot) -> Text:
         lines.append(Text(f"… {len(alerts) - MAX_LINES} more", style="dim"))
     if snap.anomaly_note:
         lines.append(Text(clean(snap.anomaly_note, 200), style="dim"))
+    lines += [Text(clean(line, 300), style="yellow") for line in snap.data_quality]
     return Text("\n").join(lines)
 
 
