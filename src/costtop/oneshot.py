@@ -32,7 +32,7 @@ from typing import Any
 
 from costtop.config import Settings
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import Snapshot
+from costtop.engine.snapshot import BudgetState, BudgetView, Snapshot
 from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
@@ -124,6 +124,13 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
     }
 
 
+def budget_cell(budget: BudgetView) -> str:
+    """`none` only for a disabled budget; one Redis holds but costtop cannot read is unknown, `?`."""
+    if budget.state is BudgetState.DISABLED:
+        return "none"
+    return UNKNOWN if budget.state is BudgetState.UNKNOWN else usd(budget.limit)
+
+
 def render(snap: Snapshot, fmt: str) -> str:
     data = as_dict(snap)
     if fmt == "json":
@@ -143,7 +150,7 @@ def render(snap: Snapshot, fmt: str) -> str:
     rows += [(clean(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
               UNKNOWN if a.calls_today is None else str(a.calls_today),
               UNKNOWN if a.errors_today is None else str(a.errors_today),
-              "none" if a.budget.limit is None else usd(a.budget.limit)) for a in snap.agents]
+              budget_cell(a.budget)) for a in snap.agents]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:  # names and states to the left, figures to the right
         cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
