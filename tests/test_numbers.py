@@ -161,6 +161,7 @@ async def test_the_app_shows_unknown_and_keeps_answering_keys(pg, redis, db_url,
     """Hostile budgets and counters in real Redis, the real app: `?` on screen, and `s` still sorts."""
     gw = Gateway(redis, pg)
     await gw.record([Call(f"agent-{i}", "llm", 100, cost_usd=Decimal("0.25") * (i + 1)) for i in range(3)])
+    await insert(pg, "tool_calls", [("nan-bot", "NaN")], datetime.now(UTC) - timedelta(seconds=5))
     await redis.set("budget:global:day", "1e999999")
     await redis.set("budget:global:month", "NaN")
     await redis.set("budget:agent-0", "1e-999999")
@@ -177,6 +178,8 @@ async def test_the_app_shows_unknown_and_keeps_answering_keys(pg, redis, db_url,
         assert budgets["agent-0"] is BudgetState.UNKNOWN and budgets["agent-1"] is BudgetState.UNKNOWN
         text = screen_text(app)
         assert "Day budget ?" in text and "Month budget ?" in text
+        # The data-quality line names the agent whose cost was left out, on the main screen.
+        assert any("left out" in line and "nan-bot" in line for line in text.splitlines())
         table = app.screen.query_one(AgentTable)
         assert table.is_mounted
         before = app.engine.sort

@@ -33,14 +33,16 @@ def alert_line(alert: Alert, now: datetime) -> Text:
 
 
 def alerts_text(snap: Snapshot) -> Text:
+    """The alerts, then the notes (what is not judged, bad data named by agent). The notes take the
+    place of alerts past the first few, so the pane's fixed height never cuts them off."""
+    notes = [Text(clean(snap.anomaly_note, 200), style="dim")] if snap.anomaly_note else []
+    notes += [Text(clean(line, 300), style="yellow") for line in snap.data_quality]
     alerts = snap.alerts
-    lines = [alert_line(a, snap.at) for a in alerts[:MAX_LINES]]
-    if len(alerts) > MAX_LINES:
-        lines.append(Text(f"… {len(alerts) - MAX_LINES} more", style="dim"))
-    if snap.anomaly_note:
-        lines.append(Text(clean(snap.anomaly_note, 200), style="dim"))
-    lines += [Text(clean(line, 300), style="yellow") for line in snap.data_quality]
-    return Text("\n").join(lines)
+    room = max(1, MAX_LINES - len(notes)) if len(alerts) + len(notes) > MAX_LINES else MAX_LINES
+    lines = [alert_line(a, snap.at) for a in alerts[:room]]
+    if len(alerts) > room:
+        lines.append(Text(f"… {len(alerts) - room} more", style="dim"))
+    return Text("\n").join(lines + notes)
 
 
 class AlertPanel(TextLines):
