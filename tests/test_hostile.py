@@ -5,6 +5,7 @@ data may be interpreted, and a value that makes no sense is shown as unknown."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -19,6 +20,8 @@ from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.engine import Engine
 from costtop.money import usd
+from costtop.oneshot import render
+from costtop.sources.numbers import MAX_COUNT, in_range
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.sources.redis_state import RedisReader
 from costtop.text import clean
@@ -40,9 +43,24 @@ hostile_text = st.one_of(
     st.text(alphabet=st.characters(codec=None, categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=20),
     st.just("x" * 1_000_000),
 )
+# Numbers as another program may have written them: any mantissa, exponents up to ±10**8 (a Decimal
+# parses `1e99999999`, but int() or format() of it builds a 100-million-digit string).
+huge_number_text = st.builds(
+    lambda sign, mantissa, exponent: f"{sign}{mantissa}e{exponent}",
+    st.sampled_from(["", "-", "+"]),
+    st.one_of(st.integers(0, 10**40).map(str), st.sampled_from(["0.1", "9.99", "1.", ".5", "12345678901234567890.5"])),
+    st.one_of(st.integers(-(10**8), 10**8), st.sampled_from([999999, -999999, 5000, -5000, 15, 16, -18, -19])),
+)
+redis_number_text = st.one_of(
+    huge_number_text,
+    st.sampled_from(["NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "inf", "-0", "0", "12", " 12 ", "1_000",
+                     "0x10", "-5", "12.0", "0.30000000000000004", "1e15", "999999999999999.99"]),
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+)
 money = st.one_of(
     st.none(),
     st.decimals(allow_nan=True, allow_infinity=True),
+    huge_number_text.map(Decimal),
     st.sampled_from([Decimal("1e30"), Decimal("-1e30"), Decimal("-0.01"), Decimal("1e-30"), Decimal("NaN"),
                      Decimal("sNaN"), Decimal("Infinity")]),
 )
@@ -71,6 +89,54 @@ def redis_states(draw: st.DrawFn) -> RedisState:
                        st.builds(Unparsed, hostile_text))
     budgets = draw(st.dictionaries(hostile_text, number.filter(lambda v: v is not None), max_size=3))
     return RedisState(switches, budgets, draw(number), draw(number))
+
+
+async def test_redis_numbers_with_huge_exponents(redis_url) -> None:
+    """Budgets and counters in real Redis, of any exponent: read as a figure within the bounds or as
+    unknown, and through the engine, the screen's text and `costtop snapshot` without raising."""
+    @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(budget=redis_number_text, day=redis_number_text, month=redis_number_text, spent=redis_number_text,
+           calls=redis_number_text, cost=money)
+    def one(budget: str, day: str, month: str, spent: str, calls: str, cost: Decimal | None) -> None:
+        asyncio.run(check(budget, day, month, spent, calls, cost))
+
+    async def check(budget: str, day: str, month: str, spent: str, calls: str, cost: Decimal | None) -> None:
+        client = Redis.from_url(redis_url)
+        try:
+            await client.flushdb()
+            await client.set("budget:x", budget)
+            await client.set("budget:global:day", day)
+            await client.set("budget:global:month", month)
+            await client.set(f"spent:x:{DAY}", spent)
+            await client.set(f"calls:{DAY}", calls)
+            reader = RedisReader(Settings(redis_url=redis_url))
+            try:
+                state = await reader.read()
+                counters = await reader.read_counters(DAY)
+            finally:
+                await reader.close()
+        finally:
+            await client.flushdb()
+            await client.aclose()
+        for value in (state.budgets["x"], state.global_day_budget, state.global_month_budget, counters.spent["x"]):
+            assert isinstance(value, Unparsed) or in_range(value), value
+        assert isinstance(counters.calls, Unparsed) or 0 <= counters.calls < MAX_COUNT
+        engine = Engine(columns=ALL)
+        engine.load(Baseline(DAY, (), Decimal(0), DAY[:7], (), ()))
+        engine.ingest([CallRecord(1, NOW - timedelta(seconds=5), "x", "llm", 100, cost_usd=cost)])
+        engine.counters = counters
+        snap = engine.snapshot(NOW, state)
+        for view in (snap.agents[0].budget, snap.header.day_budget, snap.header.month_budget):
+            assert view.limit is None or in_range(view.limit)
+        assert_safe(summary_text(snap, width=160).plain)
+        assert_safe(alerts_text(snap).plain)
+        assert json.loads(render(snap, "json"))["version"] == 1
+        render(snap, "table")
+        render(snap, "csv")
+        if cost is not None and not in_range(cost):  # recorded, unusable: named, never flat-rate
+            assert snap.agents[0].flat_calls_today == 0 and any("left out" in line for line in snap.data_quality)
+
+    await asyncio.to_thread(one)
 
 
 def assert_safe(text: str) -> None:

@@ -355,3 +355,26 @@ async def test_timestamps_anywhere_on_the_calendar_neither_crash_nor_move_the_fi
             await conn.close()
 
     await asyncio.to_thread(one)
+
+
+async def test_a_new_utc_day_reads_everything_again(pg, redis, db_url, redis_url) -> None:
+    """At the day change the app takes a new baseline: yesterday's rows, late ones included, are in
+    the month, and the new day starts from what SQL holds."""
+    rng = random.Random(22)
+    now = utc_now()
+    await insert(pg, [make_row(rng, now - timedelta(seconds=i)) for i in range(20)])
+    clock = [now]
+    settings = Settings(database_url=db_url, redis_url=redis_url)
+    app = CosttopApp(settings, LiveFeed(settings), clock=lambda: clock[0])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: app._generation == 1 and app.engine.today.calls == 20, timeout=20)
+        late = [make_row(rng, now - timedelta(minutes=30)) for _ in range(4)]  # long past any horizon
+        await insert(pg, late)
+        clock[0] = now.replace(hour=0, minute=0, second=5, microsecond=0) + timedelta(days=1)
+        await wait_until(pilot, lambda: app._generation == 2 and not app.engine.day_pending, timeout=20)
+        assert app.engine.day == clock[0].strftime("%Y-%m-%d")
+        month = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= date_trunc('month', $1::"
+                                  "timestamptz, 'UTC') AND created_at < $1", clock[0])
+        snap = app.engine.snapshot(clock[0], None)
+        assert snap.header.spend_month == (month or 0)  # on the last day of a month: the new month's $0
+        assert snap.header.spend_today == 0

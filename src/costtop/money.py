@@ -16,7 +16,8 @@ def usd(value: Decimal | None, places: int = 2) -> str:
     try:
         rounded = value.quantize(quantum, rounding=ROUND_HALF_UP)
     except InvalidOperation:  # more digits than the context holds: an absurd sum, still shown as one
-        return f"{'-' if value < 0 else ''}${abs(value):.3e}"
+        # copy_abs(), not abs(): abs() applies the context, and past its Emax (1e1000000) overflows.
+        return f"{'-' if value.is_signed() else ''}${value.copy_abs():.3e}"
     sign = "-" if rounded < 0 else ""
     return f"{sign}${abs(rounded):,.{places}f}"
 

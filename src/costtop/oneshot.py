@@ -16,7 +16,8 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
      "providers": [{"provider", "health", "state", "spend_today", "calls_today", "error_rate_5m"}],
      "switches": [{"key", "kind", "scope", "target", "who", "why", "ttl_seconds"}],
      "alerts": [{"key", "severity", "rule", "subject", "figure"}],
-     "notes": [str]}  (what could not be judged, e.g. the week behind the day anomaly)
+     "notes": [str],  (what could not be judged, e.g. the week behind the day anomaly)
+     "data_quality": [str]}  (bad data in today's rows, e.g. NaN or negative costs, naming the agents)
 Names are exact (as stored); the table format cleans them for the terminal.
 """
 
@@ -31,7 +32,7 @@ from typing import Any
 
 from costtop.config import Settings
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import Snapshot
+from costtop.engine.snapshot import BudgetState, BudgetView, Snapshot
 from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
@@ -43,9 +44,17 @@ AGENT_FIELDS = ("agent", "state", "spend_today", "burn_per_min", "level", "calls
                 "budget", "budget_used", "budget_state")
 
 
+MAX_PLAIN_DIGITS = 60  # past this, an exponent: "1E+99999999" in full would be 100 million digits
+
+
 def money(value: Decimal | None) -> str | None:
-    """Exact, without trailing zeros or an exponent: "5.5", "10", "0.000125"."""
-    return None if value is None else format(value.normalize(), "f")
+    """Exact, without trailing zeros or an exponent: "5.5", "10", "0.000125"; unknown as None. A
+    figure too long to write out (only a corrupt one) keeps its exponent, still a valid decimal."""
+    if value is None or not value.is_finite():
+        return None
+    if abs(value.adjusted()) > MAX_PLAIN_DIGITS:
+        return str(value.normalize())
+    return format(value.normalize(), "f")
 
 
 async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot:
@@ -116,6 +125,13 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
     }
 
 
+def budget_cell(budget: BudgetView) -> str:
+    """`none` only for a disabled budget; one Redis holds but costtop cannot read is unknown, `?`."""
+    if budget.state is BudgetState.DISABLED:
+        return "none"
+    return UNKNOWN if budget.state is BudgetState.UNKNOWN else usd(budget.limit)
+
+
 def render(snap: Snapshot, fmt: str) -> str:
     data = as_dict(snap)
     if fmt == "json":
@@ -135,7 +151,7 @@ def render(snap: Snapshot, fmt: str) -> str:
     rows += [(clean(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
               UNKNOWN if a.calls_today is None else str(a.calls_today),
               UNKNOWN if a.errors_today is None else str(a.errors_today),
-              "none" if a.budget.limit is None else usd(a.budget.limit)) for a in snap.agents]
+              budget_cell(a.budget)) for a in snap.agents]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:  # names and states to the left, figures to the right
         cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]

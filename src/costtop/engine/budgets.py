@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from costtop.engine.snapshot import BudgetState, BudgetView
 from costtop.money import exact
+from costtop.sources.numbers import in_range
 from costtop.sources.records import RedisNumber, Unparsed
 
 
@@ -16,7 +17,8 @@ def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known:
     """`known` is False when Redis could not be read: then every budget is unknown. With the burn
     rate (`per_minute`, dollars) and the seconds left in the budget's period, the view also says
     when the budget runs out at that rate."""
-    if not known or isinstance(limit, Unparsed):
+    if not known or isinstance(limit, Unparsed) or (limit is not None and not in_range(limit)):
+        # Out of range is unknown, whoever built the state: `used / 1e-999999` overflows.
         return BudgetView(BudgetState.UNKNOWN, None, used)
     if limit is None or limit <= 0:
         return BudgetView(BudgetState.DISABLED, None, used)

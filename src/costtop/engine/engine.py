@@ -31,6 +31,7 @@ from costtop.engine.snapshot import (
 )
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
 from costtop.pricing.catalog import Catalog, Price, shadow_cost
+from costtop.sources.numbers import MAX_USD, MIN_USD, in_range
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -45,6 +46,7 @@ from costtop.sources.records import (
     SwitchRecord,
     UsageAggregate,
 )
+from costtop.text import clean
 
 FIVE = Decimal(VELOCITY_SECONDS // 60)
 Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
@@ -69,11 +71,20 @@ class UsageTotals:
     flat_in: int = 0
     flat_out: int = 0
     flat_cached: int = 0
+    unusable: int = 0  # calls whose recorded cost is not a figure: left out of `cost`, not flat-rate
+    negative: int = 0  # calls with a negative cost: in `cost`, as SQL sums them
+
+    @property
+    def flat(self) -> int:
+        """Calls without a recorded cost (flat-rate plans); an unusable cost is not one of them."""
+        return self.calls - self.priced - self.unusable
 
     def add(self, cost: Decimal | None, priced: int, calls: int, errors: int, tokens: tuple[int, int, int],
-            flat: tuple[int, int, int]) -> None:
+            flat: tuple[int, int, int], unusable: int = 0, negative: int = 0) -> None:
         if cost is not None:
             self.cost += cost
+        self.unusable += unusable
+        self.negative += negative
         self.priced += priced
         self.calls += calls
         self.errors += errors
@@ -132,6 +143,28 @@ def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
     return Level.OK
 
 
+MAX_NAMED = 5  # agents named in a data-quality line; the rest are counted
+
+
+def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, ...]:
+    """The data-quality lines about today's costs: which agents have rows whose cost is left out (NaN,
+    infinite, beyond the bounds) and which have negative costs (counted, as SQL's sum() counts them).
+    Names are cleaned here: the lines are ready to render."""
+    lines = []
+    for attribute, what in (
+            ("unusable", f"a cost left out (NaN, infinite, or a magnitude outside {MIN_USD:e}..{MAX_USD:e} USD)"),
+            ("negative", "a negative cost, counted as recorded")):
+        found = sorted((a for a in flagged if a in days and getattr(days[a], attribute)),
+                       key=lambda a: (-getattr(days[a], attribute), a))
+        if not found:
+            continue
+        rows = sum(getattr(days[a], attribute) for a in found)
+        names = ", ".join(clean(a, 40) for a in found[:MAX_NAMED])
+        more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
+        lines.append(f"Data: {rows:,} row{'s' if rows != 1 else ''} with {what}: {names}{more}")
+    return tuple(lines)
+
+
 MAX_LATENCY_MS = 2**31 - 1  # the contract's `latency_ms integer`; the windows keep latencies as int32
 
 
@@ -143,6 +176,7 @@ class Engine:
         self.month = ""
         self.days: dict[str, UsageTotals] = {}
         self.today = UsageTotals()  # every agent's day together, kept running
+        self.cost_flagged: set[str] = set()  # agents with unusable or negative costs today
         self.day_pending = False  # the day's sums are still being read: day figures are unknown
         self.month_before_today = Decimal(0)
         self.window = SlidingWindow(VELOCITY_SECONDS)
@@ -187,6 +221,7 @@ class Engine:
             self.columns = frozenset(columns)
         self.days = {}
         self.today = UsageTotals()
+        self.cost_flagged = set()
         self.models, self.providers = {}, {}
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
@@ -202,7 +237,7 @@ class Engine:
         self.day_pending = baseline.pending
         for agg in baseline.days:
             self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
-                          agg.cached_tokens)
+                          agg.cached_tokens, agg.unusable_costs, agg.negative_costs)
         self._add_minutes(baseline.minutes, baseline.hours, baseline.agent_hours)
         self._add_usage(baseline.usage)
         for group in baseline.window:
@@ -223,7 +258,7 @@ class Engine:
             self._add_usage(part.usage)
             for agg in part.days:
                 self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
-                              agg.cached_tokens)
+                              agg.cached_tokens, agg.unusable_costs, agg.negative_costs)
             if part.month == self.month:
                 self.month_before_today += part.month_before_today
         elif part.month == self.month:  # the scanned day ended while it was read: it joins the month
@@ -259,17 +294,19 @@ class Engine:
                 totals = table.get(key)
                 if totals is None:
                     totals = table[key] = UsageTotals()
-                totals.add(u.cost, u.priced_calls, u.calls, u.errors, tokens, flat)
+                totals.add(u.cost, u.priced_calls, u.calls, u.errors, tokens, flat, u.unusable_costs)
 
     def _add_day(self, agent: str, cost: Decimal | None, priced: int, calls: int, errors: int, tokens_in: int,
-                 cached: int) -> None:
+                 cached: int, unusable: int = 0, negative: int = 0) -> None:
         """Add to an agent's day and to the fleet's, so the header never sums 10,000 agents."""
         found = self.days.get(agent)
         if found is None:
             found = self.days[agent] = UsageTotals()
         tokens = (tokens_in, 0, cached)
-        found.add(cost, priced, calls, errors, tokens, NO_TOKENS)
-        self.today.add(cost, priced, calls, errors, tokens, NO_TOKENS)
+        found.add(cost, priced, calls, errors, tokens, NO_TOKENS, unusable, negative)
+        self.today.add(cost, priced, calls, errors, tokens, NO_TOKENS, unusable, negative)
+        if unusable or negative:
+            self.cost_flagged.add(agent)
 
     def _roll_to(self, day: str) -> None:
         """A new UTC day: today's spend joins the month (or a new month starts)."""
@@ -280,6 +317,7 @@ class Engine:
             self.month_before_today = Decimal(0)
         self.days = {}
         self.today = UsageTotals()
+        self.cost_flagged = set()
         self.models, self.providers = {}, {}
         self.day = day
         self._rows_valid = False
@@ -296,22 +334,26 @@ class Engine:
                 continue
             error = row.status == "error"
             cost = row.cost_usd
-            if cost is not None and not cost.is_finite():
-                cost = None  # NaN or infinite: an unknown cost, never a number to add (readers drop it too)
+            # NaN (the reader's mark for an unusable cost), infinite or out of range: recorded but not a
+            # figure to add up. Left out of every sum, counted as neither priced nor flat-rate, flagged.
+            unusable = cost is not None and not in_range(cost)
+            if unusable:
+                cost = None
+            negative = cost is not None and cost < 0
             latency = row.latency_ms
             if latency is not None and not 0 <= latency <= MAX_LATENCY_MS:
                 latency = None  # negative, or past what the windows hold (a bigint column): unknown
             self._changed.add(row.agent_id)
             if day == self.day:
                 self._add_day(row.agent_id, cost, cost is not None, 1, error, row.tokens_in or 0,
-                              row.cached_tokens or 0)
+                              row.cached_tokens or 0, unusable, negative)
                 tokens = (row.tokens_in or 0, row.tokens_out or 0, row.cached_tokens or 0)
-                flat = tokens if cost is None else NO_TOKENS
+                flat = tokens if cost is None and not unusable else NO_TOKENS
                 for table, key in ((self.models, row.model), (self.providers, row.provider)):
                     totals = table.get(key)
                     if totals is None:
                         totals = table[key] = UsageTotals()
-                    totals.add(cost, cost is not None, 1, error, tokens, flat)
+                    totals.add(cost, cost is not None, 1, error, tokens, flat, unusable)
             elif day < self.day and day[:7] == self.month and cost is not None:
                 self.month_before_today += cost
             # A row dated after the engine's day (only ever within the clock skew, at midnight) is in
@@ -402,7 +444,7 @@ class Engine:
                                    day_left),
                 calls_today=totals.calls if known else None,
                 errors_today=totals.errors if known else None,
-                flat_calls_today=(totals.calls - totals.priced if has_cost else 0) if known else None,
+                flat_calls_today=(totals.flat if has_cost else 0) if known else None,
                 p95_ms=self.window.p95(name),
                 state=state,
                 switch=switch,
@@ -482,8 +524,15 @@ class Engine:
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
             audit_pending=self.audit_pending, audit_error=self.audit_error,
-            data_quality=data_quality_lines(self.read_quality, self.before_month, now),
+            data_quality=self.data_quality(now),
         )
+
+    def data_quality(self, now: datetime) -> tuple[str, ...]:
+        """One line per kind of bad data, said rather than hidden: rows off the clock or too late
+        (what the reader noticed), then today's costs that could not be counted or make no sense,
+        naming the agents."""
+        return data_quality_lines(self.read_quality, self.before_month, now) + cost_quality(self.days,
+                                                                                             self.cost_flagged)
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
         """The minutes before this one do not change within it: kept, and the current one added."""
@@ -565,7 +614,7 @@ class Engine:
                 tokens_in=day.tokens_in if known else None,
                 tokens_out=day.tokens_out if known else None,
                 cached_tokens=day.cached if known else None,
-                flat_calls=day.calls - day.priced if known and has_cost else None,
+                flat_calls=day.flat if known and has_cost else None,
                 flat_tokens=(day.flat_in, day.flat_out, day.flat_cached),
                 state=state, switch=switch,
                 shadow_cost=shadow if known else None, priced_as=found[0] if found else None,

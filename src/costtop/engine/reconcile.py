@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from costtop.engine.snapshot import Reconciliation, SpendCheck
 from costtop.money import exact
+from costtop.sources.numbers import in_range, parse_count
 from costtop.sources.records import GatewayCounters, Unparsed
 
 # Below these, a difference is the counters' float drift or a row committed a moment later: noise.
@@ -32,12 +33,15 @@ def reconcile(counters: GatewayCounters, table_spend: Mapping[str, Decimal], tab
     for agent in sorted(set(counters.spent) | (named if keeps_counters else set())):
         raw = counters.spent.get(agent, Decimal(0))
         table = table_spend.get(agent, Decimal(0))
-        gateway = None if isinstance(raw, Unparsed) else raw
+        # Out of range is unknown here too, whoever built the counters: `abs(1e999999 - x)` overflows.
+        gateway = None if isinstance(raw, Unparsed) or not in_range(raw) else raw
         flagged = gateway is None or differs(gateway, table, fraction, MIN_USD)
         checks.append(SpendCheck(agent, gateway, table, flagged))
     checks.sort(key=lambda c: (not c.flagged, -abs((c.gateway or 0) - c.table), c.agent_id))
     calls = counters.calls
-    gateway_calls = int(calls) if isinstance(calls, Decimal) else None
+    if isinstance(calls, Decimal):  # never int() of it unchecked: `1e99999999` would take minutes
+        calls = parse_count(str(calls))
+    gateway_calls = calls if isinstance(calls, int) else None
     calls_flagged = isinstance(calls, Unparsed) or (
         gateway_calls is not None and differs(Decimal(gateway_calls), Decimal(table_calls), fraction,
                                               Decimal(MIN_CALLS)))

@@ -35,7 +35,7 @@ from costtop.sources.column_types import (
 )
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
-from costtop.sources.numbers import finite_or_none
+from costtop.sources.numbers import MAX_USD, MIN_USD
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -87,12 +87,12 @@ def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]
     for r in groups:
         if not r["today"]:
             continue
-        acc = sums.setdefault(r["agent"], [None, 0, 0, 0, 0, 0])
+        acc = sums.setdefault(r["agent"], [None, 0, 0, 0, 0, 0, 0, 0])
         if r["cost"] is not None:
             acc[0] = r["cost"] if acc[0] is None else acc[0] + r["cost"]  # type: ignore[operator]
-        for i, name in enumerate(("calls", "priced", "errors", "tin", "cached"), start=1):
+        for i, name in enumerate(("calls", "priced", "errors", "tin", "cached", "unusable", "negative"), start=1):
             acc[i] = acc[i] + int(r[name])  # type: ignore[operator]
-    return tuple(DayAggregate(agent, day, a[0], a[1], a[2], a[3], a[4], a[5])  # type: ignore[arg-type]
+    return tuple(DayAggregate(agent, day, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])  # type: ignore[arg-type]
                  for agent, a in sums.items())
 
 
@@ -111,7 +111,8 @@ def provider_seconds(window: list[asyncpg.Record]) -> tuple[ProviderSecond, ...]
 def usage_sums(groups: list[asyncpg.Record]) -> tuple[UsageAggregate, ...]:
     """Per (model, provider) sums of today's groups."""
     sums: dict[tuple[str | None, str | None], list[object]] = {}
-    names = ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached")
+    names = ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached",
+             "unusable")
     for r in groups:
         if not r["today"]:
             continue
@@ -307,13 +308,28 @@ class PostgresReader:
         assert self.columns is not None
         return f"{self.column(logical)}{cast}" if self.columns.has(logical) else f"NULL{cast}"
 
-    def cost_sql(self) -> str:
-        """The cost, or NULL when it is NaN or infinite (abs() of both is not below any bound)."""
+    def raw_cost_sql(self) -> str:
+        """The cost as stored (a numeric or a double precision column alike); NULL is a flat-rate call."""
         assert self.columns is not None
-        if not self.columns.has("cost_usd"):
-            return "NULL::numeric"
-        cost = f"{self.column('cost_usd')}::numeric"
-        return f"(CASE WHEN abs({cost}) < 1e100 THEN {cost} END)"
+        return f"{self.column('cost_usd')}::numeric" if self.columns.has("cost_usd") else "NULL::numeric"
+
+    def cost_sql(self) -> str:
+        """The cost when it is a figure to add up (`numbers.in_range`: zero, or a magnitude in
+        [MIN_USD, MAX_USD)), else NULL: NaN and ±Infinity (abs() of both is not below the bound) and
+        absurd magnitudes. Negative costs stay: they are summed as SQL sums them, and flagged.
+        A row whose cost is NULL here but not in `raw_cost_sql` is left out, never a flat-rate call."""
+        cost = self.raw_cost_sql()
+        if cost == "NULL::numeric":
+            return cost
+        return f"(CASE WHEN abs({cost}) < {MAX_USD} AND (abs({cost}) >= {MIN_USD} OR {cost} = 0) THEN {cost} END)"
+
+    def record_cost_sql(self) -> str:
+        """A row's cost for `CallRecord`: the usable cost, NULL for a flat-rate call, and NaN for a
+        recorded cost that is not usable, so the engine flags it instead of taking it as flat-rate."""
+        cost, raw = self.cost_sql(), self.raw_cost_sql()
+        if raw == "NULL::numeric":
+            return raw
+        return f"(CASE WHEN {cost} IS NOT NULL THEN {cost} WHEN {raw} IS NOT NULL THEN 'NaN'::numeric END)"
 
     def _key(self) -> str:
         """What identifies a row for de-duplication: the id, or the physical row address without one."""
@@ -327,7 +343,7 @@ class PostgresReader:
             f"{self.column('tool_name')} AS tool_name", f"{self.column('latency_ms')} AS latency_ms",
             f"{self.optional('provider')} AS provider", f"{self.optional('model')} AS model",
             f"{self.optional('tokens_in')} AS tokens_in", f"{self.optional('tokens_out')} AS tokens_out",
-            f"{self.optional('cached_tokens')} AS cached_tokens", f"{self.cost_sql()} AS cost_usd",
+            f"{self.optional('cached_tokens')} AS cached_tokens", f"{self.record_cost_sql()} AS cost_usd",
             f"{self.optional('status')} AS status", f"{self.optional('trace_id')} AS trace_id",
             f"{unreadable_sql(self.types)} AS unreadable",
         ])
@@ -348,7 +364,7 @@ class PostgresReader:
             key=r["key"], created_at=as_utc(r["created_at"]), agent_id=r["agent_id"], tool_name=r["tool_name"],
             latency_ms=r["latency_ms"], provider=r["provider"], model=r["model"],
             tokens_in=r["tokens_in"], tokens_out=r["tokens_out"], cached_tokens=r["cached_tokens"],
-            cost_usd=finite_or_none(r["cost_usd"]), status=r["status"], trace_id=r["trace_id"],
+            cost_usd=r["cost_usd"], status=r["status"], trace_id=r["trace_id"],  # NaN: recorded, unusable
         )
 
     async def baseline(self, now: datetime) -> Baseline:
@@ -441,16 +457,19 @@ class PostgresReader:
                 "sum(cost) AS cost, count(*) AS calls, count(cost) AS priced, "
                 "count(*) FILTER (WHERE error) AS errors, "
                 "coalesce(sum(tin), 0) AS tin, coalesce(sum(tout), 0) AS tout, coalesce(sum(cached), 0) AS cached, "
-                "coalesce(sum(tin) FILTER (WHERE cost IS NULL), 0) AS flat_tin, "
-                "coalesce(sum(tout) FILTER (WHERE cost IS NULL), 0) AS flat_tout, "
-                "coalesce(sum(cached) FILTER (WHERE cost IS NULL), 0) AS flat_cached "
+                "coalesce(sum(tin) FILTER (WHERE raw_cost IS NULL), 0) AS flat_tin, "
+                "coalesce(sum(tout) FILTER (WHERE raw_cost IS NULL), 0) AS flat_tout, "
+                "coalesce(sum(cached) FILTER (WHERE raw_cost IS NULL), 0) AS flat_cached, "
+                # Recorded but not a figure (NaN, infinite, absurd): left out of the sum, not flat-rate.
+                "count(*) FILTER (WHERE raw_cost IS NOT NULL AND cost IS NULL) AS unusable, "
+                "count(*) FILTER (WHERE cost < 0) AS negative "
                 f"FROM (SELECT {agent} AS agent, {self.optional('provider')} AS provider, "
                 f"{self.optional('model')} AS model, "
                 f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, "
                 f"({ca} >= $1 AND {ca} < $6) AS today, "
                 f"date_trunc('hour', {ca}, 'UTC') AS hour, "
                 f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
-                f"{cost} AS cost, ({err}) AS error, "
+                f"{cost} AS cost, {self.raw_cost_sql()} AS raw_cost, ({err}) AS error, "
                 f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
                 f"FROM {t} WHERE {self.raw('created_at')} >= "
                 f"least({self.param('created_at', '$1')}, {self.param('created_at', '$2')}, "

@@ -42,6 +42,8 @@ class DayAggregate:
     errors: int
     tokens_in: int
     cached_tokens: int
+    unusable_costs: int = 0  # recorded but NaN, infinite or out of range: left out of `cost`, flagged
+    negative_costs: int = 0  # in `cost` as SQL sums them, and flagged
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class UsageAggregate:
     flat_tokens_in: int
     flat_tokens_out: int
     flat_cached_tokens: int
+    unusable_costs: int = 0  # calls with a recorded cost that is not a figure: neither priced nor flat
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,7 @@ class GatewayCounters:
 
     day: str
     spent: dict[str, Decimal | Unparsed]  # agent id -> `spent:{agent}:{day}`
-    calls: RedisNumber  # `calls:{day}` (optional in the contract)
+    calls: int | RedisNumber  # `calls:{day}` (optional in the contract); a Decimal is checked as a count
 
 
 @dataclass(frozen=True, slots=True)

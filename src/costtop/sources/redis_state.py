@@ -13,7 +13,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from costtop.config import Settings
 from costtop.sources.errors import SourceError
-from costtop.sources.numbers import parse_usd
+from costtop.sources.numbers import parse_count, parse_usd
 from costtop.sources.records import GatewayCounters, RedisNumber, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.text import clean, mask_url, one_line
 
@@ -137,7 +137,7 @@ class RedisReader:
                 # The agent id is what lies between the prefix and the day; it may hold colons itself.
                 spent[decode_key(raw_key)[len(k.spent) + 1: -len(suffix)]] = amount
         raw_calls = answers[-1]
-        calls = Unparsed("wrong type") if isinstance(raw_calls, Exception) else parse_usd(raw_calls)
+        calls = Unparsed("wrong type") if isinstance(raw_calls, Exception) else parse_count(raw_calls)
         return GatewayCounters(day, spent, calls)
 
     async def close(self) -> None:

@@ -244,7 +244,7 @@ class CosttopApp(App[None]):
                     if baseline.pending:
                         self.run_worker(self._day_totals(self._generation), group="postgres-day",
                                         name="postgres-day", exclusive=True)
-                elif self._baseline_day != day_of(self.clock()):
+                elif self._baseline_day < day_of(self.clock()):
                     # A new UTC day: read everything again, so rows that came later than the lateness
                     # horizon yesterday are in the month, and the day starts exact.
                     self._need_baseline = True

@@ -78,7 +78,8 @@ def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
     style = BUDGET_STYLE[budget.state]
     text = Text("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
-    text.append(f" {fraction * 100:3.0f}%", style=style)
+    # A tiny budget makes the fraction huge: the cell keeps its width.
+    text.append(f" {fraction * 100:3.0f}%" if fraction < 10 else " >999%", style=style)
     if words and budget.state is BudgetState.EXCEEDED:
         text.append(" OVER", style=style)
     return text

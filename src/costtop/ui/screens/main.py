@@ -106,7 +106,7 @@ class MainScreen(Screen[None]):
     def _show(self, snap: Snapshot, display: Display) -> None:
         self.query_one(Summary).show(snap, display)
         self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note and not snap.data_quality,
-                                                   "empty")
+                                                "empty")
         self.query_one(AlertPanel).show(snap)
         alerts_title = self.query_one("#alerts-pane .pane-title", Static)
         waiting = sum(1 for a in snap.alerts if not a.acknowledged)
