@@ -27,9 +27,13 @@ from test_sources_postgres import NO_REDIS, Row, assert_matches_sql, insert, mak
 NO_ID = "ALTER TABLE tool_calls DROP COLUMN id"
 
 
-async def make_table(pool: asyncpg.Pool, with_id: bool) -> None:
-    if not with_id:
+async def make_table(pool: asyncpg.Pool, with_id: bool | str) -> None:
+    """True: the contract's bigserial id; False: no id at all (rows told apart by ctid); "uuid": an id
+    of another type (a key, but not an order)."""
+    if with_id is not True:
         await pool.execute(NO_ID)
+    if with_id == "uuid":
+        await pool.execute("ALTER TABLE tool_calls ADD COLUMN id uuid NOT NULL DEFAULT gen_random_uuid()")
 
 
 async def read_all(reader: PostgresReader, engine: Engine, times: int = 3) -> int:
@@ -43,9 +47,9 @@ async def read_all(reader: PostgresReader, engine: Engine, times: int = 3) -> in
     return taken
 
 
-@pytest.mark.parametrize("with_id", [True, False], ids=["integer id", "no id"])
+@pytest.mark.parametrize("with_id", [True, False, "uuid"], ids=["integer id", "no id", "uuid id"])
 async def test_rows_committed_late_within_the_horizon_are_counted_once_and_equal_sql(pg, db_url,
-                                                                                        with_id: bool) -> None:
+                                                                                        with_id: bool | str) -> None:
     """A batching gateway commits rows stamped up to 4 minutes earlier (LiteLLM: 10-60 s): each is
     counted live, exactly once, and every figure equals SQL's."""
     await make_table(pg, with_id)

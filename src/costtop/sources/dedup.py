@@ -65,6 +65,17 @@ class SeenSeconds:
         bucket.add(digest)
         return True
 
+    def has(self, second: int, key: object) -> bool:
+        bucket = self.recent.get(second)
+        if bucket is not None:
+            return hash(key) in bucket
+        packed = self.packed.get(second)
+        if packed is None:
+            return False
+        bucket = self.recent[second] = set(packed)  # looked up again soon: kept as a set until tidied
+        del self.packed[second]
+        return hash(key) in bucket
+
     def count(self, second: int) -> int:
         bucket = self.recent.get(second)
         if bucket is not None:

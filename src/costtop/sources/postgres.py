@@ -652,9 +652,10 @@ class PostgresReader:
 
     async def _read_late(self, now: datetime) -> list[CallRecord]:
         """Rows that committed after the overlap re-read had passed their second, found by holding the
-        table's per-second counts over the horizon against the rows taken, and re-reading only the
-        seconds that differ (one index range each). A row deleted after it was counted can hide one
-        late row in the same second until the next resynchronisation."""
+        table's per-second counts over the horizon against the rows taken. Only the seconds that differ
+        are read again, and only their keys (narrow, through the created_at index); the rows not taken
+        yet are then fetched by key. A row deleted after it was counted can hide one late row in the
+        same second until the next resynchronisation."""
         watermark = self.watermark
         if not isinstance(watermark, Watermark) or not watermark.complete:
             return []
@@ -678,8 +679,20 @@ class PostgresReader:
                 ranges.append((second, second + 1))
         where = " OR ".join(f"({self.since(f'${2 * i + 1}')} AND {self.since(f'${2 * i + 2}', '<')})"
                             for i in range(len(ranges)))
-        args = [datetime.fromtimestamp(edge, UTC) for pair in ranges for edge in pair]
-        rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {where} LIMIT {READ_BATCH}", *args)
+        args: list[object] = [datetime.fromtimestamp(edge, UTC) for pair in ranges for edge in pair]
+        keys = await self.fetch_rows(f"SELECT {self._key()} AS key, {ca} AS created_at FROM {t} WHERE {where}",
+                                     *args)
+        missing = [r["key"] for r in keys if not watermark.seen.has(epoch_second(as_utc(r["created_at"])), r["key"])]
+        if not missing:
+            return []
+        assert self.columns is not None
+        if self.columns.has("id"):  # a key of its own (text, uuid): found within the same ranges
+            by_key = f"({where}) AND ({self._key()})::text = ANY(${len(args) + 1}::text[])"
+        else:  # the row's address: a TID scan, no index needed
+            by_key = "ctid = ANY($1::text[]::tid[])"
+            args = []
+        rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {by_key} LIMIT {READ_BATCH}",
+                                     *args, [str(key) for key in missing[:READ_BATCH]])
         return watermark.accept((self.record(r) for r in rows), now)
 
     async def _count_future(self, bound: datetime, conn: asyncpg.Connection | None = None,
