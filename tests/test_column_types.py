@@ -184,13 +184,19 @@ async def test_one_unreadable_text_number_is_left_out_and_counted_not_the_source
         await put(conn, now, "alpha", *bad)
         rows = await feed.new_rows()
         assert len(rows) == 1
-        assert (rows[0].cost_usd if column == "cost_usd" else rows[0].latency_ms) is None
+        if column == "cost_usd":  # a recorded cost that cannot be used: flagged, never a flat-rate call
+            assert rows[0].cost_usd is not None and rows[0].cost_usd.is_nan()
+        else:
+            assert rows[0].latency_ms is None
         engine.ingest(rows)
         assert feed.postgres.left_out.count == 2
-        (agent,) = engine.snapshot(now + timedelta(seconds=1), NO_REDIS).agents
+        snap = engine.snapshot(now + timedelta(seconds=1), NO_REDIS)
+        (agent,) = snap.agents
         assert agent.calls_today == 5
         if column == "cost_usd":
             assert agent.spend_today == Decimal("4.26")
+            assert agent.flat_calls_today == 0
+            assert any("alpha" in line for line in snap.data_quality), snap.data_quality
         else:
             assert agent.p95_ms == 120
     finally:

@@ -109,7 +109,10 @@ class ColumnType:
         if self.logical in TEXT_COLUMNS:
             return f"{col}::text" if kind in INTEGER or kind == "uuid" else col
         if self.logical == "cost_usd" and kind in TEXT:
-            return f"(CASE WHEN {col} ~ {_literal(NUMBER_TEXT)} THEN {col}::numeric END)"
+            # Text that is not a number is a recorded cost that cannot be used: NaN, which the cost
+            # rules (postgres.cost_sql) leave out of every sum and flag, never NULL (a flat-rate call).
+            return (f"(CASE WHEN {col} ~ {_literal(NUMBER_TEXT)} THEN {col}::numeric "
+                    f"WHEN {col} IS NOT NULL THEN 'NaN'::numeric END)")
         if self.logical in COUNT_COLUMNS:
             if kind in TEXT:
                 number = f"{col}::numeric"
@@ -142,6 +145,8 @@ class ColumnType:
         of this column can be."""
         if not self.converted or self.logical in TEXT_COLUMNS or self.logical == "created_at":
             return None
+        if self.logical == "cost_usd" and self.data_type in TEXT:
+            return f"({self.quoted} IS NOT NULL AND {self.quoted} !~ {_literal(NUMBER_TEXT)})"
         return f"({self.quoted} IS NOT NULL AND {self.value()} IS NULL)"
 
 
