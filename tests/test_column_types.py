@@ -355,3 +355,38 @@ async def test_the_writer_refuses_a_switch_for_calls_without_an_agent(pg, redis,
     result = await SwitchWriter(settings, redis, pg).apply(SwitchChange("set", "kill", "agent", None))
     assert (result.ok, result.message) == (False, "Refused: calls without an agent have no kill switch")
     assert await redis.keys("*") == []
+
+
+async def test_a_latency_past_int32_in_the_first_window_is_unknown_not_a_crash(empty_db_url) -> None:
+    """A text (or bigint) latency column can hold 5e9 ms: start-up's window leaves it out of p95 as
+    `ingest` does, instead of overflowing the windows' int32 arrays."""
+    conn = await make_table(empty_db_url, latency_ms="text")
+    now = datetime.now(UTC)
+    for latency in ("5e9", "-3", "250"):
+        await put(conn, now - timedelta(seconds=5), "alpha", Decimal(1), latency)
+    reader = await reader_for(empty_db_url)
+    try:
+        assert reader.columns is not None
+        engine = Engine(columns=reader.columns.present)
+        engine.load(await reader.baseline(now))
+        (agent,) = engine.snapshot(now, NO_REDIS).agents
+        assert agent.p95_ms == 250 and agent.calls_5m == 3
+    finally:
+        await reader.close()
+        await conn.close()
+
+
+async def test_costtop_snapshot_counts_unreadable_values(empty_db_url) -> None:
+    from costtop.oneshot import read_once
+    conn = await make_table(empty_db_url, cost_usd="text")
+    now = datetime.now(UTC)
+    await put(conn, now - timedelta(seconds=5), "alpha", "abc")
+    await put(conn, now - timedelta(seconds=4), "alpha", "1.5")
+    try:
+        snap = await read_once(Settings(database_url=empty_db_url, redis_url="redis://127.0.0.1:1/0"), now)
+        assert any("unreadable cost_usd" in line for line in snap.data_quality), snap.data_quality
+        assert any("cost left out" in line and "alpha" in line for line in snap.data_quality), snap.data_quality
+        (agent,) = snap.agents
+        assert agent.spend_today == Decimal("1.5") and agent.flat_calls_today == 0
+    finally:
+        await conn.close()

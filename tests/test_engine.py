@@ -429,3 +429,13 @@ def test_sparkline_scales_to_its_own_peak() -> None:
 
     assert sparkline((Decimal(0), Decimal(1), Decimal(2), Decimal(8))).plain == " ▁▂█"
     assert sparkline((Decimal(0), Decimal(0))).plain == "  "
+
+
+def test_a_data_quality_line_names_the_agent_without_a_name_and_sorts_it_with_the_rest() -> None:
+    """A NULL agent and a named one with as many unusable costs: the line sorts them (None with str
+    raised) and names the first as (none)."""
+    nan = Decimal("NaN")
+    engine = engine_with([CallRecord(1, NOW - timedelta(seconds=5), None, "llm", 10, cost_usd=nan),  # type: ignore[arg-type]
+                          CallRecord(2, NOW - timedelta(seconds=5), "x", "llm", 10, cost_usd=nan)])
+    (line,) = engine.snapshot(NOW, redis_state()).data_quality
+    assert line.endswith(": x, (none)"), line

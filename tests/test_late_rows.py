@@ -382,3 +382,72 @@ async def test_a_new_utc_day_reads_everything_again(pg, redis, db_url, redis_url
         snap = app.engine.snapshot(clock[0], None)
         assert snap.header.spend_month == (month or 0)  # on the last day of a month: the new month's $0
         assert snap.header.spend_today == 0
+
+
+async def test_a_partitioned_table_without_an_id_tells_its_partitions_rows_apart(empty_db_url) -> None:
+    """A ctid is unique only within one partition: rows at the same address in two partitions are two
+    rows, live and when a late one is fetched by address."""
+    pool = await asyncpg.create_pool(empty_db_url, min_size=1, max_size=2)
+    try:
+        await pool.execute("CREATE TABLE tool_calls (agent_id text NOT NULL, tool_name text NOT NULL, "
+                           "latency_ms integer NOT NULL, created_at timestamptz NOT NULL, cost_usd numeric) "
+                           "PARTITION BY LIST (agent_id)")
+        for name in ("alpha", "beta"):
+            await pool.execute(f"CREATE TABLE tool_calls_{name} PARTITION OF tool_calls FOR VALUES IN ('{name}')")
+        await pool.execute("CREATE INDEX ON tool_calls (created_at)")
+        sql = ("INSERT INTO tool_calls (agent_id, tool_name, latency_ms, created_at, cost_usd) "
+               "VALUES ($1, 'llm', 5, $2, 1)")
+        now = utc_now()
+        reader, engine = await start(empty_db_url, now)
+        try:
+            t = utc_now()
+            await pool.execute(sql, "alpha", t)
+            await pool.execute(sql, "beta", t)  # the same ctid, (0,1), in the other partition
+            await read_all(reader, engine)
+            late = t - timedelta(seconds=60)
+            await pool.execute(sql, "alpha", late)
+            await pool.execute(sql, "beta", late)
+            await read_all(reader, engine)
+            snap = engine.snapshot(utc_now(), NO_REDIS)
+            assert {a.agent_id: a.calls_today for a in snap.agents} == {"alpha": 2, "beta": 2}
+        finally:
+            await reader.close()
+    finally:
+        await pool.close()
+
+
+async def test_a_row_dated_within_the_skew_does_not_hold_back_the_reads(pg, db_url) -> None:
+    """A row a minute and a half ahead (within the 2-minute skew) is read, but the reads that follow still
+    start at the clock: the rows written meanwhile come at the next refresh, not at the next late check."""
+    await pg.execute(NO_ID)
+    rng = random.Random(30)
+    reader, _ = await start(db_url, utc_now())
+    try:
+        await insert(pg, [Row(utc_now() + timedelta(seconds=90), "alpha", 100, Decimal("1"), "success")])
+        reader.late_check_seconds = float("inf")
+        reader._next_check = float("inf")
+        assert len(await reader.new_rows()) == 1
+        await insert(pg, [make_row(rng, utc_now()) for _ in range(5)])
+        assert len(await reader.new_rows()) == 5
+    finally:
+        await reader.close()
+
+
+async def test_two_resyncs_in_a_row_report_no_missed_rows(pg, db_url) -> None:
+    """A baseline replaced before its sums arrive keeps the rows taken meanwhile for the comparison."""
+    await pg.execute(NO_ID)
+    rng = random.Random(31)
+    now = utc_now()
+    await insert(pg, spread_rows(rng, now))
+    reader, engine = await start(db_url, now, max_lateness=5)
+    try:
+        await insert(pg, [make_row(rng, utc_now()) for _ in range(9)])
+        await read_all(reader, engine)
+        await reader.start_baseline(utc_now())  # r, then r again before the sums come
+        await insert(pg, [make_row(rng, utc_now()) for _ in range(4)])
+        await read_all(reader, engine)
+        t = utc_now() + timedelta(minutes=2)  # the rows above are now past the horizon
+        engine.load(await reader.baseline(t))
+        assert reader.read_quality().missed_rows == 0
+    finally:
+        await reader.close()

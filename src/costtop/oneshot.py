@@ -73,6 +73,7 @@ async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot
         try:
             columns = await feed.connect_postgres()
             engine.load(await feed.postgres.baseline(now), columns)
+            await feed.count_unreadable(engine.day)
             engine.note_read_quality(feed.read_quality())
             status["Postgres"] = SourceStatus("Postgres", True, now.timestamp())
         except SourceError as exc:

@@ -40,7 +40,7 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime) -
     if quality.unreadable:
         lines.append(quality.unreadable)
     if before_month:
-        lines.append(f"{rows(before_month)} dated before this month arrived: not counted")
+        lines.append(f"{rows(before_month)} dated before this month arrived today: not counted")
     if quality.late_rows:
         lines.append(f"{rows(quality.late_rows)} arrived late (up to {span(quality.latest_lateness)} after "
                      "their time): counted")

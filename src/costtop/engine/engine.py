@@ -31,7 +31,7 @@ from costtop.engine.snapshot import (
 )
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
 from costtop.pricing.catalog import Catalog, Price, shadow_cost
-from costtop.sources.numbers import MAX_USD, MIN_USD, in_range
+from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD, in_range
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -155,17 +155,16 @@ def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, 
             ("unusable", f"a cost left out (NaN, infinite, or a magnitude outside {MIN_USD:e}..{MAX_USD:e} USD)"),
             ("negative", "a negative cost, counted as recorded")):
         found = sorted((a for a in flagged if a in days and getattr(days[a], attribute)),
-                       key=lambda a: (-getattr(days[a], attribute), a))
+                       key=lambda a: (-getattr(days[a], attribute), none_last(a)))
         if not found:
             continue
         rows = sum(getattr(days[a], attribute) for a in found)
-        names = ", ".join(clean(a, 40) for a in found[:MAX_NAMED])
+        names = ", ".join("(none)" if a is None else clean(a, 40) for a in found[:MAX_NAMED])
         more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
-        lines.append(f"Data: {rows:,} row{'s' if rows != 1 else ''} with {what}: {names}{more}")
+        lines.append(f"{rows:,} row{'s' if rows != 1 else ''} with {what}: {names}{more}")
     return tuple(lines)
 
 
-MAX_LATENCY_MS = 2**31 - 1  # the contract's `latency_ms integer`; the windows keep latencies as int32
 
 
 class Engine:
@@ -320,6 +319,7 @@ class Engine:
         self.cost_flagged = set()
         self.models, self.providers = {}, {}
         self.day = day
+        self.before_month = 0  # the line says what arrived today
         self._rows_valid = False
 
     def ingest(self, rows: Iterable[CallRecord]) -> None:

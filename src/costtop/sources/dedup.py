@@ -128,7 +128,9 @@ class Watermark:
                 continue
             fresh.append(row)
             if row.created_at > self.high:
-                self.high = row.created_at
+                # Never past the clock: a row dated a minute ahead (within the skew) would otherwise
+                # start the next reads after every row written meanwhile.
+                self.high = row.created_at if now is None else min(row.created_at, now)
         self.tidy(now)
         return fresh
 

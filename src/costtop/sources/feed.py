@@ -6,6 +6,7 @@ for snapshot tests and screenshots through the same interface, so the UI cannot 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import UTC, datetime
 from typing import Protocol
@@ -13,6 +14,7 @@ from typing import Protocol
 from costtop.config import Settings
 from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
+from costtop.sources.errors import SourceError
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import (
@@ -84,9 +86,15 @@ class LiveFeed:
 
     async def baseline_days(self) -> DayBaseline:
         days = await self.postgres.finish_baseline()
-        # Today's rows with a value that cannot be read, counted afresh with each baseline.
-        await self.postgres.count_left_out(datetime.strptime(days.day, "%Y-%m-%d").replace(tzinfo=UTC))
+        await self.count_unreadable(days.day)
         return days
+
+    async def count_unreadable(self, day: str) -> None:
+        """Today's rows with a value that cannot be read, counted afresh with each baseline. A count
+        that fails (a regex scan of a huge day past its timeout) leaves the figures alone: they are
+        read, and the next baseline counts again."""
+        with contextlib.suppress(SourceError):
+            await self.postgres.count_left_out(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC))
 
     async def new_rows(self) -> list[CallRecord]:
         if time.monotonic() - self._schema_checked >= SCHEMA_CHECK_SECONDS:

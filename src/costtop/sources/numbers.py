@@ -89,3 +89,6 @@ def finite_or_none(value: Decimal | None) -> Decimal | None:
     if value is None or not in_range(value):
         return None
     return value
+
+
+MAX_LATENCY_MS = 2**31 - 1  # the contract's `latency_ms integer`; the windows keep latencies as int32

@@ -35,7 +35,7 @@ from costtop.sources.column_types import (
 )
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
-from costtop.sources.numbers import MAX_USD, MIN_USD
+from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -334,7 +334,8 @@ class PostgresReader:
     def _key(self) -> str:
         """What identifies a row for de-duplication: the id, or the physical row address without one."""
         assert self.columns is not None
-        return self.column("id") if self.columns.has("id") else "ctid::text"
+        # A ctid is unique only within one table: a partitioned table's partitions each have their own.
+        return self.column("id") if self.columns.has("id") else "ctid::text || tableoid::text"
 
     def select_list_sql(self) -> str:
         return ", ".join([
@@ -401,7 +402,9 @@ class PostgresReader:
                 f"SELECT {agent} AS agent, {provider} AS provider, date_trunc('second', {ca}) AS second, "
                 f"sum({cost}) AS cost, count({cost}) AS priced, count(*) AS calls, "
                 f"count(*) FILTER (WHERE {err}) AS errors, "
-                f"array_agg({latency}) FILTER (WHERE {latency} IS NOT NULL) AS latencies "
+                # Latencies the windows can hold (int32 ms, as `ingest` keeps them): a bigint, numeric or
+                # text column can hold more, and a negative one is no measurement.
+                f"array_agg({latency}) FILTER (WHERE {latency} BETWEEN 0 AND {MAX_LATENCY_MS}) AS latencies "
                 f"FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')} GROUP BY 1, 2, 3",
                 window_from, bound, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout, now, bound)
@@ -415,6 +418,10 @@ class PostgresReader:
         self._pending = (conn, tr, now.astimezone(UTC), minute_from)
         if self._counts.complete:
             self._previous = self._counts
+        elif self._previous is not None:
+            # A baseline replaced before its sums arrived: the rows taken meanwhile still count, for
+            # the comparison with the next complete one.
+            self._previous.merge(self._counts)
         self._counts = RowCounts(0, 0, complete=False)
         day = day_start.strftime("%Y-%m-%d")
         return Baseline(
@@ -568,11 +575,11 @@ class PostgresReader:
             self._held = []
             self._hold(self.record(r) for r in ahead)
             return IdWatermark(high, gaps, time.monotonic(), self.gap_lifetime)
-        # Reads start at the newest row the clock allows, and never before the horizon: a table whose
+        # Reads start at the newest row not after the clock, and never before the horizon: a table whose
         # newest row is from 1999 (or `-infinity`) must not send every read back to it.
         oldest = now - timedelta(seconds=self.settings.max_lateness)
         high = await conn.fetchval(f"SELECT {self.latest_sql()} FROM {t} WHERE {self.since('$1', '<')} "
-                                   f"AND {self.since('$2')}", bound, oldest, timeout=timeout)
+                                   f"AND {self.since('$2')}", now, oldest, timeout=timeout)
         watermark = Watermark(as_utc(high) if high is not None else oldest, self.settings.max_lateness)
         # Everything this snapshot sees is in the sums; the first re-read must not count it again (the
         # rest of the horizon's keys come with the day's sums, in the same snapshot).
@@ -688,11 +695,13 @@ class PostgresReader:
         assert self.columns is not None
         if self.columns.has("id"):  # a key of its own (text, uuid): found within the same ranges
             by_key = f"({where}) AND ({self._key()})::text = ANY(${len(args) + 1}::text[])"
-        else:  # the row's address: a TID scan, no index needed
-            by_key = "ctid = ANY($1::text[]::tid[])"
-            args = []
+            wanted: list[object] = [[str(key) for key in missing[:READ_BATCH]]]
+        else:  # the row's address (a TID scan, no index needed), in its own partition
+            by_key = f"ctid = ANY($1::text[]::tid[]) AND {self._key()} = ANY($2::text[])"
+            keys_wanted = [str(key) for key in missing[:READ_BATCH]]
+            args, wanted = [], [[key[:key.index(")") + 1] for key in keys_wanted], keys_wanted]
         rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {by_key} LIMIT {READ_BATCH}",
-                                     *args, [str(key) for key in missing[:READ_BATCH]])
+                                     *args, *wanted)
         return watermark.accept((self.record(r) for r in rows), now)
 
     async def _count_future(self, bound: datetime, conn: asyncpg.Connection | None = None,
