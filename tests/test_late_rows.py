@@ -451,3 +451,51 @@ async def test_two_resyncs_in_a_row_report_no_missed_rows(pg, db_url) -> None:
         assert reader.read_quality().missed_rows == 0
     finally:
         await reader.close()
+
+
+async def test_more_rows_in_the_overlap_than_one_read_takes_do_not_stall_the_reads(pg, db_url,
+                                                                                  monkeypatch) -> None:
+    """A batch of rows all stamped with one now(), more than a read takes: the reads page through it
+    by (created_at, key) and go on to the rows after it."""
+    from costtop.sources import postgres
+    monkeypatch.setattr(postgres, "READ_BATCH", 50)  # 100,000 in real life
+    await pg.execute(NO_ID)
+    rng = random.Random(32)
+    reader, engine = await start(db_url, utc_now())
+    try:
+        await pg.execute("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd, status, "
+                         "provider, model, tokens_in, tokens_out, cached_tokens) "
+                         "SELECT now(), 'bulk', 'llm', 5, 0.01, 'success', 'p', 'm1', 1, 1, 0 "
+                         "FROM generate_series(1, 120)")
+        await insert(pg, [make_row(rng, utc_now()) for _ in range(7)])
+        await read_all(reader, engine, times=5)
+        await assert_matches_sql(pg, engine, utc_now())
+        assert await read_all(reader, engine, times=2) == 0
+    finally:
+        await reader.close()
+
+
+async def test_an_id_in_flight_far_below_the_newest_at_start_is_still_read(pg, db_url, monkeypatch) -> None:
+    """A transaction open since before thousands of later ids committed (more than the start's quick look
+    checks): its row is read when it commits, since it is within the horizon."""
+    from costtop.sources import postgres
+    monkeypatch.setattr(postgres, "GAP_LOOKBACK", 100)  # 10,000 in real life
+    conn = await asyncpg.connect(db_url)
+    try:
+        tr = conn.transaction()
+        await tr.start()
+        await conn.execute("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd) "
+                           "VALUES (now(), 'slow', 'llm', 5, 1.5)")
+        await pg.execute("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd) "
+                         "SELECT now(), 'fast', 'llm', 5, 0.01 FROM generate_series(1, 300)")
+        reader, _ = await start(db_url, utc_now())
+        try:
+            await tr.commit()
+            taken = []
+            for _ in range(3):
+                taken += await reader.new_rows()
+            assert [r.agent_id for r in taken] == ["slow"]
+        finally:
+            await reader.close()
+    finally:
+        await conn.close()

@@ -158,9 +158,17 @@ class IdWatermark:
     def __init__(self, high: int, gaps: Iterable[int], now: float, lifetime: float,
                  max_gaps: int = 50_000) -> None:
         self.high = high
+        self.first_high = high  # where the start-up snapshot's ids ended
         self.lifetime = lifetime
         self.max_gaps = max_gaps
         self._gaps: dict[int, float] = {gap: now + lifetime for gap in gaps}
+
+    def add_gaps(self, gaps: Iterable[int], now: float) -> None:
+        """Ids found missing after the start (deeper below it), asked for like the others."""
+        for gap in gaps:
+            if len(self._gaps) >= self.max_gaps:
+                break
+            self._gaps.setdefault(gap, now + self.lifetime)
 
     def params(self) -> tuple[int, list[int]]:
         return self.high, list(self._gaps)

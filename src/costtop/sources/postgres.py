@@ -57,6 +57,7 @@ MINUTE_WINDOW = 60
 RELEASE_SECONDS = 0.5  # past a query's own timeout, how long giving its connection back may take
 READ_BATCH = 100_000
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
+DEEP_GAP_IDS = 2_000_000  # ids further down checked with the day's sums (the horizon at 6,600 calls/s)
 LATE_CHECK_SECONDS = 10.0  # how often the horizon's per-second counts are held against the rows taken
 LATE_CHECK_RANGES = 50  # runs of differing seconds re-read per check (the rest at the next one)
 LATE_AFTER = 10.0  # a row read more than this long after its created_at is reported as late
@@ -152,6 +153,8 @@ class PostgresReader:
         self._resync_at: datetime | None = None
         self._future: tuple[int, datetime | None] = (0, None)
         self._next_check = 0.0  # monotonic time of the next late-row check
+        self.read_batch = READ_BATCH  # rows one read takes at most
+        self._cursor: tuple[datetime, object] | None = None  # (created_at, key) after a full read
         self.late_check_seconds = LATE_CHECK_SECONDS
         # Rows counted per minute and hour (the baseline's and every row taken since): the next
         # resynchronisation holds its own counts against them to say how many the live reads missed.
@@ -408,6 +411,7 @@ class PostgresReader:
                 f"FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')} GROUP BY 1, 2, 3",
                 window_from, bound, timeout=timeout)
             self.watermark = await self._start_watermark(conn, timeout, now, bound)
+            self._cursor = None
             await self._count_future(bound, conn, timeout)
         except PG_ERRORS as exc:
             await self._release(conn, tr)
@@ -489,6 +493,8 @@ class PostgresReader:
             month = await conn.fetchval(
                 f"SELECT sum({cost}) FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')}",
                 month_start, day_start, timeout=timeout)
+            if isinstance(self.watermark, IdWatermark):
+                await self._deep_gaps(conn, now, timeout)
             if isinstance(self.watermark, Watermark):
                 # The keys of the horizon's rows in this snapshot, so a late row can be told apart.
                 horizon_from = now - timedelta(seconds=self.settings.max_lateness + 1)
@@ -589,6 +595,28 @@ class PostgresReader:
         watermark.mark_seen((r["key"], r["created_at"]) for r in summed)
         return watermark
 
+    async def _deep_gaps(self, conn: asyncpg.Connection, now: datetime, timeout: float) -> None:
+        """Ids missing below the start's quick look (GAP_LOOKBACK ids, a few seconds of a busy gateway)
+        and handed out within the horizon: transactions in flight since then. Found in
+        the background with the day's sums, in the same snapshot; asked for until the horizon passes."""
+        watermark = self.watermark
+        assert isinstance(watermark, IdWatermark)
+        t, pk = self.table_sql(), self.column("id")
+        top = watermark.first_high - GAP_LOOKBACK
+        # The id of the newest row dated before the horizon (one probe down the created_at index): ids
+        # above it were handed out within the horizon, those of rows in flight among them.
+        before = await conn.fetchval(
+            f"SELECT {pk} FROM {t} WHERE {self.since('$1', '<')} ORDER BY {self.raw('created_at')} DESC LIMIT 1",
+            now - timedelta(seconds=self.settings.max_lateness), timeout=timeout)
+        start = max(int(before) + 1 if before is not None else 1, top - DEEP_GAP_IDS)
+        if start >= top:
+            return
+        missing = await conn.fetch(
+            f"SELECT g FROM generate_series($1::bigint, $2::bigint) AS g "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE {pk} = g) LIMIT {watermark.max_gaps}",
+            start, top, timeout=timeout)
+        watermark.add_gaps((int(r["g"]) for r in missing), time.monotonic())
+
     async def fetch_rows(self, sql: str, *args: object, timeout: float | None = None) -> list[asyncpg.Record]:
         """`pool.fetch` under one deadline for all of it: the wait for a connection, the query, and
         giving the connection back. A server that stops answering (frozen, or a dead network) would
@@ -642,7 +670,7 @@ class PostgresReader:
             if gaps:
                 query += f" OR {pk} = ANY($2::bigint[])"
                 args = (high, gaps)
-            rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {READ_BATCH}", *args)
+            rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {self.read_batch}", *args)
             fresh = self.watermark.accept((self.record(r) for r in rows), time.monotonic())
             ahead = [r for r in fresh if r.created_at >= bound]
             if ahead:
@@ -651,10 +679,20 @@ class PostgresReader:
             while self._held and self._held[0][0] < bound:
                 fresh.append(heapq.heappop(self._held)[2])
             return fresh
+        # By (created_at, key): when a read comes back full, the next one goes on after its last row,
+        # so more rows in the overlap than one read takes (a batch stamped with one now()) cannot stall
+        # the reads on the same first rows.
+        ca, key = self.raw("created_at"), self._key()
+        if self._cursor is None:
+            where, args = f"{self.since('$2')}", (self.watermark.read_from,)
+        else:
+            where = f"({ca} > {self.param('created_at', '$2')} OR ({ca} = {self.param('created_at', '$2')} " \
+                    f"AND {key} > $3))"
+            args = self._cursor
         rows = await self.fetch_rows(
-            f"SELECT {self._select} FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')} "
-            f"ORDER BY {self.raw('created_at')} LIMIT {READ_BATCH}",
-            self.watermark.read_from, bound)
+            f"SELECT {self._select} FROM {t} WHERE {self.since('$1', '<')} AND {where} "
+            f"ORDER BY {ca}, {key} LIMIT {self.read_batch}", bound, *args)
+        self._cursor = (as_utc(rows[-1]["created_at"]), rows[-1]["key"]) if len(rows) >= self.read_batch else None
         return self.watermark.accept((self.record(r) for r in rows), now)
 
     async def _read_late(self, now: datetime) -> list[CallRecord]:
