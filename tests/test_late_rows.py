@@ -499,3 +499,18 @@ async def test_an_id_in_flight_far_below_the_newest_at_start_is_still_read(pg, d
             await reader.close()
     finally:
         await conn.close()
+
+
+async def test_a_row_of_next_year_is_not_the_agents_latest_call_in_the_drill_down(pg, db_url) -> None:
+    from costtop.sources.traces import agent_calls, agent_traces
+    now = utc_now()
+    await pg.execute("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, trace_id) VALUES "
+                     "($1, 'a', 'llm', 5, 'now'), ($2, 'a', 'llm', 5, 'next-year')",
+                     now - timedelta(seconds=5), now + timedelta(days=365))
+    reader = PostgresReader(Settings(database_url=db_url))
+    try:
+        await reader.connect()
+        assert [r.trace_id for r in await agent_calls(reader, "a")] == ["now"]
+        assert [t.trace_id for t in await agent_traces(reader, "a", now - timedelta(hours=1))] == ["now"]
+    finally:
+        await reader.close()

@@ -99,10 +99,11 @@ async def test_both_queries_can_use_their_index(pg, db_url) -> None:
         await reader.connect()
         async with reader.pool.acquire() as conn:
             await conn.execute("SET enable_seqscan = off")
-            for sql, args in ((agent_traces_sql(reader), ("a", datetime.now(UTC), 200)),
+            bound = reader.clock_bound()
+            for sql, args in ((agent_traces_sql(reader), ("a", datetime.now(UTC), 200, bound)),
                               (trace_steps_sql(reader), ("t", 20_000)),
                               (agent_models_sql(reader), ("a", datetime.now(UTC))),
-                              (agent_calls_sql(reader), ("a", 50))):
+                              (agent_calls_sql(reader), ("a", 50, bound))):
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
                 assert "Index" in plan and "Seq Scan" not in plan, plan
     finally:

@@ -17,7 +17,8 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
      "switches": [{"key", "kind", "scope", "target", "who", "why", "ttl_seconds"}],
      "alerts": [{"key", "severity", "rule", "subject", "figure"}],
      "notes": [str],  (what could not be judged, e.g. the week behind the day anomaly)
-     "data_quality": [str]}  (bad data in today's rows, e.g. NaN or negative costs, naming the agents)
+     "data_quality": [str]}  (what the rows got wrong: dated in the future, later than the lateness
+                              horizon, unreadable values, NaN or negative costs naming the agents)
 Names are exact (as stored); the table format cleans them for the terminal.
 """
 

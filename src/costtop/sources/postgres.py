@@ -786,6 +786,10 @@ class PostgresReader:
         found.merge(self._counts)
         self._counts, self._previous = found, None
 
+    def clock_bound(self) -> datetime:
+        """The latest created_at any read takes now: the clock plus the allowed skew."""
+        return self.clock().astimezone(UTC) + self.skew
+
     def read_quality(self) -> ReadQuality:
         return ReadQuality(
             late_rows=self._late_rows, latest_lateness=self._latest_lateness, missed_rows=self._missed_rows,

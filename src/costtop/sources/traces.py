@@ -45,7 +45,7 @@ def agent_traces_sql(reader: PostgresReader) -> str:
         f"coalesce(sum({reader.optional('tokens_out', '::bigint')}), 0) AS tout, "
         f"sum({reader.cost_sql()}) AS cost, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
         f"FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} AND {reader.since('$2')} "
-        f"AND {reader.raw('trace_id')} IS NOT NULL "
+        f"AND {reader.since('$4', '<')} AND {reader.raw('trace_id')} IS NOT NULL "
         f"GROUP BY 1 ORDER BY 2 DESC LIMIT $3"
     )
 
@@ -57,7 +57,7 @@ async def agent_traces(reader: PostgresReader, agent: str, since: datetime, limi
     assert reader.columns is not None
     if not reader.columns.has("trace_id"):
         return []
-    rows = await fetch(reader, agent_traces_sql, agent, since, limit)
+    rows = await fetch(reader, agent_traces_sql, agent, since, limit, reader.clock_bound())
     return [TraceSummary(r["trace_id"], r["started"], r["ended"], r["steps"], int(r["tin"]), int(r["tout"]),
                          finite_or_none(r["cost"]), r["errors"]) for r in rows]
 
@@ -109,10 +109,11 @@ async def agent_models(reader: PostgresReader, agent: str, since: datetime) -> l
 
 def agent_calls_sql(reader: PostgresReader) -> str:
     return f"SELECT {reader.select_list_sql()} FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} " \
-           f"ORDER BY {reader.raw('created_at')} DESC LIMIT $2"
+           f"AND {reader.since('$3', '<')} ORDER BY {reader.raw('created_at')} DESC LIMIT $2"
 
 
 async def agent_calls(reader: PostgresReader, agent: str, limit: int = 50) -> list[CallRecord]:
-    """The agent's latest calls, newest first (index: agent_id, created_at, read backwards)."""
-    rows = await fetch(reader, agent_calls_sql, agent, limit)
+    """The agent's latest calls, newest first (index: agent_id, created_at, read backwards); none dated
+    past the clock's bound (a row of next year is not the latest call)."""
+    rows = await fetch(reader, agent_calls_sql, agent, limit, reader.clock_bound())
     return [reader.record(r) for r in rows]
