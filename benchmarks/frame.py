@@ -23,7 +23,15 @@ from decimal import Decimal
 from pathlib import Path
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
-from costtop.sources.records import Baseline, CallRecord, DayAggregate, GatewayCounters, RedisState, SpendHistory
+from costtop.sources.records import (
+    Baseline,
+    CallRecord,
+    DayAggregate,
+    GatewayCounters,
+    ReadQuality,
+    RedisState,
+    SpendHistory,
+)
 from costtop.sources.writer import SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
 
@@ -64,6 +72,9 @@ class ManyAgentsFeed:
             rows.append(CallRecord(self.key, now, self.rng.choice(self.agents), "llm", self.rng.randrange(100, 8000),
                                    "p0", self.rng.choice(self.models), 1000, 100, 0, Decimal("0.0125"), "success"))
         return rows
+
+    def read_quality(self) -> ReadQuality:
+        return ReadQuality()
 
     async def spend_history(self, day: str) -> SpendHistory:
         """A week for every agent, so each frame also compares every agent with its usual day."""

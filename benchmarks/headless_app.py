@@ -125,6 +125,9 @@ class TimedFeed:
     async def connect_postgres(self) -> frozenset[str]:
         return await self.inner.connect_postgres()
 
+    def read_quality(self) -> object:
+        return self.inner.read_quality()
+
     async def baseline(self, now: datetime) -> Baseline:
         t0 = time.time()
         try:
