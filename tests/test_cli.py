@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from costtop.cli import main
 from costtop.config import load_settings
@@ -45,6 +46,21 @@ def test_bad_refresh_and_config_file(tmp_path: Path) -> None:
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and str(bad) in result.stderr
     missing = run_cli("--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+def test_the_lateness_settings_and_the_old_overlap_setting_are_said_in_one_line(tmp_path: Path) -> None:
+    from costtop.config import ConfigError, load_settings
+    for body, said in (("overlap_seconds = 5\n", "settings: overlap_seconds is replaced by max_lateness"),
+                       ("max_lateness = 1\n", "max_lateness: Input should be greater than or equal to 5"),
+                       ("clock_skew = -1\n", "clock_skew: Input should be greater than or equal to 0")):
+        path = tmp_path / "c.toml"
+        path.write_text(body)
+        with pytest.raises(ConfigError) as caught:
+            load_settings(config_path=path, env={})
+        assert str(caught.value).startswith(said) and "\n" not in str(caught.value)
+    path.write_text("max_lateness = 600\nclock_skew = 30\n")
+    settings = load_settings(config_path=path, env={})
+    assert (settings.max_lateness, settings.clock_skew) == (600, 30)
 
 
 def test_settings_precedence_cli_over_env_over_file(tmp_path: Path) -> None:

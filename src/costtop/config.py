@@ -93,10 +93,10 @@ class Settings(BaseModel):
     bell: bool = True  # ring the terminal bell once when a critical alert trips
     # Rows committed up to this many seconds after their created_at are counted live (gateways that
     # batch commit late); later ones at the next full resynchronisation. Replaces `overlap_seconds`.
-    max_lateness: float = 300.0
+    max_lateness: float = Field(default=300.0, ge=5, le=86_400)
     # A row dated more than this far ahead of costtop's clock is not counted until its time comes:
     # the data never moves the day, the windows or the watermark.
-    clock_skew: float = 120.0
+    clock_skew: float = Field(default=120.0, ge=0, le=86_400)
     timeout_seconds: float = 3.0
     # Where `costtop pricing sync` fetches prices: OpenRouter's public models list, or a mirror of it.
     pricing_url: str = "https://openrouter.ai/api/v1/models"
@@ -117,20 +117,6 @@ class Settings(BaseModel):
             raise ValueError("overlap_seconds is replaced by max_lateness (seconds a row may commit after "
                              "its created_at and still be counted live; default 300)")
         return data
-
-    @field_validator("max_lateness")
-    @classmethod
-    def _lateness_bounds(cls, value: float) -> float:
-        if not 5 <= value <= 86_400:
-            raise ValueError("max_lateness must be between 5 and 86400 seconds")
-        return value
-
-    @field_validator("clock_skew")
-    @classmethod
-    def _skew_bounds(cls, value: float) -> float:
-        if not 0 <= value <= 86_400:
-            raise ValueError("clock_skew must be between 0 and 86400 seconds")
-        return value
 
     @field_validator("refresh")
     @classmethod
@@ -196,4 +182,4 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "settings"
-        raise ConfigError(f"{where}: {first['msg']}") from None
+        raise ConfigError(f"{where}: {first['msg'].removeprefix('Value error, ')}") from None
