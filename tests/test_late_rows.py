@@ -290,7 +290,9 @@ async def test_r_resynchronises_and_the_screen_says_how_many_rows_came_too_late(
             "SELECT count(*) FROM tool_calls WHERE created_at >= date_trunc('day', now(), 'UTC')")
         app.render_snapshot()
         await pilot.pause()
-        assert "6 rows arrived later than the 5s horizon" in screen_text(app)
+        shown = screen_text(app)
+        assert "6 rows arrived later than the 5s horizon" in shown
+        assert f"▲ {len(app.snapshot.data_quality)} data note" in shown  # the header's count
 
 
 async def test_timestamps_anywhere_on_the_calendar_neither_crash_nor_move_the_figures(db_url) -> None:

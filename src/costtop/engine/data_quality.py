@@ -27,8 +27,10 @@ def rows(n: int) -> str:
     return f"{n:,} row" + ("" if n == 1 else "s")
 
 
-def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime) -> tuple[str, ...]:
-    """One line per kind of trouble, most consequential first; none when the rows are clean."""
+def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime,
+                       others: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """One line per kind of trouble, most consequential first (`others`, the engine's own, before the
+    rows that came late but were counted, which changed no figure); none when the rows are clean."""
     lines: list[str] = []
     if quality.future_rows:
         ahead = f", up to {span((quality.future_latest - now).total_seconds())} ahead" \
@@ -41,7 +43,8 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime) -
         lines.append(quality.unreadable)
     if before_month:
         lines.append(f"{rows(before_month)} dated before this month arrived today: not counted")
+    lines += others
     if quality.late_rows:
-        lines.append(f"{rows(quality.late_rows)} arrived late (up to {span(quality.latest_lateness)} after "
-                     "their time): counted")
+        lines.append(f"{rows(quality.late_rows)} committed late, up to {span(quality.latest_lateness)} after "
+                     "the time stamped on it: counted")
     return tuple(lines)

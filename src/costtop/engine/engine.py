@@ -531,8 +531,8 @@ class Engine:
         """One line per kind of bad data, said rather than hidden: rows off the clock or too late
         (what the reader noticed), then today's costs that could not be counted or make no sense,
         naming the agents."""
-        return data_quality_lines(self.read_quality, self.before_month, now) + cost_quality(self.days,
-                                                                                             self.cost_flagged)
+        return data_quality_lines(self.read_quality, self.before_month, now,
+                                  cost_quality(self.days, self.cost_flagged))
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
         """The minutes before this one do not change within it: kept, and the current one added."""

@@ -47,7 +47,8 @@ def alerts_text(snap: Snapshot) -> Text:
         lines.append(Text(f"… {len(alerts) - room} more", style="dim"))
     lines += shown_notes
     if len(notes) > len(shown_notes):
-        lines.append(Text(f"… {len(notes) - len(shown_notes)} more notes (costtop snapshot lists them)", style="dim"))
+        more = len(notes) - len(shown_notes)
+        lines.append(Text(f"… {more} more note{'s' if more > 1 else ''} (costtop snapshot lists them)", style="dim"))
     return Text("\n").join(lines)
 
 

@@ -92,6 +92,11 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
     ]
     if width >= 120 or display.refresh != 1.0:  # on a small terminal only when it is not the usual second
         second.insert(5, _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")))
+    if snap.data_quality:
+        # The notes themselves are in the alerts pane (and `costtop snapshot`); the count stays in sight
+        # on a terminal too small for that pane.
+        notes = len(snap.data_quality)
+        second.append(Text(f"▲ {notes} data note{'s' if notes > 1 else ''}", style="bold yellow"))
     if snap.audit_pending:
         waiting = Text(f"▲ {snap.audit_pending} audit row{'s' if snap.audit_pending > 1 else ''} "
                        "waiting for Postgres", style="bold yellow")
