@@ -33,9 +33,9 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime,
     rows that came late but were counted, which changed no figure); none when the rows are clean."""
     lines: list[str] = []
     if quality.future_rows:
-        ahead = f", up to {span((quality.future_latest - now).total_seconds())} ahead" \
+        ahead = f" (up to {span((quality.future_latest - now).total_seconds())} ahead)" \
             if quality.future_latest is not None else ""
-        lines.append(f"{rows(quality.future_rows)} dated in the future{ahead}: not counted until their time")
+        lines.append(f"{rows(quality.future_rows)} dated in the future{ahead}: counted when their time comes")
     if quality.missed_rows and quality.resync_at is not None:
         lines.append(f"{rows(quality.missed_rows)} arrived later than the {span(quality.horizon)} horizon: "
                      f"counted by the resync at {quality.resync_at:%H:%M:%S} UTC")

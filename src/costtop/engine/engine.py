@@ -152,7 +152,7 @@ def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, 
     Names are cleaned here: the lines are ready to render."""
     lines = []
     for attribute, what in (
-            ("unusable", f"a cost left out (NaN, infinite, or a magnitude outside {MIN_USD:e}..{MAX_USD:e} USD)"),
+            ("unusable", f"a cost left out (NaN, infinite, or outside {MIN_USD:.0e}..{MAX_USD:.0e} USD)"),
             ("negative", "a negative cost, counted as recorded")):
         found = sorted((a for a in flagged if a in days and getattr(days[a], attribute)),
                        key=lambda a: (-getattr(days[a], attribute), none_last(a)))
@@ -161,7 +161,8 @@ def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, 
         rows = sum(getattr(days[a], attribute) for a in found)
         names = ", ".join("(none)" if a is None else clean(a, 40) for a in found[:MAX_NAMED])
         more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
-        lines.append(f"{rows:,} row{'s' if rows != 1 else ''} with {what}: {names}{more}")
+        # The agents first: on a narrow terminal the end of the line is what is cut.
+        lines.append(f"{names}{more}: {rows:,} row{'s' if rows != 1 else ''} with {what}")
     return tuple(lines)
 
 
