@@ -51,7 +51,7 @@ async def test_creates_everything_in_an_empty_database(conn) -> None:
     assert "(trace_id, created_at)" in idx["tool_calls_trace_idx"]
     audit = [c[0] for c in await columns(conn, "costtop_audit")]
     assert audit == ["id", "at", "operator", "ssh_client", "action", "scope", "target", "key", "reason",
-                     "ttl_seconds", "result", "detail", "entry_id"]
+                     "ttl_seconds", "result", "detail", "entry_id", "via", "client_addr"]
     assert set(await indexes(conn, "costtop_audit")) == {"costtop_audit_pkey", "costtop_audit_at_idx",
                                                          "costtop_audit_entry_idx"}
     # The default created_at lets a gateway insert without one.
@@ -59,9 +59,10 @@ async def test_creates_everything_in_an_empty_database(conn) -> None:
     assert await conn.fetchval("SELECT created_at IS NOT NULL FROM tool_calls") is True
 
 
-async def test_an_audit_table_from_before_gets_its_entry_id(conn) -> None:
+async def test_an_audit_table_from_before_gets_its_entry_id_and_web_columns(conn) -> None:
     """Tables made before audit rows could wait in a local spool: `db init` adds the id that makes
-    writing a spooled row twice a no-op, and keeps the rows."""
+    writing a spooled row twice a no-op, and the columns that say a change came through serve (issue
+    14), and keeps the rows."""
     await conn.execute("CREATE TABLE costtop_audit (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), "
                        "operator text NOT NULL, ssh_client text, action text NOT NULL, scope text NOT NULL, "
                        "target text NOT NULL, key text NOT NULL, reason text, ttl_seconds integer, "
@@ -69,7 +70,7 @@ async def test_an_audit_table_from_before_gets_its_entry_id(conn) -> None:
     await conn.execute("INSERT INTO costtop_audit (operator, action, scope, target, key, result) "
                        "VALUES ('o', 'set:kill', 'global', '*', 'kill:global', 'set')")
     assert (await init_db(conn, TableNames()))[1] == "costtop_audit: exists"
-    assert "entry_id" in [c[0] for c in await columns(conn, "costtop_audit")]
+    assert {"entry_id", "via", "client_addr"} <= {c[0] for c in await columns(conn, "costtop_audit")}
     assert "costtop_audit_entry_idx" in await indexes(conn, "costtop_audit")
     assert await conn.fetchval("SELECT count(*) FROM costtop_audit") == 1
 

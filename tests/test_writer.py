@@ -39,7 +39,7 @@ async def test_set_kill_with_reason_and_ttl(pg, redis, redis_url) -> None:
     assert dict(row) | {"id": None, "at": None, "entry_id": None} == {
         "id": None, "at": None, "entry_id": None, "operator": "tester", "ssh_client": "10.0.0.7", "action": "set:kill",
         "scope": "agent", "target": "runner", "key": "kill:agent:runner", "reason": "runaway loop",
-        "ttl_seconds": 600, "result": "set", "detail": None,
+        "ttl_seconds": 600, "result": "set", "detail": None, "via": None, "client_addr": None,
     }
     assert before - timedelta(seconds=5) <= row["at"] <= datetime.now(UTC) + timedelta(seconds=5)
 
@@ -156,6 +156,41 @@ def test_operator_current(monkeypatch) -> None:
     assert op == Operator("ad_am", "10.1.2.3")
     monkeypatch.delenv("SSH_CLIENT")
     assert Operator.current().ssh_client is None
+    assert (Operator.current().via, Operator.current().client_addr) == (None, None)
+
+
+def test_operator_current_through_serve(monkeypatch) -> None:
+    """`costtop serve` starts each session's process with these two set (serve.py)."""
+    monkeypatch.delenv("SSH_CLIENT", raising=False)
+    monkeypatch.setenv("COSTTOP_VIA", "web")
+    monkeypatch.setenv("COSTTOP_CLIENT", "::1\x1b")
+    op = Operator.current()
+    assert (op.via, op.client_addr) == ("web", "::1")
+
+
+async def test_a_change_through_the_web_view_says_so_and_from_where(pg, redis, redis_url) -> None:
+    writer = SwitchWriter(settings(redis_url), redis, pg, Operator("serve-user", None, "web", "127.0.0.1"))
+    result = await writer.apply(SwitchChange("set", "kill", "global", "*", "runaway"))
+    assert result.ok and result.audit_written
+    (row,) = await audit_rows(pg)
+    assert (row["operator"], row["via"], row["client_addr"], row["detail"]) == ("serve-user", "web", "127.0.0.1", None)
+
+
+async def test_an_audit_table_without_the_web_columns_still_takes_every_row(pg, redis, redis_url) -> None:
+    """A table made before `via`/`client_addr` (no `costtop db init` since): terminal rows go in as
+    before, and a web row goes in with where it came from in `detail` rather than being held back."""
+    await pg.execute("ALTER TABLE costtop_audit DROP COLUMN via, DROP COLUMN client_addr")
+    terminal = SwitchWriter(settings(redis_url), redis, pg, OP)
+    web = SwitchWriter(settings(redis_url), redis, pg, Operator("serve-user", None, "web", "10.9.8.7"))
+    assert (await terminal.apply(SwitchChange("set", "kill", "agent", "a", "x"))).audit_written
+    result = await web.apply(SwitchChange("set", "kill", "agent", "b", "y"))
+    assert result.audit_written and not result.audit_pending
+    rows = await audit_rows(pg)
+    assert [(r["target"], r["detail"]) for r in rows] == [
+        ("a", None),
+        ("b", "via web from 10.9.8.7 (no via/client_addr columns: run `costtop db init`)"),
+    ]
+    assert web.spool.pending() == []
 
 
 async def test_message_keeps_target_case(pg, redis, redis_url) -> None:

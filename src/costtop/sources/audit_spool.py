@@ -43,6 +43,10 @@ class AuditEntry:
     ttl_seconds: int | None
     result: str
     detail: str | None
+    # Set for changes made through `costtop serve` (`web`, the browser's address); with defaults, so
+    # lines spooled by an older costtop still load.
+    via: str | None = None
+    client_addr: str | None = None
 
     @classmethod
     def new(cls, at: datetime, **fields: object) -> AuditEntry:

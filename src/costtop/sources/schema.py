@@ -71,13 +71,19 @@ def audit_ddl(tables: TableNames) -> list[str]:
             ttl_seconds integer,
             result text NOT NULL,
             detail text,
-            entry_id uuid
+            entry_id uuid,
+            via text,
+            client_addr text
         )""",
         f"CREATE INDEX IF NOT EXISTS {qident(tables.audit + '_at_idx')} ON {t} (at)",
         # A row kept locally during an outage carries its own id, so writing it again is a no-op
         # (sources/audit_spool.py). Added to tables made before it existed.
         f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS entry_id uuid",
         f"CREATE UNIQUE INDEX IF NOT EXISTS {qident(tables.audit + '_entry_idx')} ON {t} (entry_id)",
+        # Where a change came from when it was not typed in a terminal: `web` and the browser's address
+        # for `costtop serve` (issue 14). Added to tables made before it existed; NULL for terminal rows.
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS via text",
+        f"ALTER TABLE {t} ADD COLUMN IF NOT EXISTS client_addr text",
     ]
 
 

@@ -10,7 +10,7 @@ import contextlib
 import getpass
 import os
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
@@ -27,10 +27,14 @@ from costtop.text import clean, one_line
 
 @dataclass(frozen=True, slots=True)
 class Operator:
-    """Who pressed the key: the login name and, over SSH, the client address."""
+    """Who pressed the key: the login name and, over SSH, the client address. Through `costtop serve`,
+    the login is only the user serve runs as, so `via` (`web`) and the browser's address say who it
+    really was; serve sets COSTTOP_VIA and COSTTOP_CLIENT for each session's process (serve.py)."""
 
     login: str
     ssh_client: str | None
+    via: str | None = None
+    client_addr: str | None = None
 
     @classmethod
     def current(cls) -> Operator:
@@ -39,7 +43,9 @@ class Operator:
         except (KeyError, OSError):
             login = "unknown"
         ssh = os.environ.get("SSH_CLIENT", "").split(" ")[0] or None
-        return cls(clean(login, 64).replace(":", "_") or "unknown", clean(ssh, 64) if ssh else None)
+        via = clean(os.environ.get("COSTTOP_VIA", ""), 16) or None
+        client = clean(os.environ.get("COSTTOP_CLIENT", ""), 64) or None
+        return cls(clean(login, 64).replace(":", "_") or "unknown", clean(ssh, 64) if ssh else None, via, client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +96,33 @@ def audit_text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-def insert_sql(settings: Settings) -> str:
+COLUMNS = ("entry_id", "at", "operator", "ssh_client", "action", "scope", "target", "key", "reason", "ttl_seconds",
+           "result", "detail")
+PROVENANCE = ("via", "client_addr")
+
+
+def insert_sql(settings: Settings, provenance: bool = False) -> str:
+    """The INSERT; `via` and `client_addr` are named only for rows that have them, so a terminal's
+    rows still go into an audit table made before those columns existed."""
     table = qualified(settings.tables, settings.tables.audit)
-    return (f"INSERT INTO {table} (entry_id, at, operator, ssh_client, action, scope, target, key, reason, "
-            "ttl_seconds, result, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) "
+    columns = COLUMNS + PROVENANCE if provenance else COLUMNS
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values}) "
             "ON CONFLICT DO NOTHING")  # no conflict target: naming one would need SELECT on the table
+
+
+def _row(e: AuditEntry, provenance: bool) -> tuple[object, ...]:
+    row = (uuid.UUID(e.entry_id), datetime.fromisoformat(e.at), e.operator, e.ssh_client, e.action, e.scope,
+           e.target, e.key, e.reason, e.ttl_seconds, e.result, e.detail)
+    return (*row, e.via, e.client_addr) if provenance else row
+
+
+def _folded(e: AuditEntry) -> AuditEntry:
+    """A web row for a table without `via`/`client_addr`: where it came from goes into `detail`,
+    never dropped, until `costtop db init` adds the columns."""
+    origin = f"via {e.via or 'web'} from {e.client_addr or 'an unknown address'} (no via/client_addr columns: " \
+             "run `costtop db init`)"
+    return replace(e, detail=f"{e.detail}; {origin}" if e.detail else origin)
 
 
 async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> str | None:
@@ -102,12 +130,18 @@ async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: 
     line: Postgres down, or a table that refuses them (no `entry_id`: run `costtop db init`; no grant)."""
     if pool is None:
         return "Postgres is not connected"
-    if not entries:
-        return None
-    args = [(uuid.UUID(e.entry_id), datetime.fromisoformat(e.at), e.operator, e.ssh_client, e.action, e.scope,
-             e.target, e.key, e.reason, e.ttl_seconds, e.result, e.detail) for e in entries]
+    plain = [e for e in entries if e.via is None and e.client_addr is None]
+    web = [e for e in entries if e.via is not None or e.client_addr is not None]
     try:
-        await pool.executemany(insert_sql(settings), args, timeout=settings.timeout_seconds)
+        if web:
+            try:
+                await pool.executemany(insert_sql(settings, True), [_row(e, True) for e in web],
+                                       timeout=settings.timeout_seconds)
+            except asyncpg.UndefinedColumnError:  # an audit table from before issue 14
+                plain += [_folded(e) for e in web]
+        if plain:
+            await pool.executemany(insert_sql(settings), [_row(e, False) for e in plain],
+                                   timeout=settings.timeout_seconds)
     except asyncpg.UndefinedColumnError:
         return "the audit table has no entry_id column: run `costtop db init` as its owner"
     except PG_ERRORS as exc:
@@ -175,7 +209,7 @@ class SwitchWriter:
             datetime.now(UTC), operator=self.operator.login, ssh_client=self.operator.ssh_client,
             action=f"{change.action}:{change.kind}", scope=change.scope, target=audit_text(change.target),
             key=audit_text(key), reason=clean(change.reason, 200) or None, ttl_seconds=change.ttl_seconds,
-            result=result, detail=detail)
+            result=result, detail=detail, via=self.operator.via, client_addr=self.operator.client_addr)
         try:
             self.spool.append(entry)
             spooled = True
