@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import pty
@@ -203,29 +204,154 @@ async def ws_status(url: str, origin: str | None) -> int:
             return exc.status
 
 
-def test_serve_answers_on_its_port_with_the_app_page(redis_url: str, db_url: str) -> None:
+def http_get(url: str) -> tuple[int, str]:
+    import urllib.error
     import urllib.request
 
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "costtop", "serve", "--port", str(port), "--redis-url", redis_url,
-                             "--database-url", db_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "COSTTOP_CONFIG": ""}, start_new_session=True)
     try:
-        deadline, page = time.monotonic() + 30, ""
-        while time.monotonic() < deadline:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+class Serve:
+    """`costtop serve` in its own process group; `url` is the line it printed, once it answers."""
+
+    def __init__(self, *args: str, redis_url: str, db_url: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "costtop", "serve", *args, "--redis-url", redis_url,
+                                      "--database-url", db_url], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "COSTTOP_CONFIG": ""}, start_new_session=True)
+        assert self.proc.stdout is not None
+        self.first_line = self.proc.stdout.readline().decode()
+        self.url = self.first_line.split()[2] if self.first_line.startswith("costtop serve: http") else ""
+        deadline = time.monotonic() + 30
+        while self.url and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                    page = response.read().decode()
-                    break
+                http_get(self.url)
+                break
             except OSError:
                 time.sleep(0.3)
+
+    def close(self) -> str:
+        os.killpg(self.proc.pid, 15)
+        return self.first_line + self.proc.communicate(timeout=10)[0].decode(errors="replace")
+
+
+def test_serve_answers_on_its_port_with_the_app_page(redis_url: str, db_url: str) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    port = free_port()
+    serve = Serve("--port", str(port), redis_url=redis_url, db_url=db_url)
+    try:
+        assert serve.url.startswith(f"http://127.0.0.1:{port}/?token=")
+        token = parse_qs(urlsplit(serve.url).query)["token"][0]
+        assert len(token) >= 43  # 32 random bytes
+        status, page = http_get(serve.url)
         # textual-serve's page: its terminal script, the app's title, and the websocket that runs the app.
-        assert "static/js/textual.js" in page and "costtop</div>" in page
-        assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws"' in page
+        assert status == 200 and "static/js/textual.js" in page and "costtop</div>" in page
+        assert f'data-session-websocket-url="ws://127.0.0.1:{port}/ws/{token}"' in page
+        # Without the token (or with another), no page and no session.
+        assert http_get(f"http://127.0.0.1:{port}/")[0] == 403
+        assert http_get(f"http://127.0.0.1:{port}/?token={token[:-1]}x")[0] == 403
+        mine = f"http://127.0.0.1:{port}"
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws", mine)) == 403
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws/{token[:-1]}x", mine)) == 403
         # A session opened from another site's page is refused before any costtop process starts.
-        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws", "https://evil.example")) == 403
-        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws", None)) == 403
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws/{token}", "https://evil.example")) == 403
+        assert asyncio.run(ws_status(f"ws://127.0.0.1:{port}/ws/{token}", None)) == 403
+        assert children_of(serve.proc.pid) == []
     finally:
-        os.killpg(proc.pid, 15)
-        out = proc.communicate(timeout=10)[0].decode(errors="replace")
-    assert f"costtop serve: http://127.0.0.1:{port}/ (read-only)" in out
+        out = serve.close()
+    assert f"costtop serve: http://127.0.0.1:{port}/?token={token} (read-only)" in out
+
+
+def test_a_serve_session_runs_as_the_web_view_for_its_address_and_the_token_stays_in_serve(
+        redis_url: str, db_url: str) -> None:
+    """A raw websocket client with the token gets a costtop process told COSTTOP_VIA=web and the
+    client's address (what the writer puts in the audit row); the token is on no command line and
+    not in the session's environment."""
+    import aiohttp
+
+    port = free_port()
+    serve = Serve("--port", str(port), "--allow-writes", redis_url=redis_url, db_url=db_url)
+    token = serve.url.rsplit("=", 1)[-1]
+
+    async def session() -> tuple[dict[str, str], str]:
+        async with aiohttp.ClientSession() as client, client.ws_connect(
+                f"ws://127.0.0.1:{port}/ws/{token}", origin=f"http://localhost:{port}"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                for pid in children_of(serve.proc.pid):
+                    with contextlib.suppress(OSError):
+                        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                        if "-m costtop" in cmdline:
+                            raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                            env = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if e)
+                            return env, cmdline
+                await asyncio.sleep(0.2)
+            raise AssertionError("no costtop process for the session")
+
+    try:
+        assert "(kill and resume allowed)" in serve.first_line
+        env, cmdline = asyncio.run(session())
+        serve_cmdline = Path(f"/proc/{serve.proc.pid}/cmdline").read_bytes().decode(errors="replace")
+    finally:
+        serve.close()
+    assert (env.get("COSTTOP_VIA"), env.get("COSTTOP_CLIENT")) == ("web", "127.0.0.1")
+    assert "--read-only" not in cmdline
+    assert token not in cmdline and token not in serve_cmdline
+    assert not any(token in value for value in env.values())
+
+
+def test_serve_refuses_writes_on_an_address_other_than_loopback(redis_url: str, db_url: str) -> None:
+    """No TLS: the token would cross the network in clear. 192.0.2.1 (a documentation address) is
+    never bound: the refusal comes first."""
+    result = subprocess.run([sys.executable, "-m", "costtop", "serve", "--host", "192.0.2.1", "--allow-writes",
+                             "--redis-url", redis_url, "--database-url", db_url], capture_output=True, text=True,
+                            timeout=60, env={**os.environ, "COSTTOP_CONFIG": ""})
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("costtop: serve: --allow-writes on 192.0.2.1 (not loopback) without TLS is "
+                                    "refused") and result.stderr.count("\n") == 1
+
+
+def test_serve_on_ipv6_loopback_prints_a_bracketed_url_and_accepts_its_own_origin(
+        redis_url: str, db_url: str) -> None:
+    port = free_port()
+    serve = Serve("--host", "::1", "--port", str(port), redis_url=redis_url, db_url=db_url)
+    try:
+        assert serve.url.startswith(f"http://[::1]:{port}/?token=")
+        token = serve.url.rsplit("=", 1)[-1]
+        status, page = http_get(serve.url)
+        assert status == 200 and f'data-session-websocket-url="ws://[::1]:{port}/ws/{token}"' in page
+        assert f'href="http://[::1]:{port}/static/css/xterm.css"' in page
+        assert asyncio.run(ws_status(f"ws://[::1]:{port}/ws/{token}", f"http://[::1]:{port}")) == 101
+        assert asyncio.run(ws_status(f"ws://[::1]:{port}/ws/{token}", "http://[::2]:1")) == 403
+    finally:
+        serve.close()
+
+
+async def test_serve_on_every_address_takes_the_origin_the_browser_used() -> None:
+    """`--host 0.0.0.0`: the page and the websocket use the name the browser reached us by, and only
+    that origin is accepted. The app runs on a loopback socket here, with the 0.0.0.0 configuration."""
+    import aiohttp
+    from aiohttp import web
+
+    from costtop.serve import TokenServer, session_url
+
+    port = free_port()
+    server = TokenServer("true", host="0.0.0.0", port=port, token="t0ken", title="costtop")
+    assert session_url("0.0.0.0", port, "t0ken") == f"http://127.0.0.1:{port}/?token=t0ken"
+    runner = web.AppRunner(await server._make_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession() as client:
+            async with client.get(f"http://127.0.0.1:{port}/?token=t0ken", headers={"Host": f"box.lan:{port}"}) as r:
+                page = await r.text()
+            assert r.status == 200 and f'data-session-websocket-url="ws://box.lan:{port}/ws/t0ken"' in page
+        assert await ws_status(f"ws://127.0.0.1:{port}/ws/t0ken", f"http://127.0.0.1:{port}") == 101
+        assert await ws_status(f"ws://127.0.0.1:{port}/ws/t0ken", f"http://box.lan:{port}") == 403
+        assert await ws_status(f"ws://127.0.0.1:{port}/ws/nope", f"http://127.0.0.1:{port}") == 403
+    finally:
+        await runner.cleanup()

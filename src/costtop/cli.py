@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--allow-writes", action="store_true", help="let the browser kill and resume (default: no)")
+    serve.add_argument("--insecure-writes", action="store_true",
+                       help="allow --allow-writes on an address other than loopback, over plain HTTP")
     serve.add_argument("--theme", dest="serve_theme")
     report = commands.add_parser("report", help="a Markdown report of one UTC day (spend, traces, alerts, switches)")
     _common(report)
@@ -141,25 +143,42 @@ def report_command(args: argparse.Namespace) -> int:
 
 def serve_command(args: argparse.Namespace) -> int:
     """textual-serve starts `costtop` once per browser tab. The URLs go through the environment, not
-    the command line, so their passwords are not in the process list."""
+    the command line, so their passwords are not in the process list; the session token is only in
+    this process (serve.py). Writes are refused on an address other than loopback unless
+    `--insecure-writes`: there is no TLS, so the token and every key pressed would cross the network
+    in clear (an SSH tunnel to a loopback serve is the safe way to reach it from elsewhere)."""
     import os
+    import secrets
     import shlex
 
     try:
-        from costtop.serve import OriginCheckedServer
+        from costtop.serve import TokenServer, is_loopback, session_url
     except ImportError:
         return fail("costtop serve needs textual-serve: pip install 'costtop[serve]'")
+    remote = not is_loopback(args.host)
+    if args.allow_writes and remote and not args.insecure_writes:
+        return fail(f"serve: --allow-writes on {args.host} (not loopback) without TLS is refused; serve on 127.0.0.1 "
+                    "and use an SSH tunnel, or add --insecure-writes")
     settings = _settings(args, **({"theme": args.serve_theme} if args.serve_theme else {}))
     os.environ["COSTTOP_REDIS_URL"] = settings.redis_url
     os.environ["COSTTOP_DATABASE_URL"] = settings.database_url
+    for inherited in ("COSTTOP_VIA", "COSTTOP_CLIENT"):  # set per session, never taken from here
+        os.environ.pop(inherited, None)
     command = [sys.executable, "-m", "costtop", "--theme", settings.theme]
     if args.config:
         command += ["--config", str(args.config)]
     if not args.allow_writes:
         command.append("--read-only")
+    if args.allow_writes and remote:
+        print(f"costtop serve: WARNING: kill and resume are allowed over plain HTTP on {args.host}: anyone who "
+              "can see this traffic can take the token and kill agents", file=sys.stderr, flush=True)
+    token = secrets.token_urlsafe(32)
     mode = "kill and resume allowed" if args.allow_writes else "read-only"
-    print(f"costtop serve: http://{args.host}:{args.port}/ ({mode})", flush=True)
-    OriginCheckedServer(shlex.join(command), host=args.host, port=args.port, title="costtop").serve()
+    print(f"costtop serve: {session_url(args.host, args.port, token)} ({mode})", flush=True)
+    if args.host in ("0.0.0.0", "::"):
+        print("costtop serve: listening on every address; from another machine, use this one's name in the URL",
+              flush=True)
+    TokenServer(shlex.join(command), host=args.host, port=args.port, token=token, title="costtop").serve()
     return 0
 
 
