@@ -252,3 +252,48 @@ async def test_a_snapshot_during_a_screens_teardown_does_not_crash() -> None:
         app.render_snapshot()
         await pilot.pause()
         assert app.return_code is None
+
+
+async def test_k_with_no_agent_row_on_screen_opens_nothing() -> None:
+    """A filter that hides every agent, or a terminal with room only for the table's header: the
+    selection is nowhere on screen, so `k` must not offer to kill it."""
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("down", "slash", *"zzz", "enter")
+        agents = app.screen.query_one(AgentTable)
+        await wait_until(pilot, lambda: not agents.rows and app.focused is agents)
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, SwitchDialog)
+    app = make_app()
+    async with app.run_test(size=(40, 10)) as pilot:
+        await wait_for_data(pilot)
+        assert app.screen.query_one(AgentTable).selected_key is not None  # selected, but not drawn
+        await pilot.press("k")
+        await wait_until(pilot, lambda: any(n.message == "No agent selected." for n in app._notifications))
+        assert not isinstance(app.screen, SwitchDialog)
+
+
+async def test_a_terminal_too_small_for_the_dialog_says_so_and_opens_none() -> None:
+    app = make_app()
+    async with app.run_test(size=(40, 10)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("K")
+        await wait_until(pilot, lambda: any(n.message.startswith("Terminal too small for the confirm dialog (40x10)")
+                                            for n in app._notifications))
+        assert not isinstance(app.screen, SwitchDialog)
+        assert not any(n.message.startswith("Cancelled") for n in app._notifications)
+        assert all("\n" not in n.message for n in app._notifications)
+    app = make_app()
+    async with app.run_test(size=(80, 30)) as pilot:  # room for it: it stays, both buttons on screen
+        await wait_for_data(pilot)
+        await pilot.press("K")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        await pilot.pause(0.2)
+        dialog = app.screen
+        assert isinstance(dialog, SwitchDialog)
+        for button in dialog.query("Button"):
+            assert dialog.region.contains_region(button.region), button.id
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, SwitchDialog))

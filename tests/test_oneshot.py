@@ -59,7 +59,7 @@ async def test_table_and_csv(pg, redis, db_url, redis_url, capsys) -> None:
     assert capsys.readouterr().out.splitlines() == [
         "agent,state,spend_today,burn_per_min,level,calls_today,errors_today,p95_ms,budget,budget_used,budget_state",
         "alpha,ok,5,1,ok,4,0,100,10,0.5,ok",
-        "beta,killed,0.5,0.1,ok,1,1,200,,,disabled"]
+        "beta,killed,0.5,0.1,ok,1,1,200,none,,disabled"]
 
 
 async def test_an_unreachable_source_exits_non_zero_and_says_which(db_url, capsys) -> None:
@@ -76,3 +76,56 @@ async def _run(argv: list[str]) -> int:
     import asyncio
 
     return await asyncio.to_thread(main, argv)
+
+
+HOSTILE = {
+    "formula": '=HYPERLINK("http://evil","x")',
+    "plus": "+1+cmd|' /C calc'!A0",
+    "at": "@SUM(1+1)",
+    "osc": "\x1b]52;c;ZXZpbA==\x07clip",
+    "csi": "red\x1b[31m\r\nline",
+    "c1": "c1\x9b2J",
+}
+
+
+async def seed_hostile(pg, redis) -> None:  # type: ignore[no-untyped-def]
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=30)
+    if at.date() != datetime.now(UTC).date():
+        pytest.skip("too close to midnight UTC for a fixed day")
+    await Gateway(redis, pg).record([Call(name, "llm", 100, cost_usd=Decimal("1"), created_at=at)
+                                     for name in HOSTILE.values()])
+    await redis.set("budget:" + HOSTILE["formula"], "not a number")  # unreadable: unknown, "?"
+
+
+async def test_hostile_names_reach_csv_and_table_harmless(pg, redis, db_url, redis_url, capsys) -> None:
+    """Names from real rows: no control character reaches the table, no cell of the CSV is a formula."""
+    import csv
+    import io
+
+    await seed_hostile(pg, redis)
+    assert await _run(["snapshot", "--format", "csv", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    agents = {row["agent"] for row in rows}
+    assert agents == {"'=HYPERLINK(\"http://evil\",\"x\")", "'+1+cmd|' /C calc'!A0", "'@SUM(1+1)",
+                      "]52;c;ZXZpbA==clip", "red[31mline", "c12J"}
+    budgets = {row["agent"]: (row["budget"], row["budget_state"]) for row in rows}
+    assert budgets["'=HYPERLINK(\"http://evil\",\"x\")"] == ("?", "unknown")
+    assert budgets["c12J"] == ("none", "disabled")
+    assert all(row["spend_today"] == "1" for row in rows)  # numbers are left as numbers
+    assert await _run(["snapshot", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    table = capsys.readouterr().out
+    assert not any(ch in table for ch in "\x1b\x07\r\x9b")
+    assert len(table.splitlines()) == 5 + len(HOSTILE)  # one line per agent: no name breaks a line
+
+
+async def test_an_unreadable_and_a_missing_budget_read_the_same_in_json_and_table(pg, redis, db_url, redis_url,
+                                                                                  capsys) -> None:
+    await seed(pg, redis)
+    await redis.set("budget:alpha", "lots")
+    assert await _run(["snapshot", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[5].endswith(" ?") and table[6].endswith(" none")
+    assert await _run(["snapshot", "--format", "json", "--redis-url", redis_url, "--database-url", db_url]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(a["budget"], a["budget_state"]) for a in data["agents"]] == [(None, "unknown"), (None, "disabled")]
+    assert (data["header"]["day_budget"], data["header"]["day_budget_state"]) == (None, "disabled")

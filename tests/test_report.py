@@ -101,3 +101,36 @@ async def test_the_report_of_a_day_is_exact(pg, redis, db_url, tmp_path) -> None
 def test_a_bad_day_is_one_line(capsys) -> None:
     assert main(["report", "--day", "yesterday"]) == 2
     assert capsys.readouterr().err == "costtop: report: --day must be a date like 2026-11-21 (got 'yesterday')\n"
+
+
+async def test_hostile_names_and_reasons_cannot_add_markup_to_the_report(pg, redis, db_url, tmp_path) -> None:
+    """Real rows and a real audit row carrying links, images, HTML, pipes, backticks and newlines."""
+    names = ["[x](http://evil)", "![img](http://e/i.png)", "<script>alert(1)</script>", "a|b\nc", "`rm -rf`",
+             "see https://evil.example", "*bold*_it_"]
+    await Gateway(redis, pg).record([Call(name, "llm", 10, model=name, cost_usd=Decimal("1"), created_at=at(9, i))
+                                     for i, name in enumerate(names)])
+    await pg.execute(
+        "INSERT INTO costtop_audit (at, operator, ssh_client, action, scope, target, key, reason, ttl_seconds, result) "
+        "VALUES ($1, '<b>mallory</b>', NULL, 'set:kill', 'agent', 'x', 'kill:agent:x', "
+        "E'[click](javascript:alert(1))\\n| forged | row |', NULL, 'set')", at(9, 30))
+    out = tmp_path / "report.md"
+    assert await asyncio.to_thread(main, ["report", "--day", "2026-11-20", "--database-url", db_url,
+                                          "--out", str(out)]) == 0
+    text = out.read_text()
+    agents = text.split("## By agent\n\n")[1].split("\n\n")[0].splitlines()[2:]
+    assert sorted(agents) == sorted([
+        "| \\[x\\](http\\:\\/\\/evil) | $1.00 | 1 | 0 |",
+        "| \\!\\[img\\](http\\:\\/\\/e/i.png) | $1.00 | 1 | 0 |",
+        "| &lt;script&gt;alert(1)&lt;/script&gt; | $1.00 | 1 | 0 |",
+        "| a\\|bc | $1.00 | 1 | 0 |",
+        "| \\`rm -rf\\` | $1.00 | 1 | 0 |",
+        "| see https\\:\\/\\/evil.example | $1.00 | 1 | 0 |",
+        "| \\*bold\\*\\_it\\_ | $1.00 | 1 | 0 |"])
+    switches = text.split("## Switch changes\n\n")[1].splitlines()
+    assert switches[2] == ("| 09:30:00 | &lt;b&gt;mallory&lt;/b&gt; | set:kill | kill:agent:x | "
+                           "\\[click\\](javascript:alert(1))\\| forged \\| row \\| |  | set |")
+    assert len(switches) == 3  # the reason's newline made no row of its own
+    for line in text.splitlines():  # every table row has as many cells as its header
+        if line.startswith("|"):
+            cells = line.replace("\\|", "").count("|") - 1
+            assert cells in (4, 5, 7), line

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
 from costtop.allocator import pin_mmap_threshold
 from costtop.config import ConfigError, Settings, load_settings
+
+MAX_DEMO_RATE = 10_000.0  # the simulator writes every call to real servers: more only measures the machine
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -107,8 +111,8 @@ def run_app(settings: Settings) -> int:
         return fail(f"keymap: no binding called {', '.join(unknown)} (there are: {known})")
     try:
         feed = LiveFeed(settings)
-    except ValueError as exc:  # a URL the client library cannot parse
-        return fail(f"bad URL: {exc}")
+    except ValueError as exc:  # settings checked both URLs; only the Redis client is built here
+        return fail(f"redis_url: {exc}")
     CosttopApp(settings, feed).run()
     waiting = feed.audit_pending()
     if waiting:
@@ -117,16 +121,34 @@ def run_app(settings: Settings) -> int:
     return 0
 
 
+FIRST_DAY = date(2000, 1, 1)  # the report reads the 7 days before: far from datetime's year 1
+
+
+def check_day(raw: str, today: date) -> str | None:
+    """Why `report --day` cannot be used, or None: exactly YYYY-MM-DD, a real date, not in the future."""
+    from costtop.text import clean
+
+    got = f"(got {clean(raw, 40)!r})"
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+        return f"must be a date like 2026-11-21 {got}"
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        return f"is not a real date {got}"
+    if not FIRST_DAY <= day <= today:
+        return f"must be between {FIRST_DAY} and today, {today} (UTC) {got}"
+    return None
+
+
 def report_command(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from costtop.report import build
     from costtop.sources.errors import SourceError
 
-    try:
-        datetime.strptime(args.day, "%Y-%m-%d")
-    except ValueError:
-        return fail(f"report: --day must be a date like 2026-11-21 (got {args.day!r})")
+    problem = check_day(args.day, datetime.now(UTC).date())
+    if problem:
+        return fail(f"report: --day {problem}")
     try:
         text = asyncio.run(build(_settings(args), args.day))
     except SourceError as exc:
@@ -151,6 +173,8 @@ def serve_command(args: argparse.Namespace) -> int:
     import secrets
     import shlex
 
+    if not 1 <= args.port <= 65_535:
+        return fail(f"serve: --port must be between 1 and 65535 (got {args.port})")
     try:
         from costtop.serve import TokenServer, is_loopback, session_url
     except ImportError:
@@ -184,11 +208,14 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def snapshot_command(args: argparse.Namespace) -> int:
     from costtop.oneshot import exit_code, read_once, render
+    from costtop.text import mask_url, one_line
 
+    settings = _settings(args)
     try:
-        snap = asyncio.run(read_once(_settings(args)))
-    except ValueError as exc:  # a URL the client library cannot parse
-        return fail(f"bad URL: {exc}")
+        snap = asyncio.run(read_once(settings))
+    except ValueError as exc:  # settings checked both URLs; said with both, masked, in case one slipped through
+        return fail(f"redis_url {mask_url(settings.redis_url)} or database_url {mask_url(settings.database_url)}: "
+                    f"{one_line(exc, (settings.redis_url, settings.database_url))}")
     sys.stdout.write(render(snap, args.format))
     for source in snap.sources:
         if not source.connected:
@@ -224,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "demo":
             from costtop.demo.run import run_demo
+
+            if not 0 < args.rate <= MAX_DEMO_RATE:  # also NaN
+                return fail(f"demo: --rate must be above 0 and at most {MAX_DEMO_RATE:g} calls per second "
+                            f"(got {args.rate:g})")
+            if not 0 <= args.incident_after <= 86_400:
+                return fail(f"demo: --incident-after must be between 0 and 86400 seconds (got {args.incident_after:g})")
 
             extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
             settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})

@@ -10,8 +10,8 @@ import os
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Annotated, Any
+from urllib.parse import SplitResult, urlsplit
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -54,34 +54,49 @@ class TableNames(BaseModel):
         return self.columns.get(logical, logical)
 
 
+# Bounds for every threshold, checked at start: a typo (`budget_warning = 80` for 80 %, a negative
+# dollar figure, 0 calls) would otherwise make an alert that never trips or always does.
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Money = Annotated[Decimal, Field(gt=0, le=Decimal("1e12"), allow_inf_nan=False)]
+Millis = Annotated[int, Field(ge=1, le=86_400_000)]
+Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
+
+
 class Thresholds(BaseModel):
     """Seed defaults: velocity in USD over the 5-minute window; budget fractions."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    velocity_warning: Decimal = Decimal("5")
-    velocity_critical: Decimal = Decimal("15")
-    velocity_emergency: Decimal = Decimal("50")
-    budget_warning: float = 0.8
+    velocity_warning: Money = Decimal("5")
+    velocity_critical: Money = Decimal("15")
+    velocity_emergency: Money = Decimal("50")
+    budget_warning: Fraction = 0.8
     # Providers (seed alert rules): down above 50 % errors in 2 minutes; degraded above 10 % errors
     # in 5 minutes or a p95 latency above 10 s.
-    provider_down_errors_2m: float = 0.5
-    provider_degraded_errors_5m: float = 0.10
-    provider_slow_p95_ms: int = 10_000
+    provider_down_errors_2m: Fraction = 0.5
+    provider_degraded_errors_5m: Fraction = 0.10
+    provider_slow_p95_ms: Millis = 10_000
     # Alert rules (seed): an agent above 10 % errors in 5 minutes; more than 3 such agents at once;
     # a p95 latency above 10 s over 5 minutes.
-    error_rate_5m: float = 0.10
-    erroring_agents: int = 3
-    slow_p95_ms: int = 10_000
+    error_rate_5m: Fraction = 0.10
+    erroring_agents: Count = 3
+    slow_p95_ms: Millis = 10_000
     # Runaway traces (seed): one agent tool called more than 5 times in a trace; input tokens above 100K.
-    loop_calls: int = LOOP_CALLS
-    context_tokens: int = CONTEXT_LIMIT
+    loop_calls: Count = LOOP_CALLS
+    context_tokens: Count = CONTEXT_LIMIT
     # Anomalies (seed): an agent's spend today above its trailing 7-day mean plus 2 standard deviations;
     # this clock hour above 3 times the one before. costtop's own guards against crying wolf: at least
     # 3 days of history, and at least $1 spent before anything is unusual.
-    anomaly_sigmas: Decimal = Decimal("2")
-    anomaly_hour_factor: Decimal = Decimal("3")
-    anomaly_min_days: int = 3
-    anomaly_min_usd: Decimal = Decimal("1")
+    anomaly_sigmas: Decimal = Field(default=Decimal("2"), ge=0, le=100, allow_inf_nan=False)
+    anomaly_hour_factor: Decimal = Field(default=Decimal("3"), ge=1, le=1000, allow_inf_nan=False)
+    anomaly_min_days: int = Field(default=3, ge=1, le=7)  # the history is the 7 days before
+    anomaly_min_usd: Decimal = Field(default=Decimal("1"), ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _velocity_order(self) -> Thresholds:
+        if not self.velocity_warning <= self.velocity_critical <= self.velocity_emergency:
+            raise ValueError("velocity_warning <= velocity_critical <= velocity_emergency must hold "
+                             f"(got {self.velocity_warning}, {self.velocity_critical}, {self.velocity_emergency})")
+        return self
 
 
 class Settings(BaseModel):
@@ -97,7 +112,8 @@ class Settings(BaseModel):
     # A row dated more than this far ahead of costtop's clock is not counted until its time comes:
     # the data never moves the day, the windows or the watermark.
     clock_skew: float = Field(default=120.0, ge=0, le=86_400)
-    timeout_seconds: float = 3.0
+    # Every read and write waits at most this long (a whole-day read, ten times it): never 0, never hours.
+    timeout_seconds: float = Field(default=3.0, ge=0.1, le=600, allow_inf_nan=False)
     # Where `costtop pricing sync` fetches prices: OpenRouter's public models list, or a mirror of it.
     pricing_url: str = "https://openrouter.ai/api/v1/models"
     # Where audit rows wait while Postgres is unreachable (default: the user's state directory).
@@ -128,18 +144,32 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
+        scheme = _port_checked(value).scheme
         if scheme not in ("redis", "rediss", "unix"):
             raise ValueError(f"redis URL must start with redis://, rediss:// or unix:// (got {scheme or 'no'} scheme)")
+        from redis.connection import parse_url  # the client's own reading of it: a bad ?db= or option
+
+        parse_url(value)
         return value
 
     @field_validator("database_url")
     @classmethod
     def _pg_scheme(cls, value: str) -> str:
-        scheme = urlsplit(value).scheme
+        scheme = _port_checked(value).scheme
         if scheme not in ("postgres", "postgresql"):
             raise ValueError(f"database URL must start with postgresql:// (got {scheme or 'no'} scheme)")
         return value
+
+
+def _port_checked(url: str) -> SplitResult:
+    """The URL's parts, its port read now: a bad one is said at start, under the setting's name, not at the
+    first connection as a bare "Port out of range"."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- reading it is the check
+    except ValueError as exc:
+        raise ValueError(f"bad port: {exc}") from None
+    return parts
 
 
 ENV_PREFIX = "COSTTOP_"

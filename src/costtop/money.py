@@ -6,6 +6,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import cache
 
 UNKNOWN = "?"
+NO_BUDGET = "none"  # no budget set (missing, zero or negative); one that cannot be read is UNKNOWN
 
 
 def usd(value: Decimal | None, places: int = 2) -> str:

@@ -9,7 +9,9 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
     {"version": 1, "at": ISO 8601 UTC,
      "sources": {"redis": {"ok": bool, "error": str|null}, "postgres": {...}},
      "header": {"spend_today", "spend_month", "burn_per_min", "projected_today", "projected_month",
-                "calls_per_min", "error_rate_1h", "p95_ms", "day_budget", "month_budget"},
+                "calls_per_min", "error_rate_1h", "p95_ms", "day_budget", "month_budget",
+                "day_budget_state", "month_budget_state"},  (a null budget: "disabled" is none set, "unknown"
+                                                             is one costtop could not read)
      "agents": [{"agent", "state", "spend_today", "burn_per_min", "level", "calls_today",
                  "errors_today", "p95_ms", "budget", "budget_used", "budget_state"}],
      "models": [{"model", "state", "spend_today", "calls_today", "flat_calls"}],
@@ -19,7 +21,9 @@ JSON shape (version 1; money as exact decimal strings without trailing zeros; un
      "notes": [str],  (what could not be judged, e.g. the week behind the day anomaly)
      "data_quality": [str]}  (what the rows got wrong: dated in the future, later than the lateness
                               horizon, unreadable values, NaN or negative costs naming the agents)
-Names are exact (as stored); the table format cleans them for the terminal.
+Names are exact (as stored) in JSON; the table cleans them for the terminal and the CSV for spreadsheets
+(costtop/escape.py). A budget with no limit reads "none" (none set) or "?" (unknown) in the table and the
+CSV, as on the screen; JSON says which in budget_state.
 """
 
 from __future__ import annotations
@@ -33,8 +37,9 @@ from typing import Any
 
 from costtop.config import Settings
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import BudgetState, BudgetView, Snapshot
-from costtop.money import UNKNOWN, usd
+from costtop.engine.snapshot import AgentRow, BudgetState, BudgetView, Snapshot
+from costtop.escape import csv_cell, terminal
+from costtop.money import NO_BUDGET, UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import RedisState, SourceStatus
@@ -106,6 +111,7 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
             "projected_month": money(h.projected_month), "calls_per_min": money(h.calls_per_min),
             "error_rate_1h": h.error_rate_1h, "p95_ms": h.p95_ms,
             "day_budget": money(h.day_budget.limit), "month_budget": money(h.month_budget.limit),
+            "day_budget_state": h.day_budget.state.value, "month_budget_state": h.month_budget.state.value,
         },
         "agents": [{
             "agent": a.agent_id, "state": a.state.value, "spend_today": money(a.spend_today),
@@ -130,8 +136,17 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
 def budget_cell(budget: BudgetView) -> str:
     """`none` only for a disabled budget; one Redis holds but costtop cannot read is unknown, `?`."""
     if budget.state is BudgetState.DISABLED:
-        return "none"
+        return NO_BUDGET
     return UNKNOWN if budget.state is BudgetState.UNKNOWN else usd(budget.limit)
+
+
+def _csv_row(row: dict[str, Any], agent: AgentRow) -> dict[str, Any]:
+    """The JSON row, escaped for spreadsheets, with the budget as the table says it when it has no
+    usable limit ("none" or "?", not an empty cell that reads the same for both)."""
+    budget = agent.budget
+    if budget.state in (BudgetState.DISABLED, BudgetState.UNKNOWN) or budget.limit is None:
+        row = {**row, "budget": budget_cell(budget)}
+    return {key: csv_cell(value) for key, value in row.items()}
 
 
 def render(snap: Snapshot, fmt: str) -> str:
@@ -142,13 +157,13 @@ def render(snap: Snapshot, fmt: str) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=AGENT_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(data["agents"])
+        writer.writerows(_csv_row(row, agent) for row, agent in zip(data["agents"], snap.agents, strict=True))
         return out.getvalue()
     h = snap.header
     lines = [f"costtop snapshot {data['at']}",
              f"today {usd(h.spend_today)}  month {usd(h.spend_month)}  burn {usd(h.velocity_per_min)}/min  "
              f"calls {h.calls_per_min:.1f}/min"]
-    lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + (s.error or '')}" for s in snap.sources]
+    lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + terminal(s.error or '')}" for s in snap.sources]
     rows = [("AGENT", "STATE", "TODAY", "$/MIN", "CALLS", "ERR", "BUDGET")]
     rows += [(clean(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
               UNKNOWN if a.calls_today is None else str(a.calls_today),

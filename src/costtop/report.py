@@ -22,11 +22,13 @@ from costtop.config import Settings
 from costtop.engine.anomalies import day_anomalies, day_norms
 from costtop.engine.engine import velocity_level
 from costtop.engine.snapshot import Level
+from costtop.escape import markdown
 from costtop.money import usd
 from costtop.sources.day_report import DayRecords, read_day
 from costtop.text import clean
 
 WINDOW_MINUTES = 5
+TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this only bounds the escaping
 
 
 async def build(settings: Settings, day: str) -> str:
@@ -49,8 +51,10 @@ def peaks(minutes: list[asyncpg.Record]) -> dict[str, tuple[Decimal, datetime]]:
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Every cell is escaped here, ours and the data's alike, so no caller can forget one: a name cannot
+    add a column, a link, an image or HTML to the report."""
     out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    out += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    out += ["| " + " | ".join(markdown(cell, TABLE_CELL) for cell in row) + " |" for row in rows]
     return out
 
 
@@ -97,7 +101,7 @@ def render(settings: Settings, records: DayRecords) -> str:
     lines += _table(("severity", "rule", "subject", "figure"), alerts) if alerts else ["None."]
     lines += ["", "## Switch changes", ""]
     if isinstance(audit, str):
-        lines.append(f"The audit table is {clean(audit, 200)}.")
+        lines.append(f"The audit table is {markdown(audit, 200)}.")
     elif audit:
         lines += _table(("time", "who", "action", "key", "reason", "ttl", "result"),
                         [(f"{r['at'].astimezone(UTC):%H:%M:%S}",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import App
@@ -82,6 +83,16 @@ def binding_groups() -> list[tuple[str, list[Binding]]]:
 def unknown_binding_ids(keymap: dict[str, str]) -> list[str]:
     known = {b.id for _, group in binding_groups() for b in group}
     return sorted(set(keymap) - known)
+
+
+def _row_on_screen(table: RowTable[Any]) -> bool:
+    """Whether the table's selected row is drawn now. A kill must name a row the operator can see: a
+    filter that hides every row, or a terminal short enough to show only the header, keeps a
+    selection that is nowhere on screen."""
+    rows_height = table.scrollable_content_region.height - 1  # below the header line
+    top = int(table.scroll_offset.y)
+    return bool(table.rows) and table.display and table.region.height > 1 and rows_height >= 1 \
+        and top <= table.cursor < top + rows_height
 
 
 def backoff(failures: int, base: float) -> float:
@@ -480,13 +491,19 @@ class CosttopApp(App[None]):
     def _ask(self, change: SwitchChange) -> None:
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
 
+        dialog = SwitchDialog(change, key)
+
         def done(result: SwitchChange | None) -> None:
-            if result is None:
+            if dialog.too_small:
+                width, height = self.size
+                self.notify(f"Terminal too small for the confirm dialog ({width}x{height}): enlarge it; "
+                            "nothing was changed.", severity="warning", timeout=8, markup=False)
+            elif result is None:
                 self.notify("Cancelled: nothing was changed.", timeout=3)
             else:
                 self._write(result)
 
-        self.push_screen(SwitchDialog(change, key), done)
+        self.push_screen(dialog, done)
 
     def _focused_usage_table(self) -> SwitchableTable | None:
         focused = self.focused
@@ -498,7 +515,7 @@ class CosttopApp(App[None]):
             return
         table = self._focused_usage_table()
         if table is not None:
-            name = table.selected_name
+            name = table.selected_name if _row_on_screen(table) else None
             if kind != "kill":
                 self.notify(f"Throttling applies to agents; `k` kills the selected {table.scope}.",
                             severity="warning")
@@ -509,6 +526,10 @@ class CosttopApp(App[None]):
                 self._ask(SwitchChange("set", "kill", table.scope, name))
             return
         agent = self._selected_agent()
+        main = self._main()
+        if agent is not None and self.screen is main and main is not None \
+                and not _row_on_screen(main.query_one(AgentTable)):
+            agent = None  # selected, but not on screen (filtered out, or a terminal too short for a row)
         if agent is None:
             self.notify("No agent selected.", severity="warning")
             return

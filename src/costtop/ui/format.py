@@ -7,7 +7,7 @@ from decimal import Decimal
 from rich.text import Text
 
 from costtop.engine.snapshot import AgentState, BudgetState, BudgetView, Level
-from costtop.money import UNKNOWN
+from costtop.money import NO_BUDGET, UNKNOWN
 
 CENT = Decimal("0.01")
 
@@ -70,7 +70,7 @@ def level_text(amount: str, level: Level) -> Text:
 def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
     """`████░░░░ 52%`, or the state in words when there is no usable fraction."""
     if budget.state is BudgetState.DISABLED:
-        return Text("none", style="dim")
+        return Text(NO_BUDGET, style="dim")
     fraction = budget.fraction
     if budget.state is BudgetState.UNKNOWN or fraction is None:
         return Text(UNKNOWN, style="dim")

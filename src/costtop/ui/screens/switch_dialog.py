@@ -64,6 +64,7 @@ class SwitchDialog(ModalScreen[SwitchChange | None]):
         self.change = change
         self.key = key
         self.needs_word = change.action == "set" and change.kind == "kill" and change.scope == "global"
+        self.too_small = False  # closed at once because the buttons did not fit on the terminal
 
     def compose(self) -> ComposeResult:
         title, what = consequence(self.change)
@@ -87,6 +88,17 @@ class SwitchDialog(ModalScreen[SwitchChange | None]):
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()
+        self.call_after_refresh(self._close_unless_it_fits)
+
+    def _close_unless_it_fits(self) -> None:
+        """A terminal too small for the whole dialog would cut off the buttons (the last lines): a
+        change nobody can confirm or cancel with the mouse, under text nobody can read. Closed
+        unused; the app says why (`too_small`)."""
+        screen = self.region
+        if all(screen.contains_region(button.region) and button.region.area for button in self.query(Button)):
+            return
+        self.too_small = True
+        self.dismiss(None)
 
     @on(Input.Changed, "#word")
     def _word_typed(self, event: Input.Changed) -> None:
