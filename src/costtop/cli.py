@@ -10,10 +10,13 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costtop.allocator import pin_mmap_threshold
 from costtop.config import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from costtop.sources.feed import LiveFeed
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -108,11 +111,24 @@ def run_app(settings: Settings) -> int:
     except ValueError as exc:  # a URL the client library cannot parse
         return fail(f"bad URL: {exc}")
     CosttopApp(settings, feed).run()
+    for line in quit_notes(feed):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def quit_notes(feed: LiveFeed) -> list[str]:
+    """What the operator must know on leaving: audit rows still waiting, and a spool that could not be
+    written (a full disk): the rows it failed to keep are not anywhere but in this message's past."""
+    notes = []
     waiting = feed.audit_pending()
     if waiting:
-        print(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
-              f"kept in {feed.spool.path}, written the next time costtop reaches it.", file=sys.stderr)
-    return 0
+        notes.append(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
+                     f"kept in {feed.spool.path}, written the next time costtop reaches it.")
+    if feed.spool.error:
+        notes.append(f"costtop: the audit spool {feed.spool.path} could not be written ({feed.spool.error}); "
+                     "while it could not, an audit row Postgres did not take was kept nowhere (the dialog said "
+                     "which): free space there.")
+    return notes
 
 
 def report_command(args: argparse.Namespace) -> int:
