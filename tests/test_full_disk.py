@@ -5,9 +5,6 @@ failure said in the write's result and at quit."""
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,38 +16,9 @@ from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.feed import LiveFeed
 from costtop.sources.writer import Operator, Outcome, SwitchChange, SwitchWriter, drain
+from tinydisk import fill, tiny_disk_fixture  # noqa: F401 (the tiny_disk fixture)
 
 OP = Operator("tester", None)
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    where = tmp_path / "disk"
-    where.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", "tmpfs", str(where)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a 64 KiB tmpfs here (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> Path:
-    """Take every byte left: a file that grows until the kernel refuses (removed to free the space)."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    try:
-        for size in (4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"x" * size)
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-    finally:
-        os.close(fd)
-    return filler
 
 
 def entry(n: int) -> AuditEntry:
