@@ -8,7 +8,6 @@ import errno
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from costtop.cli import quit_notes
@@ -84,26 +83,30 @@ async def test_a_drain_on_a_full_disk_inserts_first_and_writes_nothing_twice(pg,
     assert not spool.path.exists()
 
 
-async def closed_pool(db_url: str) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
-    await pool.close()
-    return pool
-
-
 async def test_a_spool_that_cannot_keep_the_row_is_said_in_the_result_and_at_quit(
         db_url, redis, redis_url, tiny_disk: Path) -> None:
     s = Settings(redis_url=redis_url, database_url=db_url, audit_spool=str(tiny_disk / "spool.jsonl"))
     feed = LiveFeed(s)
-    fill(tiny_disk)
-    writer = SwitchWriter(s, redis, await closed_pool(db_url), OP, feed.spool)
-    result = await writer.apply(SwitchChange("set", "kill", "agent", "runner", "loop"))
-    assert result.outcome is Outcome.DONE and await redis.exists("kill:agent:runner") == 1
-    assert (result.audit_written, result.audit_pending) == (False, False)
-    assert result.spool_error == "No space left on device"
-    assert "could not keep it: No space left on device" in result.message
-    assert feed.audit_pending() == 0
-    notes = quit_notes(feed)
-    assert len(notes) == 1 and f"the audit spool {feed.spool.path} could not be written" in notes[0]
+    filler = fill(tiny_disk)
+    assert feed.postgres.pool is None  # not connected: Postgres takes no audit row
+    try:
+        result = await feed.write(SwitchChange("set", "kill", "agent", "runner", "loop"))
+        assert result.outcome is Outcome.DONE and await redis.exists("kill:agent:runner") == 1
+        assert (result.audit_written, result.audit_pending) == (False, False)
+        assert result.spool_error == "No space left on device"
+        assert "could not keep it: No space left on device" in result.message
+        assert feed.audit_pending() == 0
+        assert quit_notes(feed) == [
+            f"costtop: 1 audit row kept nowhere: Postgres did not take it and the audit spool {feed.spool.path} "
+            "could not be written (the dialog said which).",
+            f"costtop: the audit spool {feed.spool.path} cannot be written (No space left on device): free space "
+            "there, or the next Postgres outage loses audit rows."]
+        # Space again: the spool works, and the lost row is still said at quit.
+        filler.unlink()
+        assert (await feed.write(SwitchChange("remove", "kill", "agent", "runner"))).audit_pending
+        assert quit_notes(feed)[-1].startswith("costtop: 1 audit row kept nowhere")
+    finally:
+        await feed.close()
 
 
 async def test_a_full_disk_is_said_even_when_postgres_takes_the_row(pg, db_url, redis, redis_url,

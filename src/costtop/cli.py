@@ -124,10 +124,13 @@ def quit_notes(feed: LiveFeed) -> list[str]:
     if waiting:
         notes.append(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
                      f"kept in {feed.spool.path}, written the next time costtop reaches it.")
+    if feed.audit_lost:
+        notes.append(f"costtop: {feed.audit_lost} audit row{'s' if feed.audit_lost > 1 else ''} kept nowhere: "
+                     f"Postgres did not take {'them' if feed.audit_lost > 1 else 'it'} and the audit spool "
+                     f"{feed.spool.path} could not be written (the dialog said which).")
     if feed.spool.error:
-        notes.append(f"costtop: the audit spool {feed.spool.path} could not be written ({feed.spool.error}); "
-                     "while it could not, an audit row Postgres did not take was kept nowhere (the dialog said "
-                     "which): free space there.")
+        notes.append(f"costtop: the audit spool {feed.spool.path} cannot be written ({feed.spool.error}): "
+                     "free space there, or the next Postgres outage loses audit rows.")
     return notes
 
 
