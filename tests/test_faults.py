@@ -22,8 +22,11 @@ from costtop.demo.servers import PostgresServer, RedisServer, ServerPair, free_p
 from costtop.gateway import Call, Gateway
 from costtop.sources.feed import LiveFeed
 from costtop.sources.schema import init_db
+from costtop.sources.writer import Outcome, WriteResult
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
+from redis_proxy import LossyProxy
+from tinydisk import fill, tiny_disk_fixture  # noqa: F401 (the tiny_disk fixture)
 
 TIMEOUT = 1.0  # every network call's timeout in these runs: failures show quickly
 
@@ -227,3 +230,54 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
     finally:
         await conn.close()
     assert [tuple(r) for r in rows] == [("set:kill", "a", "set")]
+
+
+async def press_kill(pilot, app: CosttopApp) -> WriteResult:  # type: ignore[no-untyped-def]
+    """`k` on the selected agent, confirmed: the result the dialog reported."""
+    await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
+                     and app.redis_state is not None and not app.engine.day_pending)
+    await pilot.press("k")
+    await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+    await pilot.press("tab", "enter")
+    await wait_until(pilot, lambda: app.last_write is not None, timeout=10)
+    assert app.last_write is not None
+    return app.last_write
+
+
+async def test_a_kill_whose_reply_is_lost_and_cannot_be_checked_says_unknown(fresh: ServerPair) -> None:
+    """Redis takes the SET, the connection drops before the reply, and Redis is unreachable after:
+    the screen says UNKNOWN (never NOT DONE), and the audit row says what was seen."""
+    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
+    proxy = await LossyProxy(fresh.redis.port, "drop_reply", refuse_after_drop=True).start()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{proxy.port}/0", database_url=fresh.postgres.url,
+                        timeout_seconds=TIMEOUT)
+    app = CosttopApp(settings, LiveFeed(settings))
+    try:
+        async with app.run_test(size=(160, 50)) as pilot:
+            result = await press_kill(pilot, app)
+            assert result.outcome is Outcome.UNKNOWN and not result.ok
+            await wait_until(pilot, lambda: any(n.title == "UNKNOWN: check Redis" for n in app._notifications))
+            assert not any(n.title == "NOT DONE" for n in app._notifications)
+    finally:
+        await proxy.close()
+    redis = Redis.from_url(fresh.redis.url)
+    try:
+        assert await redis.exists("kill:agent:a") == 1
+    finally:
+        await redis.aclose()
+    conn = await asyncpg.connect(fresh.postgres.url)
+    try:
+        assert await conn.fetchval("SELECT result FROM costtop_audit") == "unknown"
+    finally:
+        await conn.close()
+
+
+async def test_a_full_disk_under_the_audit_spool_is_said_on_screen(fresh: ServerPair, tiny_disk: Path) -> None:
+    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(fresh, audit_spool=str(tiny_disk / "spool.jsonl"))
+    fill(tiny_disk)
+    async with app.run_test(size=(160, 50)) as pilot:
+        result = await press_kill(pilot, app)
+        assert result.ok and result.audit_written and result.spool_error == "No space left on device"
+        await wait_until(pilot, lambda: "audit spool cannot be written (No space left on device)"
+                         in screen_text(app))

@@ -12,12 +12,15 @@ import re
 import sys
 from datetime import UTC, date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from costtop.allocator import pin_mmap_threshold
 from costtop.config import ConfigError, Settings, load_settings
 
 MAX_DEMO_RATE = 10_000.0  # the simulator writes every call to real servers: more only measures the machine
+
+if TYPE_CHECKING:
+    from costtop.sources.feed import LiveFeed
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -114,11 +117,27 @@ def run_app(settings: Settings) -> int:
     except ValueError as exc:  # settings checked both URLs; only the Redis client is built here
         return fail(f"redis_url: {exc}")
     CosttopApp(settings, feed).run()
+    for line in quit_notes(feed):
+        print(line, file=sys.stderr)
+    return 0
+
+
+def quit_notes(feed: LiveFeed) -> list[str]:
+    """What the operator must know on leaving: audit rows still waiting, and a spool that could not be
+    written (a full disk): the rows it failed to keep are not anywhere but in this message's past."""
+    notes = []
     waiting = feed.audit_pending()
     if waiting:
-        print(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
-              f"kept in {feed.spool.path}, written the next time costtop reaches it.", file=sys.stderr)
-    return 0
+        notes.append(f"costtop: {waiting} audit row{'s' if waiting > 1 else ''} could not be written to Postgres; "
+                     f"kept in {feed.spool.path}, written the next time costtop reaches it.")
+    if feed.audit_lost:
+        notes.append(f"costtop: {feed.audit_lost} audit row{'s' if feed.audit_lost > 1 else ''} kept nowhere: "
+                     f"Postgres did not take {'them' if feed.audit_lost > 1 else 'it'} and the audit spool "
+                     f"{feed.spool.path} could not be written (the dialog said which).")
+    if feed.spool.error:
+        notes.append(f"costtop: the audit spool {feed.spool.path} cannot be written ({feed.spool.error}): "
+                     "free space there, or the next Postgres outage loses audit rows.")
+    return notes
 
 
 FIRST_DAY = date(2000, 1, 1)  # the report reads the 7 days before: far from datetime's year 1

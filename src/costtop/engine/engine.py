@@ -190,6 +190,7 @@ class Engine:
         self.history_error: str | None = None  # the last failure to read that week, until a read works
         self.audit_pending = 0  # audit rows waiting in the local spool, as the app last counted them
         self.audit_error: str | None = None  # why Postgres did not take them, at the last try
+        self.audit_spool_error: str | None = None  # the local spool could not be written, at the last write
         self.models: dict[str | None, UsageTotals] = {}
         self.providers: dict[str | None, UsageTotals] = {}
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
@@ -525,6 +526,7 @@ class Engine:
             alerts=alerts, new_critical=new_critical,
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
             audit_pending=self.audit_pending, audit_error=self.audit_error,
+            audit_spool_error=self.audit_spool_error,
             data_quality=self.data_quality(now),
         )
 

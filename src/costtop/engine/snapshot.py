@@ -225,6 +225,7 @@ class Snapshot:
     anomaly_note: str | None = None  # why the day anomaly is not being judged, when that is a failure
     audit_pending: int = 0  # audit rows kept locally because Postgres did not take them yet
     audit_error: str | None = None  # why, at the last try
+    audit_spool_error: str | None = None  # the local audit spool could not be written (a full disk, say)
     # Ready-made one-line messages about bad data: rows dated in the future or arriving too late, values
     # that could not be read, costs the figures could not count (NaN) or took as recorded (negative),
     # naming the agents; plain text, cleaned where it is drawn.

@@ -6,6 +6,11 @@ id is unique) and then drops what the table has, so a row is written exactly onc
 the INSERT and the rewrite of the file, or two costtop processes drain at once (the file is locked
 while it is read or rewritten). A line that cannot be parsed is kept aside in `<file>.bad`, never
 silently dropped.
+
+A full disk is a fault like any other: an append that fails is cut back to the last newline (so the
+next append is not glued to half a line), an append after a torn line starts on a line of its own,
+the file is rewritten only after its rows are in the table (never while reading it), and a failed
+rewrite leaves the old file whole and no temporary file behind. `error` says the last such failure.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ def default_path(database_url: str, table: str) -> Path:
 class AuditSpool:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.error: str | None = None  # why the file could not be written, the last time it was not
 
     @classmethod
     def for_settings(cls, settings: Settings) -> AuditSpool:
@@ -85,15 +91,24 @@ class AuditSpool:
 
     def append(self, entry: AuditEntry) -> None:
         """Durable before it returns: the row is on disk even if the INSERT that follows never runs."""
-        line = json.dumps(asdict(entry), ensure_ascii=True) + "\n"
-        with self._locked(), open(self.path, "a", encoding="ascii") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        line = (json.dumps(asdict(entry), ensure_ascii=True) + "\n").encode("ascii")
+        try:
+            with self._locked():
+                _append(self.path, line)
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            raise
+        self.error = None
 
     def pending(self) -> list[AuditEntry]:
+        """The rows to insert. Reading never rewrites the file (that waits until the table has them);
+        torn lines are copied to `.bad` if that can be done now, and again at the next rewrite if not."""
         with self._locked():
-            return self._read()
+            entries, bad = self._read()
+            if bad:
+                with contextlib.suppress(OSError):
+                    self._set_aside(bad)
+            return entries
 
     def count(self) -> int:
         try:
@@ -101,11 +116,11 @@ class AuditSpool:
         except OSError:
             return 0
 
-    def _read(self) -> list[AuditEntry]:
+    def _read(self) -> tuple[list[AuditEntry], list[str]]:
         try:
             lines = self.path.read_text(encoding="ascii", errors="replace").splitlines()
         except FileNotFoundError:
-            return []
+            return [], []
         entries, bad = [], []
         for line in lines:
             if not line.strip():
@@ -116,28 +131,81 @@ class AuditSpool:
                 entries.append(entry)
             except (ValueError, TypeError):
                 bad.append(line)
-        if bad:  # a torn or foreign line: set aside where an operator can read it, and never retried
-            with open(self.path.with_suffix(".bad"), "a", encoding="ascii", errors="replace") as f:
-                f.write("\n".join(bad) + "\n")
-            self._write(entries)
-        return entries
+        return entries, bad
+
+    def _set_aside(self, bad: list[str]) -> None:
+        """A torn or foreign line, where an operator can read it and never retried. Each line once,
+        however many times this runs (a rewrite of the spool that failed after it, say)."""
+        aside = self.path.with_suffix(".bad")
+        try:
+            there = set(aside.read_text(encoding="ascii", errors="replace").splitlines())
+        except FileNotFoundError:
+            there = set()
+        new = [line for line in dict.fromkeys(bad) if line not in there]
+        if new:
+            _append(aside, ("\n".join(new) + "\n").encode("ascii", "replace"))
 
     def _write(self, entries: list[AuditEntry]) -> None:
-        """Replace the file atomically: a crash leaves the old file or the new one, never half of one."""
+        """Replace the file atomically: a failure (a full disk) or a crash leaves the old file or the
+        new one, never half of one, and no temporary file taking the space that is short."""
         tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="ascii") as f:
-            f.writelines(json.dumps(asdict(e), ensure_ascii=True) + "\n" for e in entries)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as f:
+                f.writelines(json.dumps(asdict(e), ensure_ascii=True).encode("ascii") + b"\n" for e in entries)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
 
     def remove(self, written: set[str]) -> int:
-        """Drop the entries the table now has; how many are left."""
-        with self._locked():
-            left = [e for e in self._read() if e.entry_id not in written]
-            if left:
-                self._write(left)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    self.path.unlink()
-            return len(left)
+        """Drop the entries the table now has, and set torn lines aside; how many are left. If this
+        fails, the file is as it was: its rows are inserted again later, a no-op (ON CONFLICT)."""
+        try:
+            with self._locked():
+                entries, bad = self._read()
+                if bad:
+                    self._set_aside(bad)
+                left = [e for e in entries if e.entry_id not in written]
+                if left:
+                    if len(left) < len(entries) or bad:
+                        self._write(left)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        self.path.unlink()
+        except OSError as exc:
+            self.error = exc.strerror or str(exc)
+            raise
+        self.error = None
+        return len(left)
+
+
+def _append(path: Path, data: bytes) -> None:
+    """Append whole lines or nothing: a write cut short (ENOSPC, EFBIG) is truncated back to where it
+    began, and a file that ends in a torn line (a crash) gets a newline first, so no line is glued
+    to another. fsynced before it returns."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        start = os.fstat(fd).st_size
+        if start and _last_byte(path, start) != b"\n":
+            data = b"\n" + data
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        except OSError:
+            with contextlib.suppress(OSError):  # shrinking needs no space: this works on a full disk
+                os.ftruncate(fd, start)
+                os.fsync(fd)
+            raise
+    finally:
+        os.close(fd)
+
+
+def _last_byte(path: Path, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(size - 1)
+        return f.read(1)

@@ -68,6 +68,7 @@ class LiveFeed:
         self.redis = RedisReader(settings)
         self.postgres = PostgresReader(settings)
         self.spool = AuditSpool.for_settings(settings)
+        self.audit_lost = 0  # audit rows neither Postgres nor the spool took: said at quit, however late
         self._schema_checked = time.monotonic()
 
     async def read_redis(self) -> RedisState:
@@ -124,7 +125,10 @@ class LiveFeed:
         if self.read_only:
             return WriteResult(False, "Read-only: nothing was changed", False)
         writer = SwitchWriter(self.settings, self.redis.client, self.postgres.pool, spool=self.spool)
-        return await writer.apply(change)
+        result = await writer.apply(change)
+        if result.spool_error and not (result.audit_written or result.audit_pending):
+            self.audit_lost += 1
+        return result
 
     def audit_pending(self) -> int:
         return self.spool.count()

@@ -1,21 +1,25 @@
 """The one writer: switch keys in Redis, and an audit row in Postgres for every change.
 
 The result says exactly what happened. A switch that could not be written is never reported as
-done; an audit row that could not be written is reported next to the (successful) switch change.
+done, and one that was written is never reported as not done: when the reply is lost (a timeout, a
+connection dropped after the command went out) the key is read back and the result is what Redis
+holds, or "unknown" if it cannot be read either. An audit row that could not be written is reported
+next to the switch change, and so is a local spool that could not keep it.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import getpass
 import os
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from enum import StrEnum
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
@@ -61,12 +65,26 @@ class SwitchChange:
     key: str | None = None  # the exact key, when removing a switch that was read from Redis
 
 
+class Outcome(StrEnum):
+    """What Redis holds after a write: the operator acts on this, so "unknown" is never rounded off."""
+
+    DONE = "done"
+    NOT_DONE = "not done"
+    UNKNOWN = "unknown"
+
+
 @dataclass(frozen=True, slots=True)
 class WriteResult:
-    ok: bool
+    ok: bool  # the switch is as asked (outcome DONE)
     message: str
     audit_written: bool
     audit_pending: bool = False  # not in the table yet, but kept in the local spool for later
+    outcome: Outcome | None = None  # None: from `ok` (DONE or NOT_DONE); UNKNOWN only when stated
+    spool_error: str | None = None  # the local audit spool could not be written: said, never hidden
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", Outcome.DONE if self.ok else Outcome.NOT_DONE)
 
 
 class ReadOnlyError(RuntimeError):
@@ -157,7 +175,10 @@ async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool
     error = await write_entries(settings, pool, entries)
     if error is not None:
         return len(entries), error
-    return spool.remove({e.entry_id for e in entries}), None
+    try:  # only now, with the rows in the table, is the spool rewritten
+        return spool.remove({e.entry_id for e in entries}), None
+    except OSError as exc:  # all still there: written again later, and ON CONFLICT makes that a no-op
+        return len(entries), f"written, but the local spool could not be rewritten: {exc.strerror or exc}"
 
 
 class SwitchWriter:
@@ -171,6 +192,7 @@ class SwitchWriter:
         self.operator = operator or Operator.current()
         self.spool = spool or AuditSpool.for_settings(settings)
         self.last_error: str | None = None  # why the last audit row did not reach the table
+        self.spool_error: str | None = None  # why the local spool could not keep the last audit row
 
     async def apply(self, change: SwitchChange) -> WriteResult:
         if change.key is None and change.scope != "global" and change.target is None:
@@ -180,27 +202,75 @@ class SwitchWriter:
             return WriteResult(False, f"Refused: calls without {article} {change.scope} have no {change.kind} switch",
                                False)
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target)
+        value = switch_value(self.operator, change.reason) if change.action == "set" else None
         try:
-            if change.action == "set":
-                value = switch_value(self.operator, change.reason)
+            # A PING first: if Redis cannot be reached, the write was certainly never sent, so a
+            # refused connection is NOT DONE rather than an ambiguous failure.
+            await self.redis.ping()
+        except (RedisError, OSError, TimeoutError) as exc:
+            return await self._failed(change, key, one_line(exc, (self.settings.redis_url,)))
+        try:
+            if value is not None:
                 ttl = change.ttl_seconds if change.ttl_seconds and change.ttl_seconds > 0 else None
                 done = await self.redis.set(encode_key(key), value, ex=ttl)
                 outcome = "set" if done else "not set"
             else:
                 removed = await self.redis.delete(encode_key(key))
                 outcome = "removed" if removed else "was not set"
+        except ResponseError as exc:  # Redis answered, and refused (read-only replica, OOM, ACL)
+            return await self._failed(change, key, one_line(exc, (self.settings.redis_url,)))
         except (RedisError, OSError, TimeoutError) as exc:
-            detail = one_line(exc, (self.settings.redis_url,))
-            written, kept = await self._audit(change, key, "failed", detail)
-            return WriteResult(False, f"FAILED: {describe(change)}: Redis said {detail}", written, kept)
+            # The command may have run and only its reply been lost: what Redis holds decides.
+            return await self._reread(change, key, value, one_line(exc, (self.settings.redis_url,)))
         ok = outcome in ("set", "removed", "was not set")
-        written, kept = await self._audit(change, key, outcome, None)
-        message = f"{describe(change)}: {clean(key)} {outcome}"
+        return await self._finish(change, key, Outcome.DONE if ok else Outcome.NOT_DONE, outcome, None,
+                                  f"{describe(change)}: {clean(key)} {outcome}")
+
+    async def _failed(self, change: SwitchChange, key: str, detail: str) -> WriteResult:
+        return await self._finish(change, key, Outcome.NOT_DONE, "failed", detail,
+                                  f"FAILED: {describe(change)}: Redis said {detail}")
+
+    async def _reread(self, change: SwitchChange, key: str, value: str | None, error: str) -> WriteResult:
+        """After an ambiguous failure: GET the key (a set) or EXISTS it (a resume) under a timeout of
+        its own, and report that. A different value is NOT DONE (someone else's switch is there)."""
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                if value is not None:
+                    held = await self.redis.get(encode_key(key))
+                    done = held == value.encode()
+                    seen = "absent" if held is None else ("our value" if done else "another value")
+                else:
+                    done = not await self.redis.exists(encode_key(key))
+                    seen = "absent" if done else "still set"
+        except (RedisError, OSError, TimeoutError) as exc:
+            why = one_line(exc, (self.settings.redis_url,))
+            detail = f"reply lost ({error}); re-read failed ({why})"
+            return await self._finish(
+                change, key, Outcome.UNKNOWN, "unknown", detail,
+                f"UNKNOWN: {describe(change)}: {clean(key)} may or may not be "
+                f"{'set' if value is not None else 'removed'}: {detail}; check it before acting again")
+        detail = f"reply lost ({error}); re-read: {seen}"
+        verb = "set" if value is not None else "removed"
+        result = verb if done else f"not {verb}"
+        if done:
+            return await self._finish(change, key, Outcome.DONE, result, detail,
+                                      f"{describe(change)}: {clean(key)} {result} (Redis's reply was lost; "
+                                      f"re-read shows it {result})")
+        return await self._finish(change, key, Outcome.NOT_DONE, result, detail,
+                                  f"FAILED: {describe(change)}: {clean(key)} {result}: {detail}")
+
+    async def _finish(self, change: SwitchChange, key: str, outcome: Outcome, result: str, detail: str | None,
+                      message: str) -> WriteResult:
+        """Write the audit row with the observed outcome, and say in the message where it went."""
+        written, kept = await self._audit(change, key, result, detail)
         if kept:
             message += f" (audit row kept in {self.spool.path}: written when Postgres takes it; {self.last_error})"
         elif not written:
-            message += " (audit row NOT written: Postgres unavailable and the local spool failed)"
-        return WriteResult(ok, message, written, kept)
+            message += (f" (audit row NOT written: {self.last_error}, and the local spool {self.spool.path} "
+                        f"could not keep it: {self.spool_error})")
+        elif self.spool_error:
+            message += f" (audit row written; the local spool {self.spool.path} cannot be written: {self.spool_error})"
+        return WriteResult(outcome is Outcome.DONE, message, written, kept, outcome, self.spool_error)
 
     async def _audit(self, change: SwitchChange, key: str, result: str, detail: str | None) -> tuple[bool, bool]:
         """(written to the table, kept in the spool): the row goes to the spool first, so an outage
@@ -210,15 +280,19 @@ class SwitchWriter:
             action=f"{change.action}:{change.kind}", scope=change.scope, target=audit_text(change.target),
             key=audit_text(key), reason=clean(change.reason, 200) or None, ttl_seconds=change.ttl_seconds,
             result=result, detail=detail, via=self.operator.via, client_addr=self.operator.client_addr)
+        self.spool_error = None
         try:
             self.spool.append(entry)
             spooled = True
-        except OSError:
+        except OSError as exc:
+            self.spool_error = exc.strerror or str(exc)
             spooled = False
         self.last_error = await write_entries(self.settings, self.pool, [entry])
         if self.last_error is None:
             if spooled:
-                with contextlib.suppress(OSError):
+                try:
                     self.spool.remove({entry.entry_id})
+                except OSError as exc:  # the row stays in the spool too: a later drain's INSERT is a no-op
+                    self.spool_error = f"not rewritten: {exc.strerror or exc}"
             return True, False
         return False, spooled

@@ -27,7 +27,7 @@ from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
 from costtop.sources.records import RedisState, SourceStatus
-from costtop.sources.writer import SwitchChange, WriteResult, switch_key
+from costtop.sources.writer import Outcome, SwitchChange, WriteResult, switch_key
 from costtop.text import one_line
 from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh
@@ -634,7 +634,7 @@ class CosttopApp(App[None]):
     async def _write(self, change: SwitchChange) -> None:
         result = await self.feed.write(change)
         self.post_message(SwitchWritten(result))
-        if result.ok:
+        if result.outcome is not Outcome.NOT_DONE:
             # Show the effect now, from Redis itself, rather than waiting for the next poll.
             try:
                 state = await self.feed.read_redis()
@@ -646,11 +646,17 @@ class CosttopApp(App[None]):
     def _written(self, message: SwitchWritten) -> None:
         self.last_write = message.result
         result = message.result
-        if result.audit_pending:
-            self.engine.audit_pending += 1
+        if result.audit_pending or result.spool_error != self.engine.audit_spool_error:
+            self.engine.audit_pending += result.audit_pending
+            self.engine.audit_spool_error = result.spool_error
             self.render_snapshot()
-        if not result.ok:
+        if result.outcome is Outcome.UNKNOWN:
+            # Redis may hold the switch or not, and could not be asked: neither "done" nor "not done".
+            self.notify(result.message, severity="error", title="UNKNOWN: check Redis", timeout=20, markup=False)
+        elif not result.ok:
             self.notify(result.message, severity="error", title="NOT DONE", timeout=15, markup=False)
+        elif result.spool_error and not result.audit_written:
+            self.notify(result.message, severity="error", title="Done, audit row LOST", timeout=20, markup=False)
         elif result.audit_pending:
             self.notify(result.message, severity="warning", title="Done, audit row kept locally", timeout=10,
                         markup=False)

@@ -103,6 +103,10 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         if snap.audit_error:
             waiting.append(f" ({clean(snap.audit_error, 80)})", style="yellow")
         second.append(waiting)
+    if snap.audit_spool_error:
+        # The safety net itself is torn: the next Postgres outage would lose audit rows.
+        second.append(Text(f"▲ audit spool cannot be written ({clean(snap.audit_spool_error, 60)})",
+                           style="bold red"))
     out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
                                                                          pack(second, width))
     out.no_wrap = True
