@@ -22,7 +22,7 @@ from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.errors import PG_ERRORS
 from costtop.sources.redis_state import encode_key
 from costtop.sources.schema import qualified
-from costtop.text import clean, one_line
+from costtop.text import clean, one_line, visible_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def switch_value(operator: Operator, reason: str) -> str:
 
 def describe(change: SwitchChange) -> str:
     """One line for the operator, with the target cleaned for display."""
-    what = "global" if change.scope == "global" else f"{change.scope} {clean(change.target)}"
+    what = "global" if change.scope == "global" else f"{change.scope} {visible_id(change.target)}"
     if change.action == "remove":
         return f"Resume {what} (remove {change.kind})"
     return f"{change.kind.capitalize()} {what}"
@@ -161,7 +161,7 @@ class SwitchWriter:
             return WriteResult(False, f"FAILED: {describe(change)}: Redis said {detail}", written, kept)
         ok = outcome in ("set", "removed", "was not set")
         written, kept = await self._audit(change, key, outcome, None)
-        message = f"{describe(change)}: {clean(key)} {outcome}"
+        message = f"{describe(change)}: {visible_id(key)} {outcome}"
         if kept:
             message += f" (audit row kept in {self.spool.path}: written when Postgres takes it; {self.last_error})"
         elif not written:
