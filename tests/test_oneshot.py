@@ -34,10 +34,12 @@ async def test_json_has_the_documented_shape_and_the_exact_figures(pg, redis, db
                                                         "postgres": {"ok": True, "error": None}}
     assert data["header"]["spend_today"] == "5.5" and data["header"]["burn_per_min"] == "1.1"
     assert data["agents"] == [
-        {"agent": "alpha", "state": "ok", "spend_today": "5", "burn_per_min": "1", "level": "ok",
+        {"agent": "alpha", "agent_display": "alpha",
+         "state": "ok", "spend_today": "5", "burn_per_min": "1", "level": "ok",
          "calls_today": 4, "errors_today": 0, "p95_ms": 100, "budget": "10", "budget_used": 0.5,
          "budget_state": "ok"},
-        {"agent": "beta", "state": "killed", "spend_today": "0.5", "burn_per_min": "0.1", "level": "ok",
+        {"agent": "beta", "agent_display": "beta",
+         "state": "killed", "spend_today": "0.5", "burn_per_min": "0.1", "level": "ok",
          "calls_today": 1, "errors_today": 1, "p95_ms": 200, "budget": None, "budget_used": None,
          "budget_state": "disabled"},
     ]

@@ -43,7 +43,7 @@ from costtop.money import NO_BUDGET, UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import RedisState, SourceStatus
-from costtop.text import clean
+from costtop.text import clean, visible_id
 
 FORMATS = ("table", "json", "csv")
 AGENT_FIELDS = ("agent", "state", "spend_today", "burn_per_min", "level", "calls_today", "errors_today", "p95_ms",
@@ -114,7 +114,8 @@ def as_dict(snap: Snapshot) -> dict[str, Any]:
             "day_budget_state": h.day_budget.state.value, "month_budget_state": h.month_budget.state.value,
         },
         "agents": [{
-            "agent": a.agent_id, "state": a.state.value, "spend_today": money(a.spend_today),
+            "agent": a.agent_id, "agent_display": None if a.agent_id is None else visible_id(a.agent_id),
+            "state": a.state.value, "spend_today": money(a.spend_today),
             "burn_per_min": money(a.velocity_per_min), "level": a.velocity_level.value,
             "calls_today": a.calls_today, "errors_today": a.errors_today, "p95_ms": a.p95_ms,
             "budget": money(a.budget.limit), "budget_used": a.budget.fraction, "budget_state": a.budget.state.value,
@@ -155,9 +156,11 @@ def render(snap: Snapshot, fmt: str) -> str:
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     if fmt == "csv":
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=AGENT_FIELDS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=AGENT_FIELDS, lineterminator="\n", extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(_csv_row(row, agent) for row, agent in zip(data["agents"], snap.agents, strict=True))
+        # The visible form of the id: a CSV opened in a spreadsheet would hide a zero-width character too.
+        writer.writerows(_csv_row({**row, "agent": "(none)" if row["agent"] is None else row["agent_display"]}, agent)
+                         for row, agent in zip(data["agents"], snap.agents, strict=True))
         return out.getvalue()
     h = snap.header
     lines = [f"costtop snapshot {data['at']}",
@@ -165,7 +168,7 @@ def render(snap: Snapshot, fmt: str) -> str:
              f"calls {h.calls_per_min:.1f}/min"]
     lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + terminal(s.error or '')}" for s in snap.sources]
     rows = [("AGENT", "STATE", "TODAY", "$/MIN", "CALLS", "ERR", "BUDGET")]
-    rows += [(clean(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
+    rows += [(visible_id(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
               UNKNOWN if a.calls_today is None else str(a.calls_today),
               UNKNOWN if a.errors_today is None else str(a.errors_today),
               budget_cell(a.budget)) for a in snap.agents]
@@ -173,7 +176,7 @@ def render(snap: Snapshot, fmt: str) -> str:
     for row in rows:  # names and states to the left, figures to the right
         cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
-    lines += [f"{a.severity.name} {a.rule} {clean(a.subject, 40)}: {clean(a.figure, 120)}" for a in snap.alerts]
+    lines += [f"{a.severity.name} {a.rule} {visible_id(a.subject, 40)}: {clean(a.figure, 120)}" for a in snap.alerts]
     lines += [f"DATA {clean(note, 200)}" for note in snap.data_quality]
     return "\n".join(lines) + "\n"
 

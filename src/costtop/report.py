@@ -25,7 +25,7 @@ from costtop.engine.snapshot import Level
 from costtop.escape import markdown
 from costtop.money import usd
 from costtop.sources.day_report import DayRecords, read_day
-from costtop.text import clean
+from costtop.text import clean, visible_id
 
 WINDOW_MINUTES = 5
 TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this only bounds the escaping
@@ -59,7 +59,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def _name(value: str | None) -> str:
-    return "(none)" if value is None else clean(value, 80)
+    return "(none)" if value is None else visible_id(value, 80)
 
 
 def render(settings: Settings, records: DayRecords) -> str:
@@ -81,7 +81,7 @@ def render(settings: Settings, records: DayRecords) -> str:
     lines += ["## Costliest traces", ""]
     if traces:
         lines += _table(("trace", "agent", "steps", "cost", "duration"),
-                        [(clean(t["trace"], 60), clean(t["agent"], 60), f"{t['steps']:,}", usd(t["cost"]),
+                        [(visible_id(t["trace"], 60), visible_id(t["agent"], 60), f"{t['steps']:,}", usd(t["cost"]),
                           f"{(t['ended'] - t['started']).total_seconds():.0f} s") for t in traces])
     else:
         lines.append("No trace with a recorded cost.")
@@ -90,14 +90,14 @@ def render(settings: Settings, records: DayRecords) -> str:
     for agent, (peak, ended) in sorted(peaks(minutes).items()):
         level = velocity_level(peak, th)
         if level is not Level.OK:
-            alerts.append((level.value.upper(), "burn rate", clean(agent, 60),
+            alerts.append((level.value.upper(), "burn rate", visible_id(agent, 60),
                            f"{usd(peak)} in the 5 minutes to {ended:%H:%M}"))
     for a in sorted(agents, key=lambda u: u.name or ""):
         if a.calls and Decimal(a.errors) / a.calls > Decimal(str(th.error_rate_5m)):
             alerts.append(("WARNING", "error rate", _name(a.name), f"{a.errors} of {a.calls} calls failed"))
     norms = day_norms(history, th)
     for alert in day_anomalies(norms, {a.name: a.spend for a in agents if a.name is not None}, th):
-        alerts.append(("WARNING", alert.rule, clean(alert.subject, 60), alert.figure.replace("today", "that day")))
+        alerts.append(("WARNING", alert.rule, visible_id(alert.subject, 60), alert.figure.replace("today", "that day")))
     lines += _table(("severity", "rule", "subject", "figure"), alerts) if alerts else ["None."]
     lines += ["", "## Switch changes", ""]
     if isinstance(audit, str):
@@ -106,7 +106,7 @@ def render(settings: Settings, records: DayRecords) -> str:
         lines += _table(("time", "who", "action", "key", "reason", "ttl", "result"),
                         [(f"{r['at'].astimezone(UTC):%H:%M:%S}",
                           clean(r["operator"], 40) + (f" ({clean(r['ssh_client'], 40)})" if r["ssh_client"] else ""),
-                          clean(r["action"], 20), clean(r["key"], 80), clean(r["reason"] or "", 80),
+                          clean(r["action"], 20), visible_id(r["key"], 80), clean(r["reason"] or "", 80),
                           "" if r["ttl_seconds"] is None else f"{r['ttl_seconds']} s", clean(r["result"], 20))
                          for r in audit])
     else:

@@ -9,7 +9,10 @@ so every such string passes through `clean()` at the source boundary, and widget
 from __future__ import annotations
 
 import re
+import unicodedata
 from urllib.parse import urlsplit, urlunsplit
+
+from rich.text import Text
 
 # C0 controls, DEL, C1 controls; the Unicode line and paragraph separators; the bidi marks, overrides
 # and isolates and the zero-width and invisible characters that can make a name look like another one.
@@ -33,6 +36,105 @@ def clean(value: object, limit: int = MAX_TEXT) -> str:
     if cut or len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+# Scripts whose letters are confusable with one another (UTS #39's confusables are mostly between these):
+# an id whose letters come from two of them (`pаy-bot` with a Cyrillic а) is flagged.
+_CONFUSABLE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC"})
+# Characters that draw nothing, or draw as blank, though Unicode files them as letters, marks or symbols
+# (the Hangul fillers, the combining grapheme joiner, Khmer inherent vowels, Mongolian variation
+# selectors, the braille blank): shown as markers like the format characters.
+_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+MIXED = "⚠"  # the prefix of an id that mixes scripts; the character itself in an id is shown as a marker
+
+
+def _marker(char: str) -> str:
+    return f"<U+{ord(char):04X}>"
+
+
+def _hidden(char: str) -> bool:
+    """True for a character that would not show as itself: invisible, blank, a control or a variation selector."""
+    if char == " ":
+        return False
+    code = ord(char)
+    return (unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK
+            or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0xE0000 <= code <= 0xE007F)
+
+
+def _unstable(char: str) -> bool:
+    """A character an NFC/NFD twin could draw the same: a combining mark, a conjoining Hangul jamo, or a
+    singleton NFC replaces (U+212B ANGSTROM SIGN for Å)."""
+    code = ord(char)
+    return (unicodedata.category(char).startswith("M") or 0x1100 <= code <= 0x11FF or 0xA960 <= code <= 0xA97F
+            or 0xD7B0 <= code <= 0xD7FF or unicodedata.normalize("NFC", char) != char)
+
+
+def mixed_scripts(text: str) -> bool:
+    """True when the letters come from more than one of Latin, Cyrillic, Greek, Armenian, Cherokee and
+    Coptic (the script is the first word of the letter's Unicode name). A simplified form of UTS #39's
+    mixed-script check: those scripts hold the look-alike letters, and ids mixing them are rare enough to
+    flag all; Latin with Han, kana or digits is not flagged."""
+    scripts = set()
+    for char in text:
+        if char.isalpha():
+            script = unicodedata.name(char, "").split(" ", 1)[0]
+            if script in _CONFUSABLE_SCRIPTS:
+                scripts.add(script)
+                if len(scripts) > 1:
+                    return True
+    return False
+
+
+def id_pieces(value: object) -> list[tuple[str, bool]]:
+    """An identifier as (text, is_marker) pieces; see `visible_id`."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = str(value)
+    if len(text) > 4 * MAX_TEXT + 64:  # a 1 MB name costs no more to show than a long one
+        text = text[: 4 * MAX_TEXT + 64]
+    if text.isascii() and text.isprintable() and "<U+" not in text:  # the usual id: shown as it is
+        return [(text, False)]
+    denormal = not unicodedata.is_normalized("NFC", _SURROGATE.sub("\ufffd", text))
+    pieces: list[tuple[str, bool]] = [(MIXED + " ", True)] if mixed_scripts(text) else []
+    for i, char in enumerate(text):
+        if (_hidden(char) or char == MIXED or (denormal and _unstable(char))
+                or (char == "<" and text.startswith("U+", i + 1))):
+            pieces.append((_marker(char), True))
+        else:
+            pieces.append((char, False))
+    return pieces
+
+
+def visible_id(value: object, limit: int = MAX_TEXT) -> str:
+    """An identifier (agent, model, provider, key, trace) as shown: two ids that differ never look the same.
+
+    `clean()` drops invisible characters, so `pay-bot` and `pay-bot<U+200B>` would look identical while the
+    gateway treats them as two agents; a kill of the one on screen would miss the other. Here every character
+    that would not show as itself (controls, format, bidi, zero-width, variation selectors, non-ASCII spaces,
+    unassigned, private use, lone surrogates) is replaced by a `<U+XXXX>` marker; in an id that is not in NFC
+    the combining marks, conjoining jamo and NFC singletons are markers too, so `é` and `e<U+0301>` differ;
+    a literal `<` before `U+` and a literal `⚠` are markers, so no id can fake one; and an id mixing
+    look-alike scripts (`mixed_scripts`) starts with `⚠ `. Each marker stands for one character, so the
+    shown form is one-to-one with the id (up to `limit`, past which it is cut with `…`).
+    """
+    if value is None:
+        return ""
+    text = "".join(piece for piece, _ in id_pieces(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def id_text(value: object, limit: int = MAX_TEXT, style: str = "") -> Text:
+    """`visible_id` as rich Text, the markers styled apart from the characters that are really there."""
+    out = Text(style=style)
+    if value is None:
+        return out
+    for piece, marker in id_pieces(value):
+        out.append(piece, style=("bold yellow" if piece.startswith(MIXED) else "reverse") if marker else "")
+    if len(out) > limit:
+        out.truncate(limit - 1)
+        out.append("…")
+    return out
 
 
 def mask_url(url: str) -> str:

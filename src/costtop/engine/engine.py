@@ -46,7 +46,7 @@ from costtop.sources.records import (
     SwitchRecord,
     UsageAggregate,
 )
-from costtop.text import clean
+from costtop.text import visible_id
 
 FIVE = Decimal(VELOCITY_SECONDS // 60)
 Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
@@ -149,7 +149,7 @@ MAX_NAMED = 5  # agents named in a data-quality line; the rest are counted
 def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, ...]:
     """The data-quality lines about today's costs: which agents have rows whose cost is left out (NaN,
     infinite, beyond the bounds) and which have negative costs (counted, as SQL's sum() counts them).
-    Names are cleaned here: the lines are ready to render."""
+    Names are in their visible form here (`visible_id`): the lines are ready to render."""
     lines = []
     for attribute, what in (
             ("unusable", f"a cost left out (NaN, infinite, or outside {MIN_USD:.0e}..{MAX_USD:.0e} USD)"),
@@ -159,7 +159,7 @@ def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, 
         if not found:
             continue
         rows = sum(getattr(days[a], attribute) for a in found)
-        names = ", ".join("(none)" if a is None else clean(a, 40) for a in found[:MAX_NAMED])
+        names = ", ".join("(none)" if a is None else visible_id(a, 40) for a in found[:MAX_NAMED])
         more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
         # The agents first: on a narrow terminal the end of the line is what is cut.
         lines.append(f"{names}{more}: {rows:,} row{'s' if rows != 1 else ''} with {what}")

@@ -26,7 +26,7 @@ from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.errors import PG_ERRORS
 from costtop.sources.redis_state import encode_key
 from costtop.sources.schema import qualified
-from costtop.text import clean, one_line
+from costtop.text import clean, one_line, visible_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +103,7 @@ def switch_value(operator: Operator, reason: str) -> str:
 
 def describe(change: SwitchChange) -> str:
     """One line for the operator, with the target cleaned for display."""
-    what = "global" if change.scope == "global" else f"{change.scope} {clean(change.target)}"
+    what = "global" if change.scope == "global" else f"{change.scope} {visible_id(change.target)}"
     if change.action == "remove":
         return f"Resume {what} (remove {change.kind})"
     return f"{change.kind.capitalize()} {what}"
@@ -224,7 +224,7 @@ class SwitchWriter:
             return await self._reread(change, key, value, one_line(exc, (self.settings.redis_url,)))
         ok = outcome in ("set", "removed", "was not set")
         return await self._finish(change, key, Outcome.DONE if ok else Outcome.NOT_DONE, outcome, None,
-                                  f"{describe(change)}: {clean(key)} {outcome}")
+                                  f"{describe(change)}: {visible_id(key)} {outcome}")
 
     async def _failed(self, change: SwitchChange, key: str, detail: str) -> WriteResult:
         return await self._finish(change, key, Outcome.NOT_DONE, "failed", detail,
@@ -247,17 +247,17 @@ class SwitchWriter:
             detail = f"reply lost ({error}); re-read failed ({why})"
             return await self._finish(
                 change, key, Outcome.UNKNOWN, "unknown", detail,
-                f"UNKNOWN: {describe(change)}: {clean(key)} may or may not be "
+                f"UNKNOWN: {describe(change)}: {visible_id(key)} may or may not be "
                 f"{'set' if value is not None else 'removed'}: {detail}; check it before acting again")
         detail = f"reply lost ({error}); re-read: {seen}"
         verb = "set" if value is not None else "removed"
         result = verb if done else f"not {verb}"
         if done:
             return await self._finish(change, key, Outcome.DONE, result, detail,
-                                      f"{describe(change)}: {clean(key)} {result} (Redis's reply was lost; "
+                                      f"{describe(change)}: {visible_id(key)} {result} (Redis's reply was lost; "
                                       f"re-read shows it {result})")
         return await self._finish(change, key, Outcome.NOT_DONE, result, detail,
-                                  f"FAILED: {describe(change)}: {clean(key)} {result}: {detail}")
+                                  f"FAILED: {describe(change)}: {visible_id(key)} {result}: {detail}")
 
     async def _finish(self, change: SwitchChange, key: str, outcome: Outcome, result: str, detail: str | None,
                       message: str) -> WriteResult:

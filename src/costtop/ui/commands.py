@@ -1,8 +1,9 @@
 """The command palette (ctrl+p): kill, throttle or resume any target by name, jump to an agent.
 
 Every write goes through the same confirmation dialog as the keys (the palette only picks the
-target), and in read-only mode no writing command is offered at all. Names are shown cleaned; the
-command keeps the exact name, so the dialog names the very key the gateway checks.
+target), and in read-only mode no writing command is offered at all. Names are shown in their visible
+form (`text.visible_id`: two different names never look the same); the command keeps the exact name,
+so the dialog names the very key the gateway checks.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
 from costtop.sources.writer import SwitchChange
-from costtop.text import clean
+from costtop.text import visible_id
 from costtop.ui.widgets.usage_tables import row_key
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class CosttopCommands(Provider):
         if snap is None:
             return
         for agent in snap.agents:
-            name = clean(agent.agent_id, 60) if agent.agent_id is not None else "(none)"
+            name = visible_id(agent.agent_id, 60) if agent.agent_id is not None else "(none)"
             key = row_key(agent.agent_id)
             yield (f"Jump to agent {name}", lambda a=key: app.jump_to_agent(a),
                    "select it in the table")
@@ -45,12 +46,13 @@ class CosttopCommands(Provider):
         for scope, names in targets:
             for target in names:
                 if target is not None:
-                    yield (f"Kill {scope} {clean(target, 60)}",
+                    yield (f"Kill {scope} {visible_id(target, 60)}",
                            lambda s=scope, t=target: app.ask(SwitchChange("set", "kill", s, t)),
                            f"kill:{scope}:… (asks first)")
         for switch in snap.switches:
             change = SwitchChange("remove", switch.kind.value, switch.scope, switch.target, key=switch.key)
-            yield (f"Resume {clean(switch.key, 80)}", lambda c=change: app.ask(c), "removes the switch (asks first)")
+            yield (f"Resume {visible_id(switch.key, 80)}", lambda c=change: app.ask(c),
+                   "removes the switch (asks first)")
 
     async def discover(self) -> Hits:
         for text, command, help_text in self.commands():

@@ -24,7 +24,7 @@ from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.records import CallRecord
 from costtop.sources.traces import ModelShare, TraceSummary
-from costtop.text import clean
+from costtop.text import clean, id_text, visible_id
 from costtop.ui.format import millis
 from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import NO_NAME
@@ -51,7 +51,7 @@ class TraceList(RowTable[TraceSummary]):
 
     def cells_of(self, t: TraceSummary) -> list[Text]:
         status = Text(f"{t.errors} errors", style="bold red") if t.errors else Text("ok", style="green")
-        return [Text(clean(t.trace_id)), Text(t.started.strftime("%H:%M:%S")), Text(f"{t.steps:,}", justify="right"),
+        return [id_text(t.trace_id), Text(t.started.strftime("%H:%M:%S")), Text(f"{t.steps:,}", justify="right"),
                 Text(f"{t.tokens_in:,}", justify="right"), Text(f"{t.tokens_out:,}", justify="right"),
                 Text(usd(t.cost), justify="right"), Text(f"{t.duration_seconds:.1f} s", justify="right"), status]
 
@@ -91,7 +91,7 @@ class StepList(RowTable[NestedStep]):
             if name in n.marks:
                 marks.append(f"{name} ", style=MARK_STYLE[name])
         status = Text(clean(s.status or UNKNOWN), style="bold red" if s.status in ("error", "timeout") else "")
-        return [Text(indent(n.depth) + clean(s.tool_name, 40)), Text(clean(s.model or "–", 30)),
+        return [Text(indent(n.depth)) + id_text(s.tool_name, 40), id_text(s.model or "–", 30),
                 Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
                 Text(UNKNOWN if s.tokens_out is None else f"{s.tokens_out:,}", justify="right"),
                 Text(usd(s.cost_usd, 4), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
@@ -106,7 +106,7 @@ def model_mix(models: Sequence[ModelShare]) -> Text:
     for i, m in enumerate(models[:6]):
         if i:
             text.append(" · ", style="dim")
-        text.append(clean(m.model or "(none)", 30), style="bold")
+        text.append_text(id_text(m.model or "(none)", 30, style="bold"))
         share = f" ({m.cost / total * 100:.0f} %)" if m.cost is not None and total > 0 else ""
         text.append(f" {m.calls:,} calls {usd(m.cost)}{share}")
     return text
@@ -116,7 +116,7 @@ def recent_calls(calls: Sequence[CallRecord]) -> Text:
     lines = []
     for c in calls[:8]:
         line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
-        line.append(f"{clean(c.tool_name, 20):<12} {clean(c.model or '–', 24):<20} ")
+        line.append(f"{visible_id(c.tool_name, 20):<12} {visible_id(c.model or '–', 24):<20} ")
         line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd, 4):>9} "
                     f"{millis(c.latency_ms):>8} ")
         line.append(clean(c.status or "?", 12), style="bold red" if c.status in ("error", "timeout") else "green")
@@ -143,7 +143,8 @@ class AgentScreen(Screen[None]):
         self.trace_list = TraceList(id="traces")
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Agent {clean(self.agent_id) if self.agent_id is not None else '(none)'}", style="bold"),
+        name = visible_id(self.agent_id) if self.agent_id is not None else "(none)"
+        yield Static(Text(f"Agent {name}", style="bold"),
                      id="agent-head", classes="pane-title")
         yield self.figures_view
         yield self.mix_view
@@ -214,7 +215,7 @@ class TraceScreen(Screen[None]):
         self.step_list = StepList(id="steps")
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Trace {clean(self.trace_id)} (esc: back)", style="bold"), classes="pane-title")
+        yield Static(Text(f"Trace {visible_id(self.trace_id)} (esc: back)", style="bold"), classes="pane-title")
         yield self.status_view
         yield self.step_list
         yield Footer()

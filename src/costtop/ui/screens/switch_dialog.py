@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from costtop.sources.writer import SwitchChange
-from costtop.text import clean
+from costtop.text import id_text, visible_id
 
 _TTL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -41,7 +41,7 @@ def parse_ttl(raw: str) -> int | None:
 
 def consequence(change: SwitchChange) -> tuple[str, str]:
     """(title, what happens) in plain words."""
-    target = clean(change.target)
+    target = visible_id(change.target)
     if change.action == "remove":
         what = "every call" if change.scope == "global" else f"{change.scope} {target}"
         return (f"Resume {what}", f"Removes the {change.kind} switch: calls are accepted again on the next "
@@ -72,7 +72,8 @@ class SwitchDialog(ModalScreen[SwitchChange | None]):
         with Vertical(id="dialog"):
             yield Static(Text(title, style="bold"), id="dialog-title")
             yield Static(Text(what), id="dialog-what")
-            yield Static(Text(f"Key: {clean(self.key)}", style="dim"), id="dialog-key")
+            # The exact key the gateway will be checked against, invisible characters shown as <U+XXXX>.
+            yield Static(Text.assemble(Text("Key: ", style="dim"), id_text(self.key)), id="dialog-key")
             yield Label("Reason")
             yield Input(value=default, id="reason", max_length=200)
             if self.change.action == "set":

@@ -7,7 +7,7 @@ from datetime import datetime
 from rich.text import Text
 
 from costtop.engine.snapshot import Alert, Severity, Snapshot
-from costtop.text import clean
+from costtop.text import clean, id_text
 from costtop.ui.format import duration
 from costtop.ui.widgets.line_diff import TextLines
 
@@ -22,7 +22,7 @@ def alert_line(alert: Alert, now: datetime) -> Text:
     style = "dim" if alert.acknowledged else SEVERITY_STYLE[alert.severity]
     line = Text(f"{SEVERITY_WORD[alert.severity]:<5}", style=style)
     line.append(f" {alert.rule}  ", style="bold" if not alert.acknowledged else "dim")
-    line.append(clean(alert.subject, 40), style="bold" if not alert.acknowledged else "dim")
+    line.append_text(id_text(alert.subject, 40, style="bold" if not alert.acknowledged else "dim"))
     line.append(f"  {alert.figure}", style="" if not alert.acknowledged else "dim")
     if alert.since is not None:
         held = max(0, int((now - alert.since).total_seconds()))

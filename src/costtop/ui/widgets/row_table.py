@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from costtop.engine.snapshot import Snapshot
-from costtop.text import clean
+from costtop.text import visible_id
 from costtop.ui.widgets.line_diff import PaintedLines, segments_of
 
 MAX_NAME = 32
@@ -145,20 +145,20 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._refresh_if_visible_changed()
 
     def _folded_names(self, rows: Sequence[R]) -> dict[str, str]:
-        """Each row's cleaned name in folded case, for the filter: cleaned once per row, not per refresh."""
+        """Each row's visible name in folded case, for the filter: made once per row, not per refresh."""
         folded = self._folded
         for row in rows:
             key = self.key_of(row)
             if key not in folded:
-                folded[key] = clean(self.name_of(row)).casefold()
+                folded[key] = visible_id(self.name_of(row)).casefold()
         return folded
 
     def _name_width(self, rows: Sequence[R]) -> int:
-        """The widest (cleaned) name, measured again only when the set of rows changed."""
+        """The widest (visible) name, measured again only when the set of rows changed."""
         widths = self._name_widths
         new = [row for row in rows if self.key_of(row) not in widths]
         for row in new:
-            widths[self.key_of(row)] = len(clean(self.name_of(row)))
+            widths[self.key_of(row)] = len(visible_id(self.name_of(row)))
         if new or len(rows) != len(self._names):
             self._names = frozenset(self.key_of(row) for row in rows)
             self._widest = max((widths[name] for name in self._names), default=5)

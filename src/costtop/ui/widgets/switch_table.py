@@ -6,7 +6,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import Snapshot
 from costtop.sources.records import SwitchKind
-from costtop.text import clean
+from costtop.text import id_text
 from costtop.ui.format import duration
 from costtop.ui.widgets.keyed_table import KeyedTable
 
@@ -23,6 +23,6 @@ class SwitchTable(KeyedTable):
             style = "bold red" if switch.kind is SwitchKind.KILL else "bold yellow"
             ttl = Text(duration(switch.ttl_seconds), style="dim") if switch.ttl_seconds is not None \
                 else Text("manual only", style="dim")
-            rows.append((switch.key, (Text(clean(switch.key), style=style), Text(switch.kind.value, style=style),
+            rows.append((switch.key, (id_text(switch.key, style=style), Text(switch.kind.value, style=style),
                                       Text(f"{who} ({source})"), Text(why), ttl)))
         self.apply(rows)

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import AgentState, Health, ModelRow, ProviderRow, Snapshot
 from costtop.money import UNKNOWN, usd
-from costtop.text import clean
+from costtop.text import id_text
 from costtop.ui.format import millis, percent, state_text
 from costtop.ui.widgets.row_table import Column, R, RowTable
 
@@ -26,7 +26,7 @@ def row_key(name: str | None) -> str:
 
 
 def name_text(name: str | None) -> Text:
-    return Text("(none)", style="dim italic") if name is None else Text(clean(name), style="bold")
+    return Text("(none)", style="dim italic") if name is None else id_text(name, style="bold")
 
 
 def count(value: int | None) -> Text:
