@@ -310,7 +310,8 @@ async def test_hostile_agent_name_is_shown_as_text(pg, redis, db_url, redis_url)
         assert app.snapshot.agents[0].agent_id == EVIL
         # ... and the screen shows it as plain text, with no control byte.
         svg = app.export_screenshot().replace("&#160;", " ")
-        assert "evil[/bold]]0;pwned[@click=app.quit]x" in svg
+        # (the escape and bell bytes made visible as markers: an id's every character is shown)
+        assert "evil[/bold]<U+001B>]0;pwned<U+0007>[@click=app.quit]x" in screen_text(app)
         assert "\x1b" not in svg and "\x07" not in svg
         assert app.is_running  # the [@click=app.quit] text did nothing
         await pilot.press("u")  # resume the hostile agent's switch: the exact key goes away

@@ -108,11 +108,12 @@ async def test_hostile_names_reach_csv_and_table_harmless(pg, redis, db_url, red
     assert await _run(["snapshot", "--format", "csv", "--redis-url", redis_url, "--database-url", db_url]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     agents = {row["agent"] for row in rows}
+    # Controls in an id are shown as markers (two ids never look the same), never passed through.
     assert agents == {"'=HYPERLINK(\"http://evil\",\"x\")", "'+1+cmd|' /C calc'!A0", "'@SUM(1+1)",
-                      "]52;c;ZXZpbA==clip", "red[31mline", "c12J"}
+                      "<U+001B>]52;c;ZXZpbA==<U+0007>clip", "red<U+001B>[31m<U+000D><U+000A>line", "c1<U+009B>2J"}
     budgets = {row["agent"]: (row["budget"], row["budget_state"]) for row in rows}
     assert budgets["'=HYPERLINK(\"http://evil\",\"x\")"] == ("?", "unknown")
-    assert budgets["c12J"] == ("none", "disabled")
+    assert budgets["c1<U+009B>2J"] == ("none", "disabled")
     assert all(row["spend_today"] == "1" for row in rows)  # numbers are left as numbers
     assert await _run(["snapshot", "--redis-url", redis_url, "--database-url", db_url]) == 0
     table = capsys.readouterr().out

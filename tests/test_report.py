@@ -122,7 +122,7 @@ async def test_hostile_names_and_reasons_cannot_add_markup_to_the_report(pg, red
         "| \\[x\\](http\\:\\/\\/evil) | $1.00 | 1 | 0 |",
         "| \\!\\[img\\](http\\:\\/\\/e/i.png) | $1.00 | 1 | 0 |",
         "| &lt;script&gt;alert(1)&lt;/script&gt; | $1.00 | 1 | 0 |",
-        "| a\\|bc | $1.00 | 1 | 0 |",
+        "| a\\|b&lt;U+000A&gt;c | $1.00 | 1 | 0 |",  # the newline in the id shown as a marker, escaped
         "| \\`rm -rf\\` | $1.00 | 1 | 0 |",
         "| see https\\:\\/\\/evil.example | $1.00 | 1 | 0 |",
         "| \\*bold\\*\\_it\\_ | $1.00 | 1 | 0 |"])
