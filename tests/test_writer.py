@@ -15,7 +15,7 @@ from costtop.engine.engine import Engine
 from costtop.gateway import Call, Gateway
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.redis_state import RedisReader, connect_redis
-from costtop.sources.writer import Operator, Outcome, ReadOnlyError, SwitchChange, SwitchWriter
+from costtop.sources.writer import Operator, Outcome, ReadOnlyError, SwitchChange, SwitchWriter, WriteResult
 from redis_proxy import LossyProxy
 
 OP = Operator("tester", "10.0.0.7")
@@ -264,18 +264,26 @@ async def lossy(redis_url: str, mode: str, refuse_after_drop: bool = False) -> L
     return await LossyProxy(urlsplit(redis_url).port or 6379, mode, refuse_after_drop).start()
 
 
+async def write_through(redis_url: str, pg: asyncpg.Pool, change: SwitchChange, mode: str,
+                        settings_kw: dict[str, object] | None = None,
+                        **proxy_kw: object) -> tuple[WriteResult, LossyProxy]:
+    """One change written through a lossy proxy in front of the real Redis (closed after)."""
+    proxy = await lossy(redis_url, mode, **proxy_kw)
+    s = settings(f"redis://127.0.0.1:{proxy.port}/0", **(settings_kw or {}))
+    client = connect_redis(s)
+    try:
+        return await SwitchWriter(s, client, pg, OP).apply(change), proxy
+    finally:
+        await client.aclose()
+        await proxy.close()
+
+
 @pytest.mark.parametrize("mode", ["drop_reply", "hold_reply"])
 async def test_a_kill_that_happened_but_whose_reply_was_lost_is_done(mode, pg, redis, redis_url) -> None:
     """A connection dropped after SET went out, or a reply that never comes (a timeout): Redis has the
     key, so the operator is told it is done, and the audit row says what the re-read found."""
-    proxy = await lossy(redis_url, mode)
-    s = settings(f"redis://127.0.0.1:{proxy.port}/0", timeout_seconds=0.5)
-    client = connect_redis(s)
-    try:
-        result = await SwitchWriter(s, client, pg, OP).apply(SwitchChange("set", "kill", "agent", "runner", "loop"))
-    finally:
-        await client.aclose()
-        await proxy.close()
+    result, proxy = await write_through(redis_url, pg, SwitchChange("set", "kill", "agent", "runner", "loop"), mode,
+                                        settings_kw={"timeout_seconds": 0.5})
     assert proxy.dropped >= 1  # the fault did happen
     assert await redis.get("kill:agent:runner") == b"manual:tester:loop"
     assert (result.outcome, result.ok) == (Outcome.DONE, True), result.message
@@ -286,14 +294,8 @@ async def test_a_kill_that_happened_but_whose_reply_was_lost_is_done(mode, pg, r
 
 async def test_a_resume_whose_reply_was_lost_is_done(pg, redis, redis_url) -> None:
     await redis.set("kill:agent:runner", "manual:someone:why")
-    proxy = await lossy(redis_url, "drop_reply")
-    s = settings(f"redis://127.0.0.1:{proxy.port}/0")
-    client = connect_redis(s)
-    try:
-        result = await SwitchWriter(s, client, pg, OP).apply(SwitchChange("remove", "kill", "agent", "runner"))
-    finally:
-        await client.aclose()
-        await proxy.close()
+    result, proxy = await write_through(redis_url, pg, SwitchChange("remove", "kill", "agent", "runner"),
+                                        "drop_reply")
     assert proxy.dropped >= 1 and await redis.exists("kill:agent:runner") == 0
     assert (result.outcome, result.ok) == (Outcome.DONE, True), result.message
     (row,) = await audit_rows(pg)
@@ -301,14 +303,8 @@ async def test_a_resume_whose_reply_was_lost_is_done(pg, redis, redis_url) -> No
 
 
 async def test_a_kill_that_never_reached_redis_is_not_done_as_the_re_read_shows(pg, redis, redis_url) -> None:
-    proxy = await lossy(redis_url, "swallow")
-    s = settings(f"redis://127.0.0.1:{proxy.port}/0")
-    client = connect_redis(s)
-    try:
-        result = await SwitchWriter(s, client, pg, OP).apply(SwitchChange("set", "kill", "agent", "runner", "loop"))
-    finally:
-        await client.aclose()
-        await proxy.close()
+    result, proxy = await write_through(redis_url, pg, SwitchChange("set", "kill", "agent", "runner", "loop"),
+                                        "swallow")
     assert proxy.dropped >= 1 and await redis.exists("kill:agent:runner") == 0
     assert (result.outcome, result.ok) == (Outcome.NOT_DONE, False)
     assert result.message.startswith("FAILED") and "re-read: absent" in result.message
@@ -319,14 +315,8 @@ async def test_a_kill_that_never_reached_redis_is_not_done_as_the_re_read_shows(
 async def test_a_lost_reply_that_cannot_be_checked_is_unknown_never_not_done(pg, redis, redis_url) -> None:
     """Redis took the kill, then became unreachable: saying NOT DONE would send the operator to kill
     again, or elsewhere; saying done would be a guess. It is UNKNOWN, on screen and in the audit row."""
-    proxy = await lossy(redis_url, "drop_reply", refuse_after_drop=True)
-    s = settings(f"redis://127.0.0.1:{proxy.port}/0")
-    client = connect_redis(s)
-    try:
-        result = await SwitchWriter(s, client, pg, OP).apply(SwitchChange("set", "kill", "global", "*", "stop"))
-    finally:
-        await client.aclose()
-        await proxy.close()
+    result, _ = await write_through(redis_url, pg, SwitchChange("set", "kill", "global", "*", "stop"),
+                                    "drop_reply", refuse_after_drop=True)
     assert await redis.get("kill:global") == b"manual:tester:stop"  # it did happen
     assert (result.outcome, result.ok) == (Outcome.UNKNOWN, False)
     assert result.message.startswith("UNKNOWN") and "re-read failed" in result.message
