@@ -17,8 +17,10 @@ WRITES = (b"\r\n$3\r\nSET\r\n", b"\r\n$3\r\nDEL\r\n")
 class LossyProxy:
     upstream_port: int
     mode: str  # "drop_reply": forward, then close before the reply; "swallow": close, never forward;
-    # "hold_reply": forward, and keep the reply back (the client times out)
+    # "hold_reply": forward, and keep the reply back (the client times out); "late": hold the write back
+    # for `late_seconds`, then forward it (it lands after the client gave up and re-read the key)
     refuse_after_drop: bool = False  # once a write was lost, close every new connection at once
+    late_seconds: float = 1.5
     dropped: int = 0
     server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -52,6 +54,8 @@ class LossyProxy:
                     self.dropped += 1
                     if self.mode == "swallow":
                         break
+                    if self.mode == "late":
+                        await asyncio.sleep(self.late_seconds)
                     lose.set()
                 up_writer.write(data)
                 await up_writer.drain()

@@ -417,3 +417,16 @@ def test_demo_and_serve_numbers_are_checked(capsys, args: tuple[str, ...], said:
     assert main(list(args)) == 2
     err = capsys.readouterr().err
     assert err.startswith(said) and err.count("\n") == 1
+
+
+def test_a_mistyped_read_only_and_an_empty_key_prefix_are_refused(tmp_path: Path) -> None:
+    """Found by review: COSTTOP_READ_ONLY=ture gave a session that writes; `kill = ""` wrote `:agent:x`."""
+    from costtop.config import ConfigError, load_settings
+    with pytest.raises(ConfigError, match=r"^read_only: COSTTOP_READ_ONLY must be true or false"):
+        load_settings(env={"COSTTOP_READ_ONLY": "ture"})
+    assert load_settings(env={"COSTTOP_READ_ONLY": "off"}).read_only is False
+    for prefix in ("", "a:b", "k*", "has space"):
+        path = tmp_path / "c.toml"
+        path.write_text(f'[keys]\nkill = "{prefix}"\n')
+        with pytest.raises(ConfigError, match=r"^keys\.kill: a key prefix is 1 to 64 characters"):
+            load_settings(config_path=path, env={})

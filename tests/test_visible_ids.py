@@ -189,3 +189,29 @@ async def test_snapshot_outputs_show_look_alike_ids_apart(pg, redis, db_url, red
     assert len({looks(row["agent"]) for row in rows}) == len(names), [row["agent"] for row in rows]
     for row in rows:
         assert FORBIDDEN.search(row["agent"]) is None
+
+
+def test_spaces_at_the_edges_punctuation_look_alikes_and_fake_markers_are_shown() -> None:
+    """Found by review: `pay-bot ` passed as `pay-bot`, `pay‐bot` (U+2010) as `pay-bot`, and `˂U+200B˃`
+    (modifier letter brackets) as a real marker."""
+    from costtop.text import visible_id
+    assert visible_id("pay-bot ") == "pay-bot<U+0020>" and visible_id(" pay-bot") == "<U+0020>pay-bot"
+    assert visible_id("pay  bot") == "pay<U+0020><U+0020>bot" and visible_id("pay bot") == "pay bot"
+    assert visible_id("pay\u2010bot") == "pay<U+2010>bot" and visible_id("\uff50ay") == "<U+FF50>ay"
+    spoof = visible_id("pay-bot\u02c2U+200B\u02c3")
+    assert spoof != visible_id("pay-bot\u200b") and "<U+02C2>" in spoof
+
+
+def test_two_long_ids_cut_to_a_column_still_look_different() -> None:
+    """Cut to fit, an id keeps a hash of the whole: a difference past the cut still shows."""
+    from costtop.text import id_text, visible_id
+    a, b = "invoice-reconciliation-agent-v2\u200b", "invoice-reconciliation-agent-v2-canary"
+    assert visible_id(a, 32) != visible_id(b, 32) and len(visible_id(a, 32)) == 32
+    assert id_text(a, 32).plain != id_text(b, 32).plain
+
+
+async def test_two_long_ids_look_different_in_the_agent_table() -> None:
+    a, b = "invoice-reconciliation-agent-v2\u200b", "invoice-reconciliation-agent-v2-canary"
+    shown_a, shown_b = await views_of(a), await views_of(b)
+    assert shown_a["agents"] != shown_b["agents"]
+    assert "…#" in shown_a["agents"]

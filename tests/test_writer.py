@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlsplit
@@ -323,3 +324,25 @@ async def test_a_lost_reply_that_cannot_be_checked_is_unknown_never_not_done(pg,
     assert "FAILED" not in result.message
     (row,) = await audit_rows(pg)
     assert row["result"] == "unknown" and "re-read failed" in row["detail"]
+
+
+async def test_a_kill_that_lands_after_the_timeout_is_never_reported_not_done(pg, redis, redis_url) -> None:
+    """The SET is held on its way for longer than the timeout: the re-read finds nothing yet, but the kill
+    lands a moment later. Saying NOT DONE would be false; it is UNKNOWN, on screen and in the audit row."""
+    proxy = await lossy(redis_url, "late")
+    s = settings(f"redis://127.0.0.1:{proxy.port}/0", timeout_seconds=0.3)
+    client = connect_redis(s)
+    try:
+        result = await SwitchWriter(s, client, pg, OP).apply(SwitchChange("set", "kill", "agent", "runner", "loop"))
+        assert (result.outcome, result.ok) == (Outcome.UNKNOWN, False), result.message
+        assert "may still arrive" in result.message
+        (row,) = await audit_rows(pg)
+        assert row["result"] == "unknown"
+        for _ in range(50):  # and it does land, through the proxy that still holds it
+            if await redis.exists("kill:agent:runner"):
+                break
+            await asyncio.sleep(0.1)
+        assert await redis.get("kill:agent:runner") == b"manual:tester:loop"
+    finally:
+        await client.aclose()
+        await proxy.close()

@@ -7,6 +7,7 @@ name things differently (../shared/design/contract.md).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
@@ -23,15 +24,28 @@ class ConfigError(ValueError):
     """Bad configuration; the message is one line for the user."""
 
 
+KEY_PREFIX = r"^[^:*?\[\]\s\x00-\x1f\x7f]{1,64}$"
+
+
 class KeyNames(BaseModel):
     """Redis key prefixes; a key is `{prefix}:{scope}:{target}` or `{prefix}:{agent}:{day}`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # A prefix is part of every key the gateway checks: empty, or with `:` or `*`, the kill would be
+    # written where no gateway looks (`:agent:x`), or a SCAN would match other keys.
     kill: str = "kill"
     throttle: str = "throttle"
     budget: str = "budget"
     spent: str = "spent"
     calls: str = "calls"
+
+    @field_validator("kill", "throttle", "budget", "spent", "calls")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(KEY_PREFIX, value):
+            raise ValueError("a key prefix is 1 to 64 characters with no ':', '*', '?', '[', ']', space or "
+                             f"control character (got {value[:20]!r})")
+        return value
 
 
 # Logical column name -> meaning. Required ones must exist; the rest are used when present.
@@ -181,8 +195,15 @@ def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("costtop")) / "config.toml"
 
 
-def _env_bool(raw: str) -> bool:
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+def _env_bool(name: str, raw: str) -> bool:
+    """A yes/no from the environment. Anything else is refused: a mistyped COSTTOP_READ_ONLY=ture must
+    not quietly give a session that can write."""
+    word = raw.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: {ENV_PREFIX}{name.upper()} must be true or false (got {raw.strip()[:20]!r})")
 
 
 def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None = None,
@@ -205,7 +226,7 @@ def load_settings(cli: dict[str, Any] | None = None, env: dict[str, str] | None 
         raw = env.get(ENV_PREFIX + name.upper())
         if raw is None or raw == "":
             continue
-        merged[name] = _env_bool(raw) if kind is bool else raw
+        merged[name] = _env_bool(name, raw) if kind is bool else raw
     merged.update(cli)
     try:
         return Settings.model_validate(merged)

@@ -8,6 +8,7 @@ so every such string passes through `clean()` at the source boundary, and widget
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from urllib.parse import urlsplit, urlunsplit
@@ -46,6 +47,10 @@ _CONFUSABLE_SCRIPTS = frozenset({"LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHER
 # selectors, the braille blank): shown as markers like the format characters.
 _BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0")
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
+# Look-alikes of the ASCII punctuation ids are made of, that NFKC does not fold: hyphens and minus signs,
+# angle brackets (a `˂U+200B˃` must not pass for a marker), the one-dot leader.
+_LOOKALIKE = frozenset("\u02c2\u02c3\u02d7\u2010\u2011\u2012\u2013\u2014\u2015\u2039\u203a\u2043\u2212"
+                       "\u2329\u232a\u3008\u3009\u2024")
 MIXED = "⚠"  # the prefix of an id that mixes scripts; the character itself in an id is shown as a marker
 
 
@@ -60,6 +65,12 @@ def _hidden(char: str) -> bool:
     code = ord(char)
     return (unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK
             or 0xFE00 <= code <= 0xFE0F or 0xE0100 <= code <= 0xE01EF or 0xE0000 <= code <= 0xE007F)
+
+
+def _lookalike(char: str) -> bool:
+    """A character drawn like another, more usual one: a compatibility form (fullwidth letters, ligatures,
+    `ⅼ`, superscripts: whatever NFKC folds) or a look-alike of ASCII punctuation."""
+    return char in _LOOKALIKE or unicodedata.normalize("NFKC", char) != char
 
 
 def _unstable(char: str) -> bool:
@@ -93,13 +104,17 @@ def id_pieces(value: object) -> list[tuple[str, bool]]:
     text = str(value)
     if len(text) > 4 * MAX_TEXT + 64:  # a 1 MB name costs no more to show than a long one
         text = text[: 4 * MAX_TEXT + 64]
-    if text.isascii() and text.isprintable() and "<U+" not in text:  # the usual id: shown as it is
+    if (text.isascii() and text.isprintable() and "<U+" not in text  # the usual id: shown as it is
+            and not text.startswith(" ") and not text.endswith(" ") and "  " not in text):
         return [(text, False)]
     denormal = not unicodedata.is_normalized("NFC", _SURROGATE.sub("\ufffd", text))
     pieces: list[tuple[str, bool]] = [(MIXED + " ", True)] if mixed_scripts(text) else []
+    last = len(text) - 1
     for i, char in enumerate(text):
-        if (_hidden(char) or char == MIXED or (denormal and _unstable(char))
-                or (char == "<" and text.startswith("U+", i + 1))):
+        # A space is shown as itself only between two other characters: `pay-bot ` is not `pay-bot`.
+        loose = char == " " and (i in (0, last) or text[i - 1] == " " or text[i + 1] == " ")
+        if (_hidden(char) or char == MIXED or loose or (denormal and _unstable(char))
+                or (char == "<" and text.startswith("U+", i + 1)) or (not char.isascii() and _lookalike(char))):
             pieces.append((_marker(char), True))
         else:
             pieces.append((char, False))
@@ -121,7 +136,14 @@ def visible_id(value: object, limit: int = MAX_TEXT) -> str:
     if value is None:
         return ""
     text = "".join(piece for piece, _ in id_pieces(value))
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return text if len(text) <= limit else text[: max(0, limit - len(_tag(value)))] + _tag(value)
+
+
+def _tag(value: object) -> str:
+    """What stands for the cut end of a long id: `…` and 4 hex digits of a hash of the exact id, so two
+    long ids that differ only past the cut still look different (but for one pair in 65,536)."""
+    raw = value if isinstance(value, bytes) else str(value).encode("utf-8", errors="surrogatepass")
+    return "…#" + hashlib.blake2b(raw, digest_size=2).hexdigest()
 
 
 def id_text(value: object, limit: int = MAX_TEXT, style: str = "") -> Text:
@@ -132,8 +154,9 @@ def id_text(value: object, limit: int = MAX_TEXT, style: str = "") -> Text:
     for piece, marker in id_pieces(value):
         out.append(piece, style=("bold yellow" if piece.startswith(MIXED) else "reverse") if marker else "")
     if len(out) > limit:
-        out.truncate(limit - 1)
-        out.append("…")
+        tag = _tag(value)
+        out.truncate(max(0, limit - len(tag)))
+        out.append(tag, style="dim")
     return out
 
 

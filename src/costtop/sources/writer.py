@@ -20,6 +20,7 @@ from enum import StrEnum
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
@@ -221,7 +222,8 @@ class SwitchWriter:
             return await self._failed(change, key, one_line(exc, (self.settings.redis_url,)))
         except (RedisError, OSError, TimeoutError) as exc:
             # The command may have run and only its reply been lost: what Redis holds decides.
-            return await self._reread(change, key, value, one_line(exc, (self.settings.redis_url,)))
+            return await self._reread(change, key, value, one_line(exc, (self.settings.redis_url,)),
+                                      timed_out=isinstance(exc, (TimeoutError, RedisTimeoutError)))
         ok = outcome in ("set", "removed", "was not set")
         return await self._finish(change, key, Outcome.DONE if ok else Outcome.NOT_DONE, outcome, None,
                                   f"{describe(change)}: {visible_id(key)} {outcome}")
@@ -230,9 +232,12 @@ class SwitchWriter:
         return await self._finish(change, key, Outcome.NOT_DONE, "failed", detail,
                                   f"FAILED: {describe(change)}: Redis said {detail}")
 
-    async def _reread(self, change: SwitchChange, key: str, value: str | None, error: str) -> WriteResult:
+    async def _reread(self, change: SwitchChange, key: str, value: str | None, error: str,
+                      timed_out: bool = False) -> WriteResult:
         """After an ambiguous failure: GET the key (a set) or EXISTS it (a resume) under a timeout of
-        its own, and report that. A different value is NOT DONE (someone else's switch is there)."""
+        its own, and report that. A different value is NOT DONE (someone else's switch is there). After
+        a timeout, though, the command may still be on its way: a key not (yet) as it should be is
+        UNKNOWN, never NOT DONE, since the kill may land a moment later."""
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 if value is not None:
@@ -251,6 +256,12 @@ class SwitchWriter:
                 f"{'set' if value is not None else 'removed'}: {detail}; check it before acting again")
         detail = f"reply lost ({error}); re-read: {seen}"
         verb = "set" if value is not None else "removed"
+        if timed_out and not done and seen in ("absent", "still set"):
+            detail += " (the command timed out and may still arrive)"
+            return await self._finish(
+                change, key, Outcome.UNKNOWN, "unknown", detail,
+                f"UNKNOWN: {describe(change)}: {visible_id(key)} not {verb} yet: {detail}; check it before "
+                "acting again")
         result = verb if done else f"not {verb}"
         if done:
             return await self._finish(change, key, Outcome.DONE, result, detail,

@@ -23,7 +23,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from costtop.engine.snapshot import Snapshot
-from costtop.text import visible_id
+from costtop.text import id_text, visible_id
 from costtop.ui.widgets.line_diff import PaintedLines, segments_of
 
 MAX_NAME = 32
@@ -153,6 +153,16 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
                 folded[key] = visible_id(self.name_of(row)).casefold()
         return folded
 
+    def _fitted_cells(self, row: R) -> list[Text]:
+        """The row's cells, its name cut to the column the `visible_id` way (`…#` and a hash of the exact
+        id), not by plain truncation: two long ids that differ only past the cut must not look the same."""
+        cells = self.cells_of(row)
+        if cells and self.columns:
+            width, name = self.columns[0][2], self.name_of(row)
+            if cells[0].cell_len > width and cells[0].plain == visible_id(name):
+                cells[0] = id_text(name, width, style=str(cells[0].style))
+        return cells
+
     def _name_width(self, rows: Sequence[R]) -> int:
         """The widest (visible) name, measured again only when the set of rows changed."""
         widths = self._name_widths
@@ -275,7 +285,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         else:
             style = self.rich_style
         return self._strip((row, index == self.cursor, self.has_focus),
-                           lambda: line_of(self.cells_of(row), self.columns), style, width)
+                           lambda: line_of(self._fitted_cells(row), self.columns), style, width)
 
     def _strip(self, key: tuple[object, ...], build: Callable[[], Text], style: Style, width: int) -> Strip:
         """A rendered line, cached by what it shows (a row is immutable, so it is its own key)."""
