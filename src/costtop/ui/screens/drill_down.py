@@ -79,6 +79,9 @@ class StepList(RowTable[NestedStep]):
     def name_of(self, row: NestedStep) -> str:
         return indent(row.depth) + row.step.tool_name
 
+    def name_width_of(self, row: NestedStep) -> int:
+        return len(indent(row.depth)) + len(visible_id(row.step.tool_name))
+
     def columns_for(self, snap: Snapshot, name_width: int) -> list[Column]:
         return [("tool", "Step", max(name_width, 12)), ("model", "Model", 18), ("tin", "Tokens in", 10),
                 ("tout", "out", 8), ("cost", "Cost", 10), ("lat", "Latency", 8), ("status", "Status", 9),
@@ -91,7 +94,8 @@ class StepList(RowTable[NestedStep]):
             if name in n.marks:
                 marks.append(f"{name} ", style=MARK_STYLE[name])
         status = Text(clean(s.status or UNKNOWN), style="bold red" if s.status in ("error", "timeout") else "")
-        return [Text(indent(n.depth)) + id_text(s.tool_name, 40), id_text(s.model or "–", 30),
+        model = id_text(s.model, 30) if s.model else Text("–", style="dim")  # the dash is ours, not an id
+        return [Text(indent(n.depth)) + id_text(s.tool_name, 40), model,
                 Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
                 Text(UNKNOWN if s.tokens_out is None else f"{s.tokens_out:,}", justify="right"),
                 Text(usd(s.cost_usd, 4), justify="right"), Text(millis(s.latency_ms), justify="right"), status, marks]
@@ -116,7 +120,8 @@ def recent_calls(calls: Sequence[CallRecord]) -> Text:
     lines = []
     for c in calls[:8]:
         line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
-        line.append(f"{visible_id(c.tool_name, 20):<12} {visible_id(c.model or '–', 24):<20} ")
+        model = visible_id(c.model, 24) if c.model else "–"
+        line.append(f"{visible_id(c.tool_name, 20):<12} {model:<20} ")
         line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd, 4):>9} "
                     f"{millis(c.latency_ms):>8} ")
         line.append(clean(c.status or "?", 12), style="bold red" if c.status in ("error", "timeout") else "green")

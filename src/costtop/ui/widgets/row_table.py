@@ -153,6 +153,10 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
                 folded[key] = visible_id(self.name_of(row)).casefold()
         return folded
 
+    def name_width_of(self, row: R) -> int:
+        """How wide the first column must be for this row's name as shown."""
+        return len(visible_id(self.name_of(row)))
+
     def _fitted_cells(self, row: R) -> list[Text]:
         """The row's cells, its name cut to the column the `visible_id` way (`…#` and a hash of the exact
         id), not by plain truncation: two long ids that differ only past the cut must not look the same."""
@@ -168,7 +172,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         widths = self._name_widths
         new = [row for row in rows if self.key_of(row) not in widths]
         for row in new:
-            widths[self.key_of(row)] = len(visible_id(self.name_of(row)))
+            widths[self.key_of(row)] = self.name_width_of(row)
         if new or len(rows) != len(self._names):
             self._names = frozenset(self.key_of(row) for row in rows)
             self._widest = max((widths[name] for name in self._names), default=5)
