@@ -305,7 +305,7 @@ async def test_a_column_renamed_added_or_retyped_while_running_is_picked_up_with
         await conn.reload_schema_state()  # the test's own connection: its cached INSERT had a numeric $4
         await put(conn, now, "alpha", "abc")
         await conn.execute("ALTER TABLE tool_calls ADD COLUMN model_name text")
-        feed._schema_checked = float("-inf")  # the check is due (it runs every 30 s)
+        feed.postgres._next_schema_check = float("-inf")  # the check is due (it runs every 30 s)
         with pytest.raises(SourceError, match="changed while costtop ran"):
             await feed.new_rows()
         await feed.connect_postgres()

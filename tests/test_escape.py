@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from costtop.escape import csv_cell, markdown, terminal
+from costtop.escape import csv_cell, markdown
+from costtop.text import clean
 
 
 def test_csv_cells_are_never_formulas_and_numbers_stay_numbers() -> None:
@@ -19,4 +20,4 @@ def test_markdown_escapes_what_could_become_markup_and_leaves_plain_names() -> N
 
 
 def test_terminal_text_is_one_printable_line() -> None:
-    assert terminal("a\x1b]0;title\x07b\nc\u202e", 10) == "a]0;titlebc"[:9] + "…"
+    assert clean("a\x1b]0;title\x07b\nc\u202e", 10) == "a]0;titlebc"[:9] + "…"

@@ -3,8 +3,9 @@
 Names, reasons, operators and error texts come from other programs (the gateway's rows, whoever set
 a Redis key). Each output has its own way for such text to do harm, and each gets one function:
 
-- `terminal()`: the screen and `snapshot --format table`. Control characters (escape sequences,
-  OSC 52 clipboard writes, newlines) and invisible bidi/zero-width characters are dropped (`clean`).
+- the screen and `snapshot --format table`: `text.clean` for free text (control characters, escape
+  sequences, OSC 52 clipboard writes, newlines and invisible characters dropped) and `text.visible_id`
+  for identifiers (the same characters shown as `<U+XXXX>` markers, so two ids never look alike).
 - `csv_cell()`: `snapshot --format csv`. The same cleaning, and a cell that a spreadsheet would run
   as a formula (starting with `=`, `+`, `-` or `@`) gets a leading `'`; plain numbers stay numbers.
 - `markdown()`: `costtop report`. The same cleaning, and every character that could start a link, an
@@ -29,11 +30,6 @@ _MARKDOWN = {"\\": "\\\\", "`": "\\`", "*": "\\*", "_": "\\_", "~": "\\~", "[": 
 _MARKDOWN_CHARS = re.compile("[" + re.escape("".join(_MARKDOWN)) + "]")
 # GitHub links bare URLs by themselves (the autolink extension): `://` and `www.` are broken up.
 _BARE_LINK = re.compile(r"://|(?i:\bwww)\.")
-
-
-def terminal(value: object, limit: int = MAX_TEXT) -> str:
-    """For a terminal: printable, single-line, bounded."""
-    return clean(value, limit)
 
 
 def csv_cell(value: object) -> object:

@@ -38,7 +38,7 @@ from typing import Any
 from costtop.config import Settings
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentRow, BudgetState, BudgetView, Snapshot
-from costtop.escape import csv_cell, terminal
+from costtop.escape import csv_cell
 from costtop.money import NO_BUDGET, UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
@@ -166,7 +166,7 @@ def render(snap: Snapshot, fmt: str) -> str:
     lines = [f"costtop snapshot {data['at']}",
              f"today {usd(h.spend_today)}  month {usd(h.spend_month)}  burn {usd(h.velocity_per_min)}/min  "
              f"calls {h.calls_per_min:.1f}/min"]
-    lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + terminal(s.error or '')}" for s in snap.sources]
+    lines += [f"{s.name}: {'ok' if s.connected else 'UNREACHABLE: ' + clean(s.error or '')}" for s in snap.sources]
     rows = [("AGENT", "STATE", "TODAY", "$/MIN", "CALLS", "ERR", "BUDGET")]
     rows += [(visible_id(a.agent_id, 40), a.state.value, usd(a.spend_today), usd(a.velocity_per_min),
               UNKNOWN if a.calls_today is None else str(a.calls_today),

@@ -121,6 +121,12 @@ def id_pieces(value: object) -> list[tuple[str, bool]]:
     return pieces
 
 
+def none_last(name: str | None) -> tuple[bool, str]:
+    """A name for sort keys: rows without one (a NULL agent_id, shown as `(none)`) after the named
+    ones; comparing None with a str would raise."""
+    return (name is None, name or "")
+
+
 def visible_id(value: object, limit: int = MAX_TEXT) -> str:
     """An identifier (agent, model, provider, key, trace) as shown: two ids that differ never look the same.
 

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from costtop.sources.numbers import MAX_USD, MIN_USD
 from costtop.sources.records import ReadQuality
+from costtop.text import none_last, visible_id
+
+MAX_NAMED = 5  # agents named in a data-quality line; the rest are counted
+COST_TROUBLE = (f"a cost left out (NaN, infinite, or outside {MIN_USD:.0e}..{MAX_USD:.0e} USD)",
+                "a negative cost, counted as recorded")
 
 
 def span(seconds: float) -> str:
@@ -47,4 +53,22 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime,
     if quality.late_rows:
         lines.append(f"{rows(quality.late_rows)} committed late, up to {span(quality.latest_lateness)} after "
                      "the time stamped on it: counted")
+    return tuple(lines)
+
+
+def cost_quality(flagged: dict[str | None, tuple[int, int]]) -> tuple[str, ...]:
+    """The lines about today's costs, from each flagged agent's (unusable, negative) row counts: which
+    agents have costs left out (NaN, infinite, beyond the bounds) and which have negative costs (counted,
+    as SQL's sum() counts them). Names in their visible form, the agents first: on a narrow terminal
+    the end of a line is what is cut."""
+    lines = []
+    for i, what in enumerate(COST_TROUBLE):
+        found = sorted((a for a, counts in flagged.items() if counts[i]),
+                       key=lambda a: (-flagged[a][i], none_last(a)))
+        if not found:
+            continue
+        n = sum(flagged[a][i] for a in found)
+        names = ", ".join("(none)" if a is None else visible_id(a, 40) for a in found[:MAX_NAMED])
+        more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
+        lines.append(f"{names}{more}: {rows(n)} with {what}")
     return tuple(lines)

@@ -12,7 +12,7 @@ from costtop.config import Thresholds
 from costtop.engine.alerts import AlertBook, evaluate
 from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
 from costtop.engine.budgets import budget_view, projected
-from costtop.engine.data_quality import data_quality_lines
+from costtop.engine.data_quality import cost_quality, data_quality_lines
 from costtop.engine.live_traces import LiveTraces
 from costtop.engine.reconcile import reconcile
 from costtop.engine.series import AgentSeries, CostSeries
@@ -31,7 +31,7 @@ from costtop.engine.snapshot import (
 )
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
 from costtop.pricing.catalog import Catalog, Price, shadow_cost
-from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD, in_range
+from costtop.sources.numbers import MAX_LATENCY_MS, in_range
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -46,7 +46,7 @@ from costtop.sources.records import (
     SwitchRecord,
     UsageAggregate,
 )
-from costtop.text import visible_id
+from costtop.text import none_last
 
 FIVE = Decimal(VELOCITY_SECONDS // 60)
 Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
@@ -111,12 +111,6 @@ def period_left(now: datetime) -> tuple[float, float]:
 NEVER = float("inf")
 
 
-def none_last(name: str | None) -> tuple[bool, str]:
-    """A name for sort keys: rows without one (a NULL agent_id, shown as `(none)`) after the named
-    ones; comparing None with a str would raise."""
-    return (name is None, name or "")
-
-
 def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
     """Floats sort ten times faster than Decimals; only figures equal to 15 digits could swap."""
     burn = -float(row.window_usd or 0)
@@ -141,31 +135,6 @@ def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
     if window_usd > thresholds.velocity_warning:
         return Level.WARNING
     return Level.OK
-
-
-MAX_NAMED = 5  # agents named in a data-quality line; the rest are counted
-
-
-def cost_quality(days: dict[str, UsageTotals], flagged: set[str]) -> tuple[str, ...]:
-    """The data-quality lines about today's costs: which agents have rows whose cost is left out (NaN,
-    infinite, beyond the bounds) and which have negative costs (counted, as SQL's sum() counts them).
-    Names are in their visible form here (`visible_id`): the lines are ready to render."""
-    lines = []
-    for attribute, what in (
-            ("unusable", f"a cost left out (NaN, infinite, or outside {MIN_USD:.0e}..{MAX_USD:.0e} USD)"),
-            ("negative", "a negative cost, counted as recorded")):
-        found = sorted((a for a in flagged if a in days and getattr(days[a], attribute)),
-                       key=lambda a: (-getattr(days[a], attribute), none_last(a)))
-        if not found:
-            continue
-        rows = sum(getattr(days[a], attribute) for a in found)
-        names = ", ".join("(none)" if a is None else visible_id(a, 40) for a in found[:MAX_NAMED])
-        more = f" and {len(found) - MAX_NAMED} more" if len(found) > MAX_NAMED else ""
-        # The agents first: on a narrow terminal the end of the line is what is cut.
-        lines.append(f"{names}{more}: {rows:,} row{'s' if rows != 1 else ''} with {what}")
-    return tuple(lines)
-
-
 
 
 class Engine:
@@ -533,9 +502,9 @@ class Engine:
     def data_quality(self, now: datetime) -> tuple[str, ...]:
         """One line per kind of bad data, said rather than hidden: rows off the clock or too late
         (what the reader noticed), then today's costs that could not be counted or make no sense,
-        naming the agents."""
-        return data_quality_lines(self.read_quality, self.before_month, now,
-                                  cost_quality(self.days, self.cost_flagged))
+        naming the agents (only those flagged: no scan of 10,000 agents per frame)."""
+        flagged = {a: (self.days[a].unusable, self.days[a].negative) for a in self.cost_flagged if a in self.days}
+        return data_quality_lines(self.read_quality, self.before_month, now, cost_quality(flagged))
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
         """The minutes before this one do not change within it: kept, and the current one added."""

@@ -7,7 +7,6 @@ for snapshot tests and screenshots through the same interface, so the UI cannot 
 from __future__ import annotations
 
 import contextlib
-import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -56,11 +55,6 @@ class Feed(Protocol):
     async def close(self) -> None: ...
 
 
-# How often the live loop asks the catalog whether tool_calls changed shape (a column added, dropped,
-# renamed or retyped while costtop runs): one small catalog query, so the screen follows within this.
-SCHEMA_CHECK_SECONDS = 30.0
-
-
 class LiveFeed:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -69,7 +63,6 @@ class LiveFeed:
         self.postgres = PostgresReader(settings)
         self.spool = AuditSpool.for_settings(settings)
         self.audit_lost = 0  # audit rows neither Postgres nor the spool took: said at quit, however late
-        self._schema_checked = time.monotonic()
 
     async def read_redis(self) -> RedisState:
         return await self.redis.read()
@@ -98,9 +91,6 @@ class LiveFeed:
             await self.postgres.count_left_out(datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC))
 
     async def new_rows(self) -> list[CallRecord]:
-        if time.monotonic() - self._schema_checked >= SCHEMA_CHECK_SECONDS:
-            self._schema_checked = time.monotonic()
-            await self.postgres.check_columns()  # a change raises: the loop starts over and learns it
         return await self.postgres.new_rows()
 
     def read_quality(self) -> ReadQuality:

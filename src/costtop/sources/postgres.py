@@ -59,6 +59,9 @@ READ_BATCH = 100_000
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
 DEEP_GAP_IDS = 2_000_000  # ids further down checked with the day's sums (the horizon at 6,600 calls/s)
 LATE_CHECK_SECONDS = 10.0  # how often the horizon's per-second counts are held against the rows taken
+# How often the live reads ask the catalog whether the table changed shape (a column added, dropped,
+# renamed or retyped while costtop runs): one small catalog query, so the screen follows within this.
+SCHEMA_CHECK_SECONDS = 30.0
 LATE_CHECK_RANGES = 50  # runs of differing seconds re-read per check (the rest at the next one)
 LATE_AFTER = 10.0  # a row read more than this long after its created_at is reported as late
 HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their time (more: a resync finds them)
@@ -156,6 +159,7 @@ class PostgresReader:
         self.read_batch = READ_BATCH  # rows one read takes at most
         self._cursor: tuple[datetime, object] | None = None  # (created_at, key) after a full read
         self.late_check_seconds = LATE_CHECK_SECONDS
+        self._next_schema_check = time.monotonic() + SCHEMA_CHECK_SECONDS
         # Rows counted per minute and hour (the baseline's and every row taken since): the next
         # resynchronisation holds its own counts against them to say how many the live reads missed.
         self._counts = RowCounts(0, 0, complete=False)  # rows taken since the last snapshot (+ its sums)
@@ -643,11 +647,15 @@ class PostgresReader:
     async def new_rows(self) -> list[CallRecord]:
         """Rows committed since the last read, each returned once; those dated ahead of the clock
         wait for their time; every LATE_CHECK_SECONDS, the rows that committed too late for the
-        overlap re-read as well."""
+        overlap re-read as well. Every SCHEMA_CHECK_SECONDS the table's shape is checked first: a
+        change raises, and the caller starts over from a baseline that learns it."""
         assert self.watermark is not None, "baseline() first"
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None
+        if time.monotonic() >= self._next_schema_check:
+            self._next_schema_check = time.monotonic() + SCHEMA_CHECK_SECONDS
+            await self.check_columns()
         now = self.clock().astimezone(UTC)
         rows = await self._read_new(now)
         if time.monotonic() >= self._next_check:

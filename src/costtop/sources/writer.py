@@ -156,7 +156,7 @@ async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: 
             try:
                 await pool.executemany(insert_sql(settings, True), [_row(e, True) for e in web],
                                        timeout=settings.timeout_seconds)
-            except asyncpg.UndefinedColumnError:  # an audit table from before issue 14
+            except asyncpg.UndefinedColumnError:  # an audit table made before via/client_addr existed
                 plain += [_folded(e) for e in web]
         if plain:
             await pool.executemany(insert_sql(settings), [_row(e, False) for e in plain],
