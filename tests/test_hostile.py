@@ -162,6 +162,18 @@ def test_the_engine_and_the_widget_text_take_anything(rows: list[CallRecord], re
     assert_safe(alerts_text(snap).plain)
 
 
+def test_an_id_inside_an_alert_figure_is_shown_visibly_never_raw() -> None:
+    """Found by the suite above on a fresh clone: a trace id `\x1f` with a context explosion reached
+    the screen raw, inside the alert's figure (`trace \x1f: input tokens ...`)."""
+    rows = [CallRecord(0, NOW, "a", "llm", None, tokens_in=tokens, trace_id="\x1f") for tokens in (0, 100_001)]
+    engine = Engine(columns=ALL)
+    engine.load(Baseline(DAY, (), Decimal(0), DAY[:7], (), ()))
+    engine.ingest(rows)
+    text = alerts_text(engine.snapshot(NOW, None)).plain
+    assert "trace <U+001F>:" in text
+    assert_safe(text)
+
+
 @given(st.one_of(money, st.decimals()))
 def test_money_is_a_figure_or_unknown(value: Decimal | None) -> None:
     shown = usd(value)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from costtop.engine.traces import CONTEXT_LIMIT, LOOP_CALLS, is_tool
 from costtop.sources.records import CallRecord
+from costtop.text import visible_id
 
 ACTIVE_SECONDS = 300  # a pattern is alerted while its trace wrote in the last 5 minutes
 FORGET_SECONDS = ACTIVE_SECONDS  # then forgotten: 75k traces, 26 MB, 3 µs a row at 2,000 calls/s in 8-step traces
@@ -76,9 +77,12 @@ class LiveTraces:
             s = self.traces[trace]
             if s.last_second < now_second - ACTIVE_SECONDS:
                 continue
+            # The figure is text for the screen: ids in it in their visible form (`<U+001F>`, never the
+            # raw control character), as everywhere else an id is shown.
+            shown = visible_id(trace, 40)
             if s.loop_tool is not None:
                 found.append(("loop", trace, s.agent,
-                              f"trace {trace}: {s.loop_tool} called {s.tools[s.loop_tool]} times"))
+                              f"trace {shown}: {visible_id(s.loop_tool, 40)} called {s.tools[s.loop_tool]} times"))
             if s.context is not None:
-                found.append(("context", trace, s.agent, f"trace {trace}: {s.context}"))
+                found.append(("context", trace, s.agent, f"trace {shown}: {s.context}"))
         return found

@@ -23,7 +23,7 @@ def alert_line(alert: Alert, now: datetime) -> Text:
     line = Text(f"{SEVERITY_WORD[alert.severity]:<5}", style=style)
     line.append(f" {alert.rule}  ", style="bold" if not alert.acknowledged else "dim")
     line.append_text(id_text(alert.subject, 40, style="bold" if not alert.acknowledged else "dim"))
-    line.append(f"  {alert.figure}", style="" if not alert.acknowledged else "dim")
+    line.append(f"  {clean(alert.figure, 200)}", style="" if not alert.acknowledged else "dim")
     if alert.since is not None:
         held = max(0, int((now - alert.since).total_seconds()))
         line.append(f"  for {held}s" if held < 60 else f"  for {duration(held)}", style="dim")
