@@ -11,7 +11,7 @@ import re
 import tomllib
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import platformdirs
@@ -66,6 +66,40 @@ class TableNames(BaseModel):
 
     def column(self, logical: str) -> str:
         return self.columns.get(logical, logical)
+
+
+# Where a LiteLLM call's agent may be found, by name (README, "LiteLLM"): the spend log's `agent_id`
+# column (the request's `metadata.agent_id`), the `spend_logs_metadata` the client sent, the API key's
+# alias, the request's `user` field (LiteLLM's end user), and the key owner's user id. The first one
+# that holds a non-empty value is the agent; the reader (sources/presets.py) and the proxy callback
+# (integrations/litellm.py) follow the same order, so a kill is checked under the name the screen shows.
+IdentitySource = Literal["agent_id", "metadata", "key_alias", "end_user", "user"]
+IDENTITY_ORDER: tuple[IdentitySource, ...] = ("agent_id", "metadata", "key_alias", "end_user", "user")
+
+
+class LiteLLMSettings(BaseModel):
+    """The `[litellm]` table: how the preset reads LiteLLM's spend log and how the proxy callback acts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    identity: tuple[IdentitySource, ...] = IDENTITY_ORDER
+    # The key that names the agent inside the request's `spend_logs_metadata` (the `metadata` source).
+    metadata_key: str = Field(default="agent_id", min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    # What the callback does when Redis cannot be reached in time: `open` lets the call through (a Redis
+    # outage must not stop the fleet), `closed` refuses it (nothing runs unchecked). Logged each time.
+    fail_mode: Literal["open", "closed"] = "open"
+    # A throttled agent gets at most this many calls a minute; past it, 429 with Retry-After.
+    throttle_per_minute: int = Field(default=6, ge=1, le=100_000)
+    # How long the callback waits for Redis before applying fail_mode.
+    redis_timeout: float = Field(default=0.25, gt=0, le=10, allow_inf_nan=False)
+
+    @field_validator("identity")
+    @classmethod
+    def _identity(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("identity needs at least one source")
+        if len(set(value)) != len(value):
+            raise ValueError("identity names a source twice")
+        return value
 
 
 # Bounds for every threshold, checked at start: a typo (`budget_warning = 80` for 80 %, a negative
@@ -139,6 +173,9 @@ class Settings(BaseModel):
     keymap: dict[str, str] = Field(default_factory=dict)
     screenshot_dir: str = "."  # where ctrl+s saves the screen as SVG
     theme: str = "costtop-dark"  # a file in themes/ or in the user config dir's costtop/themes/
+    # A known gateway's own schema (`litellm`: LiteLLM's "LiteLLM_SpendLogs"), read without mapping columns.
+    preset: Literal["litellm"] | None = None
+    litellm: LiteLLMSettings = Field(default_factory=LiteLLMSettings)
 
     @model_validator(mode="before")
     @classmethod
@@ -188,7 +225,7 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str}
+            "theme": str, "preset": str}
 
 
 def default_config_path() -> Path:
