@@ -28,6 +28,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="PostgreSQL URL (env COSTTOP_DATABASE_URL)")
     parser.add_argument("--config", type=Path, help="TOML config file (env COSTTOP_CONFIG; default: "
                         "the user config dir's costtop/config.toml)")
+    parser.add_argument("--preset", choices=("litellm",), help="read a known gateway's own table: litellm "
+                        "reads LiteLLM's \"LiteLLM_SpendLogs\" (env COSTTOP_PRESET; README, LiteLLM)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     cli = {"redis_url": args.redis_url, "database_url": args.database_url,
            "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None),
-           "theme": getattr(args, "theme", None), **extra}
+           "theme": getattr(args, "theme", None), "preset": getattr(args, "preset", None), **extra}
     return load_settings(cli, config_path=args.config)
 
 
@@ -97,7 +99,7 @@ async def _db_init(settings: Settings) -> list[str]:
         raise SourceError(f"cannot connect to {mask_url(settings.database_url)}: "
                           f"{one_line(exc, (settings.database_url,))}") from None
     try:
-        return await init_db(conn, settings.tables)
+        return await init_db(conn, settings.tables, create_calls=settings.preset is None)
     except asyncpg.PostgresError as exc:
         raise SourceError(one_line(exc)) from None
     finally:

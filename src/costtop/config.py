@@ -63,9 +63,32 @@ class TableNames(BaseModel):
     schema_name: str = Field(default="public", alias="schema")
     # Logical name -> the real column name, for tables that name a column differently.
     columns: dict[str, str] = Field(default_factory=dict)
+    # Logical name -> an SQL expression over the table's columns, for a value no single column holds
+    # (LiteLLM's agent is the first non-empty of several places: sources/presets.py). Its type is learnt
+    # by preparing `SELECT <expression> FROM <table>` at start, so a bad one is refused there. created_at
+    # stays a bare column: every read is a range on its index.
+    expressions: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("expressions")
+    @classmethod
+    def _expressions(cls, value: dict[str, str]) -> dict[str, str]:
+        known = (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+        for name, sql in value.items():
+            if name == "created_at":
+                raise ValueError("created_at must be a column, not an expression (every read is a range on "
+                                 "its index): map it with tables.columns")
+            if name not in known:
+                raise ValueError(f"{name!r} is not one of costtop's columns ({', '.join(known)})")
+            if not sql.strip() or ";" in sql:
+                raise ValueError(f"the expression for {name} must be one SQL expression (got {sql[:40]!r})")
+        return value
 
     def column(self, logical: str) -> str:
         return self.columns.get(logical, logical)
+
+    def expression(self, logical: str) -> str | None:
+        """The SQL expression standing for this column, or None when it is a column of the table."""
+        return self.expressions.get(logical)
 
 
 # Where a LiteLLM call's agent may be found, by name (README, "LiteLLM"): the spend log's `agent_id`
@@ -100,6 +123,10 @@ class LiteLLMSettings(BaseModel):
         if len(set(value)) != len(value):
             raise ValueError("identity names a source twice")
         return value
+
+
+# The table each preset reads (sources/presets.py builds its columns from what the table has).
+PRESET_TABLES = {"litellm": "LiteLLM_SpendLogs"}
 
 
 # Bounds for every threshold, checked at start: a typo (`budget_warning = 80` for 80 %, a negative
@@ -184,6 +211,20 @@ class Settings(BaseModel):
             raise ValueError("overlap_seconds is replaced by max_lateness (seconds a row may commit after "
                              "its created_at and still be counted live; default 300)")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset_table(cls, data: Any) -> Any:
+        """A preset names the gateway's table, unless the user named one: `tables.calls` set in the file
+        wins, so a renamed or copied spend log can still be read with the preset's columns."""
+        if not isinstance(data, dict) or data.get("preset") not in PRESET_TABLES:
+            return data
+        tables = data.get("tables")
+        if isinstance(tables, TableNames):
+            tables = tables.model_dump(by_alias=True)
+        tables = dict(tables) if isinstance(tables, dict) else {}
+        tables.setdefault("calls", PRESET_TABLES[data["preset"]])
+        return {**data, "tables": tables}
 
     @field_validator("refresh")
     @classmethod

@@ -165,6 +165,28 @@ def column_type(logical: str, quoted: str, data_type: str, udt_name: str) -> Col
     return ColumnType(logical, quoted, kind)
 
 
+# The server's internal type names (what a prepared statement's result describes) as information_schema
+# spells them, which is what ColumnType compares against.
+CATALOG_NAMES = {
+    "text": "text", "varchar": "character varying", "bpchar": "character", "name": "text",
+    "int2": "smallint", "int4": "integer", "int8": "bigint", "numeric": "numeric",
+    "float4": "real", "float8": "double precision",
+    "timestamptz": TIMESTAMPTZ, "timestamp": TIMESTAMP, "uuid": "uuid", "bool": "boolean",
+}
+
+
+async def expression_type(conn: asyncpg.Connection, table: str, expression: str, timeout: float) -> str:
+    """The type of `expression` over `table`, learnt by preparing `SELECT <expression> FROM <table>`
+    (nothing is executed): information_schema knows columns only. Raises what the server raised for an
+    expression it cannot plan (a typo, a column that is not there, two statements)."""
+    statement = await conn.prepare(f"SELECT ({expression}) FROM {table}", timeout=timeout)
+    attributes = statement.get_attributes()
+    if len(attributes) != 1:
+        raise ValueError("not one value")
+    name = attributes[0].type.name
+    return CATALOG_NAMES.get(name, name)
+
+
 async def describe_table(pool: asyncpg.Pool, tables: TableNames, timeout: float) -> list[asyncpg.Record]:
     """The table's columns and their types, from the catalog."""
     return await pool.fetch(

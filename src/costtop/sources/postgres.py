@@ -30,12 +30,14 @@ from costtop.sources.column_types import (
     LeftOut,
     column_type,
     describe_table,
+    expression_type,
     schema_changed,
     unreadable_sql,
 )
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
 from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD
+from costtop.sources.presets import preset_tables
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -215,17 +217,25 @@ class PostgresReader:
             await self.close()
             raise TableMissing(f"table {self.tables.schema_name}.{self.tables.calls} not found "
                                "(run `costtop db init`, or set tables.calls)")
-        logical = {name for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if self.tables.column(name) in real}
+        # A preset's columns depend on the ones its gateway's release has: built from what is there.
+        self.tables = preset_tables(self.settings.preset, self.settings.tables, real, self.settings.litellm)
+        expressions = self.tables.expressions
+        logical = {name for name in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS)
+                   if name in expressions or self.tables.column(name) in real}
         missing = [name for name in REQUIRED_COLUMNS if name not in logical]
         if missing:
             await self.close()
-            raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}")
+            hint = (" (none of the [litellm] identity sources is in it)"
+                    if self.settings.preset == "litellm" and "agent_id" in missing else "")
+            raise TableMissing(f"table {self.tables.calls} lacks required column(s): {', '.join(missing)}{hint}")
         by_name = {r["column_name"]: r for r in rows}
         self.types = {name: column_type(name, qident(self.tables.column(name)),
                                         by_name[self.tables.column(name)]["data_type"],
-                                        by_name[self.tables.column(name)]["udt_name"]) for name in logical}
+                                        by_name[self.tables.column(name)]["udt_name"])
+                      for name in logical if name not in expressions}
+        self.types.update(await self._expression_types(sorted(logical & set(expressions))))
         refused = [why for name in sorted(logical)
-                   if (why := self.types[name].refusal(self.tables.calls, self.tables.column(name)))]
+                   if (why := self.types[name].refusal(self.tables.calls, self._shown(name)))]
         if refused:
             await self.close()
             raise WrongColumnType(refused[0] + (f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""))
@@ -234,6 +244,36 @@ class PostgresReader:
         types = {r["column_name"]: r["data_type"] for r in rows}
         self.id_mode = types.get(self.tables.column("id")) in ("bigint", "integer", "smallint")
         self._select = self.select_list_sql()
+
+    async def _expression_types(self, names: list[str]) -> dict[str, ColumnType]:
+        """Each expression column's type, from the server's own plan of `SELECT <expression> FROM <table>`;
+        an expression it cannot plan is refused in one line naming it."""
+        if not names:
+            return {}
+        assert self.pool is not None
+        timeout = self.settings.timeout_seconds
+        found: dict[str, ColumnType] = {}
+        try:
+            async with asyncio.timeout(timeout * 3), self.pool.acquire(timeout=timeout) as conn:
+                for name in names:
+                    sql = self.tables.expressions[name]
+                    try:
+                        kind = await expression_type(conn, self.table_sql(), sql, timeout)
+                    except (asyncpg.PostgresError, ValueError) as exc:
+                        raise WrongColumnType(f"the expression for {name} cannot be read from {self.tables.calls}: "
+                                              f"{one_line(exc)} (tables.expressions.{name})") from None
+                    found[name] = ColumnType(name, f"({sql})", kind)
+        except SourceError:
+            await self.close()
+            raise
+        except PG_ERRORS as exc:
+            await self.close()
+            raise self.error(exc) from None
+        return found
+
+    def _shown(self, logical: str) -> str:
+        """How a refusal names the column: its real name, or the expression standing for it."""
+        return f"{logical} (an expression)" if self.tables.expression(logical) else self.tables.column(logical)
 
     async def close(self) -> None:
         self._pending = None  # its connection goes with the pool
@@ -248,8 +288,10 @@ class PostgresReader:
         return found.value() if found is not None else qident(self.tables.column(logical))
 
     def raw(self, logical: str) -> str:
-        """The bare column, as stored: for WHERE and ORDER BY, with `param` on the other side."""
-        return qident(self.tables.column(logical))
+        """The bare column, as stored: for WHERE and ORDER BY, with `param` on the other side. An
+        expression column (tables.expressions) is its expression: compared without an index."""
+        expression = self.tables.expression(logical)
+        return f"({expression})" if expression is not None else qident(self.tables.column(logical))
 
     def param(self, logical: str, placeholder: str) -> str:
         """A parameter of the contract's type converted to the column's stored type, so that

@@ -95,14 +95,19 @@ async def table_exists(conn: asyncpg.Connection, tables: TableNames, table: str)
     return found is not None
 
 
-async def init_db(conn: asyncpg.Connection, tables: TableNames) -> list[str]:
-    """Create what is missing; return one line per table saying what was done."""
+async def init_db(conn: asyncpg.Connection, tables: TableNames, create_calls: bool = True) -> list[str]:
+    """Create what is missing; return one line per table saying what was done. Under a preset the
+    calls table is the gateway's own (LiteLLM's migrations make it): never created here, where it
+    would get the contract's columns instead of the gateway's."""
     report: list[str] = []
     async with conn.transaction():
         # Two `db init` at once must not race on the existence check.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('costtop db init'))")
         if await table_exists(conn, tables, tables.calls):
             report.append(f"{tables.calls}: exists, left unchanged")
+        elif not create_calls:
+            report.append(f"{tables.calls}: missing, not created (the gateway's own table: start the gateway "
+                          "once so that its migrations create it)")
         else:
             for statement in calls_ddl(tables):
                 await conn.execute(statement)
