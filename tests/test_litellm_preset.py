@@ -576,3 +576,21 @@ async def test_rows_litellm_commits_a_minute_late_are_counted_live(empty_db_url)
         assert quality.late_rows >= 6 and quality.latest_lateness >= 60 and quality.missed_rows == 0
     finally:
         await reader.close()
+
+
+def test_serve_passes_the_preset_to_each_tabs_costtop(monkeypatch, empty_db_url) -> None:
+    """`costtop serve --preset litellm` starts one costtop per browser tab: each reads LiteLLM's table."""
+    import costtop.serve
+
+    started: list[str] = []
+
+    class Recorder:
+        def __init__(self, command: str, **_: object) -> None:
+            started.append(command)
+
+        def serve(self) -> None:
+            return None
+
+    monkeypatch.setattr(costtop.serve, "TokenServer", Recorder)
+    assert main(["serve", "--preset", "litellm", "--database-url", empty_db_url]) == 0
+    assert started and "--preset litellm" in started[0]

@@ -212,6 +212,8 @@ def serve_command(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "costtop", "--theme", settings.theme]
     if args.config:
         command += ["--config", str(args.config)]
+    if settings.preset:  # from the flag or the environment: each tab's costtop reads the same table
+        command += ["--preset", settings.preset]
     if not args.allow_writes:
         command.append("--read-only")
     if args.allow_writes and remote:
