@@ -201,6 +201,9 @@ def day_start(now: datetime) -> datetime:
 def test_the_preset_names_litellms_table_unless_the_user_named_one(tmp_path: Path) -> None:
     assert Settings().tables.calls == "tool_calls"
     assert Settings(preset="litellm").tables.calls == "LiteLLM_SpendLogs"
+    chosen = Settings(preset="litellm", tables=TableNames(expressions={"tool_name": "call_type"}))
+    assert (chosen.tables.calls, chosen.tables.expressions) == ("LiteLLM_SpendLogs", {"tool_name": "call_type"})
+    assert Settings(preset="litellm", tables=TableNames(calls="mine")).tables.calls == "mine"
     config = tmp_path / "c.toml"
     config.write_text("")
     assert load_settings({}, env={"COSTTOP_PRESET": "litellm"}, config_path=config).tables.calls == "LiteLLM_SpendLogs"
@@ -532,7 +535,8 @@ async def test_window_reads_use_litellms_start_time_index(empty_db_url, upto: st
                   f"WHERE {reader.since('$1')} AND {reader.since('$2', '<')}")
         async with reader.pool.acquire() as conn:  # type: ignore[union-attr]
             await conn.execute("SET enable_seqscan = off; SET TIME ZONE 'America/New_York'")
-            for sql in (window, daily_spend_sql(reader)):
+            live = f"{window} ORDER BY {reader.raw('created_at')}, {reader.column('id')} LIMIT 100000"
+            for sql in (window, live, daily_spend_sql(reader)):
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", now - timedelta(minutes=5), now))
                 assert "LiteLLM_SpendLogs_startTime_idx" in plan or (
                     upto is None and "LiteLLM_SpendLogs_startTime_request_id_idx" in plan), plan

@@ -220,8 +220,8 @@ class Settings(BaseModel):
         if not isinstance(data, dict) or data.get("preset") not in PRESET_TABLES:
             return data
         tables = data.get("tables")
-        if isinstance(tables, TableNames):
-            tables = tables.model_dump(by_alias=True)
+        if isinstance(tables, TableNames):  # what was set on it, so that a default name is not taken as chosen
+            tables = tables.model_dump(by_alias=True, exclude_unset=True)
         tables = dict(tables) if isinstance(tables, dict) else {}
         tables.setdefault("calls", PRESET_TABLES[data["preset"]])
         return {**data, "tables": tables}
