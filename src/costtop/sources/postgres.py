@@ -215,8 +215,9 @@ class PostgresReader:
         real = {r["column_name"] for r in rows}
         if not real:
             await self.close()
-            raise TableMissing(f"table {self.tables.schema_name}.{self.tables.calls} not found "
-                               "(run `costtop db init`, or set tables.calls)")
+            hint = ("LiteLLM's migrations create it: is this LiteLLM's database?" if self.settings.preset == "litellm"
+                    else "run `costtop db init`, or set tables.calls")
+            raise TableMissing(f"table {self.tables.schema_name}.{self.tables.calls} not found ({hint})")
         # A preset's columns depend on the ones its gateway's release has: built from what is there.
         self.tables = preset_tables(self.settings.preset, self.settings.tables, real, self.settings.litellm)
         expressions = self.tables.expressions
