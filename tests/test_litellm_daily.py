@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
@@ -13,6 +13,8 @@ import pytest
 
 from costtop.config import IDENTITY_ORDER, Settings
 from costtop.sources import litellm_daily as daily
+from costtop.sources.history import daily_spend
+from costtop.sources.postgres import PostgresReader
 from litellm_fleet import make_calls, write_daily, write_spend_log
 from litellm_schema import WITH_AGENT, WITH_STATUS, apply_migrations
 
@@ -157,3 +159,69 @@ async def test_a_role_without_select_on_the_daily_tables_falls_back_to_the_spend
         assert tables.per_agent(("agent_id",)) is not None
     finally:
         await litellm_db.execute("DROP OWNED BY daily_reader; DROP ROLE daily_reader")
+
+
+# The reader under the preset. This branch's reader still reads `tool_calls` for today (the preset's
+# reader of LiteLLM_SpendLogs comes with issue 15's other half); the closed days are what is tested here.
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def litellm_beside_tool_calls(db_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await apply_migrations(conn)
+        calls = make_calls(random.Random(16), DAYS, 40)
+        await write_spend_log(conn, calls)
+        await write_daily(conn, calls)
+        yield conn
+    finally:
+        await conn.close()
+
+
+def preset(url: str, *identity: str) -> Settings:
+    litellm = {"identity": identity} if identity else {}
+    return Settings(database_url=url, preset="litellm", litellm=litellm)
+
+
+async def test_the_month_before_today_comes_from_the_daily_table_and_outlives_the_spend_log(
+        litellm_beside_tool_calls, db_url) -> None:
+    conn = litellm_beside_tool_calls
+    expected = await log_total(conn, date(2026, 11, 1), NOW.date())
+    reader = PostgresReader(preset(db_url), clock=lambda: NOW)
+    try:
+        assert (await reader.baseline(NOW)).month_before_today == expected
+        # LiteLLM's retention job deletes the log's first nine days of the month: the month is unchanged.
+        await conn.execute('DELETE FROM "LiteLLM_SpendLogs" WHERE "startTime" < $1', datetime(2026, 11, 10))
+        assert await log_total(conn, date(2026, 11, 1), NOW.date()) < expected
+        assert (await reader.baseline(NOW)).month_before_today == expected
+    finally:
+        await reader.close()
+    # Without the preset the reader never looks at LiteLLM's tables: the month is the calls table's.
+    plain = PostgresReader(Settings(database_url=db_url), clock=lambda: NOW)
+    try:
+        assert (await plain.baseline(NOW)).month_before_today == 0
+    finally:
+        await plain.close()
+
+
+async def test_the_anomalies_week_comes_from_the_agent_table_when_the_identity_is_its_grouping(
+        litellm_beside_tool_calls, db_url) -> None:
+    conn = litellm_beside_tool_calls
+    expected = {k: v for k, v in (await log_by_agent(conn, "agent_id", date(2026, 11, 13), NOW.date())).items()
+                if k[0] is not None}
+    await conn.execute('DELETE FROM "LiteLLM_SpendLogs" WHERE "startTime" < $1', datetime(2026, 11, 17))
+    reader = PostgresReader(preset(db_url, "agent_id"), clock=lambda: NOW)
+    try:
+        history = await daily_spend(reader, "2026-11-20")
+    finally:
+        await reader.close()
+    assert history.day == "2026-11-20" and history.days == 7
+    assert {(agent, f"2026-11-{13 + n:02d}"): cost for agent, n, cost in history.sums} == expected
+    # The default identity order is no daily table's grouping: the week is the spend log's (here, the
+    # calls table's, empty).
+    reader = PostgresReader(preset(db_url), clock=lambda: NOW)
+    try:
+        assert (await daily_spend(reader, "2026-11-20")).sums == ()
+    finally:
+        await reader.close()
