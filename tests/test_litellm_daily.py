@@ -12,10 +12,14 @@ import asyncpg
 import pytest
 
 from costtop.config import IDENTITY_ORDER, Settings
+from costtop.escape import markdown
+from costtop.money import usd
+from costtop.report import render
 from costtop.sources import litellm_daily as daily
+from costtop.sources.day_report import DayRecords, read_day
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
-from litellm_fleet import make_calls, write_daily, write_spend_log
+from litellm_fleet import LiteLLMCall, make_calls, write_daily, write_spend_log
 from litellm_schema import WITH_AGENT, WITH_STATUS, apply_migrations
 
 TODAY = date(2026, 11, 20)
@@ -225,3 +229,101 @@ async def test_the_anomalies_week_comes_from_the_agent_table_when_the_identity_i
         assert (await daily_spend(reader, "2026-11-20")).sums == ()
     finally:
         await reader.close()
+
+
+# `costtop report` of a closed day under the preset.
+REPORT_DAY = date(2026, 11, 5)
+
+
+@pytest.fixture
+async def report_db(db_url: str) -> AsyncIterator[tuple[asyncpg.Connection, list[LiteLLMCall]]]:
+    conn = await asyncpg.connect(db_url)
+    try:
+        await apply_migrations(conn)
+        calls = make_calls(random.Random(17), DAYS, 40)
+        await write_spend_log(conn, calls)
+        await write_daily(conn, calls)
+        yield conn, [c for c in calls if c.start.date() == REPORT_DAY]
+    finally:
+        await conn.close()
+
+
+async def mirror(conn: asyncpg.Connection, calls: list[LiteLLMCall]) -> None:
+    """The same calls in `tool_calls`, which this branch's reader takes for the spend log (the preset's
+    reader reads "LiteLLM_SpendLogs" itself, where they already are)."""
+    await conn.executemany(
+        "INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, provider, model, tokens_in, "
+        "tokens_out, cost_usd, status) VALUES ($1, $2, 'llm', 2000, $3, $4, $5, $6, $7, $8)",
+        [(c.start.replace(tzinfo=UTC), c.agent_id or "unattributed", c.provider, c.model, c.prompt_tokens,
+          c.completion_tokens, Decimal(repr(c.spend)), "error" if c.status == "failure" else "success")
+         for c in calls])
+
+
+async def report(url: str, *identity: str) -> str:
+    settings = preset(url, *identity)
+    records = await read_day_at(settings, REPORT_DAY.isoformat())
+    return render(settings, records)
+
+
+async def read_day_at(settings: Settings, day: str) -> DayRecords:
+    """read_day with the clock at NOW: the day reported is closed."""
+    return await read_day(settings, day, clock=lambda: NOW)
+
+
+def by_name(calls: list[LiteLLMCall], field: str) -> dict[str, Decimal]:
+    sums: dict[str, Decimal] = {}
+    for c in calls:
+        sums[getattr(c, field)] = sums.get(getattr(c, field), Decimal(0)) + Decimal(repr(c.spend))
+    return sums
+
+
+async def test_a_report_of_a_day_the_spend_log_lost_shows_its_spend_from_the_daily_tables(report_db,
+                                                                                          db_url) -> None:
+    conn, calls = report_db
+    total = await log_total(conn, REPORT_DAY, REPORT_DAY + timedelta(days=1))
+    await conn.execute('DELETE FROM "LiteLLM_SpendLogs" WHERE "startTime" < $1', datetime(2026, 11, 10))
+    md = await report(db_url, "agent_id")
+    assert f"Spend **{usd(total)}**.\n" in md and total > 0
+    assert "LiteLLM's spend log no longer holds this day (its retention deleted it)" in md
+    for model, spend in by_name(calls, "model").items():
+        assert f"| {model} | {usd(spend)} | ? | ? |" in md
+    for provider, spend in by_name(calls, "provider").items():
+        assert f"| {markdown(provider, 100)} | {usd(spend)} | ? | ? |" in md
+    agents = by_name([c for c in calls if c.agent_id], "agent_id")
+    for agent, spend in agents.items():
+        assert f"| {agent} | {usd(spend)} | ? | ? |" in md
+    assert "0 calls" not in md and "| $0.00 |" not in md
+    # Without the preset the same database reports the calls table's day: empty.
+    plain = Settings(database_url=db_url)
+    assert "Spend **$0.00** over 0 calls" in render(plain, await read_day_at(plain, REPORT_DAY.isoformat()))
+
+
+async def test_a_report_of_a_day_the_log_still_holds_takes_calls_from_it(report_db, db_url) -> None:
+    conn, calls = report_db
+    await mirror(conn, calls)
+    total = await log_total(conn, REPORT_DAY, REPORT_DAY + timedelta(days=1))
+    failed = sum(c.status == "failure" for c in calls)
+    md = await report(db_url)  # the default identity: agents from the spend log
+    assert f"Spend **{usd(total)}** over {len(calls):,} calls, {failed:,} of them errors." in md
+    assert "Spend is from LiteLLM's daily tables; calls, errors, alerts and traces from its spend log." in md
+    for model, spend in by_name(calls, "model").items():
+        n = sum(c.model == model for c in calls)
+        errors = sum(c.model == model and c.status == "failure" for c in calls)
+        assert f"| {model} | {usd(spend)} | {n} | {errors} |" in md
+    # The retention job's cut-off falls at noon that day: the log holds part of it, and says how much.
+    await conn.execute("DELETE FROM tool_calls WHERE created_at < $1", datetime(2026, 11, 5, 12, tzinfo=UTC))
+    await conn.execute('DELETE FROM "LiteLLM_SpendLogs" WHERE "startTime" < $1', datetime(2026, 11, 5, 12))
+    left = await log_total(conn, REPORT_DAY, REPORT_DAY + timedelta(days=1))
+    md = await report(db_url)
+    assert f"Spend **{usd(total)}** over " in md and 0 < left < total
+    assert f"LiteLLM's spend log holds {usd(left)} of this day's {usd(total)} (its retention" in md
+
+
+async def test_a_report_of_today_is_the_spend_logs_alone(report_db, db_url) -> None:
+    # LiteLLM has rolled part of today up already; the report of today does not read it.
+    settings = preset(db_url, "agent_id")
+    md = render(settings, await read_day(settings, NOW.date().isoformat(), clock=lambda: NOW))
+    assert "daily tables" not in md and "Spend **$0.00** over 0 calls, 0 of them errors." in md
+    later = render(settings, await read_day(settings, NOW.date().isoformat(),
+                                            clock=lambda: NOW + timedelta(days=1)))
+    assert "no longer holds this day" in later  # the next day it is a closed day
