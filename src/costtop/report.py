@@ -23,9 +23,9 @@ from costtop.engine.anomalies import day_anomalies, day_norms
 from costtop.engine.engine import velocity_level
 from costtop.engine.snapshot import Level
 from costtop.escape import markdown
-from costtop.money import usd
+from costtop.money import UNKNOWN, usd
 from costtop.sources.day_report import DayRecords, read_day
-from costtop.text import clean, visible_id
+from costtop.text import clean, none_last, visible_id
 
 WINDOW_MINUTES = 5
 TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this only bounds the escaping
@@ -62,38 +62,47 @@ def _name(value: str | None) -> str:
     return "(none)" if value is None else visible_id(value, 80)
 
 
+def _count(value: int | None) -> str:
+    return UNKNOWN if value is None else f"{value:,}"
+
+
 def render(settings: Settings, records: DayRecords) -> str:
     """The Markdown: pure, from what read_day returned."""
     th = settings.thresholds
     day, agents, models, providers = records.day, records.agents, records.models, records.providers
     minutes, traces, history, audit = records.minutes, records.traces, records.history, records.audit
-    total = sum((a.spend for a in agents), Decimal(0))
-    calls = sum(a.calls for a in agents)
-    errors = sum(a.errors for a in agents)
-    lines = [f"# costtop daily report: {day} (UTC)", "",
-             f"Spend **{usd(total)}** over {calls:,} calls, {errors:,} of them errors.", ""]
+    total = records.total if records.total is not None else sum((a.spend for a in agents), Decimal(0))
+    calls = sum(a.calls or 0 for a in agents)
+    errors = sum(a.errors or 0 for a in agents)
+    # Not known when LiteLLM's spend log lost the day (records.note says so): no "0 calls".
+    known = all(u.calls is not None for u in (*agents, *models))
+    headline = f"Spend **{usd(total)}**" + (f" over {calls:,} calls, {errors:,} of them errors." if known else ".")
+    lines = [f"# costtop daily report: {day} (UTC)", "", headline, ""]
+    if records.note:
+        lines += [markdown(records.note, 400), ""]
     for title, usage in (("By agent", agents), ("By model", models), ("By provider", providers)):
         lines += [f"## {title}", ""]
-        ordered = sorted(usage, key=lambda u: (-u.spend, -u.calls, u.name or ""))
+        ordered = sorted(usage, key=lambda u: (-u.spend, -(u.calls or 0), none_last(u.name)))
         lines += _table(("name", "spend", "calls", "errors"),
-                        [(_name(u.name), usd(u.spend), f"{u.calls:,}", f"{u.errors:,}") for u in ordered])
+                        [(_name(u.name), usd(u.spend), _count(u.calls), _count(u.errors)) for u in ordered])
         lines.append("")
     lines += ["## Costliest traces", ""]
     if traces:
         lines += _table(("trace", "agent", "steps", "cost", "duration"),
-                        [(visible_id(t["trace"], 60), visible_id(t["agent"], 60), f"{t['steps']:,}", usd(t["cost"]),
+                        [(visible_id(t["trace"], 60), _name(t["agent"]), f"{t['steps']:,}", usd(t["cost"]),
                           f"{(t['ended'] - t['started']).total_seconds():.0f} s") for t in traces])
     else:
         lines.append("No trace with a recorded cost.")
     lines += ["", "## Alerts of the day", ""]
     alerts = []
-    for agent, (peak, ended) in sorted(peaks(minutes).items()):
+    # An agent may be None (a LiteLLM call with no identity): sorted after the named ones, shown `(none)`.
+    for agent, (peak, ended) in sorted(peaks(minutes).items(), key=lambda item: none_last(item[0])):
         level = velocity_level(peak, th)
         if level is not Level.OK:
-            alerts.append((level.value.upper(), "burn rate", visible_id(agent, 60),
+            alerts.append((level.value.upper(), "burn rate", _name(agent),
                            f"{usd(peak)} in the 5 minutes to {ended:%H:%M}"))
-    for a in sorted(agents, key=lambda u: u.name or ""):
-        if a.calls and Decimal(a.errors) / a.calls > Decimal(str(th.error_rate_5m)):
+    for a in sorted(agents, key=lambda u: none_last(u.name)):
+        if a.calls and a.errors is not None and Decimal(a.errors) / a.calls > Decimal(str(th.error_rate_5m)):
             alerts.append(("WARNING", "error rate", _name(a.name), f"{a.errors} of {a.calls} calls failed"))
     norms = day_norms(history, th)
     for alert in day_anomalies(norms, {a.name: a.spend for a in agents if a.name is not None}, th):

@@ -6,21 +6,25 @@ and has a timeout; the rendering is costtop/report.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import asyncpg
 
 from costtop.config import Settings
+from costtop.money import usd
+from costtop.sources import litellm_daily
 from costtop.sources.errors import SourceError
 from costtop.sources.history import daily_spend
-from costtop.sources.postgres import PostgresReader, fetch
+from costtop.sources.postgres import PostgresReader, fetch, utc_day_start, utc_now
 from costtop.sources.records import SpendHistory
 from costtop.sources.schema import qualified
 
 TOP_TRACES = 10
 READ_TIMEOUT = 300.0  # a whole day of rows, read once
+CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,14 +37,18 @@ class DayRecords:
     traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended
     history: SpendHistory  # the 7 days before, for the day's anomaly
     audit: list[asyncpg.Record] | str  # or why the audit table could not be read
+    # The day's spend and where it came from, when LiteLLM's daily tables gave it (preset `litellm`):
+    # the agents' sum is not the day's when the agents come from a spend log that lost rows.
+    total: Decimal | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
     name: str | None
     spend: Decimal
-    calls: int
-    errors: int
+    calls: int | None  # None: not known (the spend log no longer holds the day)
+    errors: int | None
 
 
 def usage_sql(reader: PostgresReader) -> str:
@@ -72,10 +80,11 @@ def traces_sql(reader: PostgresReader) -> str:
             f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
 
 
-async def read_day(settings: Settings, day: str) -> DayRecords:
+async def read_day(settings: Settings, day: str, clock: Callable[[], datetime] = utc_now) -> DayRecords:
+    """The day's records; `clock` says which days are closed (LiteLLM's daily tables hold only those)."""
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     end = start + timedelta(days=1)
-    reader = PostgresReader(settings)
+    reader = PostgresReader(settings, clock)
     try:
         await reader.connect()
         assert reader.columns is not None
@@ -84,6 +93,7 @@ async def read_day(settings: Settings, day: str) -> DayRecords:
         traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
             if reader.columns.has("trace_id") else []
         history = await daily_spend(reader, day)
+        closed = await _closed_day(reader, settings, day)
         audit = await _audit(reader, settings, start, end)
     finally:
         await reader.close()
@@ -92,7 +102,45 @@ async def read_day(settings: Settings, day: str) -> DayRecords:
               for r in rows if r["g_agent"] == 1 and r["g_model"] == 0]
     providers = [Usage(r["provider"], r["spend"], r["calls"], r["errors"])
                  for r in rows if r["g_agent"] == 1 and r["g_model"] == 1]
-    return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
+    if closed is None:
+        return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
+    # LiteLLM's daily tables hold the day's spend; the spend log still gives calls, errors, minutes and
+    # traces, for as much of the day as its retention left.
+    logged = sum((a.spend for a in agents), Decimal(0)).quantize(CENT, ROUND_HALF_UP)
+    gone = not rows and bool(closed.models)
+    if gone:
+        note = ("LiteLLM's spend log no longer holds this day (its retention deleted it): spend is from "
+                "LiteLLM's daily tables; calls, errors, alerts and traces are not known.")
+    elif logged != closed.total:
+        note = (f"LiteLLM's spend log holds {usd(logged)} of this day's {usd(closed.total)} (its retention "
+                "deleted part of it): spend is from LiteLLM's daily tables; calls, errors, alerts and traces "
+                "cover only the rows left.")
+    else:
+        note = "Spend is from LiteLLM's daily tables; calls, errors, alerts and traces from its spend log."
+    if closed.agents is not None:
+        agents = _merged(closed.agents, agents, gone)
+    return DayRecords(day, agents, _merged(closed.models, models, gone), _merged(closed.providers, providers, gone),
+                      minutes, traces, history, audit, closed.total, note)
+
+
+def _merged(spend: dict[str | None, Decimal], logged: list[Usage], gone: bool) -> list[Usage]:
+    """The daily table's spend per name, with the spend log's calls and errors for it: none known when
+    the log lost the day, 0 for a name the log does not hold. A name only the log holds (calls without
+    an agent, which the agent tables leave out) keeps the log's spend."""
+    by_name = {u.name: u for u in logged}
+    out = [Usage(name, cost, *((None, None) if gone else
+                               (by_name[name].calls, by_name[name].errors) if name in by_name else (0, 0)))
+           for name, cost in spend.items()]
+    return out + [u for u in logged if u.name not in spend]
+
+
+async def _closed_day(reader: PostgresReader, settings: Settings, day: str) -> litellm_daily.DaySpend | None:
+    """The day's spend from LiteLLM's daily tables (preset `litellm`, a closed day), or None."""
+    run = reader.pool_fetch(READ_TIMEOUT)
+    tables = await reader.daily_tables(run)
+    if tables is None:
+        return None
+    return await litellm_daily.day_spend(run, tables, settings.litellm.identity, day, utc_day_start(reader.clock()))
 
 
 async def _audit(reader: PostgresReader, settings: Settings, start: datetime,

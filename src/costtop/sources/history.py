@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from costtop.sources.postgres import PostgresReader, fetch
+from costtop.sources import litellm_daily
+from costtop.sources.postgres import PostgresReader, fetch, utc_day_start
 from costtop.sources.records import SpendHistory
 
 HISTORY_DAYS = 7
@@ -30,8 +31,33 @@ async def daily_spend(reader: PostgresReader, day: str, days: int = HISTORY_DAYS
     """Spend per agent and UTC day over the `days` whole days before `day` (YYYY-MM-DD)."""
     end = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     start = end - timedelta(days=days)
+    from_daily = await litellm_spend(reader, day, start, end)
+    if from_daily is not None:
+        return from_daily
     rows = await fetch(reader, daily_spend_sql, start, end,
                        timeout=max(HISTORY_TIMEOUT, reader.settings.timeout_seconds * 100))
     # A day of flat-rate calls only spent $0: the agent was there, and that day counts.
     sums = tuple((r["agent"], (r["day"] - start).days, r["cost"]) for r in rows)
     return SpendHistory(day, days, sums)
+
+
+async def litellm_spend(reader: PostgresReader, day: str, start: datetime, end: datetime) -> SpendHistory | None:
+    """The week from LiteLLM's daily table grouped by the agent (preset `litellm`, a one-source identity
+    that a daily table keeps: sources/litellm_daily.py), or None to read the spend log. Only closed days:
+    a history ending after today's start is not taken from a table still being added to."""
+    if not litellm_daily.enabled(reader.settings):
+        return None
+    if reader.pool is None or reader.columns is None:
+        await reader.connect()
+    run = reader.pool_fetch(max(HISTORY_TIMEOUT, reader.settings.timeout_seconds * 100))
+    tables = await reader.daily_tables(run)
+    today = utc_day_start(reader.clock())
+    if tables is None or end > today:
+        return None
+    found = await litellm_daily.agent_days(run, tables, reader.settings.litellm.identity, start, end, today)
+    if found is None:
+        return None
+    first = start.date()
+    return SpendHistory(day, (end - start).days,
+                        tuple((agent, (datetime.strptime(d, "%Y-%m-%d").date() - first).days, cost)
+                              for agent, d, cost in found))

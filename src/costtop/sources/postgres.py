@@ -24,6 +24,7 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.sources import litellm_daily
 from costtop.sources.column_types import (
     LEFT_OUT_KEYS,
     ColumnType,
@@ -169,6 +170,9 @@ class PostgresReader:
         # An id-ordered read returns rows dated in the future at once; they wait here for their time.
         self._held: list[tuple[datetime, int, CallRecord]] = []
         self._held_order = 0
+        # LiteLLM's daily tables (preset only), learnt with the columns: a LiteLLM upgrade that adds one
+        # is seen at the next connection.
+        self._daily: litellm_daily.DailyTables | None = None
 
     def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
         url = self.settings.database_url
@@ -199,6 +203,7 @@ class PostgresReader:
 
     async def _connect(self) -> None:
         timeout = self.settings.timeout_seconds
+        self._daily = None
         try:
             async with asyncio.timeout(timeout * 3):  # a server that accepts but never answers
                 if self.pool is None:
@@ -275,6 +280,21 @@ class PostgresReader:
     def _shown(self, logical: str) -> str:
         """How a refusal names the column: its real name, or the expression standing for it."""
         return f"{logical} (an expression)" if self.tables.expression(logical) else self.tables.column(logical)
+
+    async def daily_tables(self, fetch: litellm_daily.Fetch) -> litellm_daily.DailyTables | None:
+        """LiteLLM's daily tables this role can read, under the LiteLLM preset (None otherwise): asked of
+        the catalog once per connection, through `fetch` (the baseline's snapshot, or the pool)."""
+        if not litellm_daily.enabled(self.settings):
+            return None
+        if self._daily is None:
+            self._daily = await litellm_daily.find_tables(fetch, self.settings)
+        return self._daily
+
+    def pool_fetch(self, timeout: float) -> litellm_daily.Fetch:
+        """`fetch_rows` with a fixed timeout, as the daily tables' reads take it."""
+        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+            return await self.fetch_rows(sql, *args, timeout=timeout)
+        return run
 
     async def close(self) -> None:
         self._pending = None  # its connection goes with the pool
@@ -537,9 +557,7 @@ class PostgresReader:
             hours = [r for r in groups if r["is_hour"]]
             agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
             groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
-            month = await conn.fetchval(
-                f"SELECT sum({cost}) FROM {t} WHERE {self.since('$1')} AND {self.since('$2', '<')}",
-                month_start, day_start, timeout=timeout)
+            month = await self._month_before_today(conn, month_start, day_start, timeout)
             if isinstance(self.watermark, IdWatermark):
                 await self._deep_gaps(conn, now, timeout)
             if isinstance(self.watermark, Watermark):
@@ -553,6 +571,7 @@ class PostgresReader:
                 self.watermark.complete = True
         except PG_ERRORS as exc:
             await self._drop_pending()
+            self._daily = None  # a daily table dropped or its grant revoked: the next baseline asks again
             if isinstance(exc, TimeoutError):
                 raise SourceError(f"Postgres: today's totals timed out after {timeout:g} s") from None
             raise self.error(exc) from None
@@ -580,6 +599,22 @@ class PostgresReader:
             agent_hours=tuple((r["agent"], int(r["recent_hour"].timestamp()) // 3600, r["cost"])
                               for r in agent_hours if r["cost"] is not None),
         )
+
+    async def _month_before_today(self, conn: asyncpg.Connection, month_start: datetime, day_start: datetime,
+                                  timeout: float) -> Decimal | None:
+        """The month's closed days: from LiteLLM's daily tables under the preset when they hold the fleet
+        (a few hundred rows, and the days the spend log's retention deleted), else summed from the log."""
+        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+            return await conn.fetch(sql, *args, timeout=timeout)
+        tables = await self.daily_tables(run)
+        if tables is not None:
+            found = await litellm_daily.fleet_spend(run, tables, month_start, day_start, day_start)
+            if found is not None:
+                return found
+        return await conn.fetchval(
+            f"SELECT sum({self.cost_sql()}) FROM {self.table_sql()} "
+            f"WHERE {self.since('$1')} AND {self.since('$2', '<')}",
+            month_start, day_start, timeout=timeout)
 
     async def _acquire(self) -> asyncpg.Connection:
         assert self.pool is not None
