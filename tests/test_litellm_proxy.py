@@ -78,6 +78,19 @@ async def until(condition: Any, timeout: float = 15.0) -> None:
         await asyncio.sleep(0.05)
 
 
+async def quiet(proxy: Proxy, redis: Redis, calls_key: str) -> tuple[int, int]:
+    """Rows and `calls:{day}` once the earlier tests' logging hooks have finished (they run after the
+    answer, and may land after this test's Redis was emptied): both unchanged for half a second."""
+    last = (-1, -1)
+    for _ in range(60):
+        now = (len(proxy.rows()), int(await redis.get(calls_key) or 0))
+        if now == last:
+            return now
+        last = now
+        await asyncio.sleep(0.5)
+    raise AssertionError("the proxy's logging never settled")
+
+
 def rows_of(proxy: Proxy, agent: str) -> list[dict[str, Any]]:
     return [r for r in proxy.rows() if r.get("agent_id") == agent]
 
@@ -111,6 +124,37 @@ async def test_pressing_k_in_costtop_refuses_the_agents_next_call_and_u_lets_it_
                 assert response.status_code == 200, response.text
     # Other agents were never stopped.
     assert (await chat(client, "gpt-4o", "bystander")).status_code == 200
+
+
+@pytest.mark.parametrize(("source", "extra"), [
+    ("end_user", {"user": "id-end-user"}),
+    ("metadata", {"metadata": {"spend_logs_metadata": {"agent_id": "id-spend-logs"}}}),
+])
+async def test_the_agent_checked_is_the_agent_in_the_row(proxy: Proxy, client: httpx.AsyncClient, redis: Redis,
+                                                         source: str, extra: dict[str, Any]) -> None:
+    """No metadata.agent_id: the agent comes from the next source in the identity order, and the spend-log
+    row LiteLLM builds holds that same name where the reader looks for it."""
+    agent = "id-end-user" if source == "end_user" else "id-spend-logs"
+    body = {"model": "claude", "messages": [{"role": "user", "content": "hi"}], **extra}
+    await redis.set(f"kill:agent:{agent}", "manual:tester:identity")
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 403 and f"kill:agent:{agent}" in refusal(response)
+
+    def row() -> dict[str, Any] | None:
+        for r in proxy.rows():
+            meta = json.loads(r["metadata"]) if isinstance(r["metadata"], str) else r["metadata"]
+            found = r.get("end_user") if source == "end_user" else (meta.get("spend_logs_metadata") or {}).get(
+                "agent_id")
+            if found == agent:
+                return r
+        return None
+
+    async def written() -> bool:
+        return row() is not None
+
+    await until(written)
+    got = row()
+    assert got is not None and got["status"] == "failure" and not got.get("agent_id")
 
 
 @pytest.mark.parametrize(("scope", "target", "refused", "served"), [
@@ -166,14 +210,15 @@ async def test_counters_match_the_spend_log_rows(proxy: Proxy, client: httpx.Asy
     """`calls:{day}` counts what LiteLLM writes a row for (served and refused calls alike), and the agent's
     `spent:{agent}:{day}` is the sum of its rows' spend."""
     agent = "counted-agent"
-    before = len(proxy.rows())
+    calls_key = f"calls:{today()}"
+    before, counted = await quiet(proxy, redis, calls_key)
     for _ in range(3):
         assert (await chat(client, "gpt-4o", agent)).status_code == 200
     await redis.set(f"kill:agent:{agent}", "manual:tester:stop")
     assert (await chat(client, "gpt-4o", agent)).status_code == 403
 
     async def settled() -> bool:
-        return len(proxy.rows()) - before == 4 and await redis.get(f"calls:{today()}") == b"4"
+        return len(proxy.rows()) - before == 4 and int(await redis.get(calls_key) or 0) - counted == 4
 
     await until(settled)
     rows = rows_of(proxy, agent)
