@@ -3,7 +3,7 @@ children.
 
 The proxy cannot live in costtop's virtualenv (litellm[proxy] pins rich<14, costtop's UI needs rich>=14.2),
 so it runs from `.venv-litellm-proxy`, which scripts/litellm-proxy-env builds (the first run builds it:
-about 90 s). Its models answer with `mock_response` (no provider is called, no network), prices come from
+about 2 minutes). Its models answer with `mock_response` (no provider is called, no network), prices come from
 LiteLLM's bundled cost map, and it has no database (its Prisma client would download engines at run time).
 """
 
@@ -101,6 +101,7 @@ def start_proxy(directory: Path, redis_url: str, *, with_callback: bool = True, 
     env = {
         **os.environ,
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "PYTHONUNBUFFERED": "1",  # the log file is read while the proxy runs
         "COSTTOP_REDIS_URL": redis_url,
         "COSTTOP_CONFIG": str(directory / "costtop.toml"),
         "COSTTOP_TEST_SPEND_ROWS": str(directory / "spend_rows.jsonl"),

@@ -291,9 +291,14 @@ async def test_refused_calls_rows_carry_the_refusal_marker(proxy: Proxy, client:
     # agent, calls per agent, and the refused rows counted as killed/throttled, never as errors.
 
 
-def test_the_proxy_log_has_no_tracebacks(proxy: Proxy) -> None:
-    """LiteLLM logs a callback's exception and carries on serving, so only its log tells: after the other
-    tests (refusals included, which it logs as one ERROR line each), no traceback."""
-    text = proxy.log_file.read_text(errors="replace")
-    assert "Traceback" not in text
-    assert "[costtop switch: killed]" in text  # the log is the one the other tests' calls wrote to
+async def test_the_proxy_log_has_no_tracebacks(proxy: Proxy, client: httpx.AsyncClient, redis: Redis) -> None:
+    """LiteLLM logs a callback's exception and carries on serving, so only its log tells: after a refused
+    call (which it logs as one ERROR line) and whatever the other tests ran before, no traceback."""
+    await redis.set("kill:agent:log-agent", "manual:tester:log")
+    assert (await chat(client, "claude", "log-agent")).status_code == 403
+
+    async def logged() -> bool:
+        return "kill:agent:log-agent" in proxy.log_file.read_text(errors="replace")
+
+    await until(logged)
+    assert "Traceback" not in proxy.log_file.read_text(errors="replace")
