@@ -7,16 +7,19 @@ demo's simulated fleet uses it too, so the demo writes exactly what a production
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from costtop.config import KeyNames, TableNames
-from costtop.sources.schema import qident, qualified
+
+if TYPE_CHECKING:  # the LiteLLM proxy imports this module for the switches and counters only: no asyncpg there
+    import asyncpg
 
 # Gateway-side counters are kept a little over a month, enough for month-to-date reconciliation.
 COUNTER_TTL_SECONDS = 40 * 86400
@@ -50,6 +53,55 @@ class Decision:
     blocked_by: str | None = None  # the switch key that refused the call
 
 
+def switch_keys(keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
+                models: Iterable[str] = ()) -> list[str]:
+    """The kill keys that refuse one call: global, its agent (when known), each provider and model name it
+    may go by (LiteLLM knows a model by its public name and by its deployment's)."""
+    k = keys.kill
+    out = [f"{k}:global"]
+    if agent_id:
+        out.append(f"{k}:agent:{agent_id}")
+    out += [f"{k}:provider:{p}" for p in dict.fromkeys(providers) if p]
+    out += [f"{k}:model:{m}" for m in dict.fromkeys(models) if m]
+    return out
+
+
+async def check_switches(redis: Redis, keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
+                         models: Iterable[str] = ()) -> tuple[Decision, str | None]:
+    """One MGET: the first kill key set refuses the call, else the agent's throttle key slows it. Returns the
+    decision and the value of the switch that decided (who set it and why), to word the refusal with."""
+    kill_keys = switch_keys(keys, agent_id, providers, models)
+    throttle_key = f"{keys.throttle}:agent:{agent_id}" if agent_id else None
+    values = await redis.mget([*kill_keys, throttle_key] if throttle_key else kill_keys)
+    for key, value in zip(kill_keys, values, strict=False):
+        if value is not None:
+            return Decision(allowed=False, blocked_by=key), _text(value)
+    if throttle_key and values[-1] is not None:
+        return Decision(allowed=True, throttled=True, blocked_by=throttle_key), _text(values[-1])
+    return Decision(allowed=True), None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def day_of(when: datetime) -> str:
+    """The UTC day a counter is kept under (a naive time is the machine's local time, as datetime.now())."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d")
+
+
+def queue_counters(pipe: Pipeline, keys: KeyNames, spent: Mapping[str, Decimal],
+                   per_day: Mapping[str, int]) -> None:
+    """Queue the live counters' increments on a pipeline: `spent:{agent}:{day}` by (agent, day) -> USD
+    key already built, `calls:{day}` by day -> calls. Each gets the counters' TTL."""
+    for key, amount in spent.items():
+        pipe.incrbyfloat(key, float(amount))
+        pipe.expire(key, COUNTER_TTL_SECONDS)
+    for day, count in per_day.items():
+        pipe.incrby(f"{keys.calls}:{day}", count)
+        pipe.expire(f"{keys.calls}:{day}", COUNTER_TTL_SECONDS)
+
+
 @dataclass
 class Gateway:
     redis: Redis
@@ -57,27 +109,16 @@ class Gateway:
     keys: KeyNames = field(default_factory=KeyNames)
     tables: TableNames = field(default_factory=TableNames)
 
-    def switch_keys(self, agent_id: str, provider: str | None, model: str | None) -> list[str]:
-        k = self.keys.kill
-        keys = [f"{k}:global", f"{k}:agent:{agent_id}"]
-        if provider:
-            keys.append(f"{k}:provider:{provider}")
-        if model:
-            keys.append(f"{k}:model:{model}")
-        return keys
-
     async def check(self, agent_id: str, provider: str | None = None, model: str | None = None) -> Decision:
         """One round trip: any kill key refuses the call; a throttle key slows it."""
-        kill_keys = self.switch_keys(agent_id, provider, model)
-        throttle_key = f"{self.keys.throttle}:agent:{agent_id}"
-        values = await self.redis.mget([*kill_keys, throttle_key])
-        for key, value in zip(kill_keys, values, strict=False):
-            if value is not None:
-                return Decision(allowed=False, blocked_by=key)
-        return Decision(allowed=True, throttled=values[-1] is not None)
+        decision, _ = await check_switches(self.redis, self.keys, agent_id, [provider] if provider else [],
+                                           [model] if model else [])
+        return decision
 
     async def record(self, calls: Sequence[Call]) -> None:
         """Insert the rows, then bump the live counters, as a gateway does after each call."""
+        from costtop.sources.schema import qident, qualified  # asyncpg's side, imported only where rows are written
+
         if not calls:
             return
         now = datetime.now(UTC)
@@ -101,15 +142,10 @@ class Gateway:
         spent: dict[str, Decimal] = defaultdict(Decimal)
         per_day: dict[str, int] = defaultdict(int)
         for call in calls:
-            day = (call.created_at or now).astimezone(UTC).strftime("%Y-%m-%d")
+            day = day_of(call.created_at or now)
             per_day[day] += 1
             if call.cost_usd is not None:
                 spent[f"{self.keys.spent}:{call.agent_id}:{day}"] += call.cost_usd
         pipe = self.redis.pipeline(transaction=False)
-        for key, amount in spent.items():
-            pipe.incrbyfloat(key, float(amount))
-            pipe.expire(key, COUNTER_TTL_SECONDS)
-        for day, count in per_day.items():
-            pipe.incrby(f"{self.keys.calls}:{day}", count)
-            pipe.expire(f"{self.keys.calls}:{day}", COUNTER_TTL_SECONDS)
+        queue_counters(pipe, self.keys, spent, per_day)
         await pipe.execute()
