@@ -26,6 +26,7 @@ from costtop.demo.servers import ServerPair
 from costtop.gateway import Call, Gateway
 from costtop.refusals import refusal_marker, refusal_message
 from costtop.sources.feed import LiveFeed
+from costtop.sources.postgres import PostgresReader
 from costtop.sources.writer import Operator, SwitchChange, SwitchWriter
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
@@ -286,9 +287,24 @@ async def test_refused_calls_rows_carry_the_refusal_marker(proxy: Proxy, client:
     last = by_agent[throttled][-1]
     assert last["status"] == "failure" and refusal_marker("throttled") in last["message"]
     assert all(r["status"] == "success" for r in by_agent[throttled][:-1])
-    # PRESET CHECK (issue 15): when the `--preset litellm` reader (sources/presets.py) is on this branch,
-    # read this same table through it here and assert its figures equal SQL over the table: spend per
-    # agent, calls per agent, and the refused rows counted as killed/throttled, never as errors.
+    # The same table through `--preset litellm`: per agent, the spend and calls equal SQL over the rows,
+    # and the refused calls are not errors (a kill must not raise an error-rate alert on its agent).
+    reader = PostgresReader(Settings(database_url=empty_db_url, preset="litellm"))
+    try:
+        baseline = await reader.baseline(datetime.now(UTC))
+    finally:
+        await reader.close()
+    seen: dict[str, list[Any]] = {}
+    for g in baseline.window:
+        acc = seen.setdefault(g.agent_id, [Decimal(0), 0, 0])
+        acc[0] += g.cost or 0
+        acc[1] += g.calls
+        acc[2] += g.errors
+    for agent, rows in by_agent.items():
+        spend = sum((Decimal(str(r["spend"])) for r in rows), Decimal(0))
+        assert seen[agent][1:] == [len(rows), 0]
+        assert abs(seen[agent][0] - spend) < Decimal("1e-12")  # double precision summed as numeric
+    assert sum(acc[1] for acc in seen.values()) == len(got)
 
 
 async def test_the_proxy_log_has_no_tracebacks(proxy: Proxy, client: httpx.AsyncClient, redis: Redis) -> None:
