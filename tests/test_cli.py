@@ -285,7 +285,9 @@ def test_a_serve_session_runs_as_the_web_view_for_its_address_and_the_token_stay
                 for pid in children_of(serve.proc.pid):
                     with contextlib.suppress(OSError):
                         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-                        if "-m costtop" in cmdline:
+                        # A child caught between fork and exec still shows serve's own command line
+                        # and environment: wait for the session's costtop, which is not `serve`.
+                        if "-m costtop" in cmdline and " serve " not in cmdline:
                             raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
                             env = dict(e.decode(errors="replace").partition("=")[::2] for e in raw if e)
                             return env, cmdline
