@@ -51,8 +51,9 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime,
         lines.append(f"{rows(before_month)} dated before this month arrived today: not counted")
     lines += others
     if quality.late_rows:
+        whose = "its" if quality.late_rows == 1 else "their"
         lines.append(f"{rows(quality.late_rows)} committed late, up to {span(quality.latest_lateness)} after "
-                     "the time stamped on it: counted")
+                     f"{whose} time stamp: counted")
     return tuple(lines)
 
 

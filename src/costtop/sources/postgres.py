@@ -38,7 +38,7 @@ from costtop.sources.column_types import (
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
 from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD
-from costtop.sources.presets import preset_tables
+from costtop.sources.presets import preset_tables, usual_lateness
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -162,6 +162,8 @@ class PostgresReader:
         self.read_batch = READ_BATCH  # rows one read takes at most
         self._cursor: tuple[datetime, object] | None = None  # (created_at, key) after a full read
         self.late_check_seconds = LATE_CHECK_SECONDS
+        # A row taken this long after its created_at is noted as late (a batching gateway's usual delay is not).
+        self.late_after = usual_lateness(settings.preset, LATE_AFTER)
         self._next_schema_check = time.monotonic() + SCHEMA_CHECK_SECONDS
         # Rows counted per minute and hour (the baseline's and every row taken since): the next
         # resynchronisation holds its own counts against them to say how many the live reads missed.
@@ -856,7 +858,7 @@ class PostgresReader:
             moment = row.created_at.timestamp()
             counts.add(moment)
             late = stamp - moment
-            if late > LATE_AFTER:
+            if late > self.late_after:
                 self._late_rows += 1
                 if late > self._latest_lateness:
                     self._latest_lateness = late

@@ -46,6 +46,16 @@ def _text(sql: str) -> str:
 
 METADATA = qident("metadata")
 
+# How late a LiteLLM row normally commits after its "startTime": the call itself (seconds, up to a minute
+# for a long stream) plus the spend log's batch interval (10 to 60 s). Lateness within this is how LiteLLM
+# works, not news: only rows later than it are noted on screen (they are counted either way).
+LITELLM_USUAL_LATENESS = 120.0
+
+
+def usual_lateness(preset: str | None, default: float) -> float:
+    """Seconds after its time stamp a row may commit before the screen notes it as late."""
+    return LITELLM_USUAL_LATENESS if preset == "litellm" else default
+
 
 def _metadata_agent(options: LiteLLMSettings) -> str:
     return _text(f"{METADATA}->'spend_logs_metadata'->>{_literal(options.metadata_key)}")
