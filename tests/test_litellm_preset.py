@@ -115,7 +115,7 @@ class Spend:
         return "error"
 
     def cost(self) -> Decimal | None:
-        if self.spend == 0 and self.prompt + self.completion > 0 and self.cache_hit != "True":
+        if self.spend == 0 and (self.prompt != 0 or self.completion != 0) and self.cache_hit != "True":
             return None
         return Decimal(repr(self.spend))
 

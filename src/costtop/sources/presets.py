@@ -100,10 +100,12 @@ def status_sql(real: Set[str]) -> str:
 
 
 def cost_sql() -> str:
-    """`spend`, except an unpriced call (tokens, spend 0, not a cache hit): NULL, no recorded cost."""
+    """`spend`, except an unpriced call (tokens, spend 0, not a cache hit): NULL, no recorded cost.
+    Counts that are not zero, negative ones too, are tokens: such a row's $0 is not known to be true.
+    Each count is compared on its own: their sum, in integer, overflows at LiteLLM's largest counts."""
     spend = qident("spend")
-    tokens = f"coalesce({qident('prompt_tokens')}, 0) + coalesce({qident('completion_tokens')}, 0)"
-    return (f"(CASE WHEN {spend} = 0 AND {tokens} > 0 AND coalesce({qident('cache_hit')}, '') <> 'True' "
+    tokens = f"(coalesce({qident('prompt_tokens')}, 0) <> 0 OR coalesce({qident('completion_tokens')}, 0) <> 0)"
+    return (f"(CASE WHEN {spend} = 0 AND {tokens} AND coalesce({qident('cache_hit')}, '') <> 'True' "
             f"THEN NULL ELSE {spend} END)")
 
 
