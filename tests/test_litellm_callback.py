@@ -72,8 +72,9 @@ def test_identity_follows_the_configured_order() -> None:
     assert request_agent(data, LITE) == "agent-meta"
     del data["metadata"]["agent_id"]
     assert request_agent(data, LITE) == "agent-sl"
-    data["metadata"]["spend_logs_metadata"] = '{"agent_id": "from-header"}'  # the header's JSON text
-    assert request_agent(data, LITE) == "from-header"
+    # JSON text in the body: LiteLLM keeps it as text in the row too (the header's it parses before the hook)
+    data["metadata"]["spend_logs_metadata"] = '{"agent_id": "from-body-text"}'
+    assert request_agent(data, LITE) == "alias-key"
     data["metadata"]["spend_logs_metadata"] = {"agent_id": ""}  # empty names no one
     assert request_agent(data, LITE) == "alias-key"
     del data["metadata"]["user_api_key_alias"]

@@ -8,9 +8,11 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from costtop.config import LiteLLMSettings
 from costtop.engine.engine import Engine
+from costtop.integrations.litellm import logged_agent, request_agent
 from costtop.sources.postgres import PostgresReader
-from test_litellm_preset import Spend, insert, litellm_db, preset, read_rules
+from test_litellm_preset import Spend, preset, read_rules
 from test_sources_postgres import NO_REDIS
 
 
@@ -38,3 +40,36 @@ async def test_token_counts_at_the_integer_limit_do_not_blind_the_reader(empty_d
     finally:
         await reader.close()
     assert [(a.calls_today, a.spend_today) for a in agents] == [(4, Decimal("0.75"))]
+
+
+# Identity values that are not a JSON string: what a client can put in `spend_logs_metadata` (LiteLLM keeps
+# it as sent, a number, an object, or the whole thing as a JSON string) or a key alias of another type.
+ODD_IDENTITY = {
+    "number": {"spend_logs_metadata": {"agent_id": 42}, "user_api_key_alias": "alias"},
+    "boolean": {"spend_logs_metadata": {"agent_id": True}, "user_api_key_alias": "alias"},
+    "object": {"spend_logs_metadata": {"agent_id": {"a": 1}}, "user_api_key_alias": "alias"},
+    "array": {"spend_logs_metadata": {"agent_id": ["x"]}, "user_api_key_alias": "alias"},
+    "json-text": {"spend_logs_metadata": json.dumps({"agent_id": "s"}), "user_api_key_alias": "alias"},
+    "metadata-array": {"spend_logs_metadata": [{"agent_id": "s"}], "user_api_key_alias": "alias"},
+    "alias-number": {"spend_logs_metadata": {"agent_id": ""}, "user_api_key_alias": 7,
+                     "user_api_key_user_id": "owner"},
+    "string": {"spend_logs_metadata": {"agent_id": "sl"}, "user_api_key_alias": "alias"},
+}
+
+
+async def test_the_screen_and_the_callback_name_the_same_agent_whatever_the_metadata_holds(empty_db_url) -> None:
+    """The agent a kill names (the screen's, from the row) must be the agent the callback checks (from the
+    request, and from the logging hook's kwargs), or `k` writes a key the proxy never reads. A value that is
+    not a string names no agent on either side: the next identity source decides."""
+    t = datetime.now(UTC) - timedelta(seconds=30)
+    rows = [Spend(name, t, user=str(meta.get("user_api_key_user_id") or ""), extra={"metadata": json.dumps(meta)})
+            for name, meta in ODD_IDENTITY.items()]
+    got = await read_rules(empty_db_url, rows)
+    lite = LiteLLMSettings()
+    for name, meta in ODD_IDENTITY.items():
+        screen = got[name]["agent_id"]
+        proxy_sees = request_agent({"model": "m", "metadata": dict(meta)}, lite)
+        logged = logged_agent({"litellm_params": {"metadata": dict(meta)}}, lite)
+        assert (name, screen) == (name, proxy_sees) == (name, logged)
+    assert {n: got[n]["agent_id"] for n in ("number", "json-text", "alias-number", "string")} == {
+        "number": "alias", "json-text": "alias", "alias-number": "owner", "string": "sl"}

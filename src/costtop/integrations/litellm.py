@@ -24,7 +24,6 @@ Nothing here imports textual: the proxy's environment has no UI.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -56,14 +55,11 @@ def _text(value: object) -> str | None:
 
 
 def _spend_logs_metadata(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The client's `spend_logs_metadata`: a dict, or the JSON text the x-litellm-spend-logs-metadata header
-    carries before LiteLLM parses it."""
+    """The client's `spend_logs_metadata` when it is a dict. LiteLLM parses the x-litellm-spend-logs-metadata
+    header before the pre-call hook runs, but keeps a JSON string sent in the body as that string, in the
+    request and in the spend log's row: read as no metadata here too, as the reader does (sources/presets.py),
+    so that the agent checked is the agent the row names."""
     raw = metadata.get("spend_logs_metadata")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
     return raw if isinstance(raw, Mapping) else {}
 
 

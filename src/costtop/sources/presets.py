@@ -47,8 +47,15 @@ def _text(sql: str) -> str:
 METADATA = qident("metadata")
 
 
+def _json_text(path: str) -> str:
+    """A JSON string inside the row's metadata, as text; anything else (a number, an object, an array: what a
+    client can send) names no one, as in the callback (integrations/litellm.py takes strings only), so the
+    screen's agent and the agent the proxy checks stay the same."""
+    return _text(f"(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END)")
+
+
 def _metadata_agent(options: LiteLLMSettings) -> str:
-    return _text(f"{METADATA}->'spend_logs_metadata'->>{_literal(options.metadata_key)}")
+    return _json_text(f"{METADATA}->'spend_logs_metadata'->{_literal(options.metadata_key)}")
 
 
 # Where each identity source is, by the names of config.IdentitySource: the column it needs, and its SQL.
@@ -58,7 +65,7 @@ def _metadata_agent(options: LiteLLMSettings) -> str:
 IDENTITY_SQL: dict[IdentitySource, tuple[str, Callable[[LiteLLMSettings], str]]] = {
     "agent_id": ("agent_id", lambda _: _text(qident("agent_id"))),
     "metadata": ("metadata", _metadata_agent),
-    "key_alias": ("metadata", lambda _: _text(f"{METADATA}->>'user_api_key_alias'")),
+    "key_alias": ("metadata", lambda _: _json_text(f"{METADATA}->'user_api_key_alias'")),
     "end_user": ("end_user", lambda _: _text(qident("end_user"))),
     "user": ("user", lambda _: _text(qident("user"))),
 }
