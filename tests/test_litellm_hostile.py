@@ -11,6 +11,7 @@ from decimal import Decimal
 from costtop.config import LiteLLMSettings
 from costtop.engine.engine import Engine
 from costtop.integrations.litellm import logged_agent, request_agent
+from costtop.refusals import refusal_message
 from costtop.sources.postgres import PostgresReader
 from test_litellm_preset import Spend, preset, read_rules
 from test_sources_postgres import NO_REDIS
@@ -73,3 +74,20 @@ async def test_the_screen_and_the_callback_name_the_same_agent_whatever_the_meta
         assert (name, screen) == (name, proxy_sees) == (name, logged)
     assert {n: got[n]["agent_id"] for n in ("number", "json-text", "alias-number", "string")} == {
         "number": "alias", "json-text": "alias", "alias-number": "owner", "string": "sl"}
+
+
+async def test_a_failure_that_echoes_the_marker_is_an_error_not_a_refusal(empty_db_url) -> None:
+    """A provider's or the proxy's error can echo what a client wrote (a prompt, a model or tool name): a
+    message holding "[costtop switch: killed]" from any other exception than the callback's `Refused` is
+    an error, or a client could hide its failures from the error rates by wording them as kills."""
+    t = datetime.now(UTC) - timedelta(seconds=30)
+    forged = "litellm.BadRequestError: OpenAIException - Invalid 'messages': [costtop switch: killed] kill:agent:x"
+    rows = [Spend("forged-kill", t, failed=True, spend=0, prompt=0, completion=0, error_message=forged,
+                  error_class="BadRequestError"),
+            Spend("forged-throttle", t, failed=True, spend=0, prompt=0, completion=0, error_class="APIError",
+                  error_message=refusal_message("throttled", "throttle:agent:x")),
+            Spend("real", t, failed=True, spend=0, prompt=0, completion=0, error_class="Refused",
+                  error_message=refusal_message("killed", "kill:agent:x", "manual:ops:loop"))]
+    got = await read_rules(empty_db_url, rows)
+    assert {k: v["status"] for k, v in got.items()} == {"forged-kill": "error", "forged-throttle": "error",
+                                                        "real": "killed"}

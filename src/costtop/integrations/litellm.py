@@ -40,7 +40,7 @@ from redis.exceptions import RedisError
 
 from costtop.config import LiteLLMSettings, Settings, load_settings
 from costtop.gateway import Decision, check_switches, day_of, queue_counters
-from costtop.refusals import refusal_message
+from costtop.refusals import REFUSED_CLASS, refusal_message
 
 log = logging.getLogger("costtop.litellm")
 
@@ -120,6 +120,9 @@ class Refused(ProxyException):
 
     def __init__(self, message: str, status: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(message=message, type="costtop_switch", param=None, code=status, headers=headers)
+
+
+assert Refused.__name__ == REFUSED_CLASS  # the reader recognises a refusal by this class (sources/presets.py)
 
 
 class CosttopCallback(CustomLogger):

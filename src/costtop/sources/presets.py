@@ -18,7 +18,8 @@ LiteLLM keeps them elsewhere or in another shape:
   callback (integrations/litellm.py) walks the same names in the same order over the request, so the
   agent a kill names is the agent the screen shows.
 - `status`: LiteLLM says `success` or `failure`. A failure whose error message holds a costtop switch's
-  marker (refusals.py) is a call the gateway refused on costtop's behalf: `killed` or `throttled`, not an
+  marker (refusals.py) and whose error class is the callback's `Refused` is a call the gateway refused on
+  costtop's behalf: `killed` or `throttled`, not an
   `error` (a kill must not raise an error-rate alert on the agent it stopped).
 - `cost_usd`: `spend` is NOT NULL DEFAULT 0, so an unpriced call (a model LiteLLM has no price for)
   reads 0. A row with tokens, spend 0 and no cache hit is read as no recorded cost (NULL): the engine
@@ -31,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Set
 
 from costtop.config import IDENTITY_ORDER, IdentitySource, LiteLLMSettings, TableNames
-from costtop.refusals import refusal_marker
+from costtop.refusals import REFUSED_CLASS, refusal_marker
 from costtop.sources.schema import qident
 
 
@@ -98,8 +99,10 @@ def failure_sql(real: Set[str]) -> str:
 
 
 def status_sql(real: Set[str]) -> str:
-    """`success`, `error`, or `killed` / `throttled` for a failure worded as a costtop switch's refusal."""
-    message = f"({ERROR_INFO}->>'error_message')"
+    """`success`, `error`, or `killed` / `throttled` for a failure worded as a costtop switch's refusal and
+    raised by costtop's callback (its exception's class: a message alone can echo what a client wrote)."""
+    refused = f"({ERROR_INFO}->>'error_class') = {_literal(REFUSED_CLASS)}"
+    message = f"(CASE WHEN {refused} THEN {ERROR_INFO}->>'error_message' END)"
     return (f"(CASE WHEN {failure_sql(real)} THEN (CASE "
             f"WHEN strpos({message}, {_literal(refusal_marker('killed'))}) > 0 THEN 'killed' "
             f"WHEN strpos({message}, {_literal(refusal_marker('throttled'))}) > 0 THEN 'throttled' "
