@@ -5,14 +5,20 @@ never shows a wrong value, and never makes the screen and the proxy callback nam
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+
+import asyncpg
+import pytest
 
 from costtop.config import LiteLLMSettings
 from costtop.engine.engine import Engine
 from costtop.integrations.litellm import logged_agent, request_agent
 from costtop.refusals import refusal_message
+from costtop.sources import litellm_daily as daily
 from costtop.sources.postgres import PostgresReader
+from test_litellm_daily import TODAY, tables_of
+from test_litellm_daily import litellm_db as litellm_db
 from test_litellm_preset import Spend, preset, read_rules
 from test_sources_postgres import NO_REDIS
 
@@ -91,3 +97,39 @@ async def test_a_failure_that_echoes_the_marker_is_an_error_not_a_refusal(empty_
     got = await read_rules(empty_db_url, rows)
     assert {k: v["status"] for k, v in got.items()} == {"forged-kill": "error", "forged-throttle": "error",
                                                         "real": "killed"}
+
+
+async def _spoil(conn: asyncpg.Connection, table: str, day: str, assignment: str) -> None:
+    await conn.execute(f'UPDATE "{table}" SET {assignment} WHERE id = (SELECT id FROM "{table}" WHERE date = $1 '
+                       "ORDER BY id LIMIT 1)", day)
+
+
+@pytest.mark.parametrize("spend", ["'NaN'", "'Infinity'", "'-Infinity'", "1e300", "1e-30"])
+async def test_a_daily_row_whose_spend_is_no_figure_leaves_the_range_to_the_spend_log(litellm_db, spend) -> None:
+    """LiteLLM's daily `spend` is a double: NaN, Infinity or an absurd magnitude in one row made the month's
+    closed days, a day's total and its model's spend NaN. Such a range is not answered from the table
+    (None: the caller reads the spend log, which flags the bad row), as the spend log's cost rule."""
+    tables = await tables_of(litellm_db)
+    await _spoil(litellm_db, daily.USER_TABLE, "2026-11-10", f"spend = {spend}")
+    await _spoil(litellm_db, daily.AGENT_TABLE, "2026-11-11", f"spend = {spend}")
+    assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 1), TODAY, TODAY) is None
+    assert await daily.day_spend(litellm_db.fetch, tables, ["agent_id"], "2026-11-10", TODAY) is None
+    assert await daily.agent_days(litellm_db.fetch, tables, ["agent_id"], date(2026, 11, 1), TODAY, TODAY) is None
+    other = await daily.day_spend(litellm_db.fetch, tables, ["agent_id"], "2026-11-11", TODAY)
+    assert other is not None and other.total.is_finite() and other.agents is None
+    # A day the bad rows are not in still answers, and a negative spend is a figure (summed, as the log's).
+    assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 12), TODAY, TODAY) is not None
+    await _spoil(litellm_db, daily.USER_TABLE, "2026-11-13", "spend = -1")
+    got = await daily.day_spend(litellm_db.fetch, tables, ["agent_id"], "2026-11-13", TODAY)
+    assert got is not None and got.total.is_finite()
+
+
+async def test_a_daily_row_whose_date_is_not_a_day_leaves_the_range_to_the_spend_log(litellm_db) -> None:
+    """`date` is text: '2026-11-12junk' sorts inside November and reached the week's strptime (a
+    traceback). A range holding text that is no day is not answered from the table."""
+    tables = await tables_of(litellm_db)
+    await _spoil(litellm_db, daily.AGENT_TABLE, "2026-11-12", "date = '2026-11-12junk'")
+    assert await daily.agent_days(litellm_db.fetch, tables, ["agent_id"], date(2026, 11, 1), TODAY, TODAY) is None
+    await _spoil(litellm_db, daily.USER_TABLE, "2026-11-12", "date = '2026-11-12 '")
+    assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 1), TODAY, TODAY) is None
+    assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 13), TODAY, TODAY) is not None
