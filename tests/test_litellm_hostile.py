@@ -10,13 +10,16 @@ from decimal import Decimal
 
 import asyncpg
 import pytest
+from litellm.proxy._types import ProxyException, UserAPIKeyAuth
+from redis.asyncio import Redis
 
-from costtop.config import LiteLLMSettings
+from costtop.config import LiteLLMSettings, Settings
 from costtop.engine.engine import Engine
-from costtop.integrations.litellm import logged_agent, request_agent
+from costtop.integrations.litellm import CosttopCallback, logged_agent, request_agent
 from costtop.refusals import refusal_message
 from costtop.sources import litellm_daily as daily
 from costtop.sources.postgres import PostgresReader
+from costtop.sources.redis_state import RedisReader
 from test_litellm_daily import TODAY, tables_of
 from test_litellm_daily import litellm_db as litellm_db
 from test_litellm_preset import Spend, preset, read_rules
@@ -133,3 +136,33 @@ async def test_a_daily_row_whose_date_is_not_a_day_leaves_the_range_to_the_spend
     await _spoil(litellm_db, daily.USER_TABLE, "2026-11-12", "date = '2026-11-12 '")
     assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 1), TODAY, TODAY) is None
     assert await daily.fleet_spend(litellm_db.fetch, tables, date(2026, 11, 13), TODAY, TODAY) is not None
+
+
+@pytest.mark.parametrize("kind", ["hash", "list", "set"])
+async def test_a_switch_key_of_another_type_is_on_for_the_callback_as_on_the_screen(redis: Redis, redis_url: str,
+                                                                                 kind: str) -> None:
+    """costtop's screen shows a `kill:` or `throttle:` key holding a hash (a hand-written HSET) as a switch
+    that is on, its value unknown; MGET answers nil for it, so the callback let the agent's calls through
+    while the screen said it was killed. The callback now reads such a key as on too."""
+    write = {"hash": lambda k: redis.hset(k, "by", "adam"), "list": lambda k: redis.rpush(k, "adam"),
+             "set": lambda k: redis.sadd(k, "adam")}[kind]
+    await write("kill:agent:odd")
+    state = await RedisReader(Settings(redis_url=redis_url), redis).read()
+    assert [(s.scope, s.target) for s in state.switches] == [("agent", "odd")]  # the screen: killed
+    cb = CosttopCallback(Settings(redis_url=redis_url, litellm=LiteLLMSettings(throttle_per_minute=1)),
+                         router=lambda: None)
+    try:
+        data = {"model": "m", "metadata": {"agent_id": "odd"}}
+        with pytest.raises(ProxyException) as info:
+            await cb.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion")
+        assert info.value.code == "403" and "kill:agent:odd" in info.value.message
+        await write("throttle:agent:slow")
+        slow = {"model": "m", "metadata": {"agent_id": "slow"}}
+        assert await cb.async_pre_call_hook(UserAPIKeyAuth(), None, slow, "acompletion") is slow
+        with pytest.raises(ProxyException) as info:
+            await cb.async_pre_call_hook(UserAPIKeyAuth(), None, slow, "acompletion")
+        assert info.value.code == "429"
+        other = {"model": "m", "metadata": {"agent_id": "fine"}}
+        assert await cb.async_pre_call_hook(UserAPIKeyAuth(), None, other, "acompletion") is other
+    finally:
+        await cb.aclose()

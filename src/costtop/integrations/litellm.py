@@ -11,7 +11,7 @@ and taking its `costtop_callback` attribute. The settings are costtop's own (COS
 and the `[litellm]` table), read once at import: a bad setting stops the proxy at start, not at a call.
 
 Why each hook:
-- `async_pre_call_hook` runs before the proxy routes the call: one MGET over every switch that may refuse
+- `async_pre_call_hook` runs before the proxy routes the call: one round trip over every switch that may refuse
   it; raising there refuses the call, and LiteLLM records the refusal in its spend log as a failure whose
   message holds `refusal_marker(...)`, which costtop's reader counts as killed or throttled, not as an error.
 - `async_log_success_event` and `async_post_call_failure_hook` are where LiteLLM writes its spend-log rows
@@ -279,7 +279,7 @@ def _where(url: str) -> str:
 
 
 def keys_checked(callback: CosttopCallback, data: Mapping[str, Any], key: Any = None) -> list[str]:
-    """Every key the pre-call hook's MGET reads for this request, in order (for tests and the README)."""
+    """Every key the pre-call hook reads (one round trip) for this request, in order (for tests and the README)."""
     from costtop.gateway import switch_keys
 
     lite = callback.settings.litellm
