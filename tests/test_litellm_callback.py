@@ -160,9 +160,9 @@ async def test_throttle_lets_n_a_minute_through_then_429(redis: Redis, redis_url
     c = callback(redis_url, throttle_per_minute=3)
     data = {"model": "claude", "metadata": {"agent_id": "slow"}}
     await redis.set("throttle:agent:slow", "manual:adam:too_fast")
-    minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
     if datetime.now(UTC).second > 57:  # the window would turn during the test
         await asyncio.sleep(3)
+    minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")  # after the wait, or it names the last minute
     try:
         for _ in range(3):
             await c.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion")
