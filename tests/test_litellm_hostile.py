@@ -17,12 +17,15 @@ from costtop.config import LiteLLMSettings, Settings
 from costtop.engine.engine import Engine
 from costtop.integrations.litellm import CosttopCallback, logged_agent, request_agent
 from costtop.refusals import refusal_message
+from costtop.report import render
 from costtop.sources import litellm_daily as daily
+from costtop.sources.day_report import read_day
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.redis_state import RedisReader
 from test_litellm_daily import TODAY, tables_of
 from test_litellm_daily import litellm_db as litellm_db
 from test_litellm_preset import Spend, preset, read_rules
+from test_litellm_preset import litellm_db as litellm_db_schema
 from test_sources_postgres import NO_REDIS
 
 
@@ -166,3 +169,15 @@ async def test_a_switch_key_of_another_type_is_on_for_the_callback_as_on_the_scr
         assert await cb.async_pre_call_hook(UserAPIKeyAuth(), None, other, "acompletion") is other
     finally:
         await cb.aclose()
+
+
+async def test_a_report_on_litellms_database_without_costtops_audit_table_says_so(empty_db_url) -> None:
+    """A LiteLLM database where `costtop db init` never ran has no audit table: the report said
+    "LiteLLM_SpendLogs changed while costtop ran (... costtop_audit does not exist)", a wrong reason, and
+    made the reader learn its columns again."""
+    await litellm_db_schema(empty_db_url, None)
+    settings = preset(empty_db_url)
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
+    records = await read_day(settings, yesterday)
+    assert records.audit == "not there: no table public.costtop_audit (`costtop db init` creates it)"
+    assert "changed while costtop ran" not in render(settings, records)
