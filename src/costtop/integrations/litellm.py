@@ -81,12 +81,18 @@ def identity_fields(top: Mapping[str, Any], metadata: Mapping[str, Any], setting
     def attr(name: str) -> str | None:
         return _text(getattr(key, name, None)) if key is not None else None
 
+    import litellm
+
+    # With `disable_end_user_cost_tracking` LiteLLM writes no end user in the row (end_user ''), so the
+    # screen's agent comes from the next source: the callback must skip it too.
+    end_user = None if litellm.disable_end_user_cost_tracking else (
+        _text(top.get("user_api_key_end_user_id")) or _text(metadata.get("user_api_key_end_user_id"))
+        or attr("end_user_id") or _text(top.get("user")))
     return {
         "agent_id": _text(top.get("agent_id")) or _text(metadata.get("agent_id")),
         "metadata": _text(_spend_logs_metadata(metadata).get(settings.metadata_key)),
         "key_alias": _text(metadata.get("user_api_key_alias")) or attr("key_alias"),
-        "end_user": (_text(top.get("user_api_key_end_user_id")) or _text(metadata.get("user_api_key_end_user_id"))
-                     or attr("end_user_id") or _text(top.get("user"))),
+        "end_user": end_user,
         "user": _text(metadata.get("user_api_key_user_id")) or attr("user_id"),
     }
 
