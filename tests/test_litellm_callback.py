@@ -80,7 +80,8 @@ def test_identity_follows_the_configured_order() -> None:
     del data["metadata"]["user_api_key_alias"]
     assert request_agent(data, LITE) == "end-user-7"
     del data["metadata"]["user_api_key_end_user_id"]
-    assert request_agent(data, LITE) == "end-user-7"  # the request's own `user` field
+    # The request's raw `user` is not read: LiteLLM's row names the end user it validated, or none.
+    assert request_agent(data, LITE) == "owner-1"
     del data["user"]
     assert request_agent(data, LITE) == "owner-1"
     del data["metadata"]["user_api_key_user_id"]

@@ -225,3 +225,31 @@ async def test_a_real_proxy_without_end_user_tracking_checks_the_agent_its_rows_
             assert response.status_code == 403 and "kill:agent:default_user_id" in response.json()["error"]["message"]
     finally:
         proxy.stop()
+
+
+async def test_a_blank_user_names_no_agent_on_either_side(servers, tmp_path, redis) -> None:
+    """A request's `user` of blanks: LiteLLM drops it (its row's end_user is ''), so the screen names the key
+    owner; the callback read the raw field and checked `kill:agent:   `, a key no screen shows."""
+    import asyncio
+
+    import httpx
+
+    from litellm_proxy import start_proxy
+
+    blank = {"model": "m", "user": "   ", "metadata": {"user_api_key_user_id": "owner"}}
+    assert request_agent(blank, LiteLLMSettings()) == "owner"
+    proxy = start_proxy(tmp_path / "proxy", servers.redis.url)
+    try:
+        await redis.set("kill:agent:   ", "manual:tester:blank")
+        body = {"model": "claude", "messages": [{"role": "user", "content": "hi"}], "user": "   "}
+        async with httpx.AsyncClient(base_url=proxy.url, headers=proxy.headers(), timeout=30.0) as client:
+            assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
+            for _ in range(300):
+                if proxy.rows():
+                    break
+                await asyncio.sleep(0.05)
+            assert (proxy.rows()[0]["end_user"], proxy.rows()[0]["user"]) == ("", "default_user_id")
+            await redis.set("kill:agent:default_user_id", "manual:tester:blank")
+            assert (await client.post("/v1/chat/completions", json=body)).status_code == 403
+    finally:
+        proxy.stop()

@@ -75,7 +75,8 @@ def identity_fields(top: Mapping[str, Any], metadata: Mapping[str, Any], setting
                     key: Any = None) -> dict[str, str | None]:
     """Each identity source's value, taken where LiteLLM's spend-log builder (get_logging_payload) takes the
     column: `agent_id` from the call's own `agent_id` or metadata.agent_id, `key_alias` from
-    metadata.user_api_key_alias, `end_user` from user_api_key_end_user_id (the request's `user`), `user`
+    metadata.user_api_key_alias, `end_user` from user_api_key_end_user_id (LiteLLM's reading of the request's
+    `user`), `user`
     from metadata.user_api_key_user_id. `key` (the proxy's UserAPIKeyAuth, before the call) fills a field
     the metadata does not carry yet."""
     def attr(name: str) -> str | None:
@@ -84,10 +85,12 @@ def identity_fields(top: Mapping[str, Any], metadata: Mapping[str, Any], setting
     import litellm
 
     # With `disable_end_user_cost_tracking` LiteLLM writes no end user in the row (end_user ''), so the
-    # screen's agent comes from the next source: the callback must skip it too.
+    # screen's agent comes from the next source: the callback must skip it too. The request's raw `user` is
+    # not a source: LiteLLM's row takes the end user it validated (user_api_key_end_user_id: stripped, a
+    # number as text, blank or structured values dropped), so a raw "   " named an agent no row names.
     end_user = None if litellm.disable_end_user_cost_tracking else (
         _text(top.get("user_api_key_end_user_id")) or _text(metadata.get("user_api_key_end_user_id"))
-        or attr("end_user_id") or _text(top.get("user")))
+        or attr("end_user_id"))
     return {
         "agent_id": _text(top.get("agent_id")) or _text(metadata.get("agent_id")),
         "metadata": _text(_spend_logs_metadata(metadata).get(settings.metadata_key)),
