@@ -129,7 +129,7 @@ def test_one_mget_reads_every_switch_of_the_request(redis_url: str) -> None:
         "kill:model:anthropic/claude-3-5-sonnet-20240620"]
     renamed = CosttopCallback(Settings(redis_url=redis_url, keys=KeyNames(kill="stop", throttle="slow")),
                               router=Router)
-    assert keys_checked(renamed, {"model": "unrouted", "user": "u"}) == [
+    assert keys_checked(renamed, {"model": "unrouted", "metadata": {"user_api_key_end_user_id": "u"}}) == [
         "stop:global", "stop:agent:u", "stop:model:unrouted", "slow:agent:u"]
 
 

@@ -19,8 +19,8 @@ LiteLLM keeps them elsewhere or in another shape:
   agent a kill names is the agent the screen shows.
 - `status`: LiteLLM says `success` or `failure`. A failure whose error message holds a costtop switch's
   marker (refusals.py) and whose error class is the callback's `Refused` is a call the gateway refused on
-  costtop's behalf: `killed` or `throttled`, not an
-  `error` (a kill must not raise an error-rate alert on the agent it stopped).
+  costtop's behalf: `killed` or `throttled`, not an `error` (a kill must not raise an error-rate alert on
+  the agent it stopped).
 - `cost_usd`: `spend` is NOT NULL DEFAULT 0, so an unpriced call (a model LiteLLM has no price for)
   reads 0. A row with tokens, spend 0 and no cache hit is read as no recorded cost (NULL): the engine
   then prices it from the catalog when it can and shows it unpriced when it cannot, never as $0. A
