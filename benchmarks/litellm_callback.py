@@ -5,8 +5,8 @@
 Three proxies of the same release and config (mock_response models: no provider, no network), started
 from `.venv-litellm-proxy` (scripts/litellm-proxy-env), one Redis of their own:
 - `without`: no callback, the baseline;
-- `with`: costtop's callback, the agent has no switch (the common path: one MGET);
-- `throttled`: costtop's callback, the agent throttled under its limit (the MGET plus the per-minute count).
+- `with`: costtop's callback, the agent has no switch (the common path: one Redis round trip);
+- `throttled`: costtop's callback, the agent throttled under its limit (that round trip plus the per-minute count).
 Requests are sequential, one at a time, through one kept-alive httpx client per proxy, interleaved
 (without, with, throttled, without, ...) so drift on the machine hits the three alike. The added latency
 is the difference of the percentiles, and the median of the per-round differences. Then the hook alone,

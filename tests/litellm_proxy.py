@@ -84,15 +84,19 @@ class Proxy:
 
 
 def start_proxy(directory: Path, redis_url: str, *, with_callback: bool = True, spend_rows: bool = True,
-                costtop_toml: str = "", ready_timeout: float = 120) -> Proxy:
+                costtop_toml: str = "", ready_timeout: float = 120,
+                litellm_settings: dict[str, object] | None = None) -> Proxy:
     """Write a config in `directory`, start one proxy on a free loopback port, wait until it answers."""
     venv = ensure_venv()
     directory.mkdir(parents=True, exist_ok=True)
     callbacks = ([CALLBACK] if with_callback else []) + (["litellm_spend_rows.spend_rows"] if spend_rows else [])
     key = "sk-" + secrets.token_hex(32)
     config: dict[str, object] = {"model_list": MODELS, "general_settings": {"master_key": key}}
+    settings = dict(litellm_settings or {})
     if callbacks:
-        config["litellm_settings"] = {"callbacks": callbacks}
+        settings["callbacks"] = callbacks
+    if settings:
+        config["litellm_settings"] = settings
     # JSON is YAML: the proxy reads this with yaml.safe_load. The rows logger is found beside the config.
     (directory / "config.yaml").write_text(json.dumps(config, indent=2), encoding="utf-8")
     shutil.copy(SPEND_ROWS, directory / SPEND_ROWS.name)

@@ -72,14 +72,16 @@ def test_identity_follows_the_configured_order() -> None:
     assert request_agent(data, LITE) == "agent-meta"
     del data["metadata"]["agent_id"]
     assert request_agent(data, LITE) == "agent-sl"
-    data["metadata"]["spend_logs_metadata"] = '{"agent_id": "from-header"}'  # the header's JSON text
-    assert request_agent(data, LITE) == "from-header"
+    # JSON text in the body: LiteLLM keeps it as text in the row too (the header's it parses before the hook)
+    data["metadata"]["spend_logs_metadata"] = '{"agent_id": "from-body-text"}'
+    assert request_agent(data, LITE) == "alias-key"
     data["metadata"]["spend_logs_metadata"] = {"agent_id": ""}  # empty names no one
     assert request_agent(data, LITE) == "alias-key"
     del data["metadata"]["user_api_key_alias"]
     assert request_agent(data, LITE) == "end-user-7"
     del data["metadata"]["user_api_key_end_user_id"]
-    assert request_agent(data, LITE) == "end-user-7"  # the request's own `user` field
+    # The request's raw `user` is not read: LiteLLM's row names the end user it validated, or none.
+    assert request_agent(data, LITE) == "owner-1"
     del data["user"]
     assert request_agent(data, LITE) == "owner-1"
     del data["metadata"]["user_api_key_user_id"]
@@ -127,7 +129,7 @@ def test_one_mget_reads_every_switch_of_the_request(redis_url: str) -> None:
         "kill:model:anthropic/claude-3-5-sonnet-20240620"]
     renamed = CosttopCallback(Settings(redis_url=redis_url, keys=KeyNames(kill="stop", throttle="slow")),
                               router=Router)
-    assert keys_checked(renamed, {"model": "unrouted", "user": "u"}) == [
+    assert keys_checked(renamed, {"model": "unrouted", "metadata": {"user_api_key_end_user_id": "u"}}) == [
         "stop:global", "stop:agent:u", "stop:model:unrouted", "slow:agent:u"]
 
 
@@ -159,9 +161,9 @@ async def test_throttle_lets_n_a_minute_through_then_429(redis: Redis, redis_url
     c = callback(redis_url, throttle_per_minute=3)
     data = {"model": "claude", "metadata": {"agent_id": "slow"}}
     await redis.set("throttle:agent:slow", "manual:adam:too_fast")
-    minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
     if datetime.now(UTC).second > 57:  # the window would turn during the test
         await asyncio.sleep(3)
+    minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")  # after the wait, or it names the last minute
     try:
         for _ in range(3):
             await c.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion")

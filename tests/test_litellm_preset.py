@@ -64,6 +64,7 @@ class Spend:
     cached: int | None = None
     mcp_tool: str | None = None
     status_in_metadata: bool = True
+    error_class: str | None = None  # None: the callback's `Refused` for a marked message, else APIError
     extra: dict[str, object] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, object]:
@@ -74,7 +75,8 @@ class Spend:
             "user_api_key_alias": self.key_alias, "user_api_key_user_id": self.user or None,
             "spend_logs_metadata": {"agent_id": self.meta_agent} if self.meta_agent is not None else None,
             "additional_usage_values": usage,
-            "error_information": ({"error_code": "429" if self.error_message else "500", "error_class": "APIError",
+            "error_information": ({"error_code": "429" if self.error_message else "500",
+                                   "error_class": self.error_class or ("Refused" if self.refusal() else "APIError"),
                                    "error_message": self.error_message or "upstream failed"}
                                   if self.failed else None),
         }
@@ -106,16 +108,20 @@ class Spend:
                  "key_alias": self.key_alias, "end_user": self.end_user, "user": self.user}
         return next((found[s] for s in options.identity if found[s]), None)
 
-    def status(self) -> str:
-        if not self.failed:
-            return "success"
+    def refusal(self) -> str | None:
         for kind in ("killed", "throttled"):
             if self.error_message and f"[costtop switch: {kind}]" in self.error_message:
                 return kind
-        return "error"
+        return None
+
+    def status(self) -> str:
+        if not self.failed:
+            return "success"
+        refused = self.refusal() if self.error_class in (None, "Refused") else None
+        return refused or "error"
 
     def cost(self) -> Decimal | None:
-        if self.spend == 0 and self.prompt + self.completion > 0 and self.cache_hit != "True":
+        if self.spend == 0 and (self.prompt != 0 or self.completion != 0) and self.cache_hit != "True":
             return None
         return Decimal(repr(self.spend))
 
@@ -246,7 +252,9 @@ def test_identity_sources_are_the_configs_names_in_its_order() -> None:
     assert '"agent_id"' not in (identity_sql(every - {"agent_id"}, LiteLLMSettings()) or "")
     assert identity_sql(set(), LiteLLMSettings(identity=("agent_id",))) is None
     custom = identity_sql(every, LiteLLMSettings(identity=("user", "metadata"), metadata_key="bot.name"))
-    assert custom == "coalesce(nullif(\"user\", ''), nullif(\"metadata\"->'spend_logs_metadata'->>'bot.name', ''))"
+    bot = "\"metadata\"->'spend_logs_metadata'->'bot.name'"
+    assert custom == (f"coalesce(nullif(\"user\", ''), nullif((CASE WHEN jsonb_typeof({bot}) = 'string' "
+                      f"THEN {bot} #>> '{{}}' END), ''))")
 
 
 # -- expressions on any table ----------------------------------------------------------------------------

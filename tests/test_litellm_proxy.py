@@ -158,6 +158,35 @@ async def test_the_agent_checked_is_the_agent_in_the_row(proxy: Proxy, client: h
     assert got is not None and got["status"] == "failure" and not got.get("agent_id")
 
 
+async def test_spend_logs_metadata_sent_as_json_text_names_no_agent_on_either_side(
+        proxy: Proxy, client: httpx.AsyncClient, redis: Redis) -> None:
+    """LiteLLM parses the x-litellm-spend-logs-metadata header before the pre-call hook, but keeps a JSON
+    string sent in the body as that string, in the row too, where the reader finds no agent in it: the
+    callback must not find one either (it did, and checked a kill key no screen could show or write)."""
+    text = json.dumps({"agent_id": "id-text-meta"})
+    await redis.set("kill:agent:id-text-user", "manual:tester:identity")
+    await redis.set("kill:agent:id-header", "manual:tester:identity")
+    body = {"model": "claude", "messages": [{"role": "user", "content": "hi"}], "user": "id-text-user",
+            "metadata": {"spend_logs_metadata": text}}
+    response = await client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 403 and "kill:agent:id-text-user" in refusal(response)
+    header = {"x-litellm-spend-logs-metadata": json.dumps({"agent_id": "id-header"})}
+    response = await client.post("/v1/chat/completions", json=chat_body("claude"), headers=header)
+    assert response.status_code == 403 and "kill:agent:id-header" in refusal(response)
+
+    def row() -> dict[str, Any] | None:
+        return next((r for r in proxy.rows() if r.get("end_user") == "id-text-user"), None)
+
+    async def written() -> bool:
+        return row() is not None
+
+    await until(written)
+    got = row()
+    assert got is not None
+    meta = json.loads(got["metadata"]) if isinstance(got["metadata"], str) else got["metadata"]
+    assert meta["spend_logs_metadata"] == text  # kept as text: the reader's agent is the end user
+
+
 @pytest.mark.parametrize(("scope", "target", "refused", "served"), [
     ("model", "gpt-4o", "gpt-4o", "claude"),                        # the public name
     ("model", "openai/gpt-4o", "gpt-4o", "claude"),                 # the deployment's

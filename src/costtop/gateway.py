@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
 
 from costtop.config import KeyNames, TableNames
 
@@ -66,13 +67,35 @@ def switch_keys(keys: KeyNames, agent_id: str | None, providers: Iterable[str] =
     return out
 
 
+WRONG_TYPE = object()  # a switch key that holds a hash, a list, ...: on, its value unknown
+
+
+async def _read_switches(redis: Redis, names: list[str]) -> list[object]:
+    """Each key's value in one round trip, WRONG_TYPE for a key of another type than a string. MGET answers
+    nil for such a key, which would let calls through a switch that costtop's screen shows as on
+    (sources/redis_state.py reads a WRONGTYPE key as on); a GET per key, pipelined, tells the two apart.
+    Any other error (a denied command, a lost connection) is raised: the caller's fail mode applies."""
+    pipe = redis.pipeline(transaction=False)
+    for name in names:
+        pipe.get(name)
+    out: list[object] = []
+    for answer in await pipe.execute(raise_on_error=False):
+        if isinstance(answer, ResponseError) and str(answer).startswith("WRONGTYPE"):
+            out.append(WRONG_TYPE)
+        elif isinstance(answer, Exception):
+            raise answer
+        else:
+            out.append(answer)
+    return out
+
+
 async def check_switches(redis: Redis, keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
                          models: Iterable[str] = ()) -> tuple[Decision, str | None]:
-    """One MGET: the first kill key set refuses the call, else the agent's throttle key slows it. Returns the
-    decision and the value of the switch that decided (who set it and why), to word the refusal with."""
+    """One round trip: the first kill key set refuses the call, else the agent's throttle key slows it. Returns
+    the decision and the value of the switch that decided (who set it and why), to word the refusal with."""
     kill_keys = switch_keys(keys, agent_id, providers, models)
     throttle_key = f"{keys.throttle}:agent:{agent_id}" if agent_id else None
-    values = await redis.mget([*kill_keys, throttle_key] if throttle_key else kill_keys)
+    values = await _read_switches(redis, [*kill_keys, throttle_key] if throttle_key else kill_keys)
     for key, value in zip(kill_keys, values, strict=False):
         if value is not None:
             return Decision(allowed=False, blocked_by=key), _text(value)
@@ -81,8 +104,10 @@ async def check_switches(redis: Redis, keys: KeyNames, agent_id: str | None, pro
     return Decision(allowed=True), None
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+def _text(value: object) -> str | None:
+    if value is WRONG_TYPE:
+        return None
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def day_of(when: datetime) -> str:

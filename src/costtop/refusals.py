@@ -13,6 +13,11 @@ from typing import Literal
 
 Refusal = Literal["killed", "throttled"]
 MARKER = "costtop switch"
+# The class of the exception a gateway refuses with (integrations/litellm.py's `Refused`), which LiteLLM
+# records beside the message (`error_information.error_class`). The marker alone is not enough: a provider's
+# or the proxy's own error can echo text a client chose (a prompt, a name), so a client could word an
+# ordinary failure as a refusal and hide it from the error rates.
+REFUSED_CLASS = "Refused"
 
 
 def refusal_marker(kind: Refusal) -> str:

@@ -11,7 +11,7 @@ and taking its `costtop_callback` attribute. The settings are costtop's own (COS
 and the `[litellm]` table), read once at import: a bad setting stops the proxy at start, not at a call.
 
 Why each hook:
-- `async_pre_call_hook` runs before the proxy routes the call: one MGET over every switch that may refuse
+- `async_pre_call_hook` runs before the proxy routes the call: one round trip over every switch that may refuse
   it; raising there refuses the call, and LiteLLM records the refusal in its spend log as a failure whose
   message holds `refusal_marker(...)`, which costtop's reader counts as killed or throttled, not as an error.
 - `async_log_success_event` and `async_post_call_failure_hook` are where LiteLLM writes its spend-log rows
@@ -24,7 +24,6 @@ Nothing here imports textual: the proxy's environment has no UI.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -41,7 +40,7 @@ from redis.exceptions import RedisError
 
 from costtop.config import LiteLLMSettings, Settings, load_settings
 from costtop.gateway import Decision, check_switches, day_of, queue_counters
-from costtop.refusals import refusal_message
+from costtop.refusals import REFUSED_CLASS, refusal_message
 
 log = logging.getLogger("costtop.litellm")
 
@@ -56,14 +55,11 @@ def _text(value: object) -> str | None:
 
 
 def _spend_logs_metadata(metadata: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The client's `spend_logs_metadata`: a dict, or the JSON text the x-litellm-spend-logs-metadata header
-    carries before LiteLLM parses it."""
+    """The client's `spend_logs_metadata` when it is a dict. LiteLLM parses the x-litellm-spend-logs-metadata
+    header before the pre-call hook runs, but keeps a JSON string sent in the body as that string, in the
+    request and in the spend log's row: read as no metadata here too, as the reader does (sources/presets.py),
+    so that the agent checked is the agent the row names."""
     raw = metadata.get("spend_logs_metadata")
-    if isinstance(raw, str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            return {}
     return raw if isinstance(raw, Mapping) else {}
 
 
@@ -79,18 +75,27 @@ def identity_fields(top: Mapping[str, Any], metadata: Mapping[str, Any], setting
                     key: Any = None) -> dict[str, str | None]:
     """Each identity source's value, taken where LiteLLM's spend-log builder (get_logging_payload) takes the
     column: `agent_id` from the call's own `agent_id` or metadata.agent_id, `key_alias` from
-    metadata.user_api_key_alias, `end_user` from user_api_key_end_user_id (the request's `user`), `user`
+    metadata.user_api_key_alias, `end_user` from user_api_key_end_user_id (LiteLLM's reading of the request's
+    `user`), `user`
     from metadata.user_api_key_user_id. `key` (the proxy's UserAPIKeyAuth, before the call) fills a field
     the metadata does not carry yet."""
     def attr(name: str) -> str | None:
         return _text(getattr(key, name, None)) if key is not None else None
 
+    import litellm
+
+    # With `disable_end_user_cost_tracking` LiteLLM writes no end user in the row (end_user ''), so the
+    # screen's agent comes from the next source: the callback must skip it too. The request's raw `user` is
+    # not a source: LiteLLM's row takes the end user it validated (user_api_key_end_user_id: stripped, a
+    # number as text, blank or structured values dropped), so a raw "   " named an agent no row names.
+    end_user = None if litellm.disable_end_user_cost_tracking else (
+        _text(top.get("user_api_key_end_user_id")) or _text(metadata.get("user_api_key_end_user_id"))
+        or attr("end_user_id"))
     return {
         "agent_id": _text(top.get("agent_id")) or _text(metadata.get("agent_id")),
         "metadata": _text(_spend_logs_metadata(metadata).get(settings.metadata_key)),
         "key_alias": _text(metadata.get("user_api_key_alias")) or attr("key_alias"),
-        "end_user": (_text(top.get("user_api_key_end_user_id")) or _text(metadata.get("user_api_key_end_user_id"))
-                     or attr("end_user_id") or _text(top.get("user"))),
+        "end_user": end_user,
         "user": _text(metadata.get("user_api_key_user_id")) or attr("user_id"),
     }
 
@@ -124,6 +129,9 @@ class Refused(ProxyException):
 
     def __init__(self, message: str, status: int, headers: dict[str, str] | None = None) -> None:
         super().__init__(message=message, type="costtop_switch", param=None, code=status, headers=headers)
+
+
+assert Refused.__name__ == REFUSED_CLASS  # the reader recognises a refusal by this class (sources/presets.py)
 
 
 class CosttopCallback(CustomLogger):
@@ -280,7 +288,7 @@ def _where(url: str) -> str:
 
 
 def keys_checked(callback: CosttopCallback, data: Mapping[str, Any], key: Any = None) -> list[str]:
-    """Every key the pre-call hook's MGET reads for this request, in order (for tests and the README)."""
+    """Every key the pre-call hook reads (one round trip) for this request, in order (for tests and the README)."""
     from costtop.gateway import switch_keys
 
     lite = callback.settings.litellm

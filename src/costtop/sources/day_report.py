@@ -148,6 +148,12 @@ async def _audit(reader: PostgresReader, settings: Settings, start: datetime,
     """The day's switch changes, or why they cannot be read (no audit table, no SELECT grant)."""
     table = qualified(settings.tables, settings.tables.audit)
     try:
+        # A missing table is said so: read, it fails as a missing relation, which the reader words as its
+        # calls table changing (a LiteLLM database where `costtop db init` never ran has no audit table).
+        found = await reader.fetch_rows("SELECT to_regclass($1) IS NOT NULL AS found", table)
+        if not found[0]["found"]:
+            name = f"{settings.tables.schema_name}.{settings.tables.audit}"
+            return f"not there: no table {name} (`costtop db init` creates it)"
         return await reader.fetch_rows(
             f"SELECT at, operator, ssh_client, action, key, reason, ttl_seconds, result FROM {table} "
             "WHERE at >= $1 AND at < $2 ORDER BY at, id", start, end, timeout=settings.timeout_seconds * 10)

@@ -43,6 +43,7 @@ from decimal import Decimal
 import asyncpg
 
 from costtop.config import Settings
+from costtop.sources.numbers import MAX_USD, MIN_USD
 from costtop.sources.schema import qident
 
 USER_TABLE = "LiteLLM_DailyUserSpend"
@@ -118,15 +119,33 @@ def _spend(column: str = "spend") -> str:
     return f"round(coalesce(sum({column}::numeric), 0), 2)"
 
 
+DATE_TEXT = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+def _unusable(column: str = "spend") -> str:
+    """True when a group holds a row the table cannot answer with: a spend that is not a figure to add up
+    (NaN, Infinity, a magnitude outside numbers.in_range, as the spend log's cost rule) or a `date` that is
+    not 'YYYY-MM-DD' text (it sorts inside a range of days, and is no day). Such a range is left to the
+    spend log (None), never summed into a NaN or a wrong figure."""
+    value = f"{column}::numeric"
+    usable = (f"abs({value}) < {MAX_USD} AND (abs({value}) >= {MIN_USD} OR {value} = 0) "
+              f"AND date ~ '{DATE_TEXT}'")
+    return f"coalesce(bool_or(NOT ({usable})), false)"
+
+
+def _answers(rows: list[asyncpg.Record]) -> bool:
+    return not any(r["unusable"] for r in rows)
+
+
 async def fleet_spend(fetch: Fetch, tables: DailyTables, first: date | datetime, end: date | datetime,
                       today: date | datetime) -> Decimal | None:
     """The whole fleet's spend over the closed days in [first, end), or None (no table answers)."""
     table = tables.fleet()
     if table is None:
         return None
-    rows = await fetch(f"SELECT {_spend()} AS spend FROM {table} WHERE date >= $1 AND date < $2",
-                       day_text(first), closed_end(end, today))
-    return rows[0]["spend"]
+    rows = await fetch(f"SELECT {_spend()} AS spend, {_unusable()} AS unusable FROM {table} "
+                       "WHERE date >= $1 AND date < $2", day_text(first), closed_end(end, today))
+    return rows[0]["spend"] if _answers(rows) else None
 
 
 async def agent_days(fetch: Fetch, tables: DailyTables, identity: Sequence[str], first: date | datetime,
@@ -138,9 +157,11 @@ async def agent_days(fetch: Fetch, tables: DailyTables, identity: Sequence[str],
     if found is None:
         return None
     table, column = found
-    rows = await fetch(f"SELECT nullif({column}, '') AS agent, date, {_spend()} AS spend FROM {table} "
-                       "WHERE date >= $1 AND date < $2 GROUP BY 1, 2",
+    rows = await fetch(f"SELECT nullif({column}, '') AS agent, date, {_spend()} AS spend, "
+                       f"{_unusable()} AS unusable FROM {table} WHERE date >= $1 AND date < $2 GROUP BY 1, 2",
                        day_text(first), closed_end(end, today))
+    if not _answers(rows):
+        return None
     return [(r["agent"], r["date"], r["spend"]) for r in rows]
 
 
@@ -165,15 +186,17 @@ async def day_spend(fetch: Fetch, tables: DailyTables, identity: Sequence[str], 
     rows = await fetch(
         f"SELECT nullif(model, '') AS model, nullif(custom_llm_provider, '') AS provider, "
         f"GROUPING(nullif(model, '')) AS g_model, GROUPING(nullif(custom_llm_provider, '')) AS g_provider, "
-        f"{_spend()} AS spend FROM {table} WHERE date = $1 "
+        f"{_spend()} AS spend, {_unusable()} AS unusable FROM {table} WHERE date = $1 "
         "GROUP BY GROUPING SETS ((nullif(model, '')), (nullif(custom_llm_provider, '')), ())", day)
+    if not _answers(rows):
+        return None
     total = next((r["spend"] for r in rows if r["g_model"] and r["g_provider"]), Decimal("0.00"))
     models = {r["model"]: r["spend"] for r in rows if not r["g_model"]}
     providers = {r["provider"]: r["spend"] for r in rows if r["g_model"] and not r["g_provider"]}
     agents = None
     found = tables.per_agent(identity)
     if found is not None:
-        by_agent = await fetch(f"SELECT nullif({found[1]}, '') AS agent, {_spend()} AS spend FROM {found[0]} "
-                               "WHERE date = $1 GROUP BY 1", day)
-        agents = {r["agent"]: r["spend"] for r in by_agent}
+        by_agent = await fetch(f"SELECT nullif({found[1]}, '') AS agent, {_spend()} AS spend, "
+                               f"{_unusable()} AS unusable FROM {found[0]} WHERE date = $1 GROUP BY 1", day)
+        agents = {r["agent"]: r["spend"] for r in by_agent} if _answers(by_agent) else None
     return DaySpend(total, models, providers, agents)

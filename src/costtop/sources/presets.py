@@ -18,8 +18,9 @@ LiteLLM keeps them elsewhere or in another shape:
   callback (integrations/litellm.py) walks the same names in the same order over the request, so the
   agent a kill names is the agent the screen shows.
 - `status`: LiteLLM says `success` or `failure`. A failure whose error message holds a costtop switch's
-  marker (refusals.py) is a call the gateway refused on costtop's behalf: `killed` or `throttled`, not an
-  `error` (a kill must not raise an error-rate alert on the agent it stopped).
+  marker (refusals.py) and whose error class is the callback's `Refused` is a call the gateway refused on
+  costtop's behalf: `killed` or `throttled`, not an `error` (a kill must not raise an error-rate alert on
+  the agent it stopped).
 - `cost_usd`: `spend` is NOT NULL DEFAULT 0, so an unpriced call (a model LiteLLM has no price for)
   reads 0. A row with tokens, spend 0 and no cache hit is read as no recorded cost (NULL): the engine
   then prices it from the catalog when it can and shows it unpriced when it cannot, never as $0. A
@@ -31,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Set
 
 from costtop.config import IDENTITY_ORDER, IdentitySource, LiteLLMSettings, TableNames
-from costtop.refusals import refusal_marker
+from costtop.refusals import REFUSED_CLASS, refusal_marker
 from costtop.sources.schema import qident
 
 
@@ -57,8 +58,15 @@ def usual_lateness(preset: str | None, default: float) -> float:
     return LITELLM_USUAL_LATENESS if preset == "litellm" else default
 
 
+def _json_text(path: str) -> str:
+    """A JSON string inside the row's metadata, as text; anything else (a number, an object, an array: what a
+    client can send) names no one, as in the callback (integrations/litellm.py takes strings only), so the
+    screen's agent and the agent the proxy checks stay the same."""
+    return _text(f"(CASE WHEN jsonb_typeof({path}) = 'string' THEN {path} #>> '{{}}' END)")
+
+
 def _metadata_agent(options: LiteLLMSettings) -> str:
-    return _text(f"{METADATA}->'spend_logs_metadata'->>{_literal(options.metadata_key)}")
+    return _json_text(f"{METADATA}->'spend_logs_metadata'->{_literal(options.metadata_key)}")
 
 
 # Where each identity source is, by the names of config.IdentitySource: the column it needs, and its SQL.
@@ -68,7 +76,7 @@ def _metadata_agent(options: LiteLLMSettings) -> str:
 IDENTITY_SQL: dict[IdentitySource, tuple[str, Callable[[LiteLLMSettings], str]]] = {
     "agent_id": ("agent_id", lambda _: _text(qident("agent_id"))),
     "metadata": ("metadata", _metadata_agent),
-    "key_alias": ("metadata", lambda _: _text(f"{METADATA}->>'user_api_key_alias'")),
+    "key_alias": ("metadata", lambda _: _json_text(f"{METADATA}->'user_api_key_alias'")),
     "end_user": ("end_user", lambda _: _text(qident("end_user"))),
     "user": ("user", lambda _: _text(qident("user"))),
 }
@@ -101,8 +109,10 @@ def failure_sql(real: Set[str]) -> str:
 
 
 def status_sql(real: Set[str]) -> str:
-    """`success`, `error`, or `killed` / `throttled` for a failure worded as a costtop switch's refusal."""
-    message = f"({ERROR_INFO}->>'error_message')"
+    """`success`, `error`, or `killed` / `throttled` for a failure worded as a costtop switch's refusal and
+    raised by costtop's callback (its exception's class: a message alone can echo what a client wrote)."""
+    refused = f"({ERROR_INFO}->>'error_class') = {_literal(REFUSED_CLASS)}"
+    message = f"(CASE WHEN {refused} THEN {ERROR_INFO}->>'error_message' END)"
     return (f"(CASE WHEN {failure_sql(real)} THEN (CASE "
             f"WHEN strpos({message}, {_literal(refusal_marker('killed'))}) > 0 THEN 'killed' "
             f"WHEN strpos({message}, {_literal(refusal_marker('throttled'))}) > 0 THEN 'throttled' "
@@ -110,10 +120,12 @@ def status_sql(real: Set[str]) -> str:
 
 
 def cost_sql() -> str:
-    """`spend`, except an unpriced call (tokens, spend 0, not a cache hit): NULL, no recorded cost."""
+    """`spend`, except an unpriced call (tokens, spend 0, not a cache hit): NULL, no recorded cost.
+    Counts that are not zero, negative ones too, are tokens: such a row's $0 is not known to be true.
+    Each count is compared on its own: their sum, in integer, overflows at LiteLLM's largest counts."""
     spend = qident("spend")
-    tokens = f"coalesce({qident('prompt_tokens')}, 0) + coalesce({qident('completion_tokens')}, 0)"
-    return (f"(CASE WHEN {spend} = 0 AND {tokens} > 0 AND coalesce({qident('cache_hit')}, '') <> 'True' "
+    tokens = f"(coalesce({qident('prompt_tokens')}, 0) <> 0 OR coalesce({qident('completion_tokens')}, 0) <> 0)"
+    return (f"(CASE WHEN {spend} = 0 AND {tokens} AND coalesce({qident('cache_hit')}, '') <> 'True' "
             f"THEN NULL ELSE {spend} END)")
 
 
