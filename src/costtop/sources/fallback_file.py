@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from costtop.sources.records import FallbackState
 from costtop.text import clean
 
 # The contract's columns as the gateway writes them, in order (config.REQUIRED_COLUMNS + optional).
@@ -70,20 +71,6 @@ def parse_line(line: bytes) -> dict[str, Any] | None:
         return None
     row["created_at"] = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
     return row
-
-
-@dataclass(frozen=True, slots=True)
-class FallbackState:
-    """What the fallback file(s) hold now. `error` set: the files could not all be read, and the
-    figures are what could be (a lower bound) or, with `files == 0`, unknown."""
-
-    pattern: str
-    files: int = 0
-    lines: int = 0  # lines waiting, malformed ones included
-    malformed: int = 0
-    oldest: datetime | None = None  # the oldest well-formed line's created_at
-    caught_up: bool = True  # every byte of every file read: False while a large backlog is being read
-    error: str | None = None
 
 
 @dataclass(slots=True)
