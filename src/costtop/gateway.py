@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import math
 import os
 import time
 import uuid
@@ -59,6 +60,7 @@ class Decision:
     allowed: bool
     throttled: bool = False
     blocked_by: str | None = None  # the switch key that refused the call
+    retry_after: int | None = None  # refused by a throttle: seconds until the next UTC minute
 
 
 def switch_keys(keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
@@ -87,6 +89,31 @@ async def check_switches(redis: Redis, keys: KeyNames, agent_id: str | None, pro
     if throttle_key and values[-1] is not None:
         return Decision(allowed=True, throttled=True, blocked_by=throttle_key), _text(values[-1])
     return Decision(allowed=True), None
+
+
+# A throttled agent's calls in one UTC minute are counted under `{calls}:minute:{agent}:{minute}`: under
+# the counters' prefix, never the switches' (costtop lists every `throttle:*` key as a switch).
+RATE_WINDOW_SECONDS = 60
+
+
+def minute_key(keys: KeyNames, agent_id: str, now: datetime) -> str:
+    return f"{keys.calls}:minute:{agent_id}:{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M')}"
+
+
+async def count_minute(redis: Redis, keys: KeyNames, agent_id: str, now: datetime) -> int:
+    """A throttled agent's calls in the current UTC minute, this one included: INCR and EXPIRE in one
+    round trip, made only for a throttled agent (the LiteLLM callback and Gateway share it)."""
+    key = minute_key(keys, agent_id, now)
+    pipe = redis.pipeline(transaction=False)
+    pipe.incr(key)
+    pipe.expire(key, 2 * RATE_WINDOW_SECONDS)
+    count, _ = await pipe.execute()
+    return int(count)
+
+
+def retry_after(now: datetime) -> int:
+    """Seconds to the next UTC minute, at least 1: when a throttled agent may call again."""
+    return max(1, math.ceil(RATE_WINDOW_SECONDS - now.timestamp() % RATE_WINDOW_SECONDS))
 
 
 def _text(value: bytes | str) -> str:
@@ -147,15 +174,25 @@ class Gateway:
     timeout: float = 3.0  # the most an insert may take before its rows go to the fallback file
     drain_every: float = 30.0  # seconds between drain attempts made by record()
     drains_table: str = "costtop_fallback_drains"  # one row per drained batch: the exactly-once marker
+    # A throttled agent's calls allowed per UTC minute (the LiteLLM callback's rule); past it `check`
+    # refuses with `retry_after`. None: `check` only says the agent is throttled and the caller paces it.
+    throttle_per_minute: int | None = None
     fallback_rows: int = 0  # rows this gateway wrote to the fallback file (a figure for its own metrics)
     last_error: str | None = None  # why the last insert or drain failed
     _next_drain: float = field(default=0.0, init=False, repr=False)
     _drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     async def check(self, agent_id: str, provider: str | None = None, model: str | None = None) -> Decision:
-        """One round trip: any kill key refuses the call; a throttle key slows it."""
+        """One round trip: any kill key refuses the call; a throttle key slows it. With
+        `throttle_per_minute`, a throttled agent's call is counted (a second round trip) and refused past
+        the limit, with the seconds to wait."""
         decision, _ = await check_switches(self.redis, self.keys, agent_id, [provider] if provider else [],
                                            [model] if model else [])
+        if decision.throttled and self.throttle_per_minute is not None:
+            now = datetime.now(UTC)
+            if await count_minute(self.redis, self.keys, agent_id, now) > self.throttle_per_minute:
+                return Decision(allowed=False, throttled=True, blocked_by=decision.blocked_by,
+                                retry_after=retry_after(now))
         return decision
 
     async def record(self, calls: Sequence[Call]) -> None:
