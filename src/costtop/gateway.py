@@ -277,7 +277,10 @@ class Gateway:
 
         assert self.fallback is not None
         batch = batch_file.name.rsplit(DRAINING_INFIX, 1)[1]
-        rows, rejected = await asyncio.to_thread(read_batch, batch_file)
+        try:
+            rows, rejected = await asyncio.to_thread(read_batch, batch_file)
+        except FileNotFoundError:
+            return 0  # another gateway process drained it since the listing
         plain = [tuple(r.get(n) for n in FALLBACK_COLUMNS) for r in rows if not r.get("commit_unknown")]
         maybe = [tuple(r.get(n) for n in FALLBACK_COLUMNS) for r in rows if r.get("commit_unknown")]
         marks = qualified(self.tables, self.drains_table)
@@ -358,8 +361,11 @@ def claim_batches(path: Path) -> list[Path]:
                 os.rename(path, f"{path}{DRAINING_INFIX}{uuid.uuid4().hex}")
         finally:
             os.close(fd)
-    batches = list(path.parent.glob(f"{glob_escape(path.name)}{DRAINING_INFIX}*"))
-    return sorted(batches, key=lambda p: (p.stat().st_mtime, p.name))
+    batches: list[tuple[float, str, Path]] = []
+    for batch in path.parent.glob(f"{glob_escape(path.name)}{DRAINING_INFIX}*"):
+        with contextlib.suppress(FileNotFoundError):  # another gateway process finished it meanwhile
+            batches.append((batch.stat().st_mtime, batch.name, batch))
+    return [batch for _, _, batch in sorted(batches)]
 
 
 def glob_escape(name: str) -> str:
