@@ -52,6 +52,9 @@ class ManyAgentsFeed:
         budgets = {a: Decimal(10 + i % 50) for i, a in enumerate(self.agents)}
         return RedisState((), budgets, Decimal("5000"), Decimal("100000"))
 
+    async def read_fallback(self) -> None:
+        return None
+
     async def read_counters(self, day: str) -> GatewayCounters:
         return GatewayCounters(day, {}, None)
 

@@ -107,6 +107,9 @@ class TimedFeed:
     async def read_redis(self) -> RedisState:
         return await self.inner.read_redis()
 
+    async def read_fallback(self) -> object:
+        return await self.inner.read_fallback()
+
     async def read_counters(self, day: str) -> object:
         return await self.inner.read_counters(day)
 

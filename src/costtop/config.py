@@ -165,6 +165,9 @@ class Thresholds(BaseModel):
     anomaly_hour_factor: Decimal = Field(default=Decimal("3"), ge=1, le=1000, allow_inf_nan=False)
     anomaly_min_days: int = Field(default=3, ge=1, le=7)  # the history is the 7 days before
     anomaly_min_usd: Decimal = Field(default=Decimal("1"), ge=0, le=Decimal("1e12"), allow_inf_nan=False)
+    # The gateway's fallback file (seed: drained within an hour): its oldest line older than this is
+    # an alert, rows are not reaching the table.
+    fallback_drain_seconds: float = Field(default=3600.0, ge=10, le=30 * 86400, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _velocity_order(self) -> Thresholds:
@@ -193,6 +196,10 @@ class Settings(BaseModel):
     pricing_url: str = "https://openrouter.ai/api/v1/models"
     # Where audit rows wait while Postgres is unreachable (default: the user's state directory).
     audit_spool: str | None = None
+    # The gateway's fallback JSONL file (rows Postgres refused, waiting to be drained); a glob allowed,
+    # e.g. "/var/lib/gateway/fallback.jsonl*" to count the batches being drained too. Its depth and
+    # oldest line are shown in the header; unset: not watched.
+    fallback_file: str | None = Field(default=None, min_length=1, max_length=4096)
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -266,7 +273,7 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str, "preset": str}
+            "theme": str, "preset": str, "fallback_file": str}
 
 
 def default_config_path() -> Path:

@@ -15,6 +15,7 @@ from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayAggregate,
+    FallbackState,
     GatewayCounters,
     MinuteAggregate,
     ProviderSecond,
@@ -73,6 +74,9 @@ class StaticFeed:
         )
         budgets = {name: b for name, (_, _, _, b) in AGENTS.items() if b is not None}
         return RedisState(switches, budgets, Decimal("200"), Decimal("3000"))
+
+    async def read_fallback(self) -> FallbackState | None:
+        return None  # the demo's gateway watches no fallback file
 
     async def read_counters(self, day: str) -> GatewayCounters:
         # email-bot's counter runs ahead of its rows: the reconciliation flags it.

@@ -18,6 +18,7 @@ from costtop.engine.snapshot import (
     Alert,
     BudgetState,
     BudgetView,
+    FallbackView,
     HeaderStats,
     Health,
     Level,
@@ -38,6 +39,15 @@ def budget_alert(subject: str, label: str, budget: BudgetView) -> Alert | None:
     severity = Severity.CRITICAL if budget.state is BudgetState.EXCEEDED else Severity.WARNING
     return Alert(f"budget:{label}:{subject}", f"{label} budget", severity, subject,
                  f"{budget.fraction * 100:.0f} % of {usd(budget.limit)}")
+
+
+def fallback_alert(fallback: FallbackView) -> Alert:
+    """The fallback file's oldest line is past the drain limit (seed: drained within an hour): rows are
+    not reaching the table, and every figure read from it is short by what waits there."""
+    waiting = f"{fallback.lines:,} line{'s' if fallback.lines != 1 else ''}"
+    age = fallback.oldest_age_seconds or 0.0
+    return Alert("fallback:file", "fallback not drained", Severity.CRITICAL, "gateway",
+                 f"{waiting} waiting, the oldest {age / 60:.0f} min old")
 
 
 def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,

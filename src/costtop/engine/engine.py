@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
-from costtop.engine.alerts import AlertBook, evaluate
+from costtop.engine.alerts import AlertBook, evaluate, fallback_alert
 from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
 from costtop.engine.budgets import budget_view, projected
 from costtop.engine.data_quality import cost_quality, data_quality_lines
@@ -19,6 +19,7 @@ from costtop.engine.series import AgentSeries, CostSeries
 from costtop.engine.snapshot import (
     AgentRow,
     AgentState,
+    FallbackView,
     HeaderStats,
     Health,
     Level,
@@ -36,6 +37,7 @@ from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayBaseline,
+    FallbackState,
     GatewayCounters,
     MinuteAggregate,
     ReadQuality,
@@ -175,6 +177,7 @@ class Engine:
         self.alerts = AlertBook()
         self.live_traces = LiveTraces(self.thresholds.loop_calls, self.thresholds.context_tokens)
         self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
+        self.fallback: FallbackState | None = None  # the gateway's fallback file, as last read
         self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
         self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})
         self._reconciled: tuple[GatewayCounters | None, Reconciliation | None] = (None, None)
@@ -486,6 +489,9 @@ class Engine:
                 active += day_anomalies(self.day_norms, spent, th)
             before, this_hour = self.agent_hours.slots(now_s // 3600)
             active += hour_anomalies(before, this_hour, th)
+        fallback = self._fallback(now)
+        if fallback is not None and fallback.overdue:
+            active.append(fallback_alert(fallback))
         alerts, new_critical = self.alerts.update(active, now)
         return Snapshot(
             at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
@@ -496,8 +502,19 @@ class Engine:
             anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
             audit_pending=self.audit_pending, audit_error=self.audit_error,
             audit_spool_error=self.audit_spool_error,
-            data_quality=self.data_quality(now),
+            data_quality=self.data_quality(now), fallback=fallback,
         )
+
+    def _fallback(self, now: datetime) -> FallbackView | None:
+        """The fallback file's figures at `now`: its oldest line's age, and whether that is past the
+        drain limit. An unreadable file is unknown, and unknown is never overdue."""
+        state = self.fallback
+        if state is None:
+            return None
+        age = None if state.oldest is None else max(0.0, (now - state.oldest).total_seconds())
+        return FallbackView(lines=state.lines, malformed=state.malformed, oldest_age_seconds=age,
+                            overdue=age is not None and age > self.thresholds.fallback_drain_seconds,
+                            caught_up=state.caught_up, error=state.error)
 
     def data_quality(self, now: datetime) -> tuple[str, ...]:
         """One line per kind of bad data, said rather than hidden: rows off the clock or too late

@@ -198,6 +198,22 @@ class HeaderStats:
 
 
 @dataclass(frozen=True, slots=True)
+class FallbackView:
+    """The gateway's fallback file as the header shows it (only when costtop was told its path)."""
+
+    lines: int  # lines waiting, malformed ones included (a lower bound while `error` or not `caught_up`)
+    malformed: int
+    oldest_age_seconds: float | None  # None: no well-formed line waits
+    overdue: bool  # the oldest line is past the drain limit
+    caught_up: bool  # every byte read (a large backlog is read a few MB a refresh)
+    error: str | None  # what could not be read: the figures are then what could be
+
+    @property
+    def known(self) -> bool:
+        return self.error is None or self.lines > 0
+
+
+@dataclass(frozen=True, slots=True)
 class SourceView:
     name: str
     connected: bool
@@ -230,6 +246,7 @@ class Snapshot:
     # that could not be read, costs the figures could not count (NaN) or took as recorded (negative),
     # naming the agents; plain text, cleaned where it is drawn.
     data_quality: tuple[str, ...] = ()
+    fallback: FallbackView | None = None  # None: no fallback file is watched
 
     def has(self, column: str) -> bool:
         return column in self.columns

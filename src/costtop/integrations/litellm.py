@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -39,14 +38,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from costtop.config import LiteLLMSettings, Settings, load_settings
-from costtop.gateway import Decision, check_switches, day_of, queue_counters
+from costtop.gateway import (
+    Decision,
+    check_switches,
+    count_minute,
+    day_of,
+    queue_counters,
+    retry_after,
+)
 from costtop.refusals import REFUSED_CLASS, refusal_message
 
 log = logging.getLogger("costtop.litellm")
 
-# A throttled agent's calls in one UTC minute are counted under `{calls}:minute:{agent}:{minute}`: under
-# the counters' prefix, never the switches' (costtop lists every `throttle:*` key as a switch).
-RATE_WINDOW_SECONDS = 60
 
 
 def _text(value: object) -> str | None:
@@ -220,20 +223,13 @@ class CosttopCallback(CustomLogger):
             raise Refused(refusal_message("killed", decision.blocked_by, value), 403)
         limit = self.settings.litellm.throttle_per_minute
         if decision.throttled and decision.blocked_by and calls_this_minute > limit:
-            wait = max(1, math.ceil(RATE_WINDOW_SECONDS - time.time() % RATE_WINDOW_SECONDS))
             raise Refused(refusal_message("throttled", decision.blocked_by, value), 429,
-                          {"retry-after": str(wait)})
+                          {"retry-after": str(retry_after(datetime.now(UTC)))})
 
     async def _count_minute(self, agent: str) -> int:
         """This agent's calls in the current UTC minute, this one included (a second round trip, made only
         for a throttled agent)."""
-        minute = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M")
-        key = f"{self.settings.keys.calls}:minute:{agent}:{minute}"
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.incr(key)
-        pipe.expire(key, 2 * RATE_WINDOW_SECONDS)
-        count, _ = await pipe.execute()
-        return int(count)
+        return await count_minute(self.redis, self.settings.keys, agent, datetime.now(UTC))
 
     def _unreachable(self, exc: BaseException, waited: float) -> None:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

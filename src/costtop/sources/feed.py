@@ -6,6 +6,7 @@ for snapshot tests and screenshots through the same interface, so the UI cannot 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Protocol
@@ -14,12 +15,14 @@ from costtop.config import Settings
 from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.errors import SourceError
+from costtop.sources.fallback_file import FallbackReader
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayBaseline,
+    FallbackState,
     GatewayCounters,
     ReadQuality,
     RedisState,
@@ -35,6 +38,8 @@ class Feed(Protocol):
 
     async def read_redis(self) -> RedisState: ...
     async def read_counters(self, day: str) -> GatewayCounters: ...
+    # The gateway's fallback file, when costtop was told its path (`fallback_file`); None: not watched.
+    async def read_fallback(self) -> FallbackState | None: ...
     async def connect_postgres(self) -> frozenset[str]: ...
     async def baseline(self, now: datetime) -> Baseline: ...
     # Called only when baseline() returned `pending=True`: the rest of that baseline.
@@ -62,6 +67,7 @@ class LiveFeed:
         self.redis = RedisReader(settings)
         self.postgres = PostgresReader(settings)
         self.spool = AuditSpool.for_settings(settings)
+        self.fallback = FallbackReader(settings.fallback_file) if settings.fallback_file else None
         self.audit_lost = 0  # audit rows neither Postgres nor the spool took: said at quit, however late
 
     async def read_redis(self) -> RedisState:
@@ -69,6 +75,12 @@ class LiveFeed:
 
     async def read_counters(self, day: str) -> GatewayCounters:
         return await self.redis.read_counters(day)
+
+    async def read_fallback(self) -> FallbackState | None:
+        """Off the event loop: a stat per file, and the bytes appended since the last read."""
+        if self.fallback is None:
+            return None
+        return await asyncio.to_thread(self.fallback.read)
 
     async def connect_postgres(self) -> frozenset[str]:
         await self.postgres.connect()

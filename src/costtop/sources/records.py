@@ -234,3 +234,17 @@ class SpendHistory:
     day: str  # YYYY-MM-DD: the day this history precedes
     days: int
     sums: tuple[tuple[str, int, Decimal], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackState:
+    """What the fallback file(s) hold now. `error` set: the files could not all be read, and the
+    figures are what could be (a lower bound) or, with `files == 0`, unknown."""
+
+    pattern: str
+    files: int = 0
+    lines: int = 0  # lines waiting, malformed ones included
+    malformed: int = 0
+    oldest: datetime | None = None  # the oldest well-formed line's created_at
+    caught_up: bool = True  # every byte of every file read: False while a large backlog is being read
+    error: str | None = None

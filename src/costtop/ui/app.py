@@ -26,7 +26,7 @@ from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
-from costtop.sources.records import RedisState, SourceStatus
+from costtop.sources.records import FallbackState, RedisState, SourceStatus
 from costtop.sources.writer import Outcome, SwitchChange, WriteResult, switch_key
 from costtop.text import one_line
 from costtop.ui.commands import CosttopCommands
@@ -36,6 +36,7 @@ from costtop.ui.messages import (
     BaselineRead,
     CountersRead,
     DayTotalsRead,
+    FallbackRead,
     HistoryFailed,
     HistoryRead,
     RedisRead,
@@ -161,6 +162,8 @@ class CosttopApp(App[None]):
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
         self.run_worker(self._counters_loop(), group="counters", name="counters", exclusive=True)
         self.run_worker(self._history_loop(), group="history", name="history", exclusive=True)
+        if self.settings.fallback_file:
+            self.run_worker(self._fallback_loop(), group="fallback", name="fallback", exclusive=True)
         # New rows render at once (freshness = one read interval); this timer only keeps ages and the
         # sliding windows moving when no data arrives, so it stays quiet while reads keep coming.
         self._render_timer = self.set_interval(self.refresh_seconds / 2, self._tick, name="render")
@@ -237,6 +240,18 @@ class CosttopApp(App[None]):
                 failures = 0
                 self.post_message(HistoryRead(history))
             await asyncio.sleep(HISTORY_CHECK_SECONDS)
+
+    async def _fallback_loop(self) -> None:
+        """The gateway's fallback file, once per refresh: a stat per file and the bytes appended since
+        (sources/fallback_file.py), so a large file costs nothing more once read."""
+        while True:
+            started = time.monotonic()
+            try:
+                self.post_message(FallbackRead(await self.feed.read_fallback()))
+            except Exception as exc:  # the reader says its trouble itself; this is a bug's safety net
+                self.post_message(FallbackRead(FallbackState(self.settings.fallback_file or "",
+                                                             error=self._failure(exc))))
+            await asyncio.sleep(max(0.1, self.refresh_seconds - (time.monotonic() - started)))
 
     async def _postgres_loop(self) -> None:
         failures = 0
@@ -319,6 +334,12 @@ class CosttopApp(App[None]):
     def _audit_drained(self, message: AuditDrained) -> None:
         if (message.left, message.error) != (self.engine.audit_pending, self.engine.audit_error):
             self.engine.audit_pending, self.engine.audit_error = message.left, message.error
+            self.render_snapshot()
+
+    @on(FallbackRead)
+    def _fallback_read(self, message: FallbackRead) -> None:
+        if message.state != self.engine.fallback:
+            self.engine.fallback = message.state
             self.render_snapshot()
 
     @on(HistoryRead)

@@ -10,6 +10,7 @@ from costtop.sources.records import (
     Baseline,
     CallRecord,
     DayBaseline,
+    FallbackState,
     GatewayCounters,
     ReadQuality,
     RedisState,
@@ -52,6 +53,13 @@ class HistoryRead(Message):
 class AuditDrained(Message):
     left: int  # audit rows still waiting in the local spool
     error: str | None = None  # why Postgres did not take them
+
+
+@dataclass
+class FallbackRead(Message):
+    """The gateway's fallback file as just read (a read never fails: trouble is in the state)."""
+
+    state: FallbackState
 
 
 @dataclass

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
-from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
+from costtop.engine.snapshot import BudgetView, FallbackView, Snapshot, SourceView
 from costtop.money import usd
 from costtop.text import clean
 from costtop.ui.display import Display
@@ -29,6 +29,29 @@ def badge(source: SourceView) -> Text:
     text = Text(f"✖ {source.name} STALE", style="bold white on red")
     text.append(f" last read {duration(source.age_seconds)} ago" if source.age_seconds is not None
                 else " never read", style="red")
+    return text
+
+
+def fallback_segment(view: FallbackView) -> Text:
+    """The gateway's fallback file in one segment: lines waiting and the oldest one's age. Empty is
+    good news and said so; past the drain limit it is red; what could not be read is "?" or "≥"."""
+    if view.error is not None and not view.lines:
+        text = Text("Fallback ?", style="bold yellow")
+        text.append(f" ({clean(view.error, 60)})", style="yellow")
+        return text
+    if not view.lines:
+        return Text("Fallback empty", style="green")
+    at_least = "" if view.caught_up and view.error is None else "≥"
+    style = "bold white on red" if view.overdue else "bold yellow"
+    text = Text(f"{'▲ ' if view.overdue else ''}Fallback {at_least}{view.lines:,} "
+                f"line{'s' if view.lines != 1 else ''}", style=style)
+    age = view.oldest_age_seconds
+    if age is not None:
+        text.append(f" oldest {int(age)}s" if age < 60 else f" oldest {duration(age)}", style=style)
+    if view.overdue:
+        text.append(" NOT DRAINED", style=style)
+    if view.malformed:
+        text.append(f" ({view.malformed:,} malformed)", style="red")
     return text
 
 
@@ -90,6 +113,8 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         _stat("p95 5m", millis(h.p95_ms)),
         *(badge(s) for s in snap.sources),
     ]
+    if snap.fallback is not None:
+        second.append(fallback_segment(snap.fallback))
     if width >= 120 or display.refresh != 1.0:  # on a small terminal only when it is not the usual second
         second.insert(5, _stat("Refresh", Text(f"{display.refresh:g}s", style="dim")))
     if snap.data_quality:
