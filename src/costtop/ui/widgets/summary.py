@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
+from costtop.engine.liveness import whole
 from costtop.engine.snapshot import BudgetView, Snapshot, SourceView
 from costtop.money import usd
 from costtop.text import clean
@@ -30,6 +31,14 @@ def badge(source: SourceView) -> Text:
     text.append(f" last read {duration(source.age_seconds)} ago" if source.age_seconds is not None
                 else " never read", style="red")
     return text
+
+
+def newest_row(age: float | None, silent: bool) -> Text:
+    """The newest row's age by costtop's clock: a Postgres badge can be green while the gateway has
+    stopped writing, and only this says so. Silent: the alert's words, in red."""
+    if silent:
+        return Text(f"✖ no rows {'ever' if age is None else whole(age)}", style="bold white on red")
+    return _stat("Last row", Text("–" if age is None else whole(age), style="dim"))
 
 
 def _budget(label: str, budget: BudgetView) -> Text:
@@ -72,6 +81,8 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
     h = snap.header
     burn = level_text(f"{usd(h.velocity_per_min)}/min", h.velocity_level)
     burn.append(f" ({usd(h.velocity_per_hour, 0)}/h)", style="dim")
+    if h.rows_silent:
+        burn.append(" stale", style="bold red")  # the window holds the last rows, not the last 5 minutes
     first = [
         Text("costtop", style="bold reverse"),
         _stat("Today", Text(usd(h.spend_today)) + _forecast(h.projected_today)),
@@ -88,6 +99,7 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         _stat("Errors 1h", percent(h.error_rate_1h)),
         _stat("Cache hit", percent(h.cache_hit_rate)),
         _stat("p95 5m", millis(h.p95_ms)),
+        newest_row(h.newest_row_age, h.rows_silent),
         *(badge(s) for s in snap.sources),
     ]
     if width >= 120 or display.refresh != 1.0:  # on a small terminal only when it is not the usual second
