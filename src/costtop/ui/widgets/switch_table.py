@@ -11,13 +11,18 @@ from costtop.text import id_text
 from costtop.ui.format import call_age, duration
 from costtop.ui.widgets.keyed_table import KeyedTable
 
-COLUMNS = [("key", "Switch", None), ("kind", "Kind", 8), ("last", "Last call", 11), ("who", "Who", None),
+COLUMNS = [("key", "Switch", None), ("kind", "Kind", 8), ("last", "Last call", 9), ("who", "Who", None),
            ("why", "Why", None), ("ttl", "Expires in", 11)]
+# Below this width the kind (the key says it, in its colour) gives its room to the last call, so that
+# the expiry still fits at 80 columns.
+NARROW = [column for column in COLUMNS if column[0] != "kind"]
+WIDE = 110
 
 
 class SwitchTable(KeyedTable):
     def show(self, snap: Snapshot) -> None:
-        self.set_columns(COLUMNS)
+        wide = self.app.size.width >= WIDE
+        self.set_columns(COLUMNS if wide else NARROW)
         rows = []
         now = snap.at.timestamp()
         for switch in snap.switches:
@@ -25,7 +30,8 @@ class SwitchTable(KeyedTable):
             style = "bold red" if switch.kind is SwitchKind.KILL else "bold yellow"
             ttl = Text(duration(switch.ttl_seconds), style="dim") if switch.ttl_seconds is not None \
                 else Text("manual only", style="dim")
-            rows.append((switch.key, (id_text(switch.key, style=style), Text(switch.kind.value, style=style),
+            kind = (Text(switch.kind.value, style=style),) if wide else ()
+            rows.append((switch.key, (id_text(switch.key, style=style), *kind,
                                       verified(snap.kill_check(switch.key), now),
                                       Text(f"{who} ({source})"), Text(why), ttl)))
         self.apply(rows)
