@@ -455,7 +455,7 @@ class Engine:
                 trend=self._trend(name, trend_slots) if trend_slots else (),
                 calls_5m=in_window.calls if in_window is not None else 0,
                 errors_5m=in_window.errors if in_window is not None else 0,
-                last_call_at=liveness.last.get(("agent", name)),
+                last_call_at=liveness.agents.get(name),
             )
             keyed[name] = sort_key(self.sort, rows[name])
         if changed:

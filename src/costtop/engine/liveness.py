@@ -30,6 +30,7 @@ from costtop.engine.snapshot import Alert, KillCheck, Severity
 from costtop.sources.records import CallRecord, GatewayCounters, SwitchKind, SwitchRecord
 
 REFUSED = frozenset({"killed", "throttled"})
+NEVER = -math.inf
 
 
 @dataclass(slots=True)
@@ -48,7 +49,10 @@ class Watch:
 @dataclass(slots=True)
 class Liveness:
     thresholds: Thresholds
-    last: dict[tuple[str, str | None], float] = field(default_factory=dict)  # (scope, name) -> newest call
+    # Each target's newest call (epoch seconds of its start), per scope.
+    agents: dict[str | None, float] = field(default_factory=dict)
+    models: dict[str | None, float] = field(default_factory=dict)
+    providers: dict[str | None, float] = field(default_factory=dict)
     newest: float | None = None  # the newest row's time stamp, any target
     seen_from: float | None = None  # every agent's and provider's call since then was read (the baseline window)
     read_from: float | None = None  # every model's call since then was read (the baseline has no model window)
@@ -58,20 +62,25 @@ class Liveness:
     known: bool = False  # the switches are known (Redis answered at the last snapshot)
     readings: list[tuple[float, int]] = field(default_factory=list)  # (read at, calls:{day}) today
     _counters: GatewayCounters | None = None
+    _pruned: int = -(2**62)  # the second `recent` was last trimmed at
 
     # -- rows --------------------------------------------------------------------------------------
 
     def call(self, row: CallRecord, stamp: float) -> None:
-        """One call read: its targets' last call, the newest row, and the kill check. Hot: per row."""
-        last = self.last
-        for key in (("agent", row.agent_id), ("model", row.model), ("provider", row.provider)):
-            if last.get(key, -math.inf) < stamp:
-                last[key] = stamp
+        """One call read: its targets' last call, the newest row, and the kill check. Hot (per row, 10,000
+        agents at 1,000 calls/s): one dict per scope, no tuple built, the kill check only while a kill is on."""
+        agents, models, providers = self.agents, self.models, self.providers
+        agent, model, provider = row.agent_id, row.model, row.provider
+        if agents.get(agent, NEVER) < stamp:
+            agents[agent] = stamp
+        if models.get(model, NEVER) < stamp:
+            models[model] = stamp
+        if providers.get(provider, NEVER) < stamp:
+            providers[provider] = stamp
         self._stamp(stamp, 1)
         if self.watches and self.known and row.status not in REFUSED:
             grace = self.thresholds.kill_grace_seconds
-            for key in (("agent", row.agent_id), ("model", row.model), ("provider", row.provider),
-                        ("global", "*")):
+            for key in (("agent", agent), ("model", model), ("provider", provider), ("global", "*")):
                 watch = self.watches.get(key)  # type: ignore[arg-type]
                 if watch is not None and stamp >= watch.since + grace:
                     watch.violations += 1
@@ -79,25 +88,26 @@ class Liveness:
 
     def group(self, second: int, agent: str | None, calls: int) -> None:
         """An agent's calls of one second, read in bulk at start-up: before any switch costtop watches."""
-        stamp = float(second)
-        if self.last.get(("agent", agent), -math.inf) < stamp:
-            self.last[("agent", agent)] = stamp
-        self._stamp(stamp, calls)
+        if self.agents.get(agent, NEVER) < second:
+            self.agents[agent] = float(second)
+        self._stamp(float(second), calls)
 
     def provider_group(self, second: int, provider: str | None) -> None:
-        if self.last.get(("provider", provider), -math.inf) < second:
-            self.last[("provider", provider)] = float(second)
+        if self.providers.get(provider, NEVER) < second:
+            self.providers[provider] = float(second)
 
     def _stamp(self, stamp: float, calls: int) -> None:
-        second = math.floor(stamp)
         newest = self.newest
+        second = int(stamp // 1)
         if newest is None or stamp > newest:
             self.newest = newest = stamp
-            first = math.floor(newest - self.thresholds.silence_seconds)
-            if len(self.recent) > 64 and min(self.recent) < first:
+            if second > self._pruned:  # at most once a second, however many rows: a dict of a few hundred
+                self._pruned = second
+                first = math.floor(newest - self.thresholds.silence_seconds)
                 self.recent = {s: n for s, n in self.recent.items() if s >= first}
         if second >= newest - self.thresholds.silence_seconds:
-            self.recent[second] = self.recent.get(second, 0) + calls
+            recent = self.recent
+            recent[second] = recent.get(second, 0) + calls
 
     def watching_from(self, at: float, window: float) -> None:
         """The first baseline, read at `at`, held every agent's and provider's calls of the `window`
@@ -112,7 +122,7 @@ class Liveness:
     def last_call(self, scope: str, name: str | None) -> float | None:
         if scope == "global":
             return self.newest
-        return self.last.get((scope, name))
+        return {"agent": self.agents, "model": self.models, "provider": self.providers}.get(scope, {}).get(name)
 
     # -- switches ----------------------------------------------------------------------------------
 
