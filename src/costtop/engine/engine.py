@@ -206,6 +206,7 @@ class Engine:
             self.columns = frozenset(columns)
         if at is not None:
             self.liveness.watching_from(at.timestamp(), VELOCITY_SECONDS)
+        self.liveness.recent = {}  # the window's rows come again below: traffic is not counted twice
         self.days = {}
         self.today = UsageTotals()
         self.cost_flagged = set()
