@@ -137,6 +137,12 @@ Millis = Annotated[int, Field(ge=1, le=86_400_000)]
 Count = Annotated[int, Field(ge=1, le=1_000_000_000)]
 
 
+SILENCE_SECONDS = 60.0
+# Under the LiteLLM preset: twice LiteLLM's usual lateness (presets.LITELLM_USUAL_LATENESS, the call plus
+# a 10-60 s batch): a row stamped with its call's start is never expected later than half of it.
+LITELLM_SILENCE_SECONDS = 240.0
+
+
 class Thresholds(BaseModel):
     """Seed defaults: velocity in USD over the 5-minute window; budget fractions."""
 
@@ -168,6 +174,17 @@ class Thresholds(BaseModel):
     # The gateway's fallback file (seed: drained within an hour): its oldest line older than this is
     # an alert, rows are not reaching the table.
     fallback_drain_seconds: float = Field(default=3600.0, ge=10, le=30 * 86400, allow_inf_nan=False)
+    # Kill verification (issue 16): a call that started this many seconds after a kill switch was set,
+    # and was not refused by it, means the gateway is not checking that switch. The grace covers calls
+    # already on their way when the switch went on.
+    kill_grace_seconds: float = Field(default=10.0, ge=0, le=3600, allow_inf_nan=False)
+    # A silent gateway: no row stamped in this many seconds after traffic was flowing, or while the
+    # gateway's `calls:{day}` kept rising. Above LiteLLM's batch delay under `preset = "litellm"` (240 s,
+    # set by Settings when not given); 60 s for a gateway that writes each row as the call ends.
+    silence_seconds: float = Field(default=SILENCE_SECONDS, ge=10, le=86_400, allow_inf_nan=False)
+    # "Traffic was flowing": at least this many rows in the silence_seconds before the newest one, so a
+    # lull of silence_seconds is ten times the usual gap between calls, not a trickle's pause.
+    silence_min_calls: Count = 10
 
     @model_validator(mode="after")
     def _velocity_order(self) -> Thresholds:
@@ -231,7 +248,20 @@ class Settings(BaseModel):
             tables = tables.model_dump(by_alias=True, exclude_unset=True)
         tables = dict(tables) if isinstance(tables, dict) else {}
         tables.setdefault("calls", PRESET_TABLES[data["preset"]])
-        return {**data, "tables": tables}
+        return {**data, "tables": tables, "thresholds": cls._preset_thresholds(data)}
+
+    @staticmethod
+    def _preset_thresholds(data: dict[str, Any]) -> Any:
+        """LiteLLM writes its spend log in batches, rows stamped with the call's start: a silence limit
+        below its delay would call every batch gap a stopped gateway. A limit the user set is kept."""
+        thresholds = data.get("thresholds")
+        if isinstance(thresholds, Thresholds):
+            if "silence_seconds" in thresholds.model_fields_set:
+                return thresholds
+            return thresholds.model_copy(update={"silence_seconds": LITELLM_SILENCE_SECONDS})
+        thresholds = dict(thresholds) if isinstance(thresholds, dict) else {}
+        thresholds.setdefault("silence_seconds", LITELLM_SILENCE_SECONDS)
+        return thresholds
 
     @field_validator("refresh")
     @classmethod

@@ -14,11 +14,13 @@ from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_ano
 from costtop.engine.budgets import budget_view, projected
 from costtop.engine.data_quality import cost_quality, data_quality_lines
 from costtop.engine.live_traces import LiveTraces
+from costtop.engine.liveness import Liveness
 from costtop.engine.reconcile import reconcile
 from costtop.engine.series import AgentSeries, CostSeries
 from costtop.engine.snapshot import (
     AgentRow,
     AgentState,
+    Alert,
     FallbackView,
     HeaderStats,
     Health,
@@ -26,6 +28,7 @@ from costtop.engine.snapshot import (
     ModelRow,
     ProviderRow,
     Reconciliation,
+    Severity,
     Snapshot,
     SortKey,
     SourceView,
@@ -126,6 +129,15 @@ def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
     return (burn, -float(row.spend_today or 0), none_last(row.agent_id))
 
 
+def kill_alert(key: str, scope: str, target: str, since: datetime, violations: int) -> Alert:
+    """Calls that started after a kill switch (plus the grace) and were not refused: the gateway is
+    not checking it, and the spend the kill was meant to stop goes on."""
+    subject = "fleet" if scope == "global" else target
+    return Alert(f"unhonoured:{key}", "kill not honoured", Severity.CRITICAL, subject,
+                 f"{violations:,} call{'s' if violations != 1 else ''} since {since.astimezone(UTC):%H:%M:%S} UTC "
+                 f"despite {key}: the gateway is not checking it")
+
+
 def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
     """Seed rule: more than $5 / $15 / $50 in the 5-minute window."""
     if window_usd is None:
@@ -185,13 +197,19 @@ class Engine:
         self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
         self.read_quality = ReadQuality()  # what the row reader noticed about the rows, as last told
         self.before_month = 0  # rows dated before this month that arrived live: in no figure shown
+        self.liveness = Liveness(self.thresholds)  # last calls, kills honoured, rows still coming
 
     # -- input -------------------------------------------------------------------------------------
 
-    def load(self, baseline: Baseline, columns: Iterable[str] | None = None) -> None:
-        """Start over from a baseline (at start and after a reconnect), so nothing is counted twice."""
+    def load(self, baseline: Baseline, columns: Iterable[str] | None = None, at: datetime | None = None) -> None:
+        """Start over from a baseline (at start and after a reconnect), so nothing is counted twice.
+        `at`: when it was read; every call of its 5-minute window is in it, so an agent missing from it
+        last called before that (the last-call ages say so). Last calls and kill checks are kept."""
         if columns is not None:
             self.columns = frozenset(columns)
+        if at is not None:
+            self.liveness.watching_from(at.timestamp(), VELOCITY_SECONDS)
+        self.liveness.recent = {}  # the window's rows come again below: traffic is not counted twice
         self.days = {}
         self.today = UsageTotals()
         self.cost_flagged = set()
@@ -216,8 +234,10 @@ class Engine:
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
                                   group.errors, group.latencies)
+            self.liveness.group(group.second, group.agent_id, group.calls)
         for p in baseline.providers:  # their costs are the agents' and the day's business
             self.provider_window.add(p.second, p.provider, p.calls, p.errors, p.latencies)
+            self.liveness.provider_group(p.second, p.provider)
 
     def complete(self, part: DayBaseline) -> None:
         """The day's sums arrive after the window. Rows ingested meanwhile came after the same
@@ -298,8 +318,11 @@ class Engine:
 
     def ingest(self, rows: Iterable[CallRecord]) -> None:
         days: dict[int, str] = {}  # formatting a date per row was a tenth of ingest
+        call = self.liveness.call
         for row in rows:
-            second = math.floor(row.created_at.timestamp())
+            stamp = row.created_at.timestamp()
+            call(row, stamp)
+            second = math.floor(stamp)
             day = days.get(second // 86_400)
             if day is None:
                 day = days[second // 86_400] = day_of(row.created_at)
@@ -343,6 +366,10 @@ class Engine:
                 self.trends.add(second // 60, row.agent_id, cost)
                 self.agent_hours.add(second // 3600, row.agent_id, cost)
 
+    def note_switch_set(self, key: str, at: datetime) -> None:
+        """costtop's writer set this kill switch (Outcome DONE) at `at`: the kill check counts from then."""
+        self.liveness.set_by_costtop(key, at.timestamp())
+
     # -- output ------------------------------------------------------------------------------------
 
     def snapshot(self, now: datetime, redis: RedisState | None, sources: Sequence[SourceStatus] = ()) -> Snapshot:
@@ -360,6 +387,12 @@ class Engine:
         th = self.thresholds
 
         switches = redis.switches if redis is not None else ()
+        now_epoch = now.timestamp()
+        liveness = self.liveness
+        liveness.switches(redis.switches if redis is not None else None, now_epoch)
+        liveness.counters(self.counters, now_epoch)
+        row_age, silence_alert = liveness.silence(now_epoch)
+        silent = silence_alert is not None
         by_key: dict[tuple[str, str, str], SwitchRecord] = {(s.kind, s.scope, s.target): s for s in switches}
         global_kill = by_key.get((SwitchKind.KILL, "global", "*"))
         budgets = redis.budgets if redis is not None else {}
@@ -426,6 +459,7 @@ class Engine:
                 trend=self._trend(name, trend_slots) if trend_slots else (),
                 calls_5m=in_window.calls if in_window is not None else 0,
                 errors_5m=in_window.errors if in_window is not None else 0,
+                last_call_at=liveness.agents.get(name),
             )
             keyed[name] = sort_key(self.sort, rows[name])
         if changed:
@@ -464,8 +498,9 @@ class Engine:
             cache_hit_rate=(cached / tokens_in) if known and tokens_in and "cached_tokens" in self.columns else None,
             p95_ms=self.window.global_p95(),
             totals_pending=not known,
+            newest_row_age=row_age,
+            rows_silent=silent,
         )
-        now_epoch = now.timestamp()
         views = tuple(
             SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
             for s in sources
@@ -479,7 +514,7 @@ class Engine:
             kill = kills.get((scope, name)) or global_kill
             return (AgentState.KILLED, kill) if kill else ok
 
-        providers = self._provider_rows(now_s, switches, switched, known, has_cost)
+        providers = self._provider_rows(now_s, switches, switched, known, has_cost, silent)
         reconciliation = self._reconciliation() if known and has_cost else None
         self.live_traces.advance(now_s)
         active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
@@ -489,6 +524,10 @@ class Engine:
                 active += day_anomalies(self.day_norms, spent, th)
             before, this_hour = self.agent_hours.slots(now_s // 3600)
             active += hour_anomalies(before, this_hour, th)
+        checks = liveness.checks()
+        active += [kill_alert(c.key, c.scope, c.target, c.since, c.violations) for c in checks if c.violations]
+        if silence_alert is not None:
+            active.append(silence_alert)
         fallback = self._fallback(now)
         if fallback is not None and fallback.overdue:
             active.append(fallback_alert(fallback))
@@ -503,6 +542,7 @@ class Engine:
             audit_pending=self.audit_pending, audit_error=self.audit_error,
             audit_spool_error=self.audit_spool_error,
             data_quality=self.data_quality(now), fallback=fallback,
+            kill_checks=checks, calls_seen_from=liveness.seen_from,
         )
 
     def _fallback(self, now: datetime) -> FallbackView | None:
@@ -551,9 +591,10 @@ class Engine:
         return self._reconciled[1]
 
     def _provider_rows(self, now_s: int, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
-                       has_cost: bool) -> tuple[ProviderRow, ...]:
+                       has_cost: bool, silent: bool = False) -> tuple[ProviderRow, ...]:
         """Seed rules: down above 50 % errors in 2 minutes; degraded above 10 % errors in 5 minutes
-        or a p95 above 10 s; idle without a call in 5 minutes."""
+        or a p95 above 10 s; idle without a call in 5 minutes. While the gateway is silent (no rows
+        after traffic) no provider is judged: its last rows are old news, and healthy would be a guess."""
         window = self.provider_window
         window.advance(now_s)
         th = self.thresholds
@@ -567,7 +608,9 @@ class Engine:
             rate_5m = errors_5m / calls_5m if calls_5m else None
             rate_2m = errors_2m / calls_2m if calls_2m else None
             p95 = window.p95(name)
-            if not calls_5m:
+            if silent:
+                health = Health.NO_DATA
+            elif not calls_5m:
                 health = Health.IDLE
             elif rate_2m is not None and rate_2m > th.provider_down_errors_2m:
                 health = Health.DOWN

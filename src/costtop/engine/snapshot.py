@@ -78,6 +78,7 @@ class AgentRow:
     trend: tuple[Decimal, ...] = ()  # spend per minute over the last 10 minutes, oldest first
     calls_5m: int = 0  # in the 5-minute window
     errors_5m: int = 0
+    last_call_at: float | None = None  # epoch seconds of its newest call read; None: none since watching began
 
 
 class Health(StrEnum):
@@ -85,6 +86,7 @@ class Health(StrEnum):
     DEGRADED = "degraded"  # errors above 10 % in 5 minutes, or p95 above 10 s
     DOWN = "down"  # errors above 50 % in 2 minutes (seed rule)
     IDLE = "idle"  # no call in 5 minutes: nothing to judge by
+    NO_DATA = "no data"  # the gateway went silent (no rows after traffic): its figures are not news
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,22 @@ class HeaderStats:
     # last bucket is the current, partial one. Empty while the day's sums are still being read.
     per_minute: tuple[Decimal, ...] = ()
     per_hour: tuple[Decimal, ...] = ()
+    newest_row_age: float | None = None  # seconds from the newest row's time stamp to costtop's clock
+    rows_silent: bool = False  # the gateway stopped writing rows (liveness.py): window figures go stale
+
+
+@dataclass(frozen=True, slots=True)
+class KillCheck:
+    """A kill switch that is on, and whether the gateway honours it (engine/liveness.py)."""
+
+    key: str
+    scope: str
+    target: str
+    since: datetime  # when it was set, as far as costtop knows
+    written: bool  # True: costtop set it at `since`; False: `since` is when costtop first saw it
+    last_call_at: float | None  # epoch seconds of its target's newest call (any, refused or not)
+    violations: int  # calls that started after `since` plus the grace and were not refused
+    known_from: float | None = None  # epoch: every call of its target since then was read; None: unknown
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +265,11 @@ class Snapshot:
     # naming the agents; plain text, cleaned where it is drawn.
     data_quality: tuple[str, ...] = ()
     fallback: FallbackView | None = None  # None: no fallback file is watched
+    kill_checks: tuple[KillCheck, ...] = ()  # one per kill switch on
+    calls_seen_from: float | None = None  # epoch: every call since then was read (older: "before that")
+
+    def kill_check(self, key: str) -> KillCheck | None:
+        return next((c for c in self.kill_checks if c.key == key), None)
 
     def has(self, column: str) -> bool:
         return column in self.columns

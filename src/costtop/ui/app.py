@@ -11,6 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -317,7 +318,7 @@ class CosttopApp(App[None]):
 
     @on(BaselineRead)
     def _baseline_read(self, message: BaselineRead) -> None:
-        self.engine.load(message.baseline, message.columns)
+        self.engine.load(message.baseline, message.columns, datetime.fromtimestamp(message.at, UTC))
         self.engine.note_read_quality(message.quality)
         self.status["Postgres"] = SourceStatus("Postgres", True, message.at)
         self.render_snapshot()
@@ -653,8 +654,12 @@ class CosttopApp(App[None]):
 
     @work(group="write", exclusive=False)
     async def _write(self, change: SwitchChange) -> None:
+        key = change.key or switch_key(self.settings, change.kind, change.scope, change.target or "")
+        # The time before the write: a kill set at some moment of the round trip is on from then at the
+        # latest, and a call that started before this is never taken for one that ignored it.
+        sent = self.clock()
         result = await self.feed.write(change)
-        self.post_message(SwitchWritten(result))
+        self.post_message(SwitchWritten(result, replace(change, key=key), sent))
         if result.outcome is not Outcome.NOT_DONE:
             # Show the effect now, from Redis itself, rather than waiting for the next poll.
             try:
@@ -667,6 +672,10 @@ class CosttopApp(App[None]):
     def _written(self, message: SwitchWritten) -> None:
         self.last_write = message.result
         result = message.result
+        change = message.change
+        if change is not None and change.key and message.at is not None and result.outcome is Outcome.DONE \
+                and change.action == "set" and change.kind == "kill":
+            self.engine.note_switch_set(change.key, message.at)
         if result.audit_pending or result.spool_error != self.engine.audit_spool_error:
             self.engine.audit_pending += result.audit_pending
             self.engine.audit_spool_error = result.spool_error

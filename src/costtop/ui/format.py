@@ -113,3 +113,16 @@ def sparkline(values: tuple[Decimal, ...]) -> Text:
         return Text(" " * len(values))
     steps = len(SPARKS) - 1
     return Text("".join(SPARKS[0 if v <= 0 else max(1, round(v / top * steps))] for v in values), style="cyan")
+
+
+def call_age(last: float | None, now: float, seen_from: float | None, words: bool = False) -> Text:
+    """How long ago a target's last call started: `12s` (or `12s ago` when there is room). No call
+    read: `>7m` when costtop has read every call since a moment that long ago, else `?`."""
+    from costtop.engine.liveness import whole
+
+    if last is not None:
+        shown = whole(now - last)
+        return Text(f"{shown} ago" if words else shown, justify="right")
+    if seen_from is not None:
+        return Text(f">{whole(now - seen_from)}", style="dim", justify="right")
+    return Text("?", style="dim", justify="right")

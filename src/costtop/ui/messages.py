@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from textual.message import Message
 
@@ -16,7 +17,7 @@ from costtop.sources.records import (
     RedisState,
     SpendHistory,
 )
-from costtop.sources.writer import WriteResult
+from costtop.sources.writer import SwitchChange, WriteResult
 
 
 @dataclass
@@ -88,3 +89,5 @@ class SourceFailed(Message):
 @dataclass
 class SwitchWritten(Message):
     result: WriteResult
+    change: SwitchChange | None = None  # what was asked, with the key the writer wrote
+    at: datetime | None = None  # when the write was sent: a kill's time for its check (liveness.py)

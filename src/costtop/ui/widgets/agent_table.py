@@ -8,7 +8,7 @@ from rich.text import Text
 
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.money import UNKNOWN, usd
-from costtop.ui.format import budget_bar, level_text, millis, runs_out, sparkline, state_text
+from costtop.ui.format import budget_bar, call_age, level_text, millis, runs_out, sparkline, state_text
 from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import name_text, row_key
 
@@ -25,13 +25,15 @@ def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
         columns += [("budget", "Budget", 19 if wide else 9)]
         if wide:
             columns += [("runs_out", "Out in", 7)]
-    columns += [("calls", "Calls", 8 if wide else 7), ("errors", "Err", 6 if wide else 5)]
+    columns += [("calls", "Calls", 8 if wide else 7), ("errors", "Err", 6 if wide else 5),
+                ("last", "Last call" if wide else "Last", 9 if wide else 4)]
     if wide:
         columns += [("p95", "p95 5m", 8), ("why", "Switch: who / why", 26)]
     return columns
 
 
-def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
+def agent_cells(agent: AgentRow, money: bool, wide: bool, now: float = 0.0,
+                seen_from: float | None = None) -> list[Text]:
     cells: list[Text] = [name_text(agent.agent_id), state_text(agent.state)]
     if money:
         cells += [Text(usd(agent.spend_today), justify="right"),
@@ -45,7 +47,8 @@ def agent_cells(agent: AgentRow, money: bool, wide: bool) -> list[Text]:
     many = bool(errors_today and calls and errors_today * 10 > calls)
     errors = Text(UNKNOWN if errors_today is None else str(errors_today), justify="right",
                   style="bold red" if many else "")
-    cells += [Text(UNKNOWN if calls is None else f"{calls:,}", justify="right"), errors]
+    cells += [Text(UNKNOWN if calls is None else f"{calls:,}", justify="right"), errors,
+              call_age(agent.last_call_at, now, seen_from, words=wide)]
     if wide:
         why = Text("")
         if agent.switch is not None and agent.state in (AgentState.KILLED, AgentState.THROTTLED):
@@ -61,10 +64,14 @@ class AgentTable(RowTable[AgentRow]):
         super().__init__(id=id)
         self.money = False
         self.wide = True
+        self.now = 0  # the snapshot's second: ages are drawn against it, so a line is redrawn each second
+        self.seen_from: float | None = None
 
     def rows_of(self, snap: Snapshot) -> Sequence[AgentRow]:
         self.wide = self.app.size.width >= WIDE
         self.money = snap.has("cost_usd")
+        self.now = int(snap.at.timestamp())
+        self.seen_from = snap.calls_seen_from
         return snap.agents
 
     def key_of(self, row: AgentRow) -> str:
@@ -78,7 +85,7 @@ class AgentTable(RowTable[AgentRow]):
         return agent_columns(snap, self.wide, name_width)
 
     def cells_of(self, row: AgentRow) -> list[Text]:
-        return agent_cells(row, self.money, self.wide)
+        return agent_cells(row, self.money, self.wide, self.now, self.seen_from)
 
     def layout_key(self) -> tuple[object, ...]:
-        return (self.wide, self.money)
+        return (self.wide, self.money, self.now)

@@ -140,7 +140,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         else:
             self.cursor = min(self.cursor, max(0, len(rows) - 1))
             self._selected = self.key_of(rows[self.cursor]) if rows else None
-        self.virtual_size = Size(sum(w + 1 for _, _, w in columns), len(rows) + 1)
+        # The space after the last column separates nothing: a table that fits but for it scrolls for nothing.
+        self.virtual_size = Size(max(0, sum(w + 1 for _, _, w in columns) - 1), len(rows) + 1)
         self._scroll_to_cursor()
         self._refresh_if_visible_changed()
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
+from costtop.engine.liveness import whole
 from costtop.engine.snapshot import BudgetView, FallbackView, Snapshot, SourceView
 from costtop.money import usd
 from costtop.text import clean
@@ -55,6 +56,14 @@ def fallback_segment(view: FallbackView) -> Text:
     return text
 
 
+def newest_row(age: float | None, silent: bool) -> Text:
+    """The newest row's age by costtop's clock: a Postgres badge can be green while the gateway has
+    stopped writing, and only this says so. Silent: the alert's words, in red."""
+    if silent:
+        return Text(f"✖ no rows {'ever' if age is None else whole(age)}", style="bold white on red")
+    return _stat("Last row", Text("–" if age is None else whole(age), style="dim"))
+
+
 def _budget(label: str, budget: BudgetView) -> Text:
     text = Text(f"{label} ", style="bold")
     text.append_text(budget_bar(budget, width=6))
@@ -95,6 +104,8 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
     h = snap.header
     burn = level_text(f"{usd(h.velocity_per_min)}/min", h.velocity_level)
     burn.append(f" ({usd(h.velocity_per_hour, 0)}/h)", style="dim")
+    if h.rows_silent:
+        burn.append(" stale", style="bold red")  # the window holds the last rows, not the last 5 minutes
     first = [
         Text("costtop", style="bold reverse"),
         _stat("Today", Text(usd(h.spend_today)) + _forecast(h.projected_today)),
@@ -111,6 +122,7 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         _stat("Errors 1h", percent(h.error_rate_1h)),
         _stat("Cache hit", percent(h.cache_hit_rate)),
         _stat("p95 5m", millis(h.p95_ms)),
+        newest_row(h.newest_row_age, h.rows_silent),
         *(badge(s) for s in snap.sources),
     ]
     if snap.fallback is not None:

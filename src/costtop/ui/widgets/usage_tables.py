@@ -18,7 +18,7 @@ from costtop.ui.widgets.row_table import Column, R, RowTable
 
 NO_NAME = "\x00none"  # the row of calls without a provider / model: Postgres text cannot hold NUL
 HEALTH_STYLE = {Health.HEALTHY: "green", Health.DEGRADED: "bold yellow", Health.DOWN: "bold white on red",
-                Health.IDLE: "dim"}
+                Health.IDLE: "dim", Health.NO_DATA: "bold yellow"}
 
 
 def row_key(name: str | None) -> str:
