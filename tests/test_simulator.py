@@ -249,9 +249,17 @@ async def test_incident_crosses_critical_velocity_and_ends_when_killed(pg: async
         await until(lambda: _true(not fleet.incident_running), task, timeout=3)
         await asyncio.sleep(0.3)
         count = await rows(pg, "agent_id = $1", INCIDENT_AGENT)
+        others = await rows(pg, "agent_id <> $1", INCIDENT_AGENT)
         await asyncio.sleep(0.8)
         assert await rows(pg, "agent_id = $1", INCIDENT_AGENT) == count
+        # The incident giving up ends the incident, not the fleet: the other agents keep calling.
+        await until(lambda: _more(pg, others), task, timeout=5)
+        assert not task.done()
     assert fleet.stats.incident_ended_at is not None
+
+
+async def _more(pg: asyncpg.Pool, than: int) -> bool:
+    return await rows(pg, "agent_id <> $1", INCIDENT_AGENT) > than + 20
 
 
 async def _true(value: bool) -> bool:

@@ -411,11 +411,14 @@ class Fleet:
         stopper = asyncio.create_task(stop.wait())
         failed: BaseException | None = None
         try:
-            done, _ = await asyncio.wait([stopper, flusher, *workers], return_when=asyncio.FIRST_COMPLETED)
-            # Only `stop` should end the run; anything else finishing is a bug worth surfacing.
-            for task in done:
-                if task is not stopper and not task.cancelled() and task.exception() is not None:
-                    failed = task.exception()
+            pending: set[asyncio.Task[object]] = {stopper, flusher, *workers}  # type: ignore[arg-type]
+            while failed is None and stopper in pending and flusher in pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                # Only `stop` ends the run. A worker may finish on its own (the incident's loop gives up
+                # once it is refused: the rest of the fleet goes on); one that raised is a bug to surface.
+                for task in done:
+                    if task is not stopper and not task.cancelled() and task.exception() is not None:
+                        failed = task.exception()
         finally:
             await self._shut_down(stopper, workers, flusher, closing)
         if failed is not None:
