@@ -163,8 +163,8 @@ async def _has(pg: asyncpg.Pool, where: str) -> bool:
     return await rows(pg, where) > 0
 
 
-async def _more(pg: asyncpg.Pool, where: str, than: int) -> bool:
-    return await rows(pg, where) > than
+async def _more(pg: asyncpg.Pool, where: str, than: int, *args: object) -> bool:
+    return await rows(pg, where, *args) > than
 
 
 async def _rate(pg: asyncpg.Pool, agent: str, seconds: float) -> float:
@@ -253,13 +253,9 @@ async def test_incident_crosses_critical_velocity_and_ends_when_killed(pg: async
         await asyncio.sleep(0.8)
         assert await rows(pg, "agent_id = $1", INCIDENT_AGENT) == count
         # The incident giving up ends the incident, not the fleet: the other agents keep calling.
-        await until(lambda: _more(pg, others), task, timeout=5)
+        await until(lambda: _more(pg, "agent_id <> $1", others + 20, INCIDENT_AGENT), task, timeout=5)
         assert not task.done()
     assert fleet.stats.incident_ended_at is not None
-
-
-async def _more(pg: asyncpg.Pool, than: int) -> bool:
-    return await rows(pg, "agent_id <> $1", INCIDENT_AGENT) > than + 20
 
 
 async def _true(value: bool) -> bool:
