@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from costtop.ages import span
 from costtop.sources.numbers import MAX_USD, MIN_USD
 from costtop.sources.records import ReadQuality
 from costtop.text import none_last, visible_id
@@ -15,18 +16,6 @@ from costtop.text import none_last, visible_id
 MAX_NAMED = 5  # agents named in a data-quality line; the rest are counted
 COST_TROUBLE = (f"a cost left out (NaN, infinite, or outside {MIN_USD:.0e}..{MAX_USD:.0e} USD)",
                 "a negative cost, counted as recorded")
-
-
-def span(seconds: float) -> str:
-    """`58s`, `4m10s`, `2h03m`, `3d04h`: short, for a line that must fit 80 columns."""
-    whole = max(0, int(seconds))
-    if whole < 60:
-        return f"{whole}s"
-    if whole < 3600:
-        return f"{whole // 60}m{whole % 60:02d}s"
-    if whole < 86_400:
-        return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
-    return f"{whole // 86_400}d{whole % 86_400 // 3600:02d}h"
 
 
 def rows(n: int) -> str:

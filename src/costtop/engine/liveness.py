@@ -25,6 +25,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from costtop.ages import whole
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Alert, KillCheck, Severity
 from costtop.sources.records import CallRecord, GatewayCounters, SwitchKind, SwitchRecord
@@ -206,15 +207,3 @@ class Liveness:
                               f"{waited} after {flowed:,} in the {whole(th.silence_seconds)} before: the "
                               "gateway stopped writing the table, or every agent stopped at once")
         return age, None
-
-
-def whole(seconds: float) -> str:
-    """An age in the largest whole unit: 12s, 4m, 3h, 2d (a compact column at 80 columns)."""
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86_400:
-        return f"{s // 3600}h"
-    return f"{s // 86_400}d"

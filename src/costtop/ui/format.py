@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
+from costtop.ages import span, whole
 from costtop.engine.snapshot import AgentState, BudgetState, BudgetView, Level
 from costtop.money import NO_BUDGET, UNKNOWN
 
@@ -47,16 +48,7 @@ def millis(value: int | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "never"
-    s = int(seconds)
-    if s < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return "never" if seconds is None else span(seconds, tenths=True)
 
 
 def level_text(amount: str, level: Level) -> Text:
@@ -118,8 +110,6 @@ def sparkline(values: tuple[Decimal, ...]) -> Text:
 def call_age(last: float | None, now: float, seen_from: float | None, words: bool = False) -> Text:
     """How long ago a target's last call started: `12s` (or `12s ago` when there is room). No call
     read: `>7m` when costtop has read every call since a moment that long ago, else `?`."""
-    from costtop.engine.liveness import whole
-
     if last is not None:
         shown = whole(now - last)
         return Text(f"{shown} ago" if words else shown, justify="right")

@@ -6,9 +6,9 @@ from datetime import datetime
 
 from rich.text import Text
 
+from costtop.ages import span
 from costtop.engine.snapshot import Alert, Severity, Snapshot
 from costtop.text import clean, id_text
-from costtop.ui.format import duration
 from costtop.ui.widgets.line_diff import TextLines
 
 SEVERITY_STYLE = {Severity.WARNING: "bold yellow", Severity.CRITICAL: "bold red",
@@ -26,7 +26,7 @@ def alert_line(alert: Alert, now: datetime) -> Text:
     line.append(f"  {clean(alert.figure, 200)}", style="" if not alert.acknowledged else "dim")
     if alert.since is not None:
         held = max(0, int((now - alert.since).total_seconds()))
-        line.append(f"  for {held}s" if held < 60 else f"  for {duration(held)}", style="dim")
+        line.append(f"  for {span(held)}", style="dim")
     if alert.acknowledged:
         line.append("  (acknowledged)", style="dim")
     return line

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 from rich.text import Text
 
-from costtop.engine.liveness import whole
+from costtop.ages import span, whole
 from costtop.engine.snapshot import BudgetView, FallbackView, Snapshot, SourceView
 from costtop.money import usd
 from costtop.text import clean
@@ -48,7 +48,7 @@ def fallback_segment(view: FallbackView) -> Text:
                 f"line{'s' if view.lines != 1 else ''}", style=style)
     age = view.oldest_age_seconds
     if age is not None:
-        text.append(f" oldest {int(age)}s" if age < 60 else f" oldest {duration(age)}", style=style)
+        text.append(f" oldest {span(age)}", style=style)
     if view.overdue:
         text.append(" NOT DRAINED", style=style)
     if view.malformed:
