@@ -14,17 +14,15 @@ from litellm.proxy._types import ProxyException, UserAPIKeyAuth
 from redis.asyncio import Redis
 
 from costtop.config import LiteLLMSettings, Settings
-from costtop.engine.engine import Engine
 from costtop.integrations.litellm import CosttopCallback, logged_agent, request_agent
 from costtop.refusals import refusal_message
 from costtop.report import render
 from costtop.sources import litellm_daily as daily
 from costtop.sources.day_report import read_day
-from costtop.sources.postgres import PostgresReader
 from costtop.sources.redis_state import RedisReader
 from test_litellm_daily import TODAY, tables_of
 from test_litellm_daily import litellm_db as litellm_db
-from test_litellm_preset import Spend, preset, read_rules
+from test_litellm_preset import Spend, loaded_engine, preset, read_rules
 from test_litellm_preset import litellm_db as litellm_db_schema
 from test_sources_postgres import NO_REDIS
 
@@ -43,15 +41,7 @@ async def test_token_counts_at_the_integer_limit_do_not_blind_the_reader(empty_d
     got = await read_rules(empty_db_url, rows)
     assert {k: v["cost_usd"] for k, v in got.items()} == {"max": Decimal("0.5"), "max-unpriced": None,
                                                           "negative": None, "ok": Decimal("0.25")}
-    reader = PostgresReader(preset(empty_db_url))
-    try:
-        await reader.connect()
-        assert reader.columns is not None
-        engine = Engine(columns=reader.columns.present)
-        engine.load(await reader.baseline(now))
-        agents = engine.snapshot(now, NO_REDIS).agents
-    finally:
-        await reader.close()
+    agents = (await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS).agents
     assert [(a.calls_today, a.spend_today) for a in agents] == [(4, Decimal("0.75"))]
 
 

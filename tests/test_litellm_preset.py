@@ -312,6 +312,21 @@ RULE_ROWS = [
 ]
 
 
+async def loaded_engine(url: str, now: datetime, catalog: Catalog | None = None) -> Engine:
+    """An engine loaded with the preset reader's baseline at `now` (with `catalog`'s prices if given)."""
+    reader = PostgresReader(preset(url))
+    try:
+        await reader.connect()
+        assert reader.columns is not None
+        engine = Engine(columns=reader.columns.present)
+        if catalog is not None:
+            engine.catalog = catalog
+        engine.load(await reader.baseline(now))
+        return engine
+    finally:
+        await reader.close()
+
+
 async def read_rules(url: str, rows: list[Spend], **kw: object) -> dict[str, dict[str, object]]:
     columns = await litellm_db(url, None)
     await insert(url, rows, columns)
@@ -392,17 +407,9 @@ async def test_an_unpriced_model_shows_no_price_never_a_true_zero(empty_db_url) 
              for i in range(2)]
     columns = await litellm_db(empty_db_url, None)
     await insert(empty_db_url, rows, columns)
-    reader = PostgresReader(preset(empty_db_url))
-    try:
-        await reader.connect()
-        assert reader.columns is not None
-        engine = Engine(columns=reader.columns.present)
-        prices = {"openai/gpt-4o": Price(Decimal("0.0000025"), Decimal("0.00001"))}
-        engine.catalog = Catalog(prices, "test", "2026-01-01")
-        engine.load(await reader.baseline(now))
-        models = {m.model: m for m in engine.snapshot(now, NO_REDIS).models}
-    finally:
-        await reader.close()
+    prices = {"openai/gpt-4o": Price(Decimal("0.0000025"), Decimal("0.00001"))}
+    engine = await loaded_engine(empty_db_url, now, Catalog(prices, "test", "2026-01-01"))
+    models = {m.model: m for m in engine.snapshot(now, NO_REDIS).models}
     llama, gpt = models["my-local-llama"], models["gpt-4o"]
     assert (llama.priced_calls, llama.flat_calls, llama.shadow_cost, llama.average_cost) == (0, 3, None, None)
     assert shadow_text(llama).plain == "no price"
@@ -488,15 +495,7 @@ async def test_refused_calls_are_not_errors_in_the_error_rates(empty_db_url) -> 
     rows += [Spend("e", t, agent_col="a", failed=True, spend=0, prompt=0, completion=0)]
     rows += [Spend(f"s{i}", t, agent_col="a") for i in range(2)]
     await insert(empty_db_url, rows, columns)
-    reader = PostgresReader(preset(empty_db_url))
-    try:
-        await reader.connect()
-        assert reader.columns is not None
-        engine = Engine(columns=reader.columns.present)
-        engine.load(await reader.baseline(now))
-        snap = engine.snapshot(now, NO_REDIS)
-    finally:
-        await reader.close()
+    snap = (await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS)
     (agent,) = snap.agents
     assert (agent.calls_5m, agent.errors_5m, agent.errors_today) == (10, 1, 1)
     assert snap.header.error_rate_1h == 0.1
