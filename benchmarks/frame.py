@@ -31,8 +31,9 @@ from costtop.sources.records import (
     ReadQuality,
     RedisState,
     SpendHistory,
+    SwitchChange,
+    WriteResult,
 )
-from costtop.sources.writer import SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
 
 NOW = datetime.now(UTC).replace(microsecond=0)

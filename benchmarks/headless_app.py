@@ -44,8 +44,7 @@ from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, Snapshot
 from costtop.sources.feed import LiveFeed
-from costtop.sources.records import Baseline, CallRecord, RedisState
-from costtop.sources.writer import SwitchChange, WriteResult
+from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
 
 

@@ -8,7 +8,8 @@ import asyncpg
 
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool, default_path
-from costtop.sources.writer import Operator, SwitchChange, SwitchWriter, drain, write_entries
+from costtop.sources.records import SwitchChange
+from costtop.sources.writer import Operator, SwitchWriter, drain, write_entries
 
 OP = Operator("tester", None)
 

@@ -22,9 +22,9 @@ from costtop.sources.errors import SourceError, WrongColumnType
 from costtop.sources.feed import LiveFeed
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.records import RedisState
+from costtop.sources.records import RedisState, SwitchChange
 from costtop.sources.traces import agent_calls, agent_models, agent_traces, trace_steps
-from costtop.sources.writer import SwitchChange, SwitchWriter
+from costtop.sources.writer import SwitchWriter
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import AgentScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog

@@ -21,8 +21,8 @@ from costtop.config import Settings, TableNames
 from costtop.demo.servers import PostgresServer, RedisServer, ServerPair, free_port
 from costtop.gateway import Call, Gateway
 from costtop.sources.feed import LiveFeed
+from costtop.sources.records import Outcome, WriteResult
 from costtop.sources.schema import init_db
-from costtop.sources.writer import Outcome, WriteResult
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from redis_proxy import LossyProxy

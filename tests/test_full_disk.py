@@ -14,7 +14,8 @@ from costtop.cli import quit_notes
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.feed import LiveFeed
-from costtop.sources.writer import Operator, Outcome, SwitchChange, SwitchWriter, drain
+from costtop.sources.records import Outcome, SwitchChange
+from costtop.sources.writer import Operator, SwitchWriter, drain
 from tinydisk import fill, tiny_disk_fixture  # noqa: F401 (the tiny_disk fixture)
 
 OP = Operator("tester", None)

@@ -27,7 +27,8 @@ from costtop.gateway import Call, Gateway
 from costtop.refusals import refusal_marker, refusal_message
 from costtop.sources.feed import LiveFeed
 from costtop.sources.postgres import PostgresReader
-from costtop.sources.writer import Operator, SwitchChange, SwitchWriter
+from costtop.sources.records import SwitchChange
+from costtop.sources.writer import Operator, SwitchWriter
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from litellm_proxy import Proxy, chat_body, start_proxy

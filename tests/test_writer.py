@@ -15,8 +15,9 @@ from costtop.demo.servers import free_port
 from costtop.engine.engine import Engine
 from costtop.gateway import Call, Gateway
 from costtop.sources.postgres import PostgresReader
+from costtop.sources.records import Outcome, SwitchChange, WriteResult
 from costtop.sources.redis_state import RedisReader, connect_redis
-from costtop.sources.writer import Operator, Outcome, ReadOnlyError, SwitchChange, SwitchWriter, WriteResult
+from costtop.sources.writer import Operator, ReadOnlyError, SwitchWriter
 from redis_proxy import LossyProxy
 
 OP = Operator("tester", "10.0.0.7")

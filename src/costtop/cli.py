@@ -89,7 +89,8 @@ def fail(message: str) -> int:
 async def _db_init(settings: Settings) -> list[str]:
     import asyncpg
 
-    from costtop.sources.errors import PG_ERRORS, SourceError
+    from costtop.sources.errors import SourceError
+    from costtop.sources.postgres import PG_ERRORS
     from costtop.sources.schema import init_db
     from costtop.text import mask_url, one_line
 

@@ -18,18 +18,20 @@ from costtop.sources.records import (
     FallbackState,
     GatewayCounters,
     MinuteAggregate,
+    ModelShare,
     ProviderSecond,
     ReadQuality,
     RedisState,
     SpendHistory,
+    SwitchChange,
     SwitchKind,
     SwitchRecord,
+    TraceSummary,
     Unparsed,
     UsageAggregate,
     WindowGroup,
+    WriteResult,
 )
-from costtop.sources.traces import ModelShare, TraceSummary
-from costtop.sources.writer import SwitchChange, WriteResult
 
 AGENTS = {
     # name: (calls in the last 5 minutes, USD per call, errors every n calls, daily budget)

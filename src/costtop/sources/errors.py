@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncpg
-
 
 class SourceError(Exception):
     """A read or write failed."""
@@ -11,14 +9,6 @@ class SourceError(Exception):
 
 class TableMissing(SourceError):
     """The gateway's table or one of its required columns is not there."""
-
-
-# What a Postgres call can raise when the server or the network misbehaves: the server's own errors,
-# the client's (including its internal bookkeeping errors after a connection died mid-call), the
-# socket's, and our deadlines.
-PG_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
-)
 
 
 class WrongColumnType(TableMissing):

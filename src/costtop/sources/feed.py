@@ -24,13 +24,17 @@ from costtop.sources.records import (
     DayBaseline,
     FallbackState,
     GatewayCounters,
+    ModelShare,
     ReadQuality,
     RedisState,
     SpendHistory,
+    SwitchChange,
+    TraceSummary,
+    WriteResult,
 )
 from costtop.sources.redis_state import RedisReader
-from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps
-from costtop.sources.writer import SwitchChange, SwitchWriter, WriteResult, drain
+from costtop.sources.traces import agent_calls, agent_models, agent_traces, trace_steps
+from costtop.sources.writer import SwitchWriter, drain
 
 
 class Feed(Protocol):

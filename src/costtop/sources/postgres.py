@@ -36,7 +36,7 @@ from costtop.sources.column_types import (
     unreadable_sql,
 )
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
-from costtop.sources.errors import PG_ERRORS, SourceError, TableMissing, WrongColumnType
+from costtop.sources.errors import SourceError, TableMissing, WrongColumnType
 from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD
 from costtop.sources.presets import preset_tables, usual_lateness
 from costtop.sources.records import (
@@ -68,6 +68,13 @@ SCHEMA_CHECK_SECONDS = 30.0
 LATE_CHECK_RANGES = 50  # runs of differing seconds re-read per check (the rest at the next one)
 LATE_AFTER = 10.0  # a row read more than this long after its created_at is reported as late
 HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their time (more: a resync finds them)
+
+# What a Postgres call can raise when the server or the network misbehaves: the server's own errors,
+# the client's (including its internal bookkeeping errors after a connection died mid-call), the
+# socket's, and our deadlines.
+PG_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
+)
 
 
 def utc_now() -> datetime:

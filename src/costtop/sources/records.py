@@ -7,8 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from costtop.text import clean
+
+if TYPE_CHECKING:
+    from costtop.config import Settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,3 +252,71 @@ class FallbackState:
     oldest: datetime | None = None  # the oldest well-formed line's created_at
     caught_up: bool = True  # every byte of every file read: False while a large backlog is being read
     error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchChange:
+    """What the operator asked for. `kind` is kill or throttle; `scope` global, agent, model, provider."""
+
+    action: str  # "set" or "remove"
+    kind: str
+    scope: str
+    target: str | None  # None: the calls without one (a NULL agent_id), which have no switch
+    reason: str = ""
+    ttl_seconds: int | None = None
+    key: str | None = None  # the exact key, when removing a switch that was read from Redis
+
+    @classmethod
+    def removing(cls, switch: SwitchRecord) -> SwitchChange:
+        """Resume: remove a switch as Redis holds it, by its exact key."""
+        return cls("remove", switch.kind.value, switch.scope, switch.target, key=switch.key)
+
+
+class Outcome(StrEnum):
+    """What Redis holds after a write: the operator acts on this, so "unknown" is never rounded off."""
+
+    DONE = "done"
+    NOT_DONE = "not done"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    ok: bool  # the switch is as asked (outcome DONE)
+    message: str
+    audit_written: bool
+    audit_pending: bool = False  # not in the table yet, but kept in the local spool for later
+    outcome: Outcome | None = None  # None: from `ok` (DONE or NOT_DONE); UNKNOWN only when stated
+    spool_error: str | None = None  # the local audit spool could not be written: said, never hidden
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:
+            object.__setattr__(self, "outcome", Outcome.DONE if self.ok else Outcome.NOT_DONE)
+
+
+def switch_key(settings: Settings, kind: str, scope: str, target: str) -> str:
+    prefix = settings.keys.kill if kind == "kill" else settings.keys.throttle
+    return f"{prefix}:global" if scope == "global" else f"{prefix}:{scope}:{target}"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    trace_id: str
+    started: datetime
+    ended: datetime
+    steps: int
+    tokens_in: int
+    tokens_out: int
+    cost: Decimal | None
+    errors: int
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelShare:
+    model: str | None
+    calls: int
+    cost: Decimal | None

@@ -8,33 +8,15 @@ Neither scans the whole table; both are limited, and have the reader's timeout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 
 from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.postgres import PostgresReader, fetch
-from costtop.sources.records import CallRecord
+from costtop.sources.records import CallRecord, ModelShare, TraceSummary
 
 MAX_STEPS = 20_000
-
-
-@dataclass(frozen=True, slots=True)
-class TraceSummary:
-    trace_id: str
-    started: datetime
-    ended: datetime
-    steps: int
-    tokens_in: int
-    tokens_out: int
-    cost: Decimal | None
-    errors: int
-
-    @property
-    def duration_seconds(self) -> float:
-        return (self.ended - self.started).total_seconds()
 
 
 def agent_traces_sql(reader: PostgresReader) -> str:
@@ -84,13 +66,6 @@ async def trace_steps(reader: PostgresReader, trace_id: str, limit: int = MAX_ST
     rows = await fetch(reader, trace_steps_sql, trace_id, limit)
     return [Step(r["created_at"], r["tool_name"], r["span_id"], r["parent_span_id"], r["model"], r["tokens_in"],
                  r["tokens_out"], finite_or_none(r["cost"]), r["latency_ms"], r["status"]) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class ModelShare:
-    model: str | None
-    calls: int
-    cost: Decimal | None
 
 
 def agent_models_sql(reader: PostgresReader) -> str:

@@ -15,7 +15,6 @@ import os
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 
 import asyncpg
 from redis.asyncio import Redis
@@ -24,7 +23,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
-from costtop.sources.errors import PG_ERRORS
+from costtop.sources.postgres import PG_ERRORS
+from costtop.sources.records import Outcome, SwitchChange, WriteResult, switch_key
 from costtop.sources.redis_state import encode_key
 from costtop.sources.schema import qualified
 from costtop.text import clean, one_line, visible_id
@@ -53,48 +53,8 @@ class Operator:
         return cls(clean(login, 64).replace(":", "_") or "unknown", clean(ssh, 64) if ssh else None, via, client)
 
 
-@dataclass(frozen=True, slots=True)
-class SwitchChange:
-    """What the operator asked for. `kind` is kill or throttle; `scope` global, agent, model, provider."""
-
-    action: str  # "set" or "remove"
-    kind: str
-    scope: str
-    target: str | None  # None: the calls without one (a NULL agent_id), which have no switch
-    reason: str = ""
-    ttl_seconds: int | None = None
-    key: str | None = None  # the exact key, when removing a switch that was read from Redis
-
-
-class Outcome(StrEnum):
-    """What Redis holds after a write: the operator acts on this, so "unknown" is never rounded off."""
-
-    DONE = "done"
-    NOT_DONE = "not done"
-    UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class WriteResult:
-    ok: bool  # the switch is as asked (outcome DONE)
-    message: str
-    audit_written: bool
-    audit_pending: bool = False  # not in the table yet, but kept in the local spool for later
-    outcome: Outcome | None = None  # None: from `ok` (DONE or NOT_DONE); UNKNOWN only when stated
-    spool_error: str | None = None  # the local audit spool could not be written: said, never hidden
-
-    def __post_init__(self) -> None:
-        if self.outcome is None:
-            object.__setattr__(self, "outcome", Outcome.DONE if self.ok else Outcome.NOT_DONE)
-
-
 class ReadOnlyError(RuntimeError):
     pass
-
-
-def switch_key(settings: Settings, kind: str, scope: str, target: str) -> str:
-    prefix = settings.keys.kill if kind == "kill" else settings.keys.throttle
-    return f"{prefix}:global" if scope == "global" else f"{prefix}:{scope}:{target}"
 
 
 def switch_value(operator: Operator, reason: str) -> str:

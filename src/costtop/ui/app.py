@@ -27,8 +27,15 @@ from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import Feed
-from costtop.sources.records import FallbackState, RedisState, SourceStatus
-from costtop.sources.writer import Outcome, SwitchChange, WriteResult, switch_key
+from costtop.sources.records import (
+    FallbackState,
+    Outcome,
+    RedisState,
+    SourceStatus,
+    SwitchChange,
+    WriteResult,
+    switch_key,
+)
 from costtop.text import one_line
 from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh

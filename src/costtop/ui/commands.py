@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from costtop.sources.writer import SwitchChange
+from costtop.sources.records import SwitchChange
 from costtop.text import visible_id
 from costtop.ui.widgets.usage_tables import row_key
 

@@ -16,8 +16,9 @@ from costtop.sources.records import (
     ReadQuality,
     RedisState,
     SpendHistory,
+    SwitchChange,
+    WriteResult,
 )
-from costtop.sources.writer import SwitchChange, WriteResult
 
 
 @dataclass

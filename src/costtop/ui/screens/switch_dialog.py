@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from costtop.sources.writer import SwitchChange
+from costtop.sources.records import SwitchChange
 from costtop.text import id_text, visible_id
 
 _TTL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
