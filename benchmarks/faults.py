@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 from costtop.config import Settings, TableNames
 from costtop.demo.servers import ServerPair
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.schema import init_db
 from costtop.ui.app import CosttopApp
@@ -65,10 +66,11 @@ async def run(runs: int, timeout: float) -> dict[str, object]:
         await conn.close()
         await record(pair, "1")
         settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, timeout_seconds=timeout)
-        app = CosttopApp(settings, LiveFeed(settings))
+        app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
         async with app.run_test(size=(160, 50)):
             spent = Decimal(1)
-            await until(lambda: app.snapshot is not None and bool(app.snapshot.agents) and not app.engine.day_pending)
+            engine, status = app.session.engine, app.session.status
+            await until(lambda: app.snapshot is not None and bool(app.snapshot.agents) and not engine.day_pending)
             for _ in range(runs):
                 for name, server, how in (("postgres_kill", pair.postgres, "kill"), ("redis_kill", pair.redis, "kill"),
                                           ("postgres_freeze", pair.postgres, "stop")):
@@ -78,7 +80,7 @@ async def run(runs: int, timeout: float) -> dict[str, object]:
                         await asyncio.to_thread(server.kill)
                     else:
                         pair.postgres.signal_all(signal.SIGSTOP)
-                    failed = await until(lambda s=source: not app.status[s].connected, what=f"{name}: failed read")
+                    failed = await until(lambda s=source: not status[s].connected, what=f"{name}: failed read")
                     stale = await until(lambda s=source: f"{s} STALE" in screen(app), what=f"{name}: badge")
                     if how == "kill":
                         await asyncio.to_thread(server.start)
@@ -87,9 +89,9 @@ async def run(runs: int, timeout: float) -> dict[str, object]:
                     back = time.perf_counter()
                     await record(pair, "1")
                     spent += 1
-                    whole = await until(lambda s=source, want=spent: app.status[s].connected
+                    whole = await until(lambda s=source, want=spent: app.session.status[s].connected
                                         and f"{s} STALE" not in screen(app) and app.snapshot is not None
-                                        and not app.engine.day_pending and bool(app.snapshot.agents)
+                                        and not app.session.engine.day_pending and bool(app.snapshot.agents)
                                         and app.snapshot.agents[0].spend_today == want, what=f"{name}: back")
                     figures.setdefault(f"{name}_to_failed_read_s", []).append(failed - t0)
                     figures.setdefault(f"{name}_failed_read_to_stale_badge_s", []).append(stale - failed)

@@ -126,11 +126,11 @@ async def measure(agents: int, models: int, rate: float, frames: int) -> dict[st
         # Fill the 5-minute window a second at a time, as the live reader would.
         start = datetime.now(UTC) - timedelta(seconds=300)
         for second in range(300):
-            app.engine.ingest(await feed.new_rows(start + timedelta(seconds=second)))
+            app.session.engine.ingest(await feed.new_rows(start + timedelta(seconds=second)))
         await pilot.pause(0.5)
         render, to_frame = [], []
         for _ in range(frames):
-            app.engine.ingest(await feed.new_rows())
+            app.session.engine.ingest(await feed.new_rows())
             t0 = time.perf_counter()
             app.render_snapshot()
             render.append(time.perf_counter() - t0)

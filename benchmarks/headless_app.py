@@ -4,13 +4,13 @@
                                       [--refresh 1] [--size 160x50] [--timeout 3] [--max-seconds 900]
                                       [--profile FILE] [--probe-every S]
 
-Runs `CosttopApp` unchanged (same feed, same workers, same timers) with Textual's headless driver, in a
+Runs `CosttopApp` unchanged (same session, same thread, same timers) with Textual's headless driver, in a
 process of its own so that benchmarks/live.py can read its CPU time and RSS from /proc. Subclassing
 adds only observation:
 
 - the engine is a subclass that remembers the newest row it has ingested (largest `id` and `created_at`
   over the rows of the baseline and of every RowsRead), and how long ingest and snapshot took;
-- every `render_snapshot()` logs `{"ev": "render", "t": time.time() when it returned, "seq", "max_id",
+- every snapshot drawn (`_show`) logs `{"ev": "render", "t": time.time() when it returned, "seq", "max_id",
   "max_created_at", "killed": [agents the snapshot shows killed], ...}`, and once the screen has been
   refreshed after it (`call_after_refresh`), `{"ev": "painted", "t", "seq"}`. The headless driver skips
   only the last step of a frame, turning the compositor's update into escape sequences and writing them;
@@ -43,6 +43,7 @@ from costtop.allocator import pin_mmap_threshold
 from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, Snapshot
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
@@ -72,6 +73,7 @@ class TrackingEngine(Engine):
         self.ingested = 0
         self.ingest_seconds = 0.0
         self.last_snapshot_seconds = 0.0
+        self.marks: dict[int, tuple[Any, ...]] = {}
 
     def ingest(self, rows: Iterable[CallRecord]) -> None:
         rows = list(rows)
@@ -89,10 +91,14 @@ class TrackingEngine(Engine):
 
     def snapshot(self, now: datetime, redis: RedisState | None, sources: Any = ()) -> Snapshot:
         start = time.perf_counter()
-        try:
-            return super().snapshot(now, redis, sources)
-        finally:
-            self.last_snapshot_seconds = time.perf_counter() - start
+        snap = super().snapshot(now, redis, sources)
+        self.last_snapshot_seconds = time.perf_counter() - start
+        # What this snapshot holds, as of when it was built: the session's thread ingests on meanwhile.
+        self.marks[id(snap)] = (self.max_id, self.max_created_at, self.ingested, self.last_snapshot_seconds,
+                                self.ingest_seconds)
+        while len(self.marks) > 64:  # snapshots the screen skipped
+            del self.marks[next(iter(self.marks))]
+        return snap
 
 
 class TimedFeed:
@@ -183,9 +189,9 @@ class TimedFeed:
 
 class HeadlessCosttop(CosttopApp):
     def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0) -> None:
-        super().__init__(settings, TimedFeed(LiveFeed(settings), log))
+        self.engine = TrackingEngine(settings.thresholds)
+        super().__init__(settings, Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine))
         self.probe_every = probe_every
-        self.engine: TrackingEngine = TrackingEngine(settings.thresholds)
         self.log_event = log
         self.max_seconds = max_seconds
         self.render_seq = 0
@@ -201,24 +207,26 @@ class HeadlessCosttop(CosttopApp):
     def _probe(self) -> None:
         self.log_event("memory", t=time.time(), **probe())
 
-    def render_snapshot(self) -> None:
+    def _show(self, snap: Snapshot) -> None:
+        """Drawing a snapshot on the UI's loop; `render_s` is this alone (the session built the
+        snapshot on its thread: `snapshot_s`)."""
         start = time.perf_counter()
-        super().render_snapshot()
+        super()._show(snap)
         took = time.perf_counter() - start
-        snap = self.snapshot
-        if snap is None:
+        mark = self.engine.marks.get(id(snap))
+        if mark is None:
             return
+        max_id, max_created_at, ingested, snapshot_s, ingest_s = mark
         self.render_seq += 1
         seq = self.render_seq
-        engine = self.engine
         killed = [a.agent_id for a in snap.agents if a.state is AgentState.KILLED]
-        self.log_event("render", t=time.time(), seq=seq, max_id=engine.max_id,
-                       max_created_at=engine.max_created_at, rows=engine.ingested, agents=len(snap.agents),
+        self.log_event("render", t=time.time(), seq=seq, max_id=max_id,
+                       max_created_at=max_created_at, rows=ingested, agents=len(snap.agents),
                        killed=killed[:50], render_s=round(took, 6),
                        stale=[v.name for v in snap.sources if not v.connected],
                        source_errors=[v.error for v in snap.sources if v.error],
-                       snapshot_s=round(engine.last_snapshot_seconds, 6),
-                       ingest_total_s=round(engine.ingest_seconds, 6))
+                       snapshot_s=round(snapshot_s, 6),
+                       ingest_total_s=round(ingest_s, 6))
         self.call_after_refresh(lambda: self.log_event("painted", t=time.time(), seq=seq))
 
     def command(self, line: str) -> None:

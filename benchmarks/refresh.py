@@ -23,6 +23,7 @@ from costtop.config import Settings
 from costtop.demo.run import prepare, start_simulator, stop_process
 from costtop.demo.servers import ServerPair
 from costtop.engine.snapshot import AgentState
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.ui.app import CosttopApp
 from costtop.ui.display import Display
@@ -49,7 +50,7 @@ async def measure(settings: Settings, seconds: float) -> None:
     feed = LiveFeed(settings)
     await feed.connect_postgres()
     reads, ingests, snaps = [], [], []
-    app = CosttopApp(settings, feed)
+    app = CosttopApp(settings, Session(settings, feed))
     async with app.run_test(size=(160, 50)) as pilot:
         while app.snapshot is None or not app.snapshot.agents or feed.postgres.watermark is None:
             await pilot.pause(0.05)
@@ -60,10 +61,11 @@ async def measure(settings: Settings, seconds: float) -> None:
             rows = await feed.postgres.new_rows()
             reads.append(time.perf_counter() - start)
             start = time.perf_counter()
-            app.engine.ingest(rows)
+            app.session.engine.ingest(rows)
             ingests.append(time.perf_counter() - start)
             start = time.perf_counter()
-            snap = app.engine.snapshot(datetime.now(UTC), app.redis_state, list(app.status.values()))
+            session = app.session
+            snap = session.engine.snapshot(datetime.now(UTC), session.redis_state, list(session.status.values()))
             snaps.append(time.perf_counter() - start)
             start = time.perf_counter()
             with app.batch_update():

@@ -21,12 +21,24 @@ async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], timeout:
 
 
 async def wait_for_data(pilot: Pilot[None]) -> None:
+    """Until every source has been read once (the day's sums, the week, the counters), then a snapshot
+    of that, drawn."""
     app = pilot.app
     assert isinstance(app, CosttopApp)
-    await wait_until(pilot, lambda: app.snapshot is not None and app.redis_state is not None
-                     and app.engine.day != "" and not app.engine.day_pending and bool(app.snapshot.agents)
-                     and app.engine.counters is not None and app.engine.history_day == app.engine.day)
-    app.render_snapshot()
+    engine = app.session.engine
+    await wait_until(pilot, lambda: app.snapshot is not None and app.session.redis_state is not None
+                     and engine.day != "" and not engine.day_pending and bool(app.snapshot.agents)
+                     and engine.counters is not None and engine.history_day == engine.day)
+    await fresh_snapshot(pilot)
+
+
+async def fresh_snapshot(pilot: Pilot[None]) -> None:
+    """A snapshot of now, after everything the session was asked before, taken and drawn by the app
+    (the session builds it on its own thread)."""
+    app = pilot.app
+    assert isinstance(app, CosttopApp)
+    number = await app.session.publish_now()
+    await wait_until(pilot, lambda: app.session.taken >= number)
     await pilot.pause()
 
 

@@ -9,11 +9,12 @@ from decimal import Decimal
 import asyncpg
 from redis.asyncio import Redis
 
-from appkit import screen_text, select_agent, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, select_agent, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.demo.servers import free_port
 from costtop.engine.snapshot import AgentState
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import DayBaseline
 from costtop.sources.writer import Operator
@@ -25,7 +26,7 @@ EVIL = "evil[/bold]\x1b]0;pwned\x07[@click=app.quit]x"
 
 def make_app(db_url: str, redis_url: str, **kw: object) -> CosttopApp:
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2, **kw)  # type: ignore[arg-type]
-    return CosttopApp(settings, LiveFeed(settings))
+    return CosttopApp(settings, Session(settings, LiveFeed(settings)))
 
 
 async def seed(pg: asyncpg.Pool, redis: Redis) -> None:
@@ -140,7 +141,7 @@ async def test_window_is_live_before_the_day_totals_arrive(pg, redis, db_url, re
     await seed(pg, redis)
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
     feed = GatedFeed(settings)
-    app = CosttopApp(settings, feed)
+    app = CosttopApp(settings, Session(settings, feed))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) == 4)
         snap = app.snapshot
@@ -330,17 +331,18 @@ async def test_unreachable_sources_show_stale_badges_not_a_crash(db_url) -> None
     port = free_port()
     app = make_app(f"postgresql://u:s3cret@127.0.0.1:{port}/x", f"redis://:hunter2@127.0.0.1:{port}/0")
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: all(s.error and "connecting" not in s.error for s in app.status.values()))
-        app.render_snapshot()
+        status = app.session.status
+        await wait_until(pilot, lambda: all(s.error and "connecting" not in s.error for s in status.values()))
+        await fresh_snapshot(pilot)
         await pilot.pause()
         svg = app.export_screenshot().replace("&#160;", " ")
         assert "Redis STALE" in svg and "Postgres STALE" in svg
         assert "s3cret" not in svg and "hunter2" not in svg
-        assert "s3cret" not in str(app.status) and "hunter2" not in str(app.status)
+        assert "s3cret" not in str(app.session.status) and "hunter2" not in str(app.session.status)
 
 
 async def test_missing_table_is_reported(empty_db_url, redis_url, redis) -> None:
     app = make_app(empty_db_url, redis_url)
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: "db init" in (app.status["Postgres"].error or ""))
+        await wait_until(pilot, lambda: "db init" in (app.session.status["Postgres"].error or ""))
         assert app.is_running

@@ -13,11 +13,12 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from appkit import screen_text, select_agent, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, select_agent, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import SortKey
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.errors import SourceError, WrongColumnType
 from costtop.sources.feed import LiveFeed
 from costtop.sources.history import daily_spend
@@ -327,7 +328,7 @@ async def test_the_app_shows_calls_without_an_agent_as_none_and_refuses_to_kill_
     await gw.record([Call("alpha", "llm", 100, cost_usd=Decimal("0.5"))])
     await pg.execute("INSERT INTO tool_calls (agent_id, tool_name, latency_ms, cost_usd) VALUES (NULL, 'llm', 5, 3)")
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) == 2)
@@ -335,7 +336,7 @@ async def test_the_app_shows_calls_without_an_agent_as_none_and_refuses_to_kill_
         for _ in SortKey:
             await pilot.press("s")
             await pilot.pause()
-            app.render_snapshot()
+            await fresh_snapshot(pilot)
         assert "(none)" in screen_text(app)
         await select_agent(pilot, NO_NAME)
         await pilot.press("k")

@@ -17,6 +17,7 @@ from appkit import screen_text, wait_until
 from costtop.config import ConfigError, Settings, Thresholds, load_settings
 from costtop.engine.engine import Engine
 from costtop.gateway import Call, Gateway, append_lines, claim_batches, row_of
+from costtop.session import Session
 from costtop.sources.fallback_file import MAX_LINE_BYTES, FallbackReader, encode_row
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import FallbackState
@@ -162,7 +163,7 @@ async def test_the_header_shows_the_file_a_refusing_postgres_fills(pg: asyncpg.P
     with open(path, "ab") as handle:
         handle.write(b"\x00\x01 junk\n")
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2, fallback_file=str(path) + "*")
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(200, 50)) as pilot:
         await wait_until(pilot, lambda: "Fallback 3 lines oldest 1h30m NOT DRAINED (1 malformed)"
                          in screen_text(app))

@@ -20,6 +20,7 @@ from appkit import screen_text, wait_until
 from costtop.config import Settings, TableNames
 from costtop.demo.servers import PostgresServer, RedisServer, ServerPair, free_port
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import Outcome, WriteResult
 from costtop.sources.schema import init_db
@@ -92,14 +93,14 @@ def shown_spend(app: CosttopApp) -> dict[str, tuple[Decimal | None, int | None]]
 
 def make_app(pair: ServerPair, **kw: object) -> CosttopApp:
     settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, timeout_seconds=TIMEOUT, **kw)
-    return CosttopApp(settings, LiveFeed(settings))
+    return CosttopApp(settings, Session(settings, LiveFeed(settings)))
 
 
 async def responsive(pilot, app: CosttopApp) -> None:  # type: ignore[no-untyped-def]
     """A key still works: `s` moves the sort on, at once."""
-    before = app.engine.sort
+    before = app.session.engine.sort
     await pilot.press("s")
-    await wait_until(pilot, lambda: app.engine.sort != before, timeout=2)
+    await wait_until(pilot, lambda: app.session.engine.sort != before, timeout=2)
 
 
 async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: ServerPair) -> None:
@@ -108,9 +109,9 @@ async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: Serv
     app = make_app(fresh)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and shown_spend(app) == {
-            "a": (Decimal("0.50"), 5), "b": (Decimal("3.00"), 3)} and not app.engine.day_pending)
+            "a": (Decimal("0.50"), 5), "b": (Decimal("3.00"), 3)} and not app.session.engine.day_pending)
         await asyncio.to_thread(fresh.postgres.kill)
-        await wait_until(pilot, lambda: not app.status["Postgres"].connected)
+        await wait_until(pilot, lambda: not app.session.status["Postgres"].connected)
         await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=2)
         assert "Redis STALE" not in screen_text(app)
         # The last known figures stay on screen, marked stale, and keys keep working.
@@ -122,7 +123,7 @@ async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: Serv
         await record(fresh, calls("a", 2, "0.25", later) + calls("c", 1, "7.00", later))
         want = await sql_spend(fresh)
         assert want == {"a": (Decimal("1.00"), 7), "b": (Decimal("3.00"), 3), "c": (Decimal("7.00"), 1)}
-        await wait_until(pilot, lambda: app.status["Postgres"].connected and not app.engine.day_pending
+        await wait_until(pilot, lambda: app.session.status["Postgres"].connected and not app.session.engine.day_pending
                          and shown_spend(app) == want, timeout=30)
         assert "Postgres STALE" not in screen_text(app)
 
@@ -132,7 +133,7 @@ async def test_redis_killed_refuses_kills_then_back_shows_switches_again(fresh: 
     app = make_app(fresh)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
-                         and app.redis_state is not None)
+                         and app.session.redis_state is not None)
         await asyncio.to_thread(fresh.redis.kill)
         await wait_until(pilot, lambda: "Redis STALE" in screen_text(app))
         assert app.snapshot is not None and not app.snapshot.switches_known
@@ -160,7 +161,7 @@ async def test_a_frozen_postgres_goes_stale_then_catches_up(fresh: ServerPair) -
     await record(fresh, calls("a", 4, "0.50", datetime.now(UTC)))
     app = make_app(fresh)
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: app.snapshot is not None and not app.engine.day_pending
+        await wait_until(pilot, lambda: app.snapshot is not None and not app.session.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.00"), 4)})
         fresh.postgres.signal_all(signal.SIGSTOP)  # the postmaster and every backend
         try:
@@ -169,7 +170,7 @@ async def test_a_frozen_postgres_goes_stale_then_catches_up(fresh: ServerPair) -
         finally:
             fresh.postgres.signal_all(signal.SIGCONT)
         await record(fresh, calls("a", 1, "0.50", datetime.now(UTC)))
-        await wait_until(pilot, lambda: app.status["Postgres"].connected and not app.engine.day_pending
+        await wait_until(pilot, lambda: app.session.status["Postgres"].connected and not app.session.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.50"), 5)}, timeout=30)
 
 
@@ -178,7 +179,7 @@ async def test_nothing_reachable_at_start_then_both_come_up() -> None:
     root.chmod(0o755)  # PostgreSQL runs as nobody when the tests run as root
     pair = ServerPair(root, RedisServer(root / "redis", free_port()), PostgresServer(root / "postgres", free_port()))
     settings = Settings(redis_url=pair.redis.url, database_url=pair.postgres.url, timeout_seconds=TIMEOUT)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     try:
         async with app.run_test(size=(160, 50)) as pilot:
             await wait_until(pilot, lambda: "Redis STALE" in screen_text(app) and "Postgres STALE" in screen_text(app))
@@ -193,7 +194,7 @@ async def test_nothing_reachable_at_start_then_both_come_up() -> None:
             finally:
                 await conn.close()
             await record(pair, calls("late", 3, "0.20", datetime.now(UTC) - timedelta(seconds=1)))
-            await wait_until(pilot, lambda: app.snapshot is not None and not app.engine.day_pending
+            await wait_until(pilot, lambda: app.snapshot is not None and not app.session.engine.day_pending
                              and shown_spend(app) == {"late": (Decimal("0.60"), 3)}, timeout=60)
             assert "STALE" not in screen_text(app)
     finally:
@@ -205,7 +206,7 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
     app = make_app(fresh)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
-                         and app.redis_state is not None and not app.engine.day_pending)
+                         and app.session.redis_state is not None and not app.session.engine.day_pending)
         await asyncio.to_thread(fresh.postgres.kill)
         await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app))
         await pilot.press("k")
@@ -221,7 +222,8 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
             await redis.aclose()
         await wait_until(pilot, lambda: "1 audit row waiting for Postgres" in screen_text(app))
         await asyncio.to_thread(fresh.postgres.start)
-        await wait_until(pilot, lambda: app.engine.audit_pending == 0 and app.status["Postgres"].connected,
+        await wait_until(pilot, lambda: app.session.engine.audit_pending == 0
+                         and app.session.status["Postgres"].connected,
                          timeout=30)
         assert "audit row waiting" not in screen_text(app)
     conn = await asyncpg.connect(fresh.postgres.url)
@@ -235,7 +237,7 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
 async def press_kill(pilot, app: CosttopApp) -> WriteResult:  # type: ignore[no-untyped-def]
     """`k` on the selected agent, confirmed: the result the dialog reported."""
     await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
-                     and app.redis_state is not None and not app.engine.day_pending)
+                     and app.session.redis_state is not None and not app.session.engine.day_pending)
     await pilot.press("k")
     await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
     await pilot.press("tab", "enter")
@@ -251,7 +253,7 @@ async def test_a_kill_whose_reply_is_lost_and_cannot_be_checked_says_unknown(fre
     proxy = await LossyProxy(fresh.redis.port, "drop_reply", refuse_after_drop=True).start()
     settings = Settings(redis_url=f"redis://127.0.0.1:{proxy.port}/0", database_url=fresh.postgres.url,
                         timeout_seconds=TIMEOUT)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     try:
         async with app.run_test(size=(160, 50)) as pilot:
             result = await press_kill(pilot, app)

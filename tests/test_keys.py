@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from appkit import screen_text, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
 from costtop.cli import main
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import NOW, static_app
@@ -60,7 +60,7 @@ async def test_read_only_disables_the_writing_keys() -> None:
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, SwitchDialog), key
-        assert app.feed.writes == []
+        assert app.session.feed.writes == []
         assert all("(disabled: read-only)" in what for _, what, bid in app.help_keys()
                    if bid in ("kill", "resume", "throttle", "kill_all"))
 
@@ -91,11 +91,11 @@ async def test_pause_freezes_the_screen_while_reading_goes_on() -> None:
         await pilot.press("p")
         await wait_until(pilot, lambda: "PAUSED" in screen_text(app))
         frozen = app.shown
-        calls_before = app.engine.today.calls
+        calls_before = app.session.engine.today.calls
         # Reading goes on: a row arrives and the engine counts it, the screen does not move.
         feed.pending = 5
-        await wait_until(pilot, lambda: app.engine.today.calls == calls_before + 5)
-        app.render_snapshot()
+        await wait_until(pilot, lambda: app.session.engine.today.calls == calls_before + 5)
+        await fresh_snapshot(pilot)
         await pilot.pause()
         assert app.shown is frozen and app.snapshot is not frozen
         assert "PAUSED" in screen_text(app)
@@ -113,11 +113,11 @@ async def test_plus_and_minus_step_the_refresh_within_bounds() -> None:
         await wait_until(pilot, lambda: "Refresh 0.5s" in screen_text(app))
         await pilot.press("plus")  # already the fastest
         await pilot.pause()
-        assert app.refresh_seconds == 0.5
+        assert app.session.refresh_seconds == 0.5
         for _ in range(8):
             await pilot.press("minus")
         await wait_until(pilot, lambda: "Refresh 60s" in screen_text(app))
-        assert app.refresh_seconds == 60
+        assert app.session.refresh_seconds == 60
 
 
 async def test_slash_filters_agents_models_and_providers_by_text() -> None:
@@ -192,7 +192,7 @@ async def test_the_palette_kills_by_name_through_the_same_dialog_and_jumps_to_an
         assert app.screen.change.target == "email-bot" and app.screen.change.kind == "kill"
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SwitchDialog))
-        assert app.feed.writes == []  # the dialog was cancelled: nothing written
+        assert app.session.feed.writes == []  # the dialog was cancelled: nothing written
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
         await pilot.press(*"jump to agent doc-writer")
@@ -243,13 +243,13 @@ async def test_a_snapshot_during_a_screens_teardown_does_not_crash() -> None:
         screen = app.screen
         await screen.query_one("#agent-figures").remove()
         await screen.query_one("#traces").remove()
-        app.render_snapshot()  # raised NoMatches when the screen queried its children
+        await fresh_snapshot(pilot)  # raised NoMatches when the screen queried its children
         await pilot.pause()
         assert app.screen is screen and app.return_code is None
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, AgentScreen))
         await app.screen.query_one(SwitchTable).remove()  # the main screen, half torn down
-        app.render_snapshot()
+        await fresh_snapshot(pilot)
         await pilot.pause()
         assert app.return_code is None
 

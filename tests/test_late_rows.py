@@ -12,9 +12,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from appkit import screen_text, wait_until
+from appkit import fresh_snapshot, screen_text, wait_until
 from costtop.config import Settings
 from costtop.engine.engine import Engine
+from costtop.session import Session
 from costtop.sources.dedup import SeenSeconds, Watermark
 from costtop.sources.feed import LiveFeed
 from costtop.sources.postgres import PostgresReader
@@ -276,20 +277,21 @@ async def test_r_resynchronises_and_the_screen_says_how_many_rows_came_too_late(
     now = utc_now()
     await insert(pg, [make_row(rng, now - timedelta(seconds=i)) for i in range(30)])
     settings = Settings(database_url=db_url, redis_url=redis_url, max_lateness=5)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: not app.engine.day_pending and app.engine.today.calls == 30, timeout=20)
-        calls, generation = app.engine.today.calls, app._generation
+        engine = app.session.engine
+        await wait_until(pilot, lambda: not engine.day_pending and engine.today.calls == 30, timeout=20)
+        calls, generation = app.session.engine.today.calls, app.session._generation
         await insert(pg, [make_row(rng, now - timedelta(hours=2)) for _ in range(6)])
         await pilot.pause(2.5)  # two live reads: nothing that old is read live
-        assert app._generation == generation  # (no baseline taken again meanwhile, which would count them)
-        assert app.engine.today.calls == calls
+        assert app.session._generation == generation  # (no baseline taken again meanwhile, which would count them)
+        assert app.session.engine.today.calls == calls
         await pilot.press("r")
         await wait_until(pilot, lambda: any("arrived later than" in line for line in app.snapshot.data_quality)
                          if app.snapshot is not None else False, timeout=20)
-        assert app.engine.today.calls == await pg.fetchval(
+        assert app.session.engine.today.calls == await pg.fetchval(
             "SELECT count(*) FROM tool_calls WHERE created_at >= date_trunc('day', now(), 'UTC')")
-        app.render_snapshot()
+        await fresh_snapshot(pilot)
         await pilot.pause()
         shown = screen_text(app)
         assert "6 rows arrived later than the 5s horizon" in shown
@@ -372,18 +374,19 @@ async def test_a_new_utc_day_reads_everything_again(pg, redis, db_url, redis_url
     await insert(pg, [make_row(rng, now - timedelta(seconds=i)) for i in range(20)])
     clock = [now]
     settings = Settings(database_url=db_url, redis_url=redis_url)
-    app = CosttopApp(settings, LiveFeed(settings), clock=lambda: clock[0])
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings), clock=lambda: clock[0]))
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_until(pilot, lambda: not app.engine.day_pending and app.engine.today.calls == 20, timeout=20)
-        generation = app._generation  # a baseline that failed under load is simply taken again
+        engine = app.session.engine
+        await wait_until(pilot, lambda: not engine.day_pending and engine.today.calls == 20, timeout=20)
+        generation = app.session._generation  # a baseline that failed under load is simply taken again
         late = [make_row(rng, now - timedelta(minutes=30)) for _ in range(4)]  # long past any horizon
         await insert(pg, late)
         clock[0] = now.replace(hour=0, minute=0, second=5, microsecond=0) + timedelta(days=1)
-        await wait_until(pilot, lambda: app._generation > generation and not app.engine.day_pending, timeout=20)
-        assert app.engine.day == clock[0].strftime("%Y-%m-%d")
+        await wait_until(pilot, lambda: app.session._generation > generation and not engine.day_pending, timeout=20)
+        assert app.session.engine.day == clock[0].strftime("%Y-%m-%d")
         month = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= date_trunc('month', $1::"
                                   "timestamptz, 'UTC') AND created_at < $1", clock[0])
-        snap = app.engine.snapshot(clock[0], None)
+        snap = app.session.engine.snapshot(clock[0], None)
         assert snap.header.spend_month == (month or 0)  # on the last day of a month: the new month's $0
         assert snap.header.spend_today == 0
 

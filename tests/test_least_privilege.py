@@ -20,6 +20,7 @@ from appkit import screen_text, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.demo.servers import RedisServer
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.errors import SourceError
 from costtop.sources.feed import LiveFeed
 from costtop.sources.postgres import PostgresReader
@@ -116,7 +117,7 @@ async def test_the_writer_user_and_role_run_everything_and_are_refused_nothing(a
     await seed(admin, db_url)
     writer_db, _ = await roles(db_url)
     settings = Settings(redis_url=user_url(valkey, "costtop"), database_url=writer_db)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         assert [a.agent_id for a in app.snapshot.agents] == ["alpha"]
@@ -149,7 +150,7 @@ async def test_read_only_runs_under_read_only_grants_and_sends_no_write(admin, v
     _, reader_db = await roles(db_url)
     sets, dels = await calls_of(admin, "set"), await calls_of(admin, "del")
     settings = Settings(redis_url=user_url(valkey, "costtop-ro"), database_url=reader_db, read_only=True)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         assert [a.agent_id for a in app.snapshot.agents] == ["alpha"]
@@ -173,13 +174,13 @@ async def test_read_only_runs_under_read_only_grants_and_sends_no_write(admin, v
 async def test_a_wrong_password_is_said_without_the_password(admin, valkey, db_url) -> None:
     settings = Settings(redis_url=user_url(valkey, "costtop", "not-the-Pw-42"),
                         database_url=db_url.replace("postgres@", "nobody-here:hunter2-Pw@"))
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: "Redis STALE" in screen_text(app) and "Postgres STALE" in screen_text(app))
         text = screen_text(app)
         assert "not-the-Pw-42" not in text and "hunter2-Pw" not in text
         assert all("not-the-Pw-42" not in (s.error or "") and "hunter2-Pw" not in (s.error or "")
-                   for s in app.status.values())
+                   for s in app.session.status.values())
 
 
 async def test_tls_urls_are_passed_through_to_the_clients(db_url) -> None:

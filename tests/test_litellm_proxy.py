@@ -25,6 +25,7 @@ from costtop.config import Settings
 from costtop.demo.servers import ServerPair
 from costtop.gateway import Call, Gateway
 from costtop.refusals import refusal_marker, refusal_message
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.records import SwitchChange
@@ -106,7 +107,7 @@ async def test_pressing_k_in_costtop_refuses_the_agents_next_call_and_u_lets_it_
     await Gateway(redis, pg).record([Call(agent, "llm", 30, provider="openai", model="gpt-4o",
                                           cost_usd=Decimal("0.01"))])
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         await select_agent(pilot, agent)

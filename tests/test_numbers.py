@@ -27,6 +27,7 @@ from costtop.engine.snapshot import BudgetState, Snapshot
 from costtop.gateway import Call, Gateway
 from costtop.money import usd
 from costtop.oneshot import render
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.numbers import parse_count, parse_usd
 from costtop.sources.postgres import PostgresReader
@@ -169,7 +170,7 @@ async def test_the_app_shows_unknown_and_keeps_answering_keys(pg, redis, db_url,
     await redis.set(f"spent:agent-2:{today()}", "1e5000")
     await redis.set(f"calls:{today()}", "1e5000")
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2)
-    app = CosttopApp(settings, LiveFeed(settings))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         snap = app.snapshot
@@ -182,9 +183,9 @@ async def test_the_app_shows_unknown_and_keeps_answering_keys(pg, redis, db_url,
         assert any("left out" in line and "nan-bot" in line for line in text.splitlines())
         table = app.screen.query_one(AgentTable)
         assert table.is_mounted
-        before = app.engine.sort
+        before = app.session.engine.sort
         await pilot.press("s")
-        await wait_until(pilot, lambda: app.engine.sort is not before)
+        await wait_until(pilot, lambda: app.session.engine.sort is not before)
         assert app.is_running
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from appkit import wait_for_data
+from appkit import fresh_snapshot, wait_for_data
 from costtop.config import Settings
 from costtop.demo.screenshots import static_app
 from costtop.ui.app import CosttopApp
@@ -77,7 +77,7 @@ async def test_alerts_ring_once_and_can_be_acknowledged() -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         for _ in range(3):
-            app.render_snapshot()
+            await fresh_snapshot(pilot)
             await pilot.pause()
         assert app.snapshot is not None
         assert [a.key for a in app.snapshot.alerts][:1] == ["velocity:research-bot"]
@@ -88,7 +88,7 @@ async def test_alerts_ring_once_and_can_be_acknowledged() -> None:
         assert all(a.acknowledged for a in app.snapshot.alerts)
         title = str(app.screen.query_one("#alerts-pane .pane-title").content)
         assert "0 new" in title
-        app.render_snapshot()
+        await fresh_snapshot(pilot)
         await pilot.pause()
         assert all(a.acknowledged for a in app.snapshot.alerts) and len(rings) == 1
 

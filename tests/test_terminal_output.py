@@ -14,7 +14,7 @@ import pyte
 import pytest
 from textual.drivers.headless_driver import HeadlessDriver
 
-from appkit import wait_for_data
+from appkit import fresh_snapshot, wait_for_data
 from costtop.config import Settings
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import AGENTS, StaticFeed
@@ -61,8 +61,8 @@ async def test_partial_repaints_leave_the_screen_exactly_as_a_full_render(monkey
                 cost = Decimal(i * step % 7 + 1) / 100 if step % 3 else Decimal("0.001")
                 rows.append(CallRecord(key, clock[0], name, "llm", 100 + 37 * step, "openai", "gpt-4o", 10, 5, 0,
                                        cost, "error" if (i + step) % 5 == 0 else "success"))
-            app.engine.ingest(rows)
-            app.render_snapshot()
+            app.session.engine.ingest(rows)
+            await fresh_snapshot(pilot)
             await pilot.pause()
             if step == 6:
                 await pilot.press("down", "down")  # the cursor moves: the rows it leaves and enters change
@@ -82,15 +82,15 @@ async def test_unchanged_cells_are_not_sent_again(monkeypatch) -> None:
     app = static_app(Settings(read_only=True, refresh=3600))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
-        app.render_snapshot()  # once more, after the header's first layout settled the table's height
+        await fresh_snapshot(pilot)  # once more, after the header's first layout settled the table's height
         await pilot.pause()
         table = app.screen.query_one("#agents").region
         table_top, table_end = table.y, table.bottom
         RecordingDriver.written = []
         # One call for the smallest spender: its line changes, its rank does not.
-        app.engine.ingest([CallRecord(10**7, NOW, "email-bot", "llm", 100, "openai", "gpt-4o", 10, 5, 0,
+        app.session.engine.ingest([CallRecord(10**7, NOW, "email-bot", "llm", 100, "openai", "gpt-4o", 10, 5, 0,
                                       Decimal("0.000001"), "success")])
-        app.render_snapshot()
+        await fresh_snapshot(pilot)
         await pilot.pause()
         sent = "".join(RecordingDriver.written)
     screen, stream = emulate((160, 50))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from appkit import screen_text, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.traces import Step
@@ -57,8 +57,8 @@ class NoHistoryFeed(StaticFeed):
 async def test_a_week_that_cannot_be_read_is_said_not_silent() -> None:
     app = static_app(feed=NoHistoryFeed(NOW))
     async with app.run_test(size=(160, 50)) as pilot:
-        await wait_until(pilot, lambda: app.engine.history_error is not None)
-        app.render_snapshot()
+        await wait_until(pilot, lambda: app.session.engine.history_error is not None)
+        await fresh_snapshot(pilot)
         await pilot.pause()
         assert "Unusual days not judged: Postgres: the week's sums timed out after 300 s" in screen_text(app)
         assert not any(a.key.startswith("anomaly-day") for a in app.snapshot.alerts)

@@ -15,6 +15,7 @@ from appkit import screen_text, select_agent, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.engine.snapshot import AgentState, Health, Severity
 from costtop.gateway import Call, Gateway
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.ui.app import CosttopApp
 from test_app_live import confirm, seed
@@ -25,7 +26,7 @@ KEY = "kill:agent:agent-1"
 def make_app(db_url: str, redis_url: str, **thresholds: object) -> CosttopApp:
     settings = Settings(redis_url=redis_url, database_url=db_url, refresh=0.2,
                         thresholds=thresholds)  # type: ignore[arg-type]
-    return CosttopApp(settings, LiveFeed(settings))
+    return CosttopApp(settings, Session(settings, LiveFeed(settings)))
 
 
 def llm(agent: str, status: str = "success", created_at: datetime | None = None) -> Call:

@@ -108,6 +108,7 @@ async def _db_init(settings: Settings) -> list[str]:
 
 
 def run_app(settings: Settings) -> int:
+    from costtop.session import Session
     from costtop.sources.feed import LiveFeed
     from costtop.ui.app import CosttopApp, binding_groups, unknown_binding_ids
 
@@ -119,7 +120,7 @@ def run_app(settings: Settings) -> int:
         feed = LiveFeed(settings)
     except ValueError as exc:  # settings checked both URLs; only the Redis client is built here
         return fail(f"redis_url: {exc}")
-    CosttopApp(settings, feed).run()
+    CosttopApp(settings, Session(settings, feed)).run()
     for line in quit_notes(feed):
         print(line, file=sys.stderr)
     return 0

@@ -36,13 +36,11 @@ from decimal import Decimal
 from typing import Any
 
 from costtop.config import Settings
-from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentRow, BudgetState, BudgetView, Snapshot
 from costtop.escape import csv_cell
 from costtop.money import NO_BUDGET, UNKNOWN, usd
-from costtop.sources.errors import SourceError
+from costtop.session import Session
 from costtop.sources.feed import LiveFeed
-from costtop.sources.records import RedisState, SourceStatus
 from costtop.text import clean, visible_id
 
 FORMATS = ("table", "json", "csv")
@@ -64,39 +62,10 @@ def money(value: Decimal | None) -> str | None:
 
 
 async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot:
-    """Both sources once, into the engine, with what failed said in the snapshot's sources."""
-    feed = LiveFeed(settings)
-    engine = Engine(settings.thresholds)
-    now = now or datetime.now(UTC)
-    status: dict[str, SourceStatus] = {}
-    redis: RedisState | None = None
-    try:
-        try:
-            redis = await feed.read_redis()
-            status["Redis"] = SourceStatus("Redis", True, now.timestamp())
-        except SourceError as exc:
-            status["Redis"] = SourceStatus("Redis", False, None, str(exc))
-        try:
-            columns = await feed.connect_postgres()
-            engine.load(await feed.postgres.baseline(now), columns)
-            await feed.count_unreadable(engine.day)
-            engine.note_read_quality(feed.read_quality())
-            status["Postgres"] = SourceStatus("Postgres", True, now.timestamp())
-        except SourceError as exc:
-            status["Postgres"] = SourceStatus("Postgres", False, None, str(exc))
-        if status["Postgres"].connected:
-            try:
-                engine.load_history(await feed.spend_history(engine.day))
-            except SourceError as exc:
-                engine.history_error = str(exc)  # shown as the snapshot's anomaly note
-            if redis is not None:
-                try:
-                    engine.counters = await feed.read_counters(engine.day)
-                except SourceError as exc:
-                    status["Redis"] = SourceStatus("Redis", False, None, f"counters: {exc}")
-    finally:
-        await feed.close()
-    return engine.snapshot(now, redis, list(status.values()))
+    """Both sources once, through the same session as the app, with what failed said in the
+    snapshot's sources. `now`: the time to read at (the clock, by default)."""
+    at = now or datetime.now(UTC)
+    return await Session(settings, LiveFeed(settings, lambda: at), lambda: at).read_once()
 
 
 def as_dict(snap: Snapshot) -> dict[str, Any]:

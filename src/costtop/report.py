@@ -24,7 +24,9 @@ from costtop.engine.engine import velocity_level
 from costtop.engine.snapshot import Level
 from costtop.escape import markdown
 from costtop.money import UNKNOWN, usd
-from costtop.sources.day_report import DayRecords, read_day
+from costtop.session import Session
+from costtop.sources.day_report import DayRecords
+from costtop.sources.feed import LiveFeed
 from costtop.text import clean, none_last, visible_id
 
 WINDOW_MINUTES = 5
@@ -32,7 +34,7 @@ TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this 
 
 
 async def build(settings: Settings, day: str) -> str:
-    return render(settings, await read_day(settings, day))
+    return render(settings, await Session(settings, LiveFeed(settings)).read_day(day))
 
 
 def peaks(minutes: list[asyncpg.Record]) -> dict[str, tuple[Decimal, datetime]]:
@@ -67,7 +69,7 @@ def _count(value: int | None) -> str:
 
 
 def render(settings: Settings, records: DayRecords) -> str:
-    """The Markdown: pure, from what read_day returned."""
+    """The Markdown: pure, from what Session.read_day returned."""
     th = settings.thresholds
     day, agents, models, providers = records.day, records.agents, records.models, records.providers
     minutes, traces, history, audit = records.minutes, records.traces, records.history, records.audit

@@ -25,12 +25,14 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from costtop.config import Settings
 from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import Snapshot, SortKey
+from costtop.engine.traces import Step
 from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.day_report import DayRecords
@@ -43,7 +45,6 @@ from costtop.sources.records import (
     Outcome,
     RedisState,
     SourceStatus,
-    Step,
     SwitchChange,
     TraceSummary,
     WriteResult,
@@ -102,6 +103,8 @@ class Session:
         # Called on the session's thread when a snapshot is waiting to be taken; the app posts a message.
         self.on_snapshot: Callable[[], None] = lambda: None
         self.latest: Snapshot | None = None  # the last snapshot built
+        self.published = 0  # snapshots built so far
+        self.taken = 0  # the number of the last snapshot the UI took
         self._lock = threading.Lock()  # guards what take() hands across threads
         self._waiting = False  # a snapshot was announced and not taken yet
         self._ring = False  # a critical alert tripped in a snapshot not taken yet
@@ -203,11 +206,20 @@ class Session:
         """Thread-safe: publish a snapshot now (the screen was resized, a filter changed...)."""
         self.submit(lambda: None)
 
+    async def publish_now(self) -> int:
+        """From any loop: a snapshot of now, after everything asked before; its number (see `taken`)."""
+        async def publish() -> int:
+            self.publish()
+            return self.published
+
+        return await self.call(publish)
+
     def take(self) -> tuple[Snapshot | None, bool]:
         """Thread-safe: the latest snapshot, and whether a critical alert tripped since the last take."""
         with self._lock:
             snap, ring = self.latest, self._ring
             self._waiting = self._ring = False
+            self.taken = self.published
         return snap, ring
 
     async def call(self, work: Callable[..., Awaitable[T]], *args: object) -> T:
@@ -247,6 +259,7 @@ class Session:
         snap = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
         with self._lock:
             self.latest = snap
+            self.published += 1
             self._ring = self._ring or snap.new_critical
             announce = not self._waiting
             self._waiting = True
@@ -445,7 +458,7 @@ class Session:
             # Show the effect now, from Redis itself, rather than waiting for the next poll.
             with contextlib.suppress(SourceError):
                 self._redis_read(await self.feed.read_redis())
-        return result, SwitchChange(change.action, change.kind, change.scope, change.target, key=key)
+        return result, replace(change, key=key)
 
     # -- one read, for the commands ------------------------------------------------------------------
 
@@ -472,8 +485,9 @@ class Session:
                 if self.redis_state is not None:
                     try:
                         self.engine.note_counters(await self.feed.read_counters(self.engine.day))
-                    except SourceError as exc:
-                        self._source_failed("Redis", f"counters: {exc}")
+                    except SourceError as exc:  # the switches were read: they stay shown
+                        last_ok = self.status["Redis"].last_ok
+                        self.status["Redis"] = SourceStatus("Redis", False, last_ok, f"counters: {exc}")
         finally:
             await self.feed.close()
         return self.publish()

@@ -143,6 +143,7 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.0) -> int:
+    from costtop.session import Session
     from costtop.sources.feed import LiveFeed
     from costtop.ui.app import CosttopApp
 
@@ -160,7 +161,7 @@ def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.
                                            "audit_spool": str(pair.root / "audit-pending.jsonl")})
         asyncio.run(prepare(demo, rate))
         simulator = start_simulator(demo, rate, incident_after, pair.root / "simulator.log")
-        app = CosttopApp(demo, LiveFeed(demo))
+        app = CosttopApp(demo, Session(demo, LiveFeed(demo)))
 
         def leave(signum: int, frame: FrameType | None) -> None:
             app.exit()

@@ -17,6 +17,7 @@ from textual.pilot import Pilot
 from costtop.config import Settings
 from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
+from costtop.session import Session
 from costtop.ui.app import CosttopApp
 
 NOW = datetime(2026, 11, 22, 14, 30, tzinfo=UTC)
@@ -27,17 +28,23 @@ def static_app(settings: Settings | None = None, feed: StaticFeed | None = None,
                theme_dir: Path | None = None) -> CosttopApp:
     """The app on the static demo data (or a variant of it) at a frozen `NOW`: the screenshots' and
     the UI tests'."""
-    return CosttopApp(settings or Settings(), feed or StaticFeed(NOW), clock=lambda: NOW, catalog=shipped(),
-                      theme_dir=theme_dir)
+    settings = settings or Settings()
+    session = Session(settings, feed or StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
+    return CosttopApp(settings, session, theme_dir=theme_dir)
 
 
 async def settle(app: CosttopApp, pilot: Pilot[None]) -> None:
+    engine = app.session.engine
     for _ in range(200):
-        if app.snapshot is not None and app.snapshot.agents and not app.engine.day_pending \
-                and app.engine.history_day == app.engine.day and app.engine.counters is not None:
+        if app.snapshot is not None and app.snapshot.agents and not engine.day_pending \
+                and engine.history_day == engine.day and engine.counters is not None:
             break
         await pilot.pause(0.05)
-    app.render_snapshot()
+    number = await app.session.publish_now()
+    for _ in range(200):
+        if app.session.taken >= number:
+            break
+        await pilot.pause(0.05)
     await pilot.pause(0.2)
 
 

@@ -6,7 +6,6 @@ and has a timeout; the rendering is costtop/report.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -18,7 +17,7 @@ from costtop.money import usd
 from costtop.sources import litellm_daily
 from costtop.sources.errors import SourceError
 from costtop.sources.history import daily_spend
-from costtop.sources.postgres import PostgresReader, fetch, utc_day_start, utc_now
+from costtop.sources.postgres import PostgresReader, fetch, utc_day_start
 from costtop.sources.records import SpendHistory
 from costtop.sources.schema import qualified
 
@@ -80,23 +79,20 @@ def traces_sql(reader: PostgresReader) -> str:
             f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
 
 
-async def read_day(settings: Settings, day: str, clock: Callable[[], datetime] = utc_now) -> DayRecords:
-    """The day's records; `clock` says which days are closed (LiteLLM's daily tables hold only those)."""
+async def day_records(reader: PostgresReader, settings: Settings, day: str) -> DayRecords:
+    """The day's records through `reader` (connected here if it is not yet)."""
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     end = start + timedelta(days=1)
-    reader = PostgresReader(settings, clock)
-    try:
+    if reader.columns is None:
         await reader.connect()
-        assert reader.columns is not None
-        rows = await fetch(reader, usage_sql, start, end, timeout=READ_TIMEOUT)
-        minutes = await fetch(reader, minutes_sql, start, end, timeout=READ_TIMEOUT)
-        traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
-            if reader.columns.has("trace_id") else []
-        history = await daily_spend(reader, day)
-        closed = await _closed_day(reader, settings, day)
-        audit = await _audit(reader, settings, start, end)
-    finally:
-        await reader.close()
+    assert reader.columns is not None
+    rows = await fetch(reader, usage_sql, start, end, timeout=READ_TIMEOUT)
+    minutes = await fetch(reader, minutes_sql, start, end, timeout=READ_TIMEOUT)
+    traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
+        if reader.columns.has("trace_id") else []
+    history = await daily_spend(reader, day)
+    closed = await _closed_day(reader, settings, day)
+    audit = await _audit(reader, settings, start, end)
     agents = [Usage(r["agent"], r["spend"], r["calls"], r["errors"]) for r in rows if r["g_agent"] == 0]
     models = [Usage(r["model"], r["spend"], r["calls"], r["errors"])
               for r in rows if r["g_agent"] == 1 and r["g_model"] == 0]

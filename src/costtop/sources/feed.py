@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
 from costtop.config import Settings
 from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
+from costtop.sources.day_report import DayRecords, day_records
 from costtop.sources.errors import SourceError
 from costtop.sources.fallback_file import FallbackReader
 from costtop.sources.history import daily_spend
@@ -53,6 +55,8 @@ class Feed(Protocol):
     def read_quality(self) -> ReadQuality: ...
     # Each agent's spend per day over the week before `day`: read once a day, for the day anomaly.
     async def spend_history(self, day: str) -> SpendHistory: ...
+    # One UTC day's records, for `costtop report`.
+    async def read_day(self, day: str) -> DayRecords: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
     async def trace_steps(self, trace_id: str) -> list[Step]: ...
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
@@ -65,11 +69,12 @@ class Feed(Protocol):
 
 
 class LiveFeed:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Callable[[], datetime] | None = None) -> None:
+        """`clock`: the time the readers go by (which days are closed, the bound on future rows)."""
         self.settings = settings
         self.read_only = settings.read_only
         self.redis = RedisReader(settings)
-        self.postgres = PostgresReader(settings)
+        self.postgres = PostgresReader(settings) if clock is None else PostgresReader(settings, clock)
         self.spool = AuditSpool.for_settings(settings)
         self.fallback = FallbackReader(settings.fallback_file) if settings.fallback_file else None
         self.audit_lost = 0  # audit rows neither Postgres nor the spool took: said at quit, however late
@@ -114,6 +119,9 @@ class LiveFeed:
 
     async def spend_history(self, day: str) -> SpendHistory:
         return await daily_spend(self.postgres, day)
+
+    async def read_day(self, day: str) -> DayRecords:
+        return await day_records(self.postgres, self.settings, day)
 
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         return await agent_traces(self.postgres, agent, since)

@@ -50,7 +50,7 @@ class CosttopCommands(Provider):
                            lambda s=scope, t=target: app.ask(SwitchChange("set", "kill", s, t)),
                            f"kill:{scope}:… (asks first)")
         for switch in snap.switches:
-            change = SwitchChange("remove", switch.kind.value, switch.scope, switch.target, key=switch.key)
+            change = SwitchChange.removing(switch)
             yield (f"Resume {visible_id(switch.key, 80)}", lambda c=change: app.ask(c),
                    "removes the switch (asks first)")
 

@@ -1,15 +1,18 @@
 """Why an agent is burning: its traces, then one trace's steps with the runaway patterns marked.
 
 `enter` on an agent opens its traces (the last hour, newest first); `enter` on a trace opens its
-steps, nested by parent span; `esc` goes back. The reads run in workers through the feed (no widget
-opens a connection) and a failed read is shown on the screen, not raised.
+steps, nested by parent span; `esc` goes back. The screens are given what they read through
+(`TraceReads`: the session, which runs the reads on its own loop; no widget opens a connection), the
+clock and the thresholds; a failed read is shown on the screen, not raised.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Protocol
 
 from rich.text import Text
 from textual import work
@@ -18,8 +21,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
-from costtop.engine.traces import NestedStep, mark
+from costtop.engine.traces import NestedStep, Step, mark
 from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
 from costtop.sources.records import CallRecord, ModelShare, TraceSummary
@@ -29,6 +33,25 @@ from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import NO_NAME
 
 TRACES_SINCE = timedelta(hours=1)
+
+
+class TraceReads(Protocol):
+    """The reads behind the drill-down: one agent's recent traces, models and calls; one trace's steps."""
+
+    async def agent_traces(self, agent: str | None, since: datetime) -> list[TraceSummary]: ...
+    async def agent_models(self, agent: str | None, since: datetime) -> list[ModelShare]: ...
+    async def agent_calls(self, agent: str | None) -> list[CallRecord]: ...
+    async def trace_steps(self, trace_id: str) -> list[Step]: ...
+
+
+@dataclass(frozen=True)
+class DrillContext:
+    """What the drill-down screens need from the app, passed in."""
+
+    reads: TraceReads
+    clock: Callable[[], datetime]
+    thresholds: Thresholds
+    reload_seconds: float  # how often an open agent screen reads its traces again
 MARK_STYLE = {"loop": "bold red", "context": "bold magenta", "errors": "bold yellow"}
 
 
@@ -131,11 +154,14 @@ def recent_calls(calls: Sequence[CallRecord]) -> Text:
 class AgentScreen(Screen[None]):
     """One agent: its row's figures and its recent traces. k / u / t act on this agent."""
 
+    HELP_SCOPE = "agent screen"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="drill.back"),
                 Binding("enter", "open_trace", "Open trace", id="drill.open")]
 
-    def __init__(self, agent_id: str) -> None:
+    def __init__(self, agent_id: str, context: DrillContext, snap: Snapshot | None) -> None:
         super().__init__()
+        self.context = context
+        self.snap = snap  # the latest snapshot shown: the agent's row comes from it
         # The agent table's key: NO_NAME is the calls without an agent (a NULL agent_id).
         self.agent_id: str | None = None if agent_id == NO_NAME else agent_id
         # Held, not queried: a snapshot can arrive while the screen is being torn down (a pop, or the
@@ -161,22 +187,21 @@ class AgentScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.trace_list.focus()
-        shown = self.app.shown  # type: ignore[attr-defined]
-        if shown is not None:  # the figures at once, not at the next refresh
-            self.show(shown)
+        if self.snap is not None:  # the figures at once, not at the next refresh
+            self.show(self.snap)
         self.load()
         # Live while open: read again every few refreshes (bounded, indexed reads of one agent).
-        self.set_interval(max(2.0, self.app.refresh_seconds * 2), self.load)  # type: ignore[attr-defined]
+        self.set_interval(max(2.0, self.context.reload_seconds), self.load)
 
     @work(group="drill", exclusive=True)
     async def load(self) -> None:
-        app = self.app
+        reads = self.context.reads
         status = self.status_view
-        since = app.clock() - TRACES_SINCE  # type: ignore[attr-defined]
+        since = self.context.clock() - TRACES_SINCE
         try:
-            traces = await app.feed.agent_traces(self.agent_id, since)  # type: ignore[attr-defined]
-            models = await app.feed.agent_models(self.agent_id, since)  # type: ignore[attr-defined]
-            calls = await app.feed.agent_calls(self.agent_id)  # type: ignore[attr-defined]
+            traces = await reads.agent_traces(self.agent_id, since)
+            models = await reads.agent_models(self.agent_id, since)
+            calls = await reads.agent_calls(self.agent_id)
         except SourceError as exc:
             status.update(Text(f"Could not be read: {exc} (shown: the last good read)", style="bold red"))
             return
@@ -185,10 +210,11 @@ class AgentScreen(Screen[None]):
         table = self.trace_list
         table.traces = tuple(traces)
         status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
-        if app.shown is not None:  # type: ignore[attr-defined]
-            table.show(app.shown)  # type: ignore[attr-defined]
+        if self.snap is not None:
+            table.show(self.snap)
 
     def show(self, snap: Snapshot) -> None:
+        self.snap = snap
         row = next((a for a in snap.agents if a.agent_id == self.agent_id), None)
         figures = Text("not in the current snapshot", style="dim") if row is None else Text.assemble(
             ("State ", "bold"), (row.state.value, ""), ("  Today ", "bold"), (usd(row.spend_today), ""),
@@ -204,17 +230,20 @@ class AgentScreen(Screen[None]):
     def action_open_trace(self) -> None:
         key = self.trace_list.selected_key
         if key is not None:
-            self.app.push_screen(TraceScreen(key))
+            self.app.push_screen(TraceScreen(key, self.context, self.snap))
 
 
 class TraceScreen(Screen[None]):
     """One trace's steps, nested by parent span, with the runaway patterns marked."""
 
+    HELP_SCOPE = "trace view"
     BINDINGS = [Binding("escape", "app.pop_screen", "Back", id="trace.back")]
 
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str, context: DrillContext, snap: Snapshot | None) -> None:
         super().__init__()
         self.trace_id = trace_id
+        self.context = context
+        self.snap = snap
         self.status_view = Static("reading…", id="steps-status")  # held, as in AgentScreen
         self.step_list = StepList(id="steps")
 
@@ -230,14 +259,13 @@ class TraceScreen(Screen[None]):
 
     @work(group="drill", exclusive=True)
     async def load(self) -> None:
-        app = self.app
         status = self.status_view
         try:
-            steps = await app.feed.trace_steps(self.trace_id)  # type: ignore[attr-defined]
+            steps = await self.context.reads.trace_steps(self.trace_id)
         except SourceError as exc:
             status.update(Text(f"Steps could not be read: {exc}", style="bold red"))
             return
-        th = app.settings.thresholds  # type: ignore[attr-defined]
+        th = self.context.thresholds
         nested = mark(steps, th.loop_calls, th.context_tokens)
         table = self.step_list
         table.steps = tuple(nested)
@@ -247,5 +275,5 @@ class TraceScreen(Screen[None]):
             if count:
                 summary.append(f"  {name}: {count} steps", style=MARK_STYLE[name])
         status.update(summary)
-        if app.shown is not None:  # type: ignore[attr-defined]
-            table.show(app.shown)  # type: ignore[attr-defined]
+        if self.snap is not None:
+            table.show(self.snap)

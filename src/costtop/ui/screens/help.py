@@ -9,7 +9,8 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
 from textual.widgets import Static
 
 # What each colour means, with the word that says the same for 16-colour terminals and NO_COLOR.
@@ -27,7 +28,36 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
+def own_bindings(cls: type) -> list[Binding]:
+    """The bindings a class declares itself (not those it inherits)."""
+    return [b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
+
+
+def _subclasses(cls: type) -> list[type]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def declared_bindings(app_class: type) -> list[tuple[str, list[Binding]]]:
+    """Every binding costtop declares, with where it applies: the app's, then each costtop screen's and
+    widget's, found by walking the classes (a new screen's keys appear without a list to keep). A class
+    names its place with `HELP_SCOPE`."""
+    groups = [("", own_bindings(app_class))]
+    seen: set[type] = set()
+    classes = [c for c in (*_subclasses(Screen), *_subclasses(Widget)) if c.__module__.startswith("costtop.")]
+    for cls in classes:
+        bindings = own_bindings(cls)
+        if cls in seen or not bindings:
+            continue
+        seen.add(cls)
+        groups.append((f" ({getattr(cls, 'HELP_SCOPE', cls.__name__)})", bindings))
+    return groups
+
+
 class HelpScreen(ModalScreen[None]):
+    HELP_SCOPE = "help"
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
 
     def __init__(self, keys: Iterable[tuple[str, str, str]], read_only: bool) -> None:

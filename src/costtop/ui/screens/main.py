@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from costtop.config import Thresholds
-from costtop.engine.snapshot import Snapshot
+from costtop.engine.snapshot import Snapshot, SortKey
 from costtop.ui.display import Display
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
@@ -30,13 +30,52 @@ NARROW = 140  # columns: the provider and model panels share the width
 class FilterBar(Input):
     """`/`: the text the agent, model and provider rows must hold; esc clears it."""
 
+    HELP_SCOPE = "filter"
     BINDINGS = [Binding("escape", "screen.clear_filter", "Clear filter", id="filter.clear")]
 
 
+COLUMN_SORT = {"agent": SortKey.NAME, "today": SortKey.TODAY, "velocity": SortKey.BURN, "runs_out": SortKey.RUNS_OUT}
+
+
 class MainScreen(Screen[None]):
+    """The fleet at a glance. Its keys act on what it shows (order, chart range, filter, alerts, the
+    agent to open); they ask the app through typed messages, and do nothing on other screens."""
+
+    HELP_SCOPE = "main screen"
+    BINDINGS = [
+        Binding("s", "sort", "Sort", id="sort"),
+        Binding("v", "chart_range", "60m/24h", id="chart_range"),
+        Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
+        Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
+        Binding("slash", "filter", "Filter", id="filter"),
+    ]
+
+    class SortChanged(Message):
+        """The agents' order the operator asked for."""
+
+        def __init__(self, key: SortKey, reverse: bool) -> None:
+            super().__init__()
+            self.key = key
+            self.reverse = reverse
+
+    class AgentOpened(Message):
+        """`enter` on an agent: open its screen."""
+
+        def __init__(self, agent: str) -> None:
+            super().__init__()
+            self.agent = agent
+
+    class AlertsAcknowledged(Message):
+        """`a`: the alerts on screen now, acknowledged."""
+
+        def __init__(self, keys: tuple[str, ...]) -> None:
+            super().__init__()
+            self.keys = keys
+
     def __init__(self, thresholds: Thresholds) -> None:
         super().__init__()
         self.thresholds = thresholds
+        self.shown: Snapshot | None = None  # the snapshot on screen (the frozen one while paused)
 
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
@@ -65,10 +104,43 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
 
-    def open_filter(self) -> None:
+    def action_filter(self) -> None:
         bar = self.query_one(FilterBar)
         bar.display = True
         bar.focus()
+
+    def action_sort(self) -> None:
+        """The agents' order: burn rate, when the daily budget runs out, spend today, name."""
+        keys = list(SortKey)
+        current = self.shown.sort if self.shown is not None else SortKey.BURN
+        self.post_message(self.SortChanged(keys[(keys.index(current) + 1) % len(keys)], False))
+
+    @on(RowTable.HeaderClicked)
+    def _header_clicked(self, message: RowTable.HeaderClicked) -> None:
+        """A click on an agent column's title sorts by it; a second click on it reverses the order."""
+        key = COLUMN_SORT.get(message.column)
+        if not isinstance(message.control, AgentTable) or key is None or self.shown is None:
+            return
+        reverse = not self.shown.sort_reverse if self.shown.sort is key else False
+        self.post_message(self.SortChanged(key, reverse))
+
+    def action_chart_range(self) -> None:
+        chart = self.query_one(VelocityChart)
+        chart.hours = not chart.hours
+        self.post_message(self.FilterChanged())
+
+    def action_acknowledge(self) -> None:
+        """Acknowledged alerts stay listed, dimmed, until their condition clears; no bell for them.
+        Only the alerts on screen (while paused, not ones that tripped since)."""
+        if self.shown is None or not self.shown.alerts:
+            self.notify("No alert to acknowledge.", timeout=3)
+            return
+        self.post_message(self.AlertsAcknowledged(tuple(a.key for a in self.shown.alerts)))
+
+    def action_drill_down(self) -> None:
+        """enter on the agent table: that agent's screen (its traces, then a trace's steps)."""
+        if isinstance(self.focused, AgentTable) and self.focused.selected_key is not None:
+            self.post_message(self.AgentOpened(self.focused.selected_key))
 
     def _tables(self) -> list[RowTable[object]]:
         return [self.query_one(AgentTable), self.query_one(ProviderTable), self.query_one(ModelTable)]  # type: ignore[list-item]
@@ -90,7 +162,7 @@ class MainScreen(Screen[None]):
         self.query_one(AgentTable).focus()
 
     class FilterChanged(Message):
-        """The rows to show changed without new data: the app draws the snapshot on screen again."""
+        """What to show changed without new data (a filter, the chart's range): drawn again."""
 
     def on_resize(self) -> None:
         # On a short terminal the panels below the agents shrink, so the agents keep some rows.
@@ -98,6 +170,7 @@ class MainScreen(Screen[None]):
         self.set_class(self.size.width < NARROW, "narrow")
 
     def show(self, snap: Snapshot, display: Display) -> None:
+        self.shown = snap
         try:
             self._show(snap, display)
         except NoMatches:  # not composed yet, or torn down child by child at exit

@@ -57,6 +57,7 @@ DEFAULT_REASON = {"kill": "runaway_spend", "throttle": "slow_down", "remove": "r
 
 
 class SwitchDialog(ModalScreen[SwitchChange | None]):
+    HELP_SCOPE = "dialogs"
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
     def __init__(self, change: SwitchChange, key: str) -> None:

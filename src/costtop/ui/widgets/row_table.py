@@ -52,6 +52,7 @@ def line_of(cells: list[Text], columns: list[Column]) -> Text:
 class RowTable(ScrollView, Generic[R], can_focus=True):
     """Subclasses say which rows a snapshot has, their keys and names, and their cells."""
 
+    HELP_SCOPE = "tables"
     BINDINGS = [
         Binding("up", "cursor(-1)", "Up", show=False, id="rows.up"),
         Binding("down", "cursor(1)", "Down", show=False, id="rows.down"),
