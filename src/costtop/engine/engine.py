@@ -366,6 +366,38 @@ class Engine:
                 self.trends.add(second // 60, row.agent_id, cost)
                 self.agent_hours.add(second // 3600, row.agent_id, cost)
 
+    def use_catalog(self, catalog: Catalog | None) -> None:
+        self.catalog = catalog
+
+    def note_counters(self, counters: GatewayCounters) -> None:
+        self.counters = counters
+
+    def note_fallback(self, state: FallbackState | None) -> bool:
+        changed = state != self.fallback
+        self.fallback = state
+        return changed
+
+    def note_history_failed(self, error: str) -> None:
+        self.history_error = error
+
+    def note_audit(self, pending: int, error: str | None) -> bool:
+        changed = (pending, error) != (self.audit_pending, self.audit_error)
+        self.audit_pending, self.audit_error = pending, error
+        return changed
+
+    def note_audit_write(self, added_pending: int, spool_error: str | None) -> bool:
+        if not added_pending and spool_error == self.audit_spool_error:
+            return False
+        self.audit_pending += added_pending
+        self.audit_spool_error = spool_error
+        return True
+
+    def sort_by(self, key: SortKey, reverse: bool = False) -> None:
+        self.sort, self.sort_reverse = key, reverse
+
+    def acknowledge(self, keys: Iterable[str]) -> None:
+        self.alerts.acknowledge(keys)
+
     def note_switch_set(self, key: str, at: datetime) -> None:
         """costtop's writer set this kill switch (Outcome DONE) at `at`: the kill check counts from then."""
         self.liveness.set_by_costtop(key, at.timestamp())
