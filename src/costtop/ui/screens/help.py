@@ -47,6 +47,8 @@ def declared_bindings(app_class: type) -> list[tuple[str, list[Binding]]]:
     groups = [("", own_bindings(app_class))]
     seen: set[type] = set()
     classes = [c for c in (*_subclasses(Screen), *_subclasses(Widget)) if c.__module__.startswith("costtop.")]
+    # Screens, then widgets, then dialogs and help (stable: each in the order its module defines it).
+    classes.sort(key=lambda c: 2 if issubclass(c, ModalScreen) else 0 if issubclass(c, Screen) else 1)
     for cls in classes:
         bindings = own_bindings(cls)
         if cls in seen or not bindings:
