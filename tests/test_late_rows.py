@@ -386,7 +386,9 @@ async def test_a_new_utc_day_reads_everything_again(pg, redis, db_url, redis_url
         assert app.session.engine.day == clock[0].strftime("%Y-%m-%d")
         month = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= date_trunc('month', $1::"
                                   "timestamptz, 'UTC') AND created_at < $1", clock[0])
-        snap = app.session.engine.snapshot(clock[0], None)
+        await fresh_snapshot(pilot)
+        snap = app.snapshot
+        assert snap is not None and snap.at == clock[0]
         assert snap.header.spend_month == (month or 0)  # on the last day of a month: the new month's $0
         assert snap.header.spend_today == 0
 

@@ -19,6 +19,7 @@ from costtop.config import Settings
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import AGENTS, StaticFeed
 from costtop.pricing.catalog import shipped
+from costtop.session import Session
 from costtop.sources.records import CallRecord
 from costtop.ui.app import CosttopApp
 
@@ -46,7 +47,8 @@ async def test_partial_repaints_leave_the_screen_exactly_as_a_full_render(monkey
     monkeypatch.setattr("textual.drivers.headless_driver.HeadlessDriver", RecordingDriver)
     RecordingDriver.written = []
     clock = [NOW]
-    app = CosttopApp(Settings(read_only=True, refresh=3600), StaticFeed(NOW), clock=lambda: clock[0], catalog=shipped())
+    settings = Settings(read_only=True, refresh=3600)
+    app = CosttopApp(settings, Session(settings, StaticFeed(NOW), clock=lambda: clock[0], catalog=shipped()))
     screen, stream = emulate(size)
     async with app.run_test(size=size) as pilot:
         await wait_for_data(pilot)
@@ -61,7 +63,7 @@ async def test_partial_repaints_leave_the_screen_exactly_as_a_full_render(monkey
                 cost = Decimal(i * step % 7 + 1) / 100 if step % 3 else Decimal("0.001")
                 rows.append(CallRecord(key, clock[0], name, "llm", 100 + 37 * step, "openai", "gpt-4o", 10, 5, 0,
                                        cost, "error" if (i + step) % 5 == 0 else "success"))
-            app.session.engine.ingest(rows)
+            app.session.submit(lambda rows=rows: app.session.engine.ingest(rows))  # on the session's thread
             await fresh_snapshot(pilot)
             await pilot.pause()
             if step == 6:
@@ -88,8 +90,9 @@ async def test_unchanged_cells_are_not_sent_again(monkeypatch) -> None:
         table_top, table_end = table.y, table.bottom
         RecordingDriver.written = []
         # One call for the smallest spender: its line changes, its rank does not.
-        app.session.engine.ingest([CallRecord(10**7, NOW, "email-bot", "llm", 100, "openai", "gpt-4o", 10, 5, 0,
-                                      Decimal("0.000001"), "success")])
+        row = CallRecord(10**7, NOW, "email-bot", "llm", 100, "openai", "gpt-4o", 10, 5, 0, Decimal("0.000001"),
+                         "success")
+        app.session.submit(lambda: app.session.engine.ingest([row]))
         await fresh_snapshot(pilot)
         await pilot.pause()
         sent = "".join(RecordingDriver.written)
