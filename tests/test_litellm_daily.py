@@ -4,7 +4,7 @@ on LiteLLM's real schema with rows as its writer makes them (litellm_fleet.py)."
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -18,7 +18,6 @@ from costtop.report import render
 from costtop.session import Session
 from costtop.sources import litellm_daily as daily
 from costtop.sources.day_report import DayRecords
-from costtop.sources.feed import LiveFeed
 from costtop.sources.history import daily_spend
 from costtop.sources.postgres import PostgresReader
 from litellm_fleet import LiteLLMCall, make_calls, write_daily, write_spend_log
@@ -257,12 +256,7 @@ async def report(url: str, *identity: str) -> str:
 
 async def read_day_at(settings: Settings, day: str) -> DayRecords:
     """The report's read with the clock at NOW: the day reported is closed."""
-    return await read_day(settings, day, lambda: NOW)
-
-
-async def read_day(settings: Settings, day: str, clock: Callable[[], datetime]) -> DayRecords:
-    """`costtop report`'s read (the session's), with the readers' clock at `clock`."""
-    return await Session(settings, LiveFeed(settings, clock), clock).read_day(day)
+    return await Session.live(settings, lambda: NOW).read_day(day)
 
 
 def by_name(calls: list[LiteLLMCall], field: str) -> dict[str, Decimal]:
@@ -315,9 +309,9 @@ async def test_a_report_of_a_day_the_log_still_holds_takes_calls_from_it(report_
 async def test_a_report_of_today_is_the_spend_logs_alone(report_db, db_url) -> None:
     # LiteLLM has rolled part of today up already; the report of today does not read it.
     settings = preset(db_url, "agent_id")
-    md = render(settings, await read_day(settings, NOW.date().isoformat(), lambda: NOW))
+    md = render(settings, await Session.live(settings, lambda: NOW).read_day(NOW.date().isoformat()))
     assert "daily tables" not in md and " calls, " in md.splitlines()[2]  # the log's figures, counts known
-    later = render(settings, await read_day(settings, NOW.date().isoformat(),
-                                            lambda: NOW + timedelta(days=1)))
+    later = render(settings, await Session.live(settings, lambda: NOW + timedelta(days=1)).read_day(
+        NOW.date().isoformat()))
     # The next day it is a closed day: its spend from the daily tables, its calls from the log.
     assert "Spend is from LiteLLM's daily tables; calls, errors, alerts and traces from its spend log." in later

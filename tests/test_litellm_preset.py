@@ -22,7 +22,7 @@ from costtop.engine.snapshot import Snapshot
 from costtop.oneshot import read_once
 from costtop.pricing.catalog import Catalog, Price
 from costtop.refusals import refusal_message
-from costtop.sources.day_report import read_day
+from costtop.session import Session
 from costtop.sources.errors import SourceError, WrongColumnType
 from costtop.sources.history import daily_spend, daily_spend_sql
 from costtop.sources.postgres import PostgresReader
@@ -475,7 +475,7 @@ async def test_every_reader_equals_the_rows_litellm_wrote(empty_db_url, redis, r
         await reader.close()
     # `costtop report` for today and `costtop snapshot`.
     day = day_start(read_at).strftime("%Y-%m-%d")
-    report = await read_day(settings, day)
+    report = await Session.live(settings).read_day(day)
     assert {u.name: (u.spend, u.calls, u.errors) for u in report.agents} == want
     snap = await read_once(settings, read_at)
     assert by_agent(snap) == want

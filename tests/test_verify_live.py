@@ -110,7 +110,7 @@ async def flow(gw: Gateway, seconds: float) -> None:
 
 async def test_rows_stopping_while_the_calls_counter_rises_is_a_silent_gateway_until_rows_resume(
         pg: asyncpg.Pool, redis: Redis, db_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("costtop.ui.app.COUNTERS_SECONDS", 0.5)
+    monkeypatch.setattr("costtop.session.COUNTERS_SECONDS", 0.5)
     await seed(pg, redis)
     gw = Gateway(redis, pg)
     app = make_app(db_url, redis_url, silence_seconds=10)

@@ -40,7 +40,6 @@ from costtop.engine.snapshot import AgentRow, BudgetState, BudgetView, Snapshot
 from costtop.escape import csv_cell
 from costtop.money import NO_BUDGET, UNKNOWN, usd
 from costtop.session import Session
-from costtop.sources.feed import LiveFeed
 from costtop.text import clean, visible_id
 
 FORMATS = ("table", "json", "csv")
@@ -65,7 +64,7 @@ async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot
     """Both sources once, through the same session as the app, with what failed said in the
     snapshot's sources. `now`: the time to read at (the clock, by default)."""
     at = now or datetime.now(UTC)
-    return await Session(settings, LiveFeed(settings, lambda: at), lambda: at).read_once()
+    return await Session.live(settings, lambda: at).read_once()
 
 
 def as_dict(snap: Snapshot) -> dict[str, Any]:

@@ -26,7 +26,6 @@ from costtop.escape import markdown
 from costtop.money import UNKNOWN, usd
 from costtop.session import Session
 from costtop.sources.day_report import DayRecords
-from costtop.sources.feed import LiveFeed
 from costtop.text import clean, none_last, visible_id
 
 WINDOW_MINUTES = 5
@@ -34,7 +33,7 @@ TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this 
 
 
 async def build(settings: Settings, day: str) -> str:
-    return render(settings, await Session(settings, LiveFeed(settings)).read_day(day))
+    return render(settings, await Session.live(settings).read_day(day))
 
 
 def peaks(minutes: list[asyncpg.Record]) -> dict[str, tuple[Decimal, datetime]]:

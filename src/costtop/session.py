@@ -37,7 +37,7 @@ from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.day_report import DayRecords
 from costtop.sources.errors import SourceError
-from costtop.sources.feed import Feed
+from costtop.sources.feed import Feed, LiveFeed
 from costtop.sources.records import (
     CallRecord,
     FallbackState,
@@ -117,6 +117,11 @@ class Session:
         self._generation = 0  # baselines read so far: a late half of an old one is ignored
         self._day_task: asyncio.Task[None] | None = None
         self._next_drain = 0.0  # monotonic time of the next try at writing kept audit rows
+
+    @classmethod
+    def live(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Session:
+        """A session on the real servers; `clock` (default: the system's) for both it and the readers."""
+        return cls(settings, LiveFeed(settings, clock), clock or utc_now)
 
     # -- running ---------------------------------------------------------------------------------
 
