@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
@@ -297,3 +298,48 @@ async def test_a_terminal_too_small_for_the_dialog_says_so_and_opens_none() -> N
             assert dialog.region.contains_region(button.region), button.id
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, SwitchDialog))
+
+
+async def test_main_screen_keys_do_nothing_on_an_agents_screen() -> None:
+    """s, v, a and / act on what the main screen shows: on an agent's screen they are not bindings at
+    all (no hidden re-sort, chart change or filter behind it)."""
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen))
+        sort, chart = app.snapshot.sort, app.screen_stack[1].query_one("#chart").hours
+        for key in ("s", "v", "a", "slash"):
+            await pilot.press(key)
+        await fresh_snapshot(pilot)
+        assert isinstance(app.screen, AgentScreen)
+        assert app.snapshot.sort is sort and app.session.engine.sort is sort
+        assert app.screen_stack[1].query_one("#chart").hours == chart
+        assert not app.screen_stack[1].query_one("#filter").display
+        assert not any(a.acknowledged for a in app.snapshot.alerts)
+        footer = screen_text(app).splitlines()[-1]
+        assert "Sort" not in footer and "60m/24h" not in footer and "Filter" not in footer
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, AgentScreen))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.snapshot.sort is not sort)
+
+
+def test_help_collects_the_bindings_of_every_costtop_screen_without_a_list(monkeypatch) -> None:
+    """A screen added to costtop shows its keys in help without anyone adding it to a list."""
+    from types import ModuleType
+
+    from textual.binding import Binding
+    from textual.screen import Screen
+
+    from costtop.ui.app import binding_groups
+
+    monkeypatch.setitem(sys.modules, "costtop.ui.screens.probe", ModuleType("costtop.ui.screens.probe"))
+    probe = type("ProbeScreen", (Screen,), {"__module__": "costtop.ui.screens.probe", "HELP_SCOPE": "probe view",
+                                            "BINDINGS": [Binding("z", "app.bell", "Ring", id="probe.ring")]})
+    groups = dict(binding_groups())
+    assert [b.id for b in groups[" (probe view)"]] == ["probe.ring"]
+    assert [b.id for b in groups[" (main screen)"]] == ["sort", "chart_range", "acknowledge", "drill_down", "filter"]
+    del probe, groups
+    monkeypatch.delitem(sys.modules, "costtop.ui.screens.probe")  # the probe must not reach later tests
+    assert " (probe view)" not in dict(binding_groups())

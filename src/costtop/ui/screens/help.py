@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable
 
 from rich.table import Table
@@ -46,7 +47,8 @@ def declared_bindings(app_class: type) -> list[tuple[str, list[Binding]]]:
     names its place with `HELP_SCOPE`."""
     groups = [("", own_bindings(app_class))]
     seen: set[type] = set()
-    classes = [c for c in (*_subclasses(Screen), *_subclasses(Widget)) if c.__module__.startswith("costtop.")]
+    classes = [c for c in (*_subclasses(Screen), *_subclasses(Widget))
+               if c.__module__.startswith("costtop.") and c.__module__ in sys.modules]
     # Screens, then widgets, then dialogs and help (stable: each in the order its module defines it).
     classes.sort(key=lambda c: 2 if issubclass(c, ModalScreen) else 0 if issubclass(c, Screen) else 1)
     for cls in classes:
