@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from costtop.config import Settings
-from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.errors import SourceError
 from costtop.sources.fallback_file import FallbackReader
@@ -27,6 +26,7 @@ from costtop.sources.records import (
     ReadQuality,
     RedisState,
     SpendHistory,
+    Step,
 )
 from costtop.sources.redis_state import RedisReader
 from costtop.sources.traces import ModelShare, TraceSummary, agent_calls, agent_models, agent_traces, trace_steps

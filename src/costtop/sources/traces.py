@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.postgres import PostgresReader, fetch
-from costtop.sources.records import CallRecord
+from costtop.sources.records import CallRecord, Step
 
 MAX_STEPS = 20_000
 
