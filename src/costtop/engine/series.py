@@ -21,9 +21,6 @@ class CostSeries:
         if cost is not None:
             self.costs[bucket] = self.costs.get(bucket, Decimal(0)) + cost
 
-    def add_at(self, second: int, cost: Decimal | None) -> None:
-        self.add(second // self.size, cost)
-
     def values(self, now_s: int) -> tuple[Decimal, ...]:
         """Oldest first; the last bucket is the current, partial one."""
         last = now_s // self.size

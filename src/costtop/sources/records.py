@@ -153,13 +153,6 @@ class ReadQuality:
     unreadable: str | None = None  # rows with a value that could not be read (column_types.LeftOut)
 
 
-class Scope(StrEnum):
-    GLOBAL = "global"
-    AGENT = "agent"
-    PROVIDER = "provider"
-    MODEL = "model"
-
-
 @dataclass(frozen=True, slots=True)
 class Step:
     """One row of a trace, as the trace view reads it (nested and marked by `engine.traces`)."""
