@@ -223,7 +223,7 @@ def test_forecasts_from_the_burn_rate() -> None:
     assert h.day_budget.runs_out_in == float((Decimal("200") - 20) / burn * 60)
     assert h.month_budget.runs_out_in == float((Decimal("1000") - 120) / burn * 60)
 
-    engine.sort = SortKey.RUNS_OUT
+    engine.sort_by(SortKey.RUNS_OUT)
     order = [a.agent_id for a in engine.snapshot(NOW, redis_state(budgets=budgets)).agents]
     assert order == ["b", "f", "far", "idle"]  # spent, then soonest; the rest by burn rate
 
@@ -317,9 +317,9 @@ def test_reconciliation_in_the_snapshot_waits_for_the_day_and_matches_it() -> No
 
     engine = engine_with([row("a", 1, "2.00"), row("a", 2, "1.00")])
     assert engine.snapshot(NOW, redis_state()).reconciliation is None  # no counters read yet
-    engine.counters = GatewayCounters("2026-11-21", {"a": Decimal("9")}, None)  # yesterday's
+    engine.note_counters(GatewayCounters("2026-11-21", {"a": Decimal("9")}, None))  # yesterday's
     assert engine.snapshot(NOW, redis_state()).reconciliation is None
-    engine.counters = GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, Decimal(2))
+    engine.note_counters(GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, Decimal(2)))
     check = engine.snapshot(NOW, redis_state()).reconciliation
     assert check is not None and not check.flagged and check.table_calls == 2 and not check.calls_flagged
 

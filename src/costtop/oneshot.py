@@ -88,10 +88,10 @@ async def read_once(settings: Settings, now: datetime | None = None) -> Snapshot
             try:
                 engine.load_history(await feed.spend_history(engine.day))
             except SourceError as exc:
-                engine.history_error = str(exc)  # shown as the snapshot's anomaly note
+                engine.note_history_failed(str(exc))  # shown as the snapshot's anomaly note
             if redis is not None:
                 try:
-                    engine.counters = await feed.read_counters(engine.day)
+                    engine.note_counters(await feed.read_counters(engine.day))
                 except SourceError as exc:
                     status["Redis"] = SourceStatus("Redis", False, None, f"counters: {exc}")
     finally:

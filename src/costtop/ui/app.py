@@ -133,7 +133,7 @@ class CosttopApp(App[None]):
         self.clock = clock
         self.read_only = settings.read_only or feed.read_only
         self.engine = Engine(settings.thresholds)
-        self.engine.catalog = catalog if catalog is not None else current_catalog()
+        self.engine.use_catalog(catalog if catalog is not None else current_catalog())
         self.redis_state: RedisState | None = None
         self.status = {name: SourceStatus(name, False, None) for name in ("Redis", "Postgres")}
         self.snapshot: Snapshot | None = None
@@ -157,7 +157,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
-        self.engine.audit_pending = self.feed.audit_pending()  # left by an earlier session, perhaps
+        self.engine.note_audit(self.feed.audit_pending(), None)  # left by an earlier session, perhaps
         self.push_screen(MainScreen(self.settings.thresholds))
         self.run_worker(self._redis_loop(), group="redis", name="redis", exclusive=True)
         self.run_worker(self._postgres_loop(), group="postgres", name="postgres", exclusive=True)
@@ -333,14 +333,12 @@ class CosttopApp(App[None]):
 
     @on(AuditDrained)
     def _audit_drained(self, message: AuditDrained) -> None:
-        if (message.left, message.error) != (self.engine.audit_pending, self.engine.audit_error):
-            self.engine.audit_pending, self.engine.audit_error = message.left, message.error
+        if self.engine.note_audit(message.left, message.error):
             self.render_snapshot()
 
     @on(FallbackRead)
     def _fallback_read(self, message: FallbackRead) -> None:
-        if message.state != self.engine.fallback:
-            self.engine.fallback = message.state
+        if self.engine.note_fallback(message.state):
             self.render_snapshot()
 
     @on(HistoryRead)
@@ -350,12 +348,12 @@ class CosttopApp(App[None]):
 
     @on(HistoryFailed)
     def _history_failed(self, message: HistoryFailed) -> None:
-        self.engine.history_error = message.error
+        self.engine.note_history_failed(message.error)
         self.render_snapshot()
 
     @on(CountersRead)
     def _counters_read(self, message: CountersRead) -> None:
-        self.engine.counters = message.counters
+        self.engine.note_counters(message.counters)
         self.render_snapshot()
 
     @on(RowsRead)
@@ -570,8 +568,7 @@ class CosttopApp(App[None]):
     def action_sort(self) -> None:
         """The agents' order: burn rate, when the daily budget runs out, spend today, name."""
         keys = list(SortKey)
-        self.engine.sort = keys[(keys.index(self.engine.sort) + 1) % len(keys)]
-        self.engine.sort_reverse = False
+        self.engine.sort_by(keys[(keys.index(self.engine.sort) + 1) % len(keys)])
         self.render_snapshot()
 
     @on(RowTable.HeaderClicked)
@@ -582,10 +579,7 @@ class CosttopApp(App[None]):
         key = COLUMN_SORT.get(message.column)
         if key is None:
             return
-        if self.engine.sort is key:
-            self.engine.sort_reverse = not self.engine.sort_reverse
-        else:
-            self.engine.sort, self.engine.sort_reverse = key, False
+        self.engine.sort_by(key, reverse=self.engine.sort is key and not self.engine.sort_reverse)
         self.render_snapshot()
 
     def action_acknowledge(self) -> None:
@@ -594,7 +588,7 @@ class CosttopApp(App[None]):
         if shown is None or not shown.alerts:
             self.notify("No alert to acknowledge.", timeout=3)
             return
-        self.engine.alerts.acknowledge(a.key for a in shown.alerts)
+        self.engine.acknowledge(a.key for a in shown.alerts)
         self.render_snapshot()
 
     def action_resync(self) -> None:
@@ -676,9 +670,7 @@ class CosttopApp(App[None]):
         if change is not None and change.key and message.at is not None and result.outcome is Outcome.DONE \
                 and change.action == "set" and change.kind == "kill":
             self.engine.note_switch_set(change.key, message.at)
-        if result.audit_pending or result.spool_error != self.engine.audit_spool_error:
-            self.engine.audit_pending += result.audit_pending
-            self.engine.audit_spool_error = result.spool_error
+        if self.engine.note_audit_write(result.audit_pending, result.spool_error):
             self.render_snapshot()
         if result.outcome is Outcome.UNKNOWN:
             # Redis may hold the switch or not, and could not be asked: neither "done" nor "not done".
