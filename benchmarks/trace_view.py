@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from costtop.config import Settings
 from costtop.demo.static_feed import StaticFeed
-from costtop.engine.traces import Step
 from costtop.pricing.catalog import shipped
+from costtop.sources.records import Step
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import StepList, TraceScreen
 

@@ -28,7 +28,7 @@ def alerts_for(rows: list[CallRecord], budgets: dict[str, Decimal] | None = None
     engine = Engine(thresholds, columns=ALL)
     engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
     engine.ingest(rows)
-    engine.counters = counters
+    engine.note_counters(counters)
     snap = engine.snapshot(NOW, RedisState((), budgets or {}, day, None))
     return {a.key: a for a in snap.alerts}
 

@@ -218,7 +218,7 @@ async def test_null_agents_show_as_one_row_and_every_sort_works(empty_db_url) ->
         engine.ingest(await reader.new_rows())
         orders = {}
         for sort in SortKey:
-            engine.sort = sort
+            engine.sort_by(sort)
             orders[sort] = [a.agent_id for a in engine.snapshot(now + timedelta(seconds=1), NO_REDIS).agents]
         assert orders[SortKey.NAME] == ["beta", None]
         assert orders[SortKey.BURN] == [None, "beta"]

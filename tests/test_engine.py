@@ -223,7 +223,7 @@ def test_forecasts_from_the_burn_rate() -> None:
     assert h.day_budget.runs_out_in == float((Decimal("200") - 20) / burn * 60)
     assert h.month_budget.runs_out_in == float((Decimal("1000") - 120) / burn * 60)
 
-    engine.sort = SortKey.RUNS_OUT
+    engine.sort_by(SortKey.RUNS_OUT)
     order = [a.agent_id for a in engine.snapshot(NOW, redis_state(budgets=budgets)).agents]
     assert order == ["b", "f", "far", "idle"]  # spent, then soonest; the rest by burn rate
 
@@ -317,9 +317,9 @@ def test_reconciliation_in_the_snapshot_waits_for_the_day_and_matches_it() -> No
 
     engine = engine_with([row("a", 1, "2.00"), row("a", 2, "1.00")])
     assert engine.snapshot(NOW, redis_state()).reconciliation is None  # no counters read yet
-    engine.counters = GatewayCounters("2026-11-21", {"a": Decimal("9")}, None)  # yesterday's
+    engine.note_counters(GatewayCounters("2026-11-21", {"a": Decimal("9")}, None))  # yesterday's
     assert engine.snapshot(NOW, redis_state()).reconciliation is None
-    engine.counters = GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, Decimal(2))
+    engine.note_counters(GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, Decimal(2)))
     check = engine.snapshot(NOW, redis_state()).reconciliation
     assert check is not None and not check.flagged and check.table_calls == 2 and not check.calls_flagged
 
@@ -439,3 +439,136 @@ def test_a_data_quality_line_names_the_agent_without_a_name_and_sorts_it_with_th
                           CallRecord(2, NOW - timedelta(seconds=5), "x", "llm", 10, cost_usd=nan)])
     (line,) = engine.snapshot(NOW, redis_state()).data_quality
     assert line.startswith("x, (none): 2 rows with a cost left out"), line
+
+
+# -- the named inputs and steps ---------------------------------------------------------------------
+
+
+def test_note_audit_says_whether_the_drain_changed_anything() -> None:
+    engine = Engine(columns=ALL)
+    assert not engine.note_audit(0, None)  # nothing waiting, as before
+    assert engine.note_audit(3, "Postgres: connection refused")
+    assert not engine.note_audit(3, "Postgres: connection refused")
+    assert engine.note_audit(3, None)  # the same rows, another reason
+    assert engine.note_audit(0, None)
+    snap = engine_with([]).snapshot(NOW, redis_state())
+    assert (snap.audit_pending, snap.audit_error) == (0, None)
+
+
+def test_note_audit_write_adds_to_the_pending_rows_and_keeps_the_spool_error() -> None:
+    engine = engine_with([])
+    assert not engine.note_audit_write(0, None)  # written to Postgres, spool fine: nothing new
+    assert engine.note_audit(2, "timeout")
+    assert engine.note_audit_write(1, None)
+    assert engine.audit_pending == 3 and engine.audit_error == "timeout"
+    assert engine.note_audit_write(0, "disk full")  # no row added, but the spool failed
+    assert not engine.note_audit_write(0, "disk full")
+    assert engine.note_audit_write(0, None)  # the spool works again
+    snap = engine.snapshot(NOW, redis_state())
+    assert (snap.audit_pending, snap.audit_error, snap.audit_spool_error) == (3, "timeout", None)
+
+
+def test_note_fallback_says_whether_the_file_changed() -> None:
+    from costtop.sources.records import FallbackState
+
+    engine = engine_with([])
+    assert not engine.note_fallback(None)
+    state = FallbackState("fb", files=1, lines=2, malformed=0, oldest=NOW)
+    assert engine.note_fallback(state)
+    assert not engine.note_fallback(FallbackState("fb", files=1, lines=2, malformed=0, oldest=NOW))  # equal
+    assert engine.fallback == state
+    assert engine.note_fallback(None) and engine.snapshot(NOW, redis_state()).fallback is None
+
+
+def test_note_history_failed_until_the_week_is_read() -> None:
+    from costtop.sources.records import SpendHistory
+
+    engine = engine_with([])
+    engine.note_history_failed("Postgres: timeout")
+    assert engine.snapshot(NOW, redis_state()).anomaly_note == "Unusual days not judged: Postgres: timeout"
+    engine.load_history(SpendHistory("2026-11-22", 7, ()))
+    assert engine.history_error is None and engine.snapshot(NOW, redis_state()).anomaly_note is None
+
+
+def test_the_inputs_are_not_attributes_to_write() -> None:
+    engine = Engine()
+    for name in ("catalog", "counters", "fallback", "history_error", "audit_pending", "audit_error",
+                 "audit_spool_error", "sort", "sort_reverse"):
+        with pytest.raises(AttributeError):
+            setattr(engine, name, None)
+
+
+def test_sort_by_orders_and_reverses_the_agents() -> None:
+    engine = engine_with([row("a", 10, "1.00"), row("b", 10, "3.00"), row("c", 10, "2.00")])
+    assert [a.agent_id for a in engine.snapshot(NOW, redis_state()).agents] == ["b", "c", "a"]
+    engine.sort_by(SortKey.NAME)
+    snap = engine.snapshot(NOW, redis_state())
+    assert [a.agent_id for a in snap.agents] == ["a", "b", "c"]
+    assert (snap.sort, snap.sort_reverse) == (SortKey.NAME, False)
+    engine.sort_by(SortKey.NAME, reverse=True)
+    snap = engine.snapshot(NOW, redis_state())
+    assert [a.agent_id for a in snap.agents] == ["c", "b", "a"] and snap.sort_reverse
+    assert (engine.sort, engine.sort_reverse) == (SortKey.NAME, True)
+    engine.sort_by(SortKey.BURN)  # reverse=False unless asked
+    assert [a.agent_id for a in engine.snapshot(NOW, redis_state()).agents] == ["b", "c", "a"]
+    # An incremental frame (one agent changed) keeps the order chosen.
+    engine.sort_by(SortKey.BURN, reverse=True)
+    engine.snapshot(NOW, redis_state())
+    engine.ingest([row("a", 5, "5.00")])
+    assert [a.agent_id for a in engine.snapshot(NOW, redis_state()).agents] == ["c", "b", "a"]
+
+
+def test_acknowledge_marks_the_alerts_until_they_clear() -> None:
+    engine = engine_with([row("a", 10, "60.00")])  # above the $50 emergency in 5 minutes
+    first = engine.snapshot(NOW, redis_state())
+    assert first.alerts and first.new_critical
+    engine.acknowledge([a.key for a in first.alerts] + ["not-an-alert"])
+    again = engine.snapshot(NOW + timedelta(seconds=1), redis_state())
+    assert again.alerts and all(a.acknowledged for a in again.alerts) and not again.new_critical
+    assert {a.key for a in again.alerts} == {a.key for a in first.alerts}
+    assert not engine.snapshot(NOW + timedelta(hours=1), redis_state()).alerts  # cleared: forgotten
+
+
+def test_use_catalog_prices_flat_rate_calls_and_none_takes_it_away() -> None:
+    from costtop.pricing.catalog import shipped
+
+    engine = engine_with([call("a", 10, None, "openai", "gpt-4o", tokens=(1000, 100, 0))])
+    assert engine.snapshot(NOW, redis_state()).models[0].shadow_cost is None
+    engine.use_catalog(shipped())
+    model = engine.snapshot(NOW, redis_state()).models[0]
+    assert model.shadow_cost is not None and model.shadow_cost > 0 and model.priced_as
+    engine.use_catalog(None)
+    assert engine.catalog is None and engine.snapshot(NOW, redis_state()).models[0].shadow_cost is None
+
+
+def test_note_counters_reconciles_against_the_rows_of_that_moment() -> None:
+    from costtop.sources.records import GatewayCounters
+
+    engine = engine_with([row("a", 10, "3.00")])
+    engine.note_counters(GatewayCounters("2026-11-22", {"a": Decimal("3.00")}, 1))
+    assert engine.counters is not None
+    snap = engine.snapshot(NOW, redis_state())
+    assert snap.reconciliation is not None and snap.reconciliation.table_calls == 1
+
+
+def test_advance_clock_across_midnight_rolls_the_day_into_the_month_as_snapshot_does() -> None:
+    rows = [row("a", 60, "3.00"), call("b", 30, "1.50", "openai", "gpt-4o")]
+    stepped, snapped = engine_with(rows), engine_with(rows)
+    midnight = datetime(2026, 11, 23, 0, 0, 1, tzinfo=UTC)
+    stepped.advance_clock(midnight)
+    assert stepped.day == "2026-11-23" and stepped.month == "2026-11"
+    assert stepped.month_before_today == Decimal("4.50") and stepped.today.cost == 0
+    assert stepped.days == {} and stepped.usage.models == {} and stepped.usage.providers == {}
+    assert stepped.snapshot(midnight, redis_state()) == snapped.snapshot(midnight, redis_state())
+    stepped.advance_clock(midnight)  # the same time again: nothing more moves
+    assert stepped.month_before_today == Decimal("4.50")
+    # Into December: a new month, and the chart's hours drop what slid out of them.
+    stepped.advance_clock(datetime(2026, 12, 2, 0, 0, 1, tzinfo=UTC))
+    assert stepped.month == "2026-12" and stepped.month_before_today == 0
+    assert stepped.per_hour.costs == {} and stepped.per_minute.costs == {}
+
+
+def test_a_snapshot_changes_nothing_a_second_one_at_the_same_time_would_see() -> None:
+    engine = engine_with([row("a", 10, "1.00"), call("b", 20, "2.00", "openai", "gpt-4o")])
+    first = engine.snapshot(NOW, redis_state())
+    assert engine.snapshot(NOW, redis_state()) == first

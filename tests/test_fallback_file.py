@@ -122,7 +122,7 @@ def test_what_cannot_be_read_is_said_never_raised(tmp_path: Path) -> None:
 def test_the_engine_alerts_past_the_drain_limit_and_not_before() -> None:
     engine = Engine(Thresholds(fallback_drain_seconds=3600))
     assert engine.snapshot(T0, None).fallback is None  # not watched
-    engine.fallback = FallbackState("fb", files=1, lines=4, malformed=1, oldest=T0)
+    engine.note_fallback(FallbackState("fb", files=1, lines=4, malformed=1, oldest=T0))
     snap = engine.snapshot(T0 + timedelta(minutes=59), None)
     assert snap.fallback is not None and snap.fallback.oldest_age_seconds == 59 * 60
     assert not snap.fallback.overdue and not [a for a in snap.alerts if a.key == "fallback:file"]
@@ -130,7 +130,7 @@ def test_the_engine_alerts_past_the_drain_limit_and_not_before() -> None:
     alert = next(a for a in snap.alerts if a.key == "fallback:file")
     assert snap.fallback is not None and snap.fallback.overdue
     assert alert.figure == "4 lines waiting, the oldest 61 min old"
-    engine.fallback = FallbackState("fb", error="cannot list /x")  # unknown never cries wolf
+    engine.note_fallback(FallbackState("fb", error="cannot list /x"))  # unknown never cries wolf
     snap = engine.snapshot(T0 + timedelta(hours=5), None)
     assert snap.fallback is not None and not snap.fallback.known
     assert not [a for a in snap.alerts if a.key == "fallback:file"]

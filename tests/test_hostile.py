@@ -124,7 +124,7 @@ async def test_redis_numbers_with_huge_exponents(redis_url) -> None:
         engine = Engine(columns=ALL)
         engine.load(Baseline(DAY, (), Decimal(0), DAY[:7], (), ()))
         engine.ingest([CallRecord(1, NOW - timedelta(seconds=5), "x", "llm", 100, cost_usd=cost)])
-        engine.counters = counters
+        engine.note_counters(counters)
         snap = engine.snapshot(NOW, state)
         for view in (snap.agents[0].budget, snap.header.day_budget, snap.header.month_budget):
             assert view.limit is None or in_range(view.limit)

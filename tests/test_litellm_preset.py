@@ -320,7 +320,7 @@ async def loaded_engine(url: str, now: datetime, catalog: Catalog | None = None)
         assert reader.columns is not None
         engine = Engine(columns=reader.columns.present)
         if catalog is not None:
-            engine.catalog = catalog
+            engine.use_catalog(catalog)
         engine.load(await reader.baseline(now))
         return engine
     finally:

@@ -168,7 +168,7 @@ def test_calls_counter_rising_without_rows_is_critical() -> None:
     e = engine(silence_seconds=60)
     e.ingest([call("a", at(-100))])  # one old row: no traffic flowing by the rows alone
     for second, calls in ((0, 10), (10, 25), (20, 40)):
-        e.counters = GatewayCounters("2026-11-22", {}, calls)
+        e.note_counters(GatewayCounters("2026-11-22", {}, calls))
         e.snapshot(at(second), state())
     snap = e.snapshot(at(45), state())
     assert snap.header.rows_silent
@@ -183,7 +183,7 @@ def test_a_quiet_fleet_is_not_silence() -> None:
     assert snap.header.newest_row_age is None and not snap.header.rows_silent and not snap.alerts
     e.ingest([call("a", at(-300)), call("a", at(-200))])  # a trickle, long ago
     for second in (0, 10, 20, 30):
-        e.counters = GatewayCounters("2026-11-22", {}, 2)  # the gateway counted nothing since either
+        e.note_counters(GatewayCounters("2026-11-22", {}, 2))  # the gateway counted nothing since either
         snap = e.snapshot(at(second), state())
     assert not snap.header.rows_silent and not snap.alerts
     assert snap.header.newest_row_age == 230
@@ -193,7 +193,7 @@ def test_traffic_that_stops_while_the_counter_stops_too_is_the_fleet_going_quiet
     e = engine(silence_seconds=60)
     flowing(e)
     for second in (0, 10, 20, 30, 40, 50, 60, 70):
-        e.counters = GatewayCounters("2026-11-22", {}, 500)
+        e.note_counters(GatewayCounters("2026-11-22", {}, 500))
         snap = e.snapshot(at(second), state())
     assert not snap.header.rows_silent and alert(snap, "silence:gateway") is None
 

@@ -85,7 +85,7 @@ async def test_redis_budgets_and_counters_are_figures_in_range_or_unknown(redis,
     now = datetime.now(UTC)
     engine.load(Baseline(today(), (), Decimal(0), today()[:7], (), ()))
     engine.ingest([CallRecord(1, now - timedelta(seconds=5), "alpha", "llm", 100, cost_usd=Decimal("2"))])
-    engine.counters = counters
+    engine.note_counters(counters)
     snap = engine.snapshot(now, state)
     agent = snap.agents[0]
     if expected is None:

@@ -123,7 +123,7 @@ def test_the_catalog_prices_flat_rate_calls_only_and_says_no_price_when_it_canno
     now = datetime(2026, 11, 22, 12, tzinfo=UTC)
     engine = Engine(columns=("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "model",
                              "tokens_in", "tokens_out", "cached_tokens"))
-    engine.catalog = shipped()
+    engine.use_catalog(shipped())
     engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
     row = lambda key, model, cost: CallRecord(  # noqa: E731
         key, now, "a", "llm", 100, None, model, 1_000_000, 100_000, 0, None if cost is None else Decimal(cost),

@@ -8,9 +8,8 @@ from decimal import Decimal
 from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
-from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
-from costtop.sources.records import SpendHistory
+from costtop.sources.records import SpendHistory, Step
 from costtop.ui.screens.drill_down import StepList, TraceScreen
 
 STEPS = 10_000

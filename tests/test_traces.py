@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from costtop.engine.traces import Step, mark, nest
+from costtop.engine.traces import mark, nest
+from costtop.sources.records import Step
 
 T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 

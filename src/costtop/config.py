@@ -17,8 +17,6 @@ from urllib.parse import SplitResult, urlsplit
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from costtop.engine.traces import CONTEXT_LIMIT, LOOP_CALLS
-
 
 class ConfigError(ValueError):
     """Bad configuration; the message is one line for the user."""
@@ -141,6 +139,9 @@ SILENCE_SECONDS = 60.0
 # Under the LiteLLM preset: twice LiteLLM's usual lateness (presets.LITELLM_USUAL_LATENESS, the call plus
 # a 10-60 s batch): a row stamped with its call's start is never expected later than half of it.
 LITELLM_SILENCE_SECONDS = 240.0
+# Runaway traces (seed), the defaults of `loop_calls` and `context_tokens` below:
+LOOP_CALLS = 5  # more than this many calls of one agent tool in a trace
+CONTEXT_LIMIT = 100_000  # input tokens
 
 
 class Thresholds(BaseModel):

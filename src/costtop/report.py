@@ -20,7 +20,7 @@ import asyncpg
 
 from costtop.config import Settings
 from costtop.engine.anomalies import day_anomalies, day_norms
-from costtop.engine.engine import velocity_level
+from costtop.engine.budgets import velocity_level
 from costtop.engine.snapshot import Level
 from costtop.escape import markdown
 from costtop.money import UNKNOWN, usd

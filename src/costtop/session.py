@@ -32,7 +32,6 @@ from typing import TypeVar
 from costtop.config import Settings
 from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import Snapshot, SortKey
-from costtop.engine.traces import Step
 from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.day_report import DayRecords
@@ -45,6 +44,7 @@ from costtop.sources.records import (
     Outcome,
     RedisState,
     SourceStatus,
+    Step,
     SwitchChange,
     TraceSummary,
     WriteResult,

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
-from costtop.engine.traces import Step
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -23,6 +22,7 @@ from costtop.sources.records import (
     ReadQuality,
     RedisState,
     SpendHistory,
+    Step,
     SwitchChange,
     SwitchKind,
     SwitchRecord,

@@ -1,4 +1,4 @@
-"""Budget states and burn-rate forecasts. A missing, zero or negative budget is disabled, never
+"""Budget states, burn-rate levels and forecasts. A missing, zero or negative budget is disabled, never
 exceeded; a forecast with no burn, or past the budget's period, is "not in this period", never a
 made-up time."""
 
@@ -6,10 +6,27 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from costtop.engine.snapshot import BudgetState, BudgetView
+from costtop.config import Thresholds
+from costtop.engine.snapshot import BudgetState, BudgetView, Level
+from costtop.engine.windows import VELOCITY_SECONDS
 from costtop.money import exact
 from costtop.sources.numbers import in_range
 from costtop.sources.records import RedisNumber, Unparsed
+
+FIVE = Decimal(VELOCITY_SECONDS // 60)  # the burn-rate window, in minutes: its spend / FIVE is $ per minute
+
+
+def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
+    """Seed rule: more than $5 / $15 / $50 in the 5-minute window."""
+    if window_usd is None:
+        return Level.UNKNOWN
+    if window_usd > thresholds.velocity_emergency:
+        return Level.EMERGENCY
+    if window_usd > thresholds.velocity_critical:
+        return Level.CRITICAL
+    if window_usd > thresholds.velocity_warning:
+        return Level.WARNING
+    return Level.OK
 
 
 def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known: bool = True,

@@ -1,31 +1,44 @@
-"""The engine: records in, an immutable Snapshot out. Pure and synchronous; time is passed in."""
+"""The engine: typed records in, an immutable `Snapshot` out. Synchronous, with the time passed in, and
+not pure: it keeps today's running totals, the sliding windows, the kill checks and the alert book from
+one call to the next.
+
+What changes its state, and nothing else does:
+- the inputs: `load`, `complete`, `ingest`, `load_history`, and the named notes the session passes on
+  (`use_catalog`, `note_counters`, `note_fallback`, `note_history_failed`, `note_audit`,
+  `note_audit_write`, `note_read_quality`, `note_switch_set`) or the operator's choices (`sort_by`,
+  `acknowledge`);
+- the three steps `snapshot` starts with: `advance_clock` (a new UTC day rolls today into the month;
+  the windows and series drop what slid out of them), `watch_gateway` (the kill checks follow the
+  switches Redis holds, the gateway's counter readings are kept) and, last, `update_alert_book`.
+Between those, `snapshot` builds: the agent rows (`agent_rows`, which keeps its own cache of unchanged
+rows), the header, the model and provider rows (`usage`), the alerts and the data notes. Read the
+public attributes, never write them: every change goes through a method.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
+from costtop.engine.agent_rows import AgentRows
 from costtop.engine.alerts import AlertBook, evaluate, fallback_alert
 from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
-from costtop.engine.budgets import budget_view, projected
+from costtop.engine.budgets import FIVE, budget_view, projected, velocity_level
 from costtop.engine.data_quality import cost_quality, data_quality_lines
 from costtop.engine.live_traces import LiveTraces
 from costtop.engine.liveness import Liveness
 from costtop.engine.reconcile import reconcile
+from costtop.engine.redis_view import RedisView
 from costtop.engine.series import AgentSeries, CostSeries
 from costtop.engine.snapshot import (
     AgentRow,
-    AgentState,
     Alert,
     FallbackView,
     HeaderStats,
-    Health,
-    Level,
-    ModelRow,
+    KillCheck,
     ProviderRow,
     Reconciliation,
     Severity,
@@ -33,8 +46,9 @@ from costtop.engine.snapshot import (
     SortKey,
     SourceView,
 )
+from costtop.engine.usage import NO_TOKENS, Prices, Usage, UsageTotals, model_rows, provider_rows
 from costtop.engine.windows import HOUR_MINUTES, VELOCITY_SECONDS, KeyedSeconds, MinuteCounts, SlidingWindow
-from costtop.pricing.catalog import Catalog, Price, shadow_cost
+from costtop.pricing.catalog import Catalog
 from costtop.sources.numbers import MAX_LATENCY_MS, in_range
 from costtop.sources.records import (
     Baseline,
@@ -47,58 +61,9 @@ from costtop.sources.records import (
     RedisState,
     SourceStatus,
     SpendHistory,
-    SwitchKind,
-    SwitchRecord,
-    UsageAggregate,
 )
-from costtop.text import none_last
 
-FIVE = Decimal(VELOCITY_SECONDS // 60)
-Switched = Callable[[str, "str | None"], "tuple[AgentState, SwitchRecord | None]"]
-NO_TOKENS = (0, 0, 0)
-ZERO = Decimal(0)
 TREND_MINUTES = 10  # the agent table's trend column
-PROVIDER_DOWN_SECONDS = 120  # seed: a provider with more than 50 % errors in 2 minutes is down
-
-
-@dataclass(slots=True)
-class UsageTotals:
-    """An agent's, a model's or a provider's day. Tokens of calls without a recorded cost are kept
-    apart: they are what a price list would charge (the shadow cost)."""
-
-    cost: Decimal = Decimal(0)
-    priced: int = 0
-    calls: int = 0
-    errors: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cached: int = 0
-    flat_in: int = 0
-    flat_out: int = 0
-    flat_cached: int = 0
-    unusable: int = 0  # calls whose recorded cost is not a figure: left out of `cost`, not flat-rate
-    negative: int = 0  # calls with a negative cost: in `cost`, as SQL sums them
-
-    @property
-    def flat(self) -> int:
-        """Calls without a recorded cost (flat-rate plans); an unusable cost is not one of them."""
-        return self.calls - self.priced - self.unusable
-
-    def add(self, cost: Decimal | None, priced: int, calls: int, errors: int, tokens: tuple[int, int, int],
-            flat: tuple[int, int, int], unusable: int = 0, negative: int = 0) -> None:
-        if cost is not None:
-            self.cost += cost
-        self.unusable += unusable
-        self.negative += negative
-        self.priced += priced
-        self.calls += calls
-        self.errors += errors
-        self.tokens_in += tokens[0]
-        self.tokens_out += tokens[1]
-        self.cached += tokens[2]
-        self.flat_in += flat[0]
-        self.flat_out += flat[1]
-        self.flat_cached += flat[2]
 
 
 def day_of(moment: datetime) -> str:
@@ -113,22 +78,6 @@ def period_left(now: datetime) -> tuple[float, float]:
     return (day_end - utc).total_seconds(), (month_end - utc).total_seconds()
 
 
-NEVER = float("inf")
-
-
-def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
-    """Floats sort ten times faster than Decimals; only figures equal to 15 digits could swap."""
-    burn = -float(row.window_usd or 0)
-    if sort is SortKey.RUNS_OUT:
-        left = row.budget.runs_out_in
-        return (NEVER if left is None else left, burn, none_last(row.agent_id))
-    if sort is SortKey.TODAY:
-        return (-float(row.spend_today or 0), burn, none_last(row.agent_id))
-    if sort is SortKey.NAME:
-        return (none_last(row.agent_id),)
-    return (burn, -float(row.spend_today or 0), none_last(row.agent_id))
-
-
 def kill_alert(key: str, scope: str, target: str, since: datetime, violations: int) -> Alert:
     """Calls that started after a kill switch (plus the grace) and were not refused: the gateway is
     not checking it, and the spend the kill was meant to stop goes on."""
@@ -138,20 +87,10 @@ def kill_alert(key: str, scope: str, target: str, since: datetime, violations: i
                  f"despite {key}: the gateway is not checking it")
 
 
-def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
-    """Seed rule: more than $5 / $15 / $50 in the 5-minute window."""
-    if window_usd is None:
-        return Level.UNKNOWN
-    if window_usd > thresholds.velocity_emergency:
-        return Level.EMERGENCY
-    if window_usd > thresholds.velocity_critical:
-        return Level.CRITICAL
-    if window_usd > thresholds.velocity_warning:
-        return Level.WARNING
-    return Level.OK
-
-
 class Engine:
+    """Today's state of the fleet, fed records, asked for snapshots. See the module's docstring for
+    which methods change what."""
+
     def __init__(self, thresholds: Thresholds | None = None, columns: Iterable[str] = ()) -> None:
         self.thresholds = thresholds or Thresholds()
         self.columns = frozenset(columns)
@@ -170,36 +109,62 @@ class Engine:
         self.agent_hours = AgentSeries(2)  # this clock hour and the one before, per agent
         self.history_day: str | None = None  # the day the norms below were computed for
         self.day_norms: dict[str, DayNorm] = {}
-        self.history_error: str | None = None  # the last failure to read that week, until a read works
-        self.audit_pending = 0  # audit rows waiting in the local spool, as the app last counted them
-        self.audit_error: str | None = None  # why Postgres did not take them, at the last try
-        self.audit_spool_error: str | None = None  # the local spool could not be written, at the last write
-        self.models: dict[str | None, UsageTotals] = {}
-        self.providers: dict[str | None, UsageTotals] = {}
+        self.usage = Usage()  # today per model and per provider
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
-        self._agent_rows: dict[str, AgentRow] = {}
-        self._rows_valid = False
-        self._changed: set[str] = set()
-        self._row_context: object = None
-        self._sort_keys: dict[str, tuple[object, ...]] = {}
-        self._order: list[str] = []
-        self._agents: tuple[AgentRow, ...] = ()
-        self.sort = SortKey.BURN
-        self.sort_reverse = False  # a second click on the same column's title
-        self.alerts = AlertBook()
         self.live_traces = LiveTraces(self.thresholds.loop_calls, self.thresholds.context_tokens)
-        self.counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
-        self.fallback: FallbackState | None = None  # the gateway's fallback file, as last read
-        self.catalog: Catalog | None = None  # list prices, for flat-rate calls' shadow cost only
-        self._prices: tuple[Catalog | None, dict[str | None, tuple[str, Price] | None]] = (None, {})
-        self._reconciled: tuple[GatewayCounters | None, Reconciliation | None] = (None, None)
-        self._trend_minute = -1
-        self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
         self.read_quality = ReadQuality()  # what the row reader noticed about the rows, as last told
         self.before_month = 0  # rows dated before this month that arrived live: in no figure shown
         self.liveness = Liveness(self.thresholds)  # last calls, kills honoured, rows still coming
+        self._rows = AgentRows()
+        self._alerts = AlertBook()
+        self._prices = Prices()
+        self._counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
+        self._fallback_state: FallbackState | None = None  # the gateway's fallback file, as last read
+        self._history_error: str | None = None  # the last failure to read that week, until a read works
+        self._audit_pending = 0  # audit rows waiting in the local spool, as the session last counted them
+        self._audit_error: str | None = None  # why Postgres did not take them, at the last try
+        self._audit_spool_error: str | None = None  # the local spool could not be written, at the last write
+        self._reconciled: tuple[GatewayCounters | None, Reconciliation | None] = (None, None)
 
-    # -- input -------------------------------------------------------------------------------------
+    # -- what the inputs left, read only -----------------------------------------------------------
+
+    @property
+    def catalog(self) -> Catalog | None:
+        return self._prices.catalog
+
+    @property
+    def counters(self) -> GatewayCounters | None:
+        return self._counters
+
+    @property
+    def fallback(self) -> FallbackState | None:
+        return self._fallback_state
+
+    @property
+    def history_error(self) -> str | None:
+        return self._history_error
+
+    @property
+    def audit_pending(self) -> int:
+        return self._audit_pending
+
+    @property
+    def audit_error(self) -> str | None:
+        return self._audit_error
+
+    @property
+    def audit_spool_error(self) -> str | None:
+        return self._audit_spool_error
+
+    @property
+    def sort(self) -> SortKey:
+        return self._rows.sort
+
+    @property
+    def sort_reverse(self) -> bool:
+        return self._rows.reverse
+
+    # -- input: the rows and their sums ------------------------------------------------------------
 
     def load(self, baseline: Baseline, columns: Iterable[str] | None = None, at: datetime | None = None) -> None:
         """Start over from a baseline (at start and after a reconnect), so nothing is counted twice.
@@ -213,7 +178,7 @@ class Engine:
         self.days = {}
         self.today = UsageTotals()
         self.cost_flagged = set()
-        self.models, self.providers = {}, {}
+        self.usage = Usage()
         self.window = SlidingWindow(VELOCITY_SECONDS)
         self.provider_window = KeyedSeconds(VELOCITY_SECONDS)
         self.hour = MinuteCounts(HOUR_MINUTES)
@@ -221,7 +186,7 @@ class Engine:
         self.per_hour = CostSeries(3600, 24)
         self.trends = AgentSeries(TREND_MINUTES)
         self.agent_hours = AgentSeries(2)
-        self._rows_valid = False
+        self._rows.invalidate()
         self.month = baseline.month
         self.month_before_today = baseline.month_before_today or Decimal(0)
         self.day = baseline.day
@@ -230,7 +195,7 @@ class Engine:
             self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
                           agg.cached_tokens, agg.unusable_costs, agg.negative_costs)
         self._add_minutes(baseline.minutes, baseline.hours, baseline.agent_hours)
-        self._add_usage(baseline.usage)
+        self.usage.add_sums(baseline.usage)
         for group in baseline.window:
             self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
                                   group.errors, group.latencies)
@@ -245,10 +210,10 @@ class Engine:
         if not self.day_pending:
             return
         self.day_pending = False
-        self._rows_valid = False
+        self._rows.invalidate()
         self._add_minutes(part.minutes, part.hours, part.agent_hours)
         if part.day == self.day:
-            self._add_usage(part.usage)
+            self.usage.add_sums(part.usage)
             for agg in part.days:
                 self._add_day(agg.agent_id, agg.cost, agg.priced_calls, agg.calls, agg.errors, agg.tokens_in,
                               agg.cached_tokens, agg.unusable_costs, agg.negative_costs)
@@ -269,26 +234,6 @@ class Engine:
         for agent, hour, cost in agent_hours:
             self.agent_hours.add(hour, agent, cost)
 
-    def note_read_quality(self, quality: ReadQuality) -> None:
-        """What the row reader noticed about the rows (late, future-dated, missed until a resync)."""
-        self.read_quality = quality
-
-    def load_history(self, history: SpendHistory) -> None:
-        """The agents' trailing week, read once a day: their usual day is computed here, not per refresh."""
-        self.history_day = history.day
-        self.history_error = None
-        self.day_norms = day_norms(history, self.thresholds)
-
-    def _add_usage(self, usage: Iterable[UsageAggregate]) -> None:
-        for u in usage:
-            tokens = (u.tokens_in, u.tokens_out, u.cached_tokens)
-            flat = (u.flat_tokens_in, u.flat_tokens_out, u.flat_cached_tokens)
-            for table, key in ((self.models, u.model), (self.providers, u.provider)):
-                totals = table.get(key)
-                if totals is None:
-                    totals = table[key] = UsageTotals()
-                totals.add(u.cost, u.priced_calls, u.calls, u.errors, tokens, flat, u.unusable_costs)
-
     def _add_day(self, agent: str, cost: Decimal | None, priced: int, calls: int, errors: int, tokens_in: int,
                  cached: int, unusable: int = 0, negative: int = 0) -> None:
         """Add to an agent's day and to the fleet's, so the header never sums 10,000 agents."""
@@ -301,24 +246,13 @@ class Engine:
         if unusable or negative:
             self.cost_flagged.add(agent)
 
-    def _roll_to(self, day: str) -> None:
-        """A new UTC day: today's spend joins the month (or a new month starts)."""
-        if day[:7] == self.month:
-            self.month_before_today += self.today.cost
-        else:
-            self.month = day[:7]
-            self.month_before_today = Decimal(0)
-        self.days = {}
-        self.today = UsageTotals()
-        self.cost_flagged = set()
-        self.models, self.providers = {}, {}
-        self.day = day
-        self.before_month = 0  # the line says what arrived today
-        self._rows_valid = False
-
     def ingest(self, rows: Iterable[CallRecord]) -> None:
+        """Rows read live: into today's totals (when dated today), the month (an earlier day of it), and
+        the windows and series by their own time stamps."""
         days: dict[int, str] = {}  # formatting a date per row was a tenth of ingest
         call = self.liveness.call
+        changed = self._rows.changed
+        add_usage = self.usage.add
         for row in rows:
             stamp = row.created_at.timestamp()
             call(row, stamp)
@@ -340,17 +274,13 @@ class Engine:
             latency = row.latency_ms
             if latency is not None and not 0 <= latency <= MAX_LATENCY_MS:
                 latency = None  # negative, or past what the windows hold (a bigint column): unknown
-            self._changed.add(row.agent_id)
+            changed.add(row.agent_id)
             if day == self.day:
                 self._add_day(row.agent_id, cost, cost is not None, 1, error, row.tokens_in or 0,
                               row.cached_tokens or 0, unusable, negative)
                 tokens = (row.tokens_in or 0, row.tokens_out or 0, row.cached_tokens or 0)
-                flat = tokens if cost is None and not unusable else NO_TOKENS
-                for table, key in ((self.models, row.model), (self.providers, row.provider)):
-                    totals = table.get(key)
-                    if totals is None:
-                        totals = table[key] = UsageTotals()
-                    totals.add(cost, cost is not None, 1, error, tokens, flat, unusable)
+                add_usage(row.model, row.provider, cost, cost is not None, 1, error, tokens,
+                          tokens if cost is None and not unusable else NO_TOKENS, unusable)
             elif day < self.day and day[:7] == self.month and cost is not None:
                 self.month_before_today += cost
             # A row dated after the engine's day (only ever within the clock skew, at midnight) is in
@@ -366,166 +296,177 @@ class Engine:
                 self.trends.add(second // 60, row.agent_id, cost)
                 self.agent_hours.add(second // 3600, row.agent_id, cost)
 
+    def load_history(self, history: SpendHistory) -> None:
+        """The agents' trailing week, read once a day: their usual day is computed here, not per refresh."""
+        self.history_day = history.day
+        self._history_error = None
+        self.day_norms = day_norms(history, self.thresholds)
+
+    # -- input: what the session read besides the rows, and what the operator chose ----------------
+
     def use_catalog(self, catalog: Catalog | None) -> None:
-        self.catalog = catalog
+        """The list prices flat-rate calls' shadow cost is priced at (None: no shadow cost)."""
+        self._prices.use(catalog)
 
     def note_counters(self, counters: GatewayCounters) -> None:
-        self.counters = counters
+        """The gateway's own tallies, just read: the table is reconciled against them, and their call
+        count tells a silent gateway from an idle one."""
+        self._counters = counters
 
     def note_fallback(self, state: FallbackState | None) -> bool:
-        changed = state != self.fallback
-        self.fallback = state
-        return changed
-
-    def note_history_failed(self, error: str) -> None:
-        self.history_error = error
-
-    def note_audit(self, pending: int, error: str | None) -> bool:
-        changed = (pending, error) != (self.audit_pending, self.audit_error)
-        self.audit_pending, self.audit_error = pending, error
-        return changed
-
-    def note_audit_write(self, added_pending: int, spool_error: str | None) -> bool:
-        if not added_pending and spool_error == self.audit_spool_error:
+        """The gateway's fallback file as just read (None: none is watched). Whether it changed."""
+        if state == self._fallback_state:
             return False
-        self.audit_pending += added_pending
-        self.audit_spool_error = spool_error
+        self._fallback_state = state
         return True
 
-    def sort_by(self, key: SortKey, reverse: bool = False) -> None:
-        self.sort, self.sort_reverse = key, reverse
+    def note_history_failed(self, error: str) -> None:
+        """The trailing week could not be read: unusual days are not judged, and the snapshot says why
+        (until `load_history` succeeds)."""
+        self._history_error = error
 
-    def acknowledge(self, keys: Iterable[str]) -> None:
-        self.alerts.acknowledge(keys)
+    def note_audit(self, pending: int, error: str | None) -> bool:
+        """The audit spool's drain: rows still waiting, and why Postgres did not take them (None: it
+        did). Whether either changed."""
+        if (pending, error) == (self._audit_pending, self._audit_error):
+            return False
+        self._audit_pending, self._audit_error = pending, error
+        return True
+
+    def note_audit_write(self, added_pending: int, spool_error: str | None) -> bool:
+        """A switch write's audit rows: how many it left in the local spool (Postgres did not take
+        them), and the spool's own error (None: it could be written). Whether anything changed."""
+        if not added_pending and spool_error == self._audit_spool_error:
+            return False
+        self._audit_pending += added_pending
+        self._audit_spool_error = spool_error
+        return True
+
+    def note_read_quality(self, quality: ReadQuality) -> None:
+        """What the row reader noticed about the rows (late, future-dated, missed until a resync)."""
+        self.read_quality = quality
 
     def note_switch_set(self, key: str, at: datetime) -> None:
         """costtop's writer set this kill switch (Outcome DONE) at `at`: the kill check counts from then."""
         self.liveness.set_by_costtop(key, at.timestamp())
 
+    def sort_by(self, key: SortKey, reverse: bool = False) -> None:
+        """The agent table's order from the next snapshot on."""
+        self._rows.sort_by(key, reverse)
+
+    def acknowledge(self, keys: Iterable[str]) -> None:
+        """The operator has seen these alerts: they stay, marked, until they clear or get worse."""
+        self._alerts.acknowledge(keys)
+
+    # -- the steps that move state with the clock --------------------------------------------------
+
+    def advance_clock(self, now: datetime) -> None:
+        """Move to `now`: a new UTC day rolls today into the month (or starts a new month), and the
+        windows and series drop what slid out of them."""
+        today = day_of(now)
+        if today > self.day:
+            self._roll_day(today)
+        now_s = math.floor(now.timestamp())
+        self.window.advance(now_s)
+        self.provider_window.advance(now_s)
+        self.hour.advance(now_s // 60)
+        self.per_minute.advance(now_s)
+        self.per_hour.advance(now_s)
+        self.trends.advance(now_s // 60)
+        self.agent_hours.advance(now_s // 3600)
+        self.live_traces.advance(now_s)
+
+    def _roll_day(self, day: str) -> None:
+        """A new UTC day: today's spend joins the month (or a new month starts)."""
+        if day[:7] == self.month:
+            self.month_before_today += self.today.cost
+        else:
+            self.month = day[:7]
+            self.month_before_today = Decimal(0)
+        self.days = {}
+        self.today = UsageTotals()
+        self.cost_flagged = set()
+        self.usage = Usage()
+        self.day = day
+        self.before_month = 0  # the line says what arrived today
+        self._rows.invalidate()
+
+    def watch_gateway(self, redis: RedisState | None, now: datetime) -> None:
+        """The kill checks follow the switches Redis holds now (None: unknown, nothing judged), and the
+        gateway's counter is kept as read over time, for the silence check."""
+        self.liveness.switches(redis.switches if redis is not None else None, now.timestamp())
+        self.liveness.counters(self._counters, now.timestamp())
+
+    def update_alert_book(self, active: Iterable[Alert], now: datetime) -> tuple[tuple[Alert, ...], bool]:
+        """The alerts holding now: each keeps the time it started and its acknowledgement. Returns them
+        most severe and oldest first, and whether a critical one is new."""
+        return self._alerts.update(active, now)
+
     # -- output ------------------------------------------------------------------------------------
 
     def snapshot(self, now: datetime, redis: RedisState | None, sources: Sequence[SourceStatus] = ()) -> Snapshot:
-        today = day_of(now)
-        if today > self.day:
-            self._roll_to(today)
+        """Advance to `now`, then build the picture from the state, then book its alerts."""
+        self.advance_clock(now)
+        self.watch_gateway(redis, now)
         now_s = math.floor(now.timestamp())
-        self.window.advance(now_s)
-        self.hour.advance(now_s // 60)
-        self.trends.advance(now_s // 60)
-        self.agent_hours.advance(now_s // 3600)
-        window = self.window.totals
+        view = RedisView(redis)
         has_cost = "cost_usd" in self.columns
         known = not self.day_pending  # the day's sums are in
-        th = self.thresholds
-
-        switches = redis.switches if redis is not None else ()
-        now_epoch = now.timestamp()
-        liveness = self.liveness
-        liveness.switches(redis.switches if redis is not None else None, now_epoch)
-        liveness.counters(self.counters, now_epoch)
-        row_age, silence_alert = liveness.silence(now_epoch)
+        row_age, silence_alert = self.liveness.silence(now.timestamp())
         silent = silence_alert is not None
-        by_key: dict[tuple[str, str, str], SwitchRecord] = {(s.kind, s.scope, s.target): s for s in switches}
-        global_kill = by_key.get((SwitchKind.KILL, "global", "*"))
-        budgets = redis.budgets if redis is not None else {}
-
-        switch_targets = {s.target for s in switches if s.scope == "agent"}
-        # Rows are rebuilt only for agents whose figures changed; with 10,000 agents most did not.
         day_left, month_left = period_left(now)
-        # Forecasts depend on the time left in the day: every row is redone once a minute for them.
-        context = (redis, has_cost, th, known, int(day_left // 60), self.sort, self.sort_reverse)
-        changed = self._changed | self.window.take_changed()
-        self._changed = set()
-        rows, keyed = self._agent_rows, self._sort_keys
-        if context != self._row_context or not self._rows_valid:
-            self._row_context = context
-            self._rows_valid = True
-            rows = self._agent_rows = {}
-            keyed.clear()
-            self._order, self._agents = [], ()
-            changed = set(self.days) | set(window) | set(budgets) | switch_targets
-        empty = UsageTotals()
-        trend_slots = self.trends.slots(now_s // 60) if has_cost and known else ()
-        if now_s // 60 != self._trend_minute:
-            self._trend_minute, self._trend_prefix = now_s // 60, {}
-        added: list[str] = []
-        removed = False
-        for name in changed:
-            if not (name in self.days or name in window or name in budgets or name in switch_targets):
-                if rows.pop(name, None) is not None:  # nothing left to show for it
-                    del keyed[name]
-                    removed = True
-                continue
-            if name not in rows:
-                added.append(name)
-            totals = self.days.get(name, empty)
-            in_window = window.get(name)
-            usd = in_window.cost if in_window is not None else Decimal(0)
-            spend = totals.cost if has_cost and known else None
-            per_minute = usd / FIVE if has_cost else None
-            kill = by_key.get((SwitchKind.KILL, "agent", name))
-            throttle = by_key.get((SwitchKind.THROTTLE, "agent", name))
-            if redis is None:
-                state, switch = AgentState.UNKNOWN, None
-            elif kill or global_kill:
-                state, switch = AgentState.KILLED, kill or global_kill
-            elif throttle:
-                state, switch = AgentState.THROTTLED, throttle
-            else:
-                state, switch = AgentState.OK, None
-            rows[name] = AgentRow(
-                agent_id=name,
-                spend_today=spend,
-                window_usd=usd if has_cost else None,
-                velocity_per_min=per_minute,
-                velocity_level=velocity_level(usd if has_cost else None, th),
-                budget=budget_view(budgets.get(name), spend, th.budget_warning, redis is not None, per_minute,
-                                   day_left),
-                calls_today=totals.calls if known else None,
-                errors_today=totals.errors if known else None,
-                flat_calls_today=(totals.flat if has_cost else 0) if known else None,
-                p95_ms=self.window.p95(name),
-                state=state,
-                switch=switch,
-                projected_today=projected(spend, per_minute, day_left),
-                trend=self._trend(name, trend_slots) if trend_slots else (),
-                calls_5m=in_window.calls if in_window is not None else 0,
-                errors_5m=in_window.errors if in_window is not None else 0,
-                last_call_at=liveness.agents.get(name),
-            )
-            keyed[name] = sort_key(self.sort, rows[name])
-        if changed:
-            # Last frame's order is still nearly sorted, and Timsort takes advantage of its runs.
-            order = [name for name in self._order if name in rows] if removed else self._order
-            self._order = sorted(order + added, key=keyed.__getitem__)
-            names = reversed(self._order) if self.sort_reverse else self._order
-            self._agents = tuple(map(rows.__getitem__, names))
-        agents = self._agents
-        window_total = self.window.overall.cost
-        window_calls = self.window.overall.calls
+        agents = self._rows.build(self.days, self.window, view, self.thresholds, has_cost, known, day_left,
+                                  self.trends, now_s // 60, self.liveness.agents)
+        header = self._header(now_s, view, has_cost, known, day_left, month_left, row_age, silent)
+        providers = provider_rows(self.usage, self.provider_window, now_s, view, self.thresholds, known,
+                                  has_cost, silent)
+        reconciliation = self._reconciliation() if known and has_cost else None
+        checks = self.liveness.checks()
+        fallback = self._fallback(now)
+        active = self._active_alerts(agents, providers, header, reconciliation, checks, silence_alert, fallback,
+                                     now_s, known, has_cost)
+        alerts, new_critical = self.update_alert_book(active, now)
+        return Snapshot(
+            at=now, header=header, agents=agents, switches=view.switches, sources=self._source_views(now, sources),
+            columns=self.columns, global_kill=view.global_kill, switches_known=view.known,
+            providers=providers, sort=self.sort, sort_reverse=self.sort_reverse, reconciliation=reconciliation,
+            models=model_rows(self.usage, self._prices, view, known, has_cost),
+            alerts=alerts, new_critical=new_critical,
+            anomaly_note=f"Unusual days not judged: {self._history_error}" if self._history_error else None,
+            audit_pending=self._audit_pending, audit_error=self._audit_error,
+            audit_spool_error=self._audit_spool_error,
+            data_quality=self.data_quality(now), fallback=fallback,
+            kill_checks=checks, calls_seen_from=self.liveness.seen_from,
+        )
 
+    def _header(self, now_s: int, redis: RedisView, has_cost: bool, known: bool, day_left: float,
+                month_left: float, row_age: float | None, silent: bool) -> HeaderStats:
+        """The fleet's figures: spend, burn, budgets and forecasts, traffic. All kept running, none summed
+        over the agents here."""
+        th = self.thresholds
+        window_total = self.window.overall.cost
         spend_today = self.today.cost if has_cost and known else None
         spend_month = spend_today + self.month_before_today if spend_today is not None else None
         hour_calls, hour_errors = self.hour.calls, self.hour.errors
         tokens_in, cached = self.today.tokens_in, self.today.cached
         velocity = window_total / FIVE if has_cost else None
-        header = HeaderStats(
+        return HeaderStats(
             spend_today=spend_today,
             spend_month=spend_month,
             velocity_per_min=velocity,
             velocity_per_hour=velocity * 60 if velocity is not None else None,
             velocity_level=velocity_level(window_total if has_cost else None, th),
-            day_budget=budget_view(redis.global_day_budget if redis else None, spend_today,
-                                   th.budget_warning, redis is not None, velocity, day_left),
-            month_budget=budget_view(redis.global_month_budget if redis else None, spend_month,
-                                     th.budget_warning, redis is not None, velocity, month_left),
+            day_budget=budget_view(redis.day_budget, spend_today, th.budget_warning, redis.known, velocity,
+                                   day_left),
+            month_budget=budget_view(redis.month_budget, spend_month, th.budget_warning, redis.known, velocity,
+                                     month_left),
             projected_today=projected(spend_today, velocity, day_left),
             projected_month=projected(spend_month, velocity, month_left),
             per_minute=self.per_minute.values(now_s) if known and has_cost else (),
             per_hour=self.per_hour.values(now_s) if known and has_cost else (),
-            active_agents=len(window),  # an agent's window totals go when its last call leaves
-            known_agents=len(self._agent_rows),
-            calls_per_min=Decimal(window_calls) / FIVE,
+            active_agents=len(self.window.totals),  # an agent's window totals go when its last call leaves
+            known_agents=len(self._rows.rows),
+            calls_per_min=Decimal(self.window.overall.calls) / FIVE,
             error_rate_1h=(hour_errors / hour_calls) if known and hour_calls and "status" in self.columns else None,
             cache_hit_rate=(cached / tokens_in) if known and tokens_in and "cached_tokens" in self.columns else None,
             p95_ms=self.window.global_p95(),
@@ -533,22 +474,21 @@ class Engine:
             newest_row_age=row_age,
             rows_silent=silent,
         )
-        views = tuple(
+
+    @staticmethod
+    def _source_views(now: datetime, sources: Sequence[SourceStatus]) -> tuple[SourceView, ...]:
+        now_epoch = now.timestamp()
+        return tuple(
             SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
             for s in sources
         )
-        kills = {(s.scope, s.target): s for s in switches if s.kind is SwitchKind.KILL}
-        unknown, ok = (AgentState.UNKNOWN, None), (AgentState.OK, None)
 
-        def switched(scope: str, name: str | None) -> tuple[AgentState, SwitchRecord | None]:
-            if redis is None:
-                return unknown
-            kill = kills.get((scope, name)) or global_kill
-            return (AgentState.KILLED, kill) if kill else ok
-
-        providers = self._provider_rows(now_s, switches, switched, known, has_cost, silent)
-        reconciliation = self._reconciliation() if known and has_cost else None
-        self.live_traces.advance(now_s)
+    def _active_alerts(self, agents: Sequence[AgentRow], providers: Sequence[ProviderRow], header: HeaderStats,
+                       reconciliation: Reconciliation | None, checks: Sequence[KillCheck],
+                       silence_alert: Alert | None, fallback: FallbackView | None, now_s: int, known: bool,
+                       has_cost: bool) -> list[Alert]:
+        """Every alert that holds at this snapshot, before the book says since when."""
+        th = self.thresholds
         active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
         if known and has_cost:  # no day's sums, no cost column: no history, so nothing is unusual
             if self.history_day == self.day:
@@ -556,31 +496,17 @@ class Engine:
                 active += day_anomalies(self.day_norms, spent, th)
             before, this_hour = self.agent_hours.slots(now_s // 3600)
             active += hour_anomalies(before, this_hour, th)
-        checks = liveness.checks()
         active += [kill_alert(c.key, c.scope, c.target, c.since, c.violations) for c in checks if c.violations]
         if silence_alert is not None:
             active.append(silence_alert)
-        fallback = self._fallback(now)
         if fallback is not None and fallback.overdue:
             active.append(fallback_alert(fallback))
-        alerts, new_critical = self.alerts.update(active, now)
-        return Snapshot(
-            at=now, header=header, agents=agents, switches=tuple(switches), sources=views,
-            columns=self.columns, global_kill=global_kill, switches_known=redis is not None,
-            providers=providers, sort=self.sort, sort_reverse=self.sort_reverse, reconciliation=reconciliation,
-            models=self._model_rows(switches, switched, known, has_cost),
-            alerts=alerts, new_critical=new_critical,
-            anomaly_note=f"Unusual days not judged: {self.history_error}" if self.history_error else None,
-            audit_pending=self.audit_pending, audit_error=self.audit_error,
-            audit_spool_error=self.audit_spool_error,
-            data_quality=self.data_quality(now), fallback=fallback,
-            kill_checks=checks, calls_seen_from=liveness.seen_from,
-        )
+        return active
 
     def _fallback(self, now: datetime) -> FallbackView | None:
         """The fallback file's figures at `now`: its oldest line's age, and whether that is past the
         drain limit. An unreadable file is unknown, and unknown is never overdue."""
-        state = self.fallback
+        state = self._fallback_state
         if state is None:
             return None
         age = None if state.oldest is None else max(0.0, (now - state.oldest).total_seconds())
@@ -595,93 +521,13 @@ class Engine:
         flagged = {a: (self.days[a].unusable, self.days[a].negative) for a in self.cost_flagged if a in self.days}
         return data_quality_lines(self.read_quality, self.before_month, now, cost_quality(flagged))
 
-    def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
-        """The minutes before this one do not change within it: kept, and the current one added."""
-        prefix = self._trend_prefix.get(name)
-        if prefix is None:
-            prefix = self._trend_prefix[name] = tuple([slot.get(name, ZERO) for slot in slots[:-1]])
-        return (*prefix, slots[-1].get(name, ZERO))
-
-    def _price_of(self, model: str | None) -> tuple[str, Price] | None:
-        """The catalog's entry for a model, looked up once per model name and catalog."""
-        if self._prices[0] is not self.catalog:
-            self._prices = (self.catalog, {})
-        cache = self._prices[1]
-        if model not in cache:
-            cache[model] = self.catalog.find(model) if self.catalog is not None else None
-        return cache[model]
-
     def _reconciliation(self) -> Reconciliation | None:
         """Computed when counters arrive, against the rows of that moment: comparing old counters with
-        newer rows would show a drift that is only the time between them."""
-        counters = self.counters
+        newer rows would show a drift that is only the time between them (kept until the next ones)."""
+        counters = self._counters
         if counters is None or counters.day != self.day:
             return None
         if self._reconciled[0] is not counters:
             spend = {agent: totals.cost for agent, totals in self.days.items()}
             self._reconciled = (counters, reconcile(counters, spend, self.today.calls))
         return self._reconciled[1]
-
-    def _provider_rows(self, now_s: int, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
-                       has_cost: bool, silent: bool = False) -> tuple[ProviderRow, ...]:
-        """Seed rules: down above 50 % errors in 2 minutes; degraded above 10 % errors in 5 minutes
-        or a p95 above 10 s; idle without a call in 5 minutes. While the gateway is silent (no rows
-        after traffic) no provider is judged: its last rows are old news, and healthy would be a guess."""
-        window = self.provider_window
-        window.advance(now_s)
-        th = self.thresholds
-        names = set(self.providers) | set(window.totals)
-        names |= {s.target for s in switches if s.scope == "provider"}
-        rows = []
-        for name in names:
-            day = self.providers.get(name)
-            calls_5m, errors_5m = window.totals.get(name, (0, 0))
-            calls_2m, errors_2m = window.recent(name, now_s, PROVIDER_DOWN_SECONDS)
-            rate_5m = errors_5m / calls_5m if calls_5m else None
-            rate_2m = errors_2m / calls_2m if calls_2m else None
-            p95 = window.p95(name)
-            if silent:
-                health = Health.NO_DATA
-            elif not calls_5m:
-                health = Health.IDLE
-            elif rate_2m is not None and rate_2m > th.provider_down_errors_2m:
-                health = Health.DOWN
-            elif (rate_5m or 0) > th.provider_degraded_errors_5m or (p95 or 0) > th.provider_slow_p95_ms:
-                health = Health.DEGRADED
-            else:
-                health = Health.HEALTHY
-            state, switch = switched("provider", name)
-            rows.append(ProviderRow(
-                provider=name,
-                spend_today=(day.cost if day else Decimal(0)) if known and has_cost else None,
-                calls_today=(day.calls if day else 0) if known else None,
-                calls_2m=calls_2m, error_rate_2m=rate_2m, calls_5m=calls_5m, error_rate_5m=rate_5m,
-                p95_ms=p95, health=health, state=state, switch=switch,
-            ))
-        rows.sort(key=lambda r: (-(r.spend_today or 0), -r.calls_5m, r.provider or ""))
-        return tuple(rows)
-
-    def _model_rows(self, switches: Sequence[SwitchRecord], switched: Switched, known: bool,
-                    has_cost: bool) -> tuple[ModelRow, ...]:
-        names = set(self.models) | {s.target for s in switches if s.scope == "model"}
-        rows = []
-        for name in names:
-            day = self.models.get(name) or UsageTotals()
-            state, switch = switched("model", name)
-            found = self._price_of(name)
-            shadow = shadow_cost(found[1], day.flat_in, day.flat_out, day.flat_cached) if found else None
-            rows.append(ModelRow(
-                model=name,
-                spend_today=day.cost if known and has_cost else None,
-                calls_today=day.calls if known else None,
-                priced_calls=day.priced if known else None,
-                tokens_in=day.tokens_in if known else None,
-                tokens_out=day.tokens_out if known else None,
-                cached_tokens=day.cached if known else None,
-                flat_calls=day.flat if known and has_cost else None,
-                flat_tokens=(day.flat_in, day.flat_out, day.flat_cached),
-                state=state, switch=switch,
-                shadow_cost=shadow if known else None, priced_as=found[0] if found else None,
-            ))
-        rows.sort(key=lambda r: (-(r.spend_today or 0), -(r.calls_today or 0), r.model or ""))
-        return tuple(rows)

@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from costtop.engine.traces import CONTEXT_LIMIT, LOOP_CALLS, is_tool
+from costtop.config import CONTEXT_LIMIT, LOOP_CALLS
+from costtop.engine.traces import is_tool
 from costtop.sources.records import CallRecord
 from costtop.text import visible_id
 

@@ -21,16 +21,17 @@ class CostSeries:
         if cost is not None:
             self.costs[bucket] = self.costs.get(bucket, Decimal(0)) + cost
 
-    def add_at(self, second: int, cost: Decimal | None) -> None:
-        self.add(second // self.size, cost)
+    def advance(self, now_s: int) -> None:
+        """Drop the buckets older than the series' span at `now_s`."""
+        first = now_s // self.size - self.buckets + 1
+        for old in [b for b in self.costs if b < first]:
+            del self.costs[old]
 
     def values(self, now_s: int) -> tuple[Decimal, ...]:
         """Oldest first; the last bucket is the current, partial one."""
         last = now_s // self.size
-        first = last - self.buckets + 1
-        for old in [b for b in self.costs if b < first]:
-            del self.costs[old]
-        return tuple(self.costs.get(b, Decimal(0)) for b in range(first, last + 1))
+        costs, zero = self.costs, Decimal(0)
+        return tuple(costs.get(b, zero) for b in range(last - self.buckets + 1, last + 1))
 
 
 class AgentSeries:

@@ -13,28 +13,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 
-LOOP_CALLS = 5  # more than this many calls of one agent tool in a trace
+from costtop.config import CONTEXT_LIMIT, LOOP_CALLS
+from costtop.sources.records import Step
+
 GROWTH = Decimal("1.2")  # +20 % ...
 GROWTH_RUN = 3  # ... three times running
-CONTEXT_LIMIT = 100_000  # input tokens
 ERROR_STREAK = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    created_at: datetime
-    tool_name: str
-    span_id: str | None
-    parent_span_id: str | None
-    model: str | None
-    tokens_in: int | None
-    tokens_out: int | None
-    cost_usd: Decimal | None
-    latency_ms: int | None
-    status: str | None
 
 
 @dataclass(frozen=True, slots=True)

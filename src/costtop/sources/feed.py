@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from costtop.config import Settings
-from costtop.engine.traces import Step
 from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.day_report import DayRecords, day_records
 from costtop.sources.errors import SourceError
@@ -30,6 +29,7 @@ from costtop.sources.records import (
     ReadQuality,
     RedisState,
     SpendHistory,
+    Step,
     SwitchChange,
     TraceSummary,
     WriteResult,

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import asyncpg
 
@@ -77,6 +78,9 @@ PG_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+K = TypeVar("K")  # what today_sums groups by
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -95,19 +99,30 @@ def utc_day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]:
-    """Per-agent sums of today's groups (a NULL cost sum stays unknown only if every part was)."""
-    sums: dict[str, list[object]] = {}
+def today_sums(groups: list[asyncpg.Record], key: Callable[[asyncpg.Record], K],
+               counts: tuple[str, ...]) -> dict[K, tuple[Decimal | None, list[int]]]:
+    """Today's groups summed per `key`: the cost (a NULL sum stays unknown only if every part was),
+    then each of the `counts` columns."""
+    sums: dict[K, tuple[Decimal | None, list[int]]] = {}
     for r in groups:
         if not r["today"]:
             continue
-        acc = sums.setdefault(r["agent"], [None, 0, 0, 0, 0, 0, 0, 0])
+        k = key(r)
+        found = sums.get(k)
+        cost, totals = found if found is not None else (None, [0] * len(counts))
         if r["cost"] is not None:
-            acc[0] = r["cost"] if acc[0] is None else acc[0] + r["cost"]  # type: ignore[operator]
-        for i, name in enumerate(("calls", "priced", "errors", "tin", "cached", "unusable", "negative"), start=1):
-            acc[i] = acc[i] + int(r[name])  # type: ignore[operator]
-    return tuple(DayAggregate(agent, day, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])  # type: ignore[arg-type]
-                 for agent, a in sums.items())
+            cost = r["cost"] if cost is None else cost + r["cost"]
+        for i, name in enumerate(counts):
+            totals[i] += int(r[name])
+        sums[k] = (cost, totals)
+    return sums
+
+
+def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]:
+    """Per-agent sums of today's groups."""
+    sums = today_sums(groups, lambda r: r["agent"],
+                      ("calls", "priced", "errors", "tin", "cached", "unusable", "negative"))
+    return tuple(DayAggregate(agent, day, cost, *totals) for agent, (cost, totals) in sums.items())
 
 
 def provider_seconds(window: list[asyncpg.Record]) -> tuple[ProviderSecond, ...]:
@@ -124,18 +139,10 @@ def provider_seconds(window: list[asyncpg.Record]) -> tuple[ProviderSecond, ...]
 
 def usage_sums(groups: list[asyncpg.Record]) -> tuple[UsageAggregate, ...]:
     """Per (model, provider) sums of today's groups."""
-    sums: dict[tuple[str | None, str | None], list[object]] = {}
-    names = ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached",
-             "unusable")
-    for r in groups:
-        if not r["today"]:
-            continue
-        acc = sums.setdefault((r["model"], r["provider"]), [None] + [0] * len(names))
-        if r["cost"] is not None:
-            acc[0] = r["cost"] if acc[0] is None else acc[0] + r["cost"]  # type: ignore[operator]
-        for i, name in enumerate(names, start=1):
-            acc[i] = acc[i] + int(r[name])  # type: ignore[operator]
-    return tuple(UsageAggregate(model, provider, *a) for (model, provider), a in sums.items())  # type: ignore[arg-type]
+    sums = today_sums(groups, lambda r: (r["model"], r["provider"]),
+                      ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached",
+                       "unusable"))
+    return tuple(UsageAggregate(model, provider, cost, *totals) for (model, provider), (cost, totals) in sums.items())
 
 
 class PostgresReader:

@@ -157,11 +157,20 @@ class ReadQuality:
     unreadable: str | None = None  # rows with a value that could not be read (column_types.LeftOut)
 
 
-class Scope(StrEnum):
-    GLOBAL = "global"
-    AGENT = "agent"
-    PROVIDER = "provider"
-    MODEL = "model"
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One row of a trace, as the trace view reads it (nested and marked by `engine.traces`)."""
+
+    created_at: datetime
+    tool_name: str
+    span_id: str | None
+    parent_span_id: str | None
+    model: str | None
+    tokens_in: int | None
+    tokens_out: int | None
+    cost_usd: Decimal | None
+    latency_ms: int | None
+    status: str | None
 
 
 class SwitchKind(StrEnum):

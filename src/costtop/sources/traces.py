@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from costtop.engine.traces import Step
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import finite_or_none
 from costtop.sources.postgres import PostgresReader, fetch
-from costtop.sources.records import CallRecord, ModelShare, TraceSummary
+from costtop.sources.records import CallRecord, ModelShare, Step, TraceSummary
 
 MAX_STEPS = 20_000
 

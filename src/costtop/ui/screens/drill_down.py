@@ -23,10 +23,10 @@ from textual.widgets import Footer, Static
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
-from costtop.engine.traces import NestedStep, Step, mark
+from costtop.engine.traces import NestedStep, mark
 from costtop.money import UNKNOWN, usd
 from costtop.sources.errors import SourceError
-from costtop.sources.records import CallRecord, ModelShare, TraceSummary
+from costtop.sources.records import CallRecord, ModelShare, Step, TraceSummary
 from costtop.text import clean, id_text, visible_id
 from costtop.ui.format import millis
 from costtop.ui.widgets.row_table import Column, RowTable
