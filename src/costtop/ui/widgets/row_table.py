@@ -62,6 +62,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         Binding("end", "edge(1)", "Last", show=False, id="rows.end"),
     ]
     COMPONENT_CLASSES = {"row-table--header", "row-table--cursor"}
+    max_name = MAX_NAME  # the first column's widest; a longer name is cut the `visible_id` way
 
     class Selected(Message):
         """The cursor moved to another row."""
@@ -180,7 +181,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if new or len(rows) != len(self._names):
             self._names = frozenset(self.key_of(row) for row in rows)
             self._widest = max((widths[name] for name in self._names), default=5)
-        return min(MAX_NAME, self._widest)
+        return min(self.max_name, self._widest)
 
     def _find(self, key: str) -> int | None:
         """A row's index: where the cursor was (the usual case), else looked up once per snapshot."""

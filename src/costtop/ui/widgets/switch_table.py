@@ -18,6 +18,7 @@ from costtop.ui.widgets.row_table import Column, RowTable
 # Below this width the kind (the key says it, in its colour) gives its room to the last call, so that
 # the expiry still fits at 80 columns.
 WIDE = 110
+MAX_KEY = 120
 MAX_WHO = 40
 MAX_WHY = 120
 
@@ -64,6 +65,9 @@ def verified(check: KillCheck | None, now: float, p: Palette) -> Text:
 
 
 class SwitchTable(RowTable[SwitchRow]):
+    # The key is what the gateway checks: shown whole (every character, made visible) up to this width.
+    max_name = MAX_KEY
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.wide = True
