@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from appkit import screen_text, wait_for_data
+from textual.geometry import Region
+from textual.widget import Widget
+from textual.widgets import Static
+
+from appkit import screen_text, wait_for_data, wait_until
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import static_app
+from costtop.ui.screens.help import HelpScreen
 from costtop.ui.themes import DEFAULT_THEME, find_themes
 
 SHIPPED = ["costtop-dark", "daylight", "incident", "wallboard"]
@@ -54,3 +59,42 @@ async def test_the_palette_offers_the_themes_and_no_color_keeps_every_state_in_w
         text = screen_text(app)
         for word in ("ok", "throttled", "killed", "CRIT", "WARN", "none"):
             assert word in text, word
+
+
+LOUD = {"status-ok": "#11AA22", "status-warning": "#CCBB01", "status-critical": "#DD0102",
+        "status-killed": "#9900EE", "status-unknown": "#778899"}
+
+
+def colours_of(widget: Widget) -> set[str]:
+    """Every foreground and background colour the widget draws, as #rrggbb."""
+    found: set[str] = set()
+    for strip in widget.render_lines(Region(0, 0, widget.size.width, widget.size.height)):
+        for segment in strip:
+            style = segment.style
+            for colour in (style.color, style.bgcolor) if style is not None else ():
+                if colour is not None and colour.triplet is not None:
+                    found.add(colour.triplet.hex.upper())
+    return found
+
+
+async def test_a_theme_file_sets_the_state_colours_everywhere(tmp_path) -> None:
+    """The five status-* variables of a theme file colour the states in every widget and the help legend."""
+    lines = [f'{name} = "{colour}"' for name, colour in LOUD.items()]
+    (tmp_path / "loud.toml").write_text('name = "loud"\nprimary = "#5FA8D3"\n' + "\n".join(lines) + "\n")
+    assert find_themes(tmp_path).themes["loud"].variables == LOUD
+    app = static_app(Settings(theme="loud"), theme_dir=tmp_path)
+    ok, warning, critical, killed, unknown = LOUD.values()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        assert app.theme == "loud"
+        screen = app.screen
+        agents = colours_of(screen.query_one("#agents", Widget))
+        assert {ok, warning, killed} <= agents  # ok, throttled, killed (its background)
+        assert {warning, killed} <= colours_of(screen.query_one("#switches", Widget))  # throttle, kill
+        assert critical in colours_of(screen.query_one("#alerts", Widget))
+        assert ok in colours_of(screen.query_one("#summary", Widget))  # the sources' fresh badges
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.pause()
+        legend = set().union(*(colours_of(w) for w in app.screen.query(Static)))
+        assert {ok, warning, critical, killed, unknown} <= legend

@@ -4,37 +4,32 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from rich.style import Style
 from rich.text import Text
 
 from costtop.ages import span, whole
 from costtop.engine.snapshot import AgentState, BudgetState, BudgetView, Level
 from costtop.money import NO_BUDGET, UNKNOWN
+from costtop.ui.themes import Palette
 
 CENT = Decimal("0.01")
 
-# Colour and a word for every state, so meaning survives 16 colours and NO_COLOR.
-LEVEL_STYLE = {
-    Level.OK: "green",
-    Level.WARNING: "bold yellow",
-    Level.CRITICAL: "bold red",
-    Level.EMERGENCY: "bold white on red",
-    Level.UNKNOWN: "dim",
-}
+# A word for every state, so meaning survives 16 colours and NO_COLOR; its colour is the theme's (the
+# Palette's style of that name: see ui/themes.py).
+LEVEL_STYLE = {Level.OK: "ok", Level.WARNING: "strong_warning", Level.CRITICAL: "strong_critical",
+               Level.EMERGENCY: "killed", Level.UNKNOWN: "unknown"}
 LEVEL_WORD = {Level.OK: "", Level.WARNING: "WARN", Level.CRITICAL: "CRIT", Level.EMERGENCY: "EMERG",
               Level.UNKNOWN: "?"}
-BUDGET_STYLE = {
-    BudgetState.OK: "green",
-    BudgetState.WARNING: "bold yellow",
-    BudgetState.EXCEEDED: "bold red",
-    BudgetState.DISABLED: "dim",
-    BudgetState.UNKNOWN: "dim",
-}
-STATE_STYLE = {
-    AgentState.OK: "green",
-    AgentState.THROTTLED: "bold yellow",
-    AgentState.KILLED: "bold white on red",
-    AgentState.UNKNOWN: "dim",
-}
+BUDGET_STYLE = {BudgetState.OK: "ok", BudgetState.WARNING: "strong_warning", BudgetState.EXCEEDED: "strong_critical",
+                BudgetState.UNKNOWN: "unknown"}
+STATE_STYLE = {AgentState.OK: "ok", AgentState.THROTTLED: "strong_warning", AgentState.KILLED: "killed",
+               AgentState.UNKNOWN: "unknown"}
+
+
+def styled(p: Palette, name: str) -> Style:
+    """The palette's style of that name (the tables above name them)."""
+    style: Style = getattr(p, name)
+    return style
 
 
 def percent(value: float | None, places: int = 1) -> str:
@@ -51,23 +46,24 @@ def duration(seconds: float | None) -> str:
     return "never" if seconds is None else span(seconds, tenths=True)
 
 
-def level_text(amount: str, level: Level) -> Text:
-    text = Text(amount, style=LEVEL_STYLE[level] if level is not Level.OK else "")
+def level_text(amount: str, level: Level, p: Palette) -> Text:
+    style = styled(p, LEVEL_STYLE[level])
+    text = Text(amount, style=style if level is not Level.OK else "")
     word = LEVEL_WORD[level]
     if word and word != UNKNOWN:
-        text.append(f" {word}", style=LEVEL_STYLE[level])
+        text.append(f" {word}", style=style)
     return text
 
 
-def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
+def budget_bar(budget: BudgetView, p: Palette, width: int = 8, words: bool = True) -> Text:
     """`████░░░░ 52%`, or the state in words when there is no usable fraction."""
     if budget.state is BudgetState.DISABLED:
         return Text(NO_BUDGET, style="dim")
     fraction = budget.fraction
     if budget.state is BudgetState.UNKNOWN or fraction is None:
-        return Text(UNKNOWN, style="dim")
+        return Text(UNKNOWN, style=p.unknown)
     filled = max(0, min(width, round(fraction * width)))
-    style = BUDGET_STYLE[budget.state]
+    style = styled(p, BUDGET_STYLE[budget.state])
     text = Text("█" * filled, style=style)
     text.append("░" * (width - filled), style="dim")
     # A tiny budget makes the fraction huge: the cell keeps its width.
@@ -77,11 +73,11 @@ def budget_bar(budget: BudgetView, width: int = 8, words: bool = True) -> Text:
     return text
 
 
-def state_text(state: AgentState) -> Text:
-    return Text(state.value, style=STATE_STYLE[state])
+def state_text(state: AgentState, p: Palette) -> Text:
+    return Text(state.value, style=styled(p, STATE_STYLE[state]))
 
 
-def runs_out(budget: BudgetView) -> Text:
+def runs_out(budget: BudgetView, p: Palette) -> Text:
     """When the budget is spent at the current burn rate: "SPENT", "14m", or "–" (not in its period)."""
     left = budget.runs_out_in
     if budget.state in (BudgetState.DISABLED, BudgetState.UNKNOWN) or budget.limit is None:
@@ -89,8 +85,8 @@ def runs_out(budget: BudgetView) -> Text:
     if left is None:
         return Text("–", style="dim")
     if left <= 0:
-        return Text("SPENT", style="bold red")
-    style = "bold red" if left < 3600 else "bold yellow" if left < 3 * 3600 else ""
+        return Text("SPENT", style=p.strong_critical)
+    style = p.strong_critical if left < 3600 else p.strong_warning if left < 3 * 3600 else ""
     return Text(duration(left), style=style)
 
 

@@ -4,22 +4,35 @@ A file that cannot be read or has a wrong field is left out with one line saying
 once and uses the default); it never stops costtop. Colours make states easier to see, but every state
 is also written in words (ok, throttled, killed, WARN, CRIT, STALE, ?), so a 16-colour terminal or
 NO_COLOR loses nothing.
+
+The states' colours are theme variables too, read by every widget and the help legend (see `Palette`):
+`status-ok`, `status-warning`, `status-critical`, `status-killed` and `status-unknown`. A theme file may
+set any of them; the ones it leaves out follow its own `success`, `warning` and `error` colours (unknown:
+the foreground, dimmed).
 """
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import platformdirs
+from rich.style import Style
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
+if TYPE_CHECKING:
+    from textual.app import App
+
 DEFAULT_THEME = "costtop-dark"
+# The states' colours: theme variables (also `$status-ok` ... in .tcss once a theme sets them).
+STATUS_VARIABLES = ("status-ok", "status-warning", "status-critical", "status-killed", "status-unknown")
 FIELDS = {"name", "dark", "primary", "secondary", "accent", "warning", "error", "success", "foreground",
-          "background", "surface", "panel"}
+          "background", "surface", "panel", *STATUS_VARIABLES}
 
 
 class ThemeError(ValueError):
@@ -53,8 +66,9 @@ def load_theme(path: Path) -> Theme:
                 raise ThemeError(f"theme file {path}: {name} = {value!r} is not a colour") from None
     if not isinstance(data.get("dark", True), bool):
         raise ThemeError(f"theme file {path}: dark must be true or false")
+    variables = {name: data.pop(name) for name in STATUS_VARIABLES if name in data}
     try:
-        return Theme(**data)
+        return Theme(**data, variables=variables)
     except (TypeError, ValueError) as exc:
         raise ThemeError(f"theme file {path}: {exc}") from None
 
@@ -78,3 +92,76 @@ def find_themes(user_dir: Path | None = None) -> ThemeSet:
             continue
         found.themes[theme.name] = theme
     return found
+
+
+@dataclass(frozen=True)
+class Palette:
+    """The states' styles in the running theme: what every widget colours a state or a level with.
+
+    ok / warning / critical: the colour (the `strong_` ones bold); killed: bold text on the killed
+    colour, for what must jump out (killed, EMERG, STALE, a provider down, the global kill), and
+    `killed_text` the same colour as text; unknown: the unknown colour, else the foreground dimmed.
+    """
+
+    ok: Style
+    strong_ok: Style
+    warning: Style
+    strong_warning: Style
+    warning_block: Style
+    critical: Style
+    strong_critical: Style
+    killed: Style
+    killed_text: Style
+    unknown: Style
+
+    @classmethod
+    def from_variables(cls, variables: Mapping[str, str]) -> Palette:
+        """The styles from a theme's variables: each `status-*` one, or the theme colour it follows."""
+        background = _colour(variables.get("background"), None) or Color(0, 0, 0)
+
+        def colour(name: str, fallback: str) -> Color:
+            return (_colour(variables.get(name), background) or _colour(variables.get(fallback), background)
+                    or Color.parse(fallback))
+
+        ok, warning = colour("status-ok", "success"), colour("status-warning", "warning")
+        critical, killed = colour("status-critical", "error"), colour("status-killed", "error")
+        unknown = _colour(variables.get("status-unknown"), background)
+        bold = Style(bold=True)
+        return cls(
+            ok=Style(color=ok.rich_color), strong_ok=bold + Style(color=ok.rich_color),
+            warning=Style(color=warning.rich_color), strong_warning=bold + Style(color=warning.rich_color),
+            warning_block=Style(bold=True, color=warning.get_contrast_text(1.0).rich_color,
+                                bgcolor=warning.rich_color),
+            critical=Style(color=critical.rich_color), strong_critical=bold + Style(color=critical.rich_color),
+            killed=Style(bold=True, color=killed.get_contrast_text(1.0).rich_color, bgcolor=killed.rich_color),
+            killed_text=bold + Style(color=killed.rich_color),
+            unknown=Style(dim=True) if unknown is None else Style(color=unknown.rich_color),
+        )
+
+
+def _colour(value: str | None, background: Color | None) -> Color | None:
+    """A variable's colour, made opaque over the background (Rich has no alpha); None if unusable."""
+    if not value:
+        return None
+    try:
+        colour = Color.parse(value)
+    except ColorParseError:
+        return None
+    return background + colour if background is not None and colour.a < 1 else colour
+
+
+# Outside a running app (a test formatting a snapshot): the terminal's own green, yellow and red.
+DEFAULT_PALETTE = Palette.from_variables({"success": "green", "warning": "yellow", "error": "red"})
+_resolved: tuple[dict[str, str], Palette] | None = None
+
+
+def palette(app: App[object]) -> Palette:
+    """The running theme's palette, resolved once per theme change (Textual makes a new
+    `theme_variables` dict each time it applies a theme), not per cell."""
+    global _resolved
+    variables = app.theme_variables
+    if not variables:
+        return DEFAULT_PALETTE
+    if _resolved is None or _resolved[0] is not variables:
+        _resolved = (variables, Palette.from_variables(variables))
+    return _resolved[1]

@@ -29,6 +29,7 @@ from costtop.sources.errors import SourceError
 from costtop.sources.records import CallRecord, ModelShare, Step, TraceSummary
 from costtop.text import clean, id_text, visible_id
 from costtop.ui.format import millis
+from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import NO_NAME
 
@@ -72,7 +73,8 @@ class TraceList(RowTable[TraceSummary]):
                 ("status", "Status", 12)]
 
     def cells_of(self, t: TraceSummary) -> list[Text]:
-        status = Text(f"{t.errors} errors", style="bold red") if t.errors else Text("ok", style="green")
+        p = self.palette
+        status = Text(f"{t.errors} errors", style=p.strong_critical) if t.errors else Text("ok", style=p.ok)
         return [id_text(t.trace_id), Text(t.started.strftime("%H:%M:%S")), Text(f"{t.steps:,}", justify="right"),
                 Text(f"{t.tokens_in:,}", justify="right"), Text(f"{t.tokens_out:,}", justify="right"),
                 Text(usd(t.cost), justify="right"), Text(f"{t.duration_seconds:.1f} s", justify="right"), status]
@@ -115,7 +117,8 @@ class StepList(RowTable[NestedStep]):
         for name in ("loop", "context", "errors"):
             if name in n.marks:
                 marks.append(f"{name} ", style=MARK_STYLE[name])
-        status = Text(clean(s.status or UNKNOWN), style="bold red" if s.status in ("error", "timeout") else "")
+        failed = s.status in ("error", "timeout")
+        status = Text(clean(s.status or UNKNOWN), style=self.palette.strong_critical if failed else "")
         model = id_text(s.model, 30) if s.model else Text("–", style="dim")  # the dash is ours, not an id
         return [Text(indent(n.depth)) + id_text(s.tool_name, 40), model,
                 Text(UNKNOWN if s.tokens_in is None else f"{s.tokens_in:,}", justify="right"),
@@ -138,7 +141,7 @@ def model_mix(models: Sequence[ModelShare]) -> Text:
     return text
 
 
-def recent_calls(calls: Sequence[CallRecord]) -> Text:
+def recent_calls(calls: Sequence[CallRecord], p: Palette = DEFAULT_PALETTE) -> Text:
     lines = []
     for c in calls[:8]:
         line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
@@ -146,7 +149,7 @@ def recent_calls(calls: Sequence[CallRecord]) -> Text:
         line.append(f"{visible_id(c.tool_name, 20):<12} {model:<20} ")
         line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>9} in {usd(c.cost_usd, 4):>9} "
                     f"{millis(c.latency_ms):>8} ")
-        line.append(clean(c.status or "?", 12), style="bold red" if c.status in ("error", "timeout") else "green")
+        line.append(clean(c.status or "?", 12), style=p.strong_critical if c.status in ("error", "timeout") else p.ok)
         lines.append(line)
     return Text("\n").join(lines) if lines else Text("no call yet", style="dim")
 
@@ -203,10 +206,11 @@ class AgentScreen(Screen[None]):
             models = await reads.agent_models(self.agent_id, since)
             calls = await reads.agent_calls(self.agent_id)
         except SourceError as exc:
-            status.update(Text(f"Could not be read: {exc} (shown: the last good read)", style="bold red"))
+            status.update(Text(f"Could not be read: {exc} (shown: the last good read)",
+                               style=palette(self.app).strong_critical))
             return
         self.mix_view.update(model_mix(models))
-        self.calls_view.update(recent_calls(calls))
+        self.calls_view.update(recent_calls(calls, palette(self.app)))
         table = self.trace_list
         table.traces = tuple(traces)
         status.update(Text(f"{len(traces)} traces" if traces else "No trace in the last hour.", style="dim"))
@@ -223,7 +227,7 @@ class AgentScreen(Screen[None]):
             ("  p95 ", "bold"), (millis(row.p95_ms), ""))
         if row is not None and row.switch is not None:
             source, who, why = row.switch.origin
-            figures.append(f"  switch: {who} ({source}): {why}", style="bold red")
+            figures.append(f"  switch: {who} ({source}): {why}", style=palette(self.app).killed_text)
         self.figures_view.update(figures)
         self.trace_list.show(snap)
 
@@ -263,7 +267,7 @@ class TraceScreen(Screen[None]):
         try:
             steps = await self.context.reads.trace_steps(self.trace_id)
         except SourceError as exc:
-            status.update(Text(f"Steps could not be read: {exc}", style="bold red"))
+            status.update(Text(f"Steps could not be read: {exc}", style=palette(self.app).strong_critical))
             return
         th = self.context.thresholds
         nested = mark(steps, th.loop_calls, th.context_tokens)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -14,16 +15,20 @@ from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Static
 
-# What each colour means, with the word that says the same for 16-colour terminals and NO_COLOR.
+from costtop.ui.format import styled
+from costtop.ui.themes import Palette, palette
+
+# What each colour means, with the word that says the same for 16-colour terminals and NO_COLOR; the
+# colour is the running theme's (the Palette's style of that name; "" no colour, "dim" dimmed).
 LEGEND: tuple[tuple[str, str, str], ...] = (
-    ("ok", "green", "an agent, model or provider running normally"),
-    ("throttled", "bold yellow", "a throttle switch is on: the gateway slows it down"),
-    ("killed", "bold white on red", "a kill switch is on: the gateway refuses its calls"),
-    ("unknown", "dim", "its switches cannot be read (Redis is stale)"),
-    ("WARN", "bold yellow", "a warning: burn rate, 80 % of a budget, errors, an unusual day"),
-    ("CRIT", "bold red", "critical: burn rate, a budget spent, a provider down; rings the bell once"),
-    ("EMERG", "bold white on red", "emergency burn rate ($50 in 5 minutes by default)"),
-    ("STALE", "bold white on red", "a source's last good read is old: its figures are the last known"),
+    ("ok", "ok", "an agent, model or provider running normally"),
+    ("throttled", "strong_warning", "a throttle switch is on: the gateway slows it down"),
+    ("killed", "killed", "a kill switch is on: the gateway refuses its calls"),
+    ("unknown", "unknown", "its switches cannot be read (Redis is stale)"),
+    ("WARN", "strong_warning", "a warning: burn rate, 80 % of a budget, errors, an unusual day"),
+    ("CRIT", "strong_critical", "critical: burn rate, a budget spent, a provider down; rings the bell once"),
+    ("EMERG", "killed", "emergency burn rate ($50 in 5 minutes by default)"),
+    ("STALE", "killed", "a source's last good read is old: its figures are the last known"),
     ("?", "", "unknown, never shown as $0"),
     ("none", "dim", "no budget (missing, zero or negative): disabled, never 'exceeded'"),
 )
@@ -60,6 +65,10 @@ def declared_bindings(app_class: type) -> list[tuple[str, list[Binding]]]:
     return groups
 
 
+def legend_style(p: Palette, name: str) -> Style | str:
+    return name if name in ("", "dim") else styled(p, name)
+
+
 class HelpScreen(ModalScreen[None]):
     HELP_SCOPE = "help"
     BINDINGS = [Binding("escape,question_mark,q", "app.pop_screen", "Close", id="help.close")]
@@ -78,12 +87,14 @@ class HelpScreen(ModalScreen[None]):
         for key, what, binding_id in self.keys:
             table.add_row(Text(key, style="bold"), Text(what), Text(binding_id))
         legend = Table(box=None, show_header=False, pad_edge=False)
+        colours = palette(self.app)
         for word, style, meaning in LEGEND:
-            legend.add_row(Text(word, style=style), Text(meaning))
+            legend.add_row(Text(word, style=legend_style(colours, style)), Text(meaning))
         with VerticalScroll(id="help"):
             yield Static(Text("costtop keys (esc or ? to close)", style="bold"), classes="pane-title")
             if self.read_only:
-                yield Static(Text("READ-ONLY: the keys that change switches are disabled.", style="bold yellow"))
+                yield Static(Text("READ-ONLY: the keys that change switches are disabled.",
+                                   style=colours.strong_warning))
             yield Static(table)
             yield Static(Text("Colours and words", style="bold"), classes="pane-title")
             yield Static(legend)

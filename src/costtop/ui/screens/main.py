@@ -181,38 +181,33 @@ class MainScreen(Screen[None]):
         self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note and not snap.data_quality,
                                                 "empty")
         self.query_one(AlertPanel).show(snap)
-        alerts_title = self.query_one("#alerts-pane .pane-title", Static)
         waiting = sum(1 for a in snap.alerts if not a.acknowledged)
-        title = f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)"
-        if str(alerts_title.content) != title:
-            alerts_title.update(Text(title))
+        self.pane_title("#alerts-pane", f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)")
         agents = self.query_one(AgentTable)
         agents.show(snap)
-        agents_title = self.query_one("#agents-pane .pane-title", Static)
         title = f"Agents — today, UTC — by {snap.sort.value}{' (reversed)' if snap.sort_reverse else ''}"
         if agents.filter:
             title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
-        if str(agents_title.content) != title:
-            agents_title.update(Text(title))  # Text: the filter is typed text, not markup
+        self.pane_title("#agents-pane", title)
         self.query_one(SwitchTable).show(snap)
         self.query_one(ProviderTable).show(snap)
         chart = self.query_one(VelocityChart)
         chart.show(snap)
-        chart_title = self.query_one("#chart-pane .pane-title", Static)
-        title = ("Burn $/min — completed hours, last 24 (v: minutes)" if chart.hours
-                 else "Burn $/min — completed minutes, last hour (v: 24 hours)")
-        if str(chart_title.content) != title:
-            chart_title.update(Text(title))
+        self.pane_title("#chart-pane", "Burn $/min — completed hours, last 24 (v: minutes)" if chart.hours
+                        else "Burn $/min — completed minutes, last hour (v: 24 hours)")
         self.query_one(ModelTable).show(snap)
         for pane, name in (("#providers-pane", "Providers"), ("#models-pane", "Models — today, UTC")):
             table = self.query_one(f"{pane} RowTable", RowTable)
-            title = f"{name} — filter “{table.filter}”: {table.row_count} of {table.total}" if table.filter else name
-            widget = self.query_one(f"{pane} .pane-title", Static)
-            if str(widget.content) != title:
-                widget.update(Text(title))
+            self.pane_title(pane, f"{name} — filter “{table.filter}”: {table.row_count} of {table.total}"
+                            if table.filter else name)
         count = len(snap.switches)
-        title = f"Switches ({count})" if snap.switches_known else "Switches (unknown: Redis unavailable)"
-        pane_title = self.query_one("#switches-pane .pane-title", Static)
-        if str(pane_title.content) != title:  # update() always lays the screen out again
-            pane_title.update(Text(title))
+        self.pane_title("#switches-pane", f"Switches ({count})" if snap.switches_known
+                        else "Switches (unknown: Redis unavailable)")
         self.query_one("#switches-pane").set_class(count == 0, "empty")
+
+    def pane_title(self, pane: str, title: str) -> None:
+        """Set a pane's title line, only when it changed (update() always lays the screen out again); as
+        Text, never markup: a filter is typed text."""
+        widget = self.query_one(f"{pane} .pane-title", Static)
+        if str(widget.content) != title:
+            widget.update(Text(title))

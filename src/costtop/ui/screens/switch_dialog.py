@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from costtop.sources.records import SwitchChange
 from costtop.text import id_text, visible_id
+from costtop.ui.themes import palette
 
 _TTL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -120,14 +121,14 @@ class SwitchDialog(ModalScreen[SwitchChange | None]):
     def _confirm(self) -> None:
         error = self.query_one("#dialog-error", Static)
         if self.needs_word and self.query_one("#word", Input).value.strip() != "KILL":
-            error.update(Text("Type KILL to confirm", style="bold red"))
+            error.update(Text("Type KILL to confirm", style=palette(self.app).strong_critical))
             return
         ttl = None
         if self.change.action == "set":
             try:
                 ttl = parse_ttl(self.query_one("#ttl", Input).value)
             except ValueError as exc:
-                error.update(Text(str(exc), style="bold red"))
+                error.update(Text(str(exc), style=palette(self.app).strong_critical))
                 return
         reason = self.query_one("#reason", Input).value.strip()
         self.dismiss(replace(self.change, reason=reason, ttl_seconds=ttl))

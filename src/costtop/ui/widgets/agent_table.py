@@ -9,6 +9,7 @@ from rich.text import Text
 from costtop.engine.snapshot import AgentRow, AgentState, Snapshot
 from costtop.money import UNKNOWN, usd
 from costtop.ui.format import budget_bar, call_age, level_text, millis, runs_out, sparkline, state_text
+from costtop.ui.themes import DEFAULT_PALETTE, Palette
 from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import name_text, row_key
 
@@ -33,20 +34,20 @@ def agent_columns(snap: Snapshot, wide: bool, name_width: int) -> list[Column]:
 
 
 def agent_cells(agent: AgentRow, money: bool, wide: bool, now: float = 0.0,
-                seen_from: float | None = None) -> list[Text]:
-    cells: list[Text] = [name_text(agent.agent_id), state_text(agent.state)]
+                seen_from: float | None = None, p: Palette = DEFAULT_PALETTE) -> list[Text]:
+    cells: list[Text] = [name_text(agent.agent_id), state_text(agent.state, p)]
     if money:
         cells += [Text(usd(agent.spend_today), justify="right"),
-                  level_text(usd(agent.velocity_per_min), agent.velocity_level)]
+                  level_text(usd(agent.velocity_per_min), agent.velocity_level, p)]
         if wide:
             cells.append(sparkline(agent.trend))
-        cells.append(budget_bar(agent.budget, width=8 if wide else 4, words=wide))
+        cells.append(budget_bar(agent.budget, p, width=8 if wide else 4, words=wide))
         if wide:
-            cells.append(runs_out(agent.budget))
+            cells.append(runs_out(agent.budget, p))
     calls, errors_today = agent.calls_today, agent.errors_today
     many = bool(errors_today and calls and errors_today * 10 > calls)
     errors = Text(UNKNOWN if errors_today is None else str(errors_today), justify="right",
-                  style="bold red" if many else "")
+                  style=p.strong_critical if many else "")
     cells += [Text(UNKNOWN if calls is None else f"{calls:,}", justify="right"), errors,
               call_age(agent.last_call_at, now, seen_from, words=wide)]
     if wide:
@@ -85,7 +86,7 @@ class AgentTable(RowTable[AgentRow]):
         return agent_columns(snap, self.wide, name_width)
 
     def cells_of(self, row: AgentRow) -> list[Text]:
-        return agent_cells(row, self.money, self.wide, self.now, self.seen_from)
+        return agent_cells(row, self.money, self.wide, self.now, self.seen_from, self.palette)
 
     def layout_key(self) -> tuple[object, ...]:
         return (self.wide, self.money, self.now)

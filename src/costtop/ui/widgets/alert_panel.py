@@ -9,17 +9,19 @@ from rich.text import Text
 from costtop.ages import span
 from costtop.engine.snapshot import Alert, Severity, Snapshot
 from costtop.text import clean, id_text
+from costtop.ui.format import styled
+from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.line_diff import TextLines
 
-SEVERITY_STYLE = {Severity.WARNING: "bold yellow", Severity.CRITICAL: "bold red",
-                  Severity.EMERGENCY: "bold white on red"}
+SEVERITY_STYLE = {Severity.WARNING: "strong_warning", Severity.CRITICAL: "strong_critical",
+                  Severity.EMERGENCY: "killed"}  # the Palette's styles
 SEVERITY_WORD = {Severity.WARNING: "WARN", Severity.CRITICAL: "CRIT", Severity.EMERGENCY: "EMERG"}
 MAX_LINES = 5
 
 
-def alert_line(alert: Alert, now: datetime) -> Text:
+def alert_line(alert: Alert, now: datetime, p: Palette = DEFAULT_PALETTE) -> Text:
     """`CRIT  burn rate  research-bot  $16.20 in 5 min  for 2m10s`; acknowledged ones are dimmed."""
-    style = "dim" if alert.acknowledged else SEVERITY_STYLE[alert.severity]
+    style = "dim" if alert.acknowledged else styled(p, SEVERITY_STYLE[alert.severity])
     line = Text(f"{SEVERITY_WORD[alert.severity]:<5}", style=style)
     line.append(f" {alert.rule}  ", style="bold" if not alert.acknowledged else "dim")
     line.append_text(id_text(alert.subject, 40, style="bold" if not alert.acknowledged else "dim"))
@@ -32,17 +34,17 @@ def alert_line(alert: Alert, now: datetime) -> Text:
     return line
 
 
-def alerts_text(snap: Snapshot) -> Text:
+def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE) -> Text:
     """The alerts, most severe first, then the notes: data quality (rows dated in the future, rows that
     came too late) and why anomalies are not judged. Notes take up to two of the pane's lines, so a
     busy incident cannot push them out of sight."""
-    notes = [Text(f"DATA  {clean(note, 200)}", style="yellow") for note in snap.data_quality]
+    notes = [Text(f"DATA  {clean(note, 200)}", style=p.warning) for note in snap.data_quality]
     if snap.anomaly_note:
         notes.append(Text(clean(snap.anomaly_note, 200), style="dim"))
     shown_notes = notes[:2]
     alerts = snap.alerts
     room = MAX_LINES - len(shown_notes)
-    lines = [alert_line(a, snap.at) for a in alerts[:room]]
+    lines = [alert_line(a, snap.at, p) for a in alerts[:room]]
     if len(alerts) > room:
         lines.append(Text(f"… {len(alerts) - room} more", style="dim"))
     lines += shown_notes
@@ -54,4 +56,4 @@ def alerts_text(snap: Snapshot) -> Text:
 
 class AlertPanel(TextLines):
     def show(self, snap: Snapshot) -> None:
-        self.set_text(alerts_text(snap))
+        self.set_text(alerts_text(snap, palette(self.app)))

@@ -24,6 +24,7 @@ from textual.strip import Strip
 
 from costtop.engine.snapshot import Snapshot
 from costtop.text import id_text, visible_id
+from costtop.ui.themes import DEFAULT_PALETTE, palette
 from costtop.ui.widgets.line_diff import PaintedLines, segments_of
 
 MAX_NAME = 32
@@ -62,6 +63,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         Binding("end", "edge(1)", "Last", show=False, id="rows.end"),
     ]
     COMPONENT_CLASSES = {"row-table--header", "row-table--cursor"}
+    max_name = MAX_NAME  # the first column's widest; a longer name is cut the `visible_id` way
 
     class Selected(Message):
         """The cursor moved to another row."""
@@ -89,6 +91,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._layout: tuple[object, ...] = ()
         self.filter = ""  # `/`: only rows whose name holds this text (any case)
         self.total = 0  # rows before the filter
+        self.palette = DEFAULT_PALETTE  # the theme's state colours, taken at each show()
 
     # -- what a subclass says ----------------------------------------------------------------------
 
@@ -123,13 +126,14 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         return len(self.rows)
 
     def show(self, snap: Snapshot) -> None:
+        self.palette = palette(self.app)
         rows = self.rows_of(snap)
         self.total = len(rows)
         if self.filter:
             needle, folded = self.filter.casefold(), self._folded_names(rows)
             rows = [row for row in rows if needle in folded[self.key_of(row)]]
         columns = self.columns_for(snap, max(5, self._name_width(rows)))
-        layout = self.layout_key()
+        layout = (*self.layout_key(), self.palette)  # a new theme draws every line again
         if columns != self.columns or layout != self._layout:
             self.columns, self._layout = columns, layout
             self._cache.clear()
@@ -178,7 +182,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if new or len(rows) != len(self._names):
             self._names = frozenset(self.key_of(row) for row in rows)
             self._widest = max((widths[name] for name in self._names), default=5)
-        return min(MAX_NAME, self._widest)
+        return min(self.max_name, self._widest)
 
     def _find(self, key: str) -> int | None:
         """A row's index: where the cursor was (the usual case), else looked up once per snapshot."""

@@ -13,12 +13,12 @@ from rich.text import Text
 from costtop.engine.snapshot import AgentState, Health, ModelRow, ProviderRow, Snapshot
 from costtop.money import UNKNOWN, usd
 from costtop.text import id_text
-from costtop.ui.format import millis, percent, state_text
+from costtop.ui.format import millis, percent, state_text, styled
 from costtop.ui.widgets.row_table import Column, R, RowTable
 
 NO_NAME = "\x00none"  # the row of calls without a provider / model: Postgres text cannot hold NUL
-HEALTH_STYLE = {Health.HEALTHY: "green", Health.DEGRADED: "bold yellow", Health.DOWN: "bold white on red",
-                Health.IDLE: "dim", Health.NO_DATA: "bold yellow"}
+HEALTH_STYLE = {Health.HEALTHY: "ok", Health.DEGRADED: "strong_warning", Health.DOWN: "killed",
+                Health.IDLE: "", Health.NO_DATA: "strong_warning"}  # the Palette's styles; idle: dim
 
 
 def row_key(name: str | None) -> str:
@@ -62,8 +62,9 @@ class ProviderTable(SwitchableTable[ProviderRow]):
 
     def cells_of(self, p: ProviderRow) -> list[Text]:
         """A killed provider shows as killed whatever its health; otherwise its health, in words."""
-        status = state_text(p.state) if p.state is not AgentState.OK else \
-            Text(p.health.value, style=HEALTH_STYLE[p.health])
+        health = HEALTH_STYLE[p.health]
+        status = state_text(p.state, self.palette) if p.state is not AgentState.OK else \
+            Text(p.health.value, style=styled(self.palette, health) if health else "dim")
         return [
             name_text(p.provider), status,
             Text(usd(p.spend_today), justify="right"), count(p.calls_today),
@@ -93,7 +94,7 @@ class ModelTable(SwitchableTable[ModelRow]):
     def cells_of(self, m: ModelRow) -> list[Text]:
         avg = m.average_cost
         return [
-            name_text(m.model), state_text(m.state), Text(usd(m.spend_today), justify="right"),
+            name_text(m.model), state_text(m.state, self.palette), Text(usd(m.spend_today), justify="right"),
             count(m.calls_today), Text(UNKNOWN if avg is None else usd(avg, 4), justify="right"),
             tokens(m.tokens_in), tokens(m.tokens_out), tokens(m.cached_tokens),
             Text(percent(m.cache_hit, 0) if m.cache_hit is not None else "–", justify="right"),

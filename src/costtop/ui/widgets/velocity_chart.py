@@ -11,10 +11,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import plotext as plt
+from rich.style import Style
 from rich.text import Text
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot
+from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.line_diff import TextLines
 
 FIVE = Decimal(5)
@@ -27,10 +29,22 @@ def rates(snap: Snapshot, hours: bool) -> list[float]:
     return [float(v) for v in snap.header.per_minute[:-1]]
 
 
-def chart(points: list[float], thresholds: Thresholds, width: int, height: int, hours: bool) -> Text:
-    """The plot as Text (plotext draws ANSI; Text.from_ansi turns it into styled cells)."""
-    lines = [(float(thresholds.velocity_warning / FIVE), "yellow"), (float(thresholds.velocity_critical / FIVE), "red"),
-             (float(thresholds.velocity_emergency / FIVE), "magenta")]
+def rgb(style: Style) -> tuple[int, int, int]:
+    """A palette style's colour for plotext (the killed style's is its background)."""
+    colour = style.bgcolor or style.color
+    if colour is None:
+        return (255, 255, 255)
+    red, green, blue = colour.get_truecolor()
+    return (red, green, blue)
+
+
+def chart(points: list[float], thresholds: Thresholds, width: int, height: int, hours: bool,
+          p: Palette = DEFAULT_PALETTE) -> Text:
+    """The plot as Text (plotext draws ANSI; Text.from_ansi turns it into styled cells). The warning,
+    critical and emergency lines are drawn in the theme's warning, critical and killed colours."""
+    lines = [(float(thresholds.velocity_warning / FIVE), rgb(p.warning)),
+             (float(thresholds.velocity_critical / FIVE), rgb(p.critical)),
+             (float(thresholds.velocity_emergency / FIVE), rgb(p.killed))]
     top = max([*points, 0.0])
     shown = [(level, color) for level, color in lines if level <= max(top * 1.5, lines[0][0])]
     plt.clf()
@@ -59,11 +73,12 @@ class VelocityChart(TextLines):
     def show(self, snap: Snapshot) -> None:
         width, height = self.content_size.width, self.content_size.height
         points = rates(snap, self.hours)
-        key = (tuple(points), width, height, self.hours)
+        colours = palette(self.app)
+        key = (tuple(points), width, height, self.hours, colours)
         if key == self._key:
             return
         self._key = key
         if not points:
             self.set_text(Text("Reading the day's rows: the chart follows.", style="dim"))
             return
-        self.set_text(chart(points, self.thresholds, width, height, self.hours))
+        self.set_text(chart(points, self.thresholds, width, height, self.hours, colours))
