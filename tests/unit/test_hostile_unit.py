@@ -16,19 +16,12 @@ from costtop.text import clean
 from costtop.ui.widgets.alert_panel import alerts_text
 
 DAY = "2026-11-22"
-
-
 ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model",
        "tokens_in", "tokens_out", "cached_tokens", "trace_id")
-
-
 # Nothing from data may put these on screen: C0 and C1 controls, DEL, bidi and zero-width characters.
 FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
-
-
 NASTY = ["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;ZXZpbA==\x07", "[/bold]", "[@click=app.quit]q[/]",
          "[link=https://evil.example]x[/link]", "\u202eevil", "a\u200bb", "\x00\x9b31m", "\ud800", "é" * 3]
-
 
 hostile_text = st.one_of(
     st.text(max_size=40),
@@ -37,8 +30,6 @@ hostile_text = st.one_of(
     st.text(alphabet=st.characters(codec=None, categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=20),
     st.just("x" * 1_000_000),
 )
-
-
 # Numbers as another program may have written them: any mantissa, exponents up to ±10**8 (a Decimal
 # parses `1e99999999`, but int() or format() of it builds a 100-million-digit string).
 huge_number_text = st.builds(

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 PASSWORD = "s3cret-Pw"
-
-
 # The lines README.md gives, for Redis 7 / Valkey: read the contract's keys, write only the switches.
 WRITER_ACL = ("on", f">{PASSWORD}", "resetkeys", "~kill:*", "~throttle:*", "%R~budget:*", "%R~spent:*",
               "%R~calls:*", "resetchannels", "-@all", "+scan", "+get", "+pttl", "+set", "+del", "+ping",
               "+client|setinfo")
-
-
 READER_ACL = ("on", f">{PASSWORD}", "resetkeys", "%R~kill:*", "%R~throttle:*", "%R~budget:*", "%R~spent:*",
               "%R~calls:*", "resetchannels", "-@all", "+scan", "+get", "+pttl", "+ping", "+client|setinfo")
 

@@ -49,5 +49,3 @@ def test_the_catalog_prices_flat_rate_calls_only_and_says_no_price_when_it_canno
     assert by["gpt-4o"].spend_today == Decimal("0.01") and snap.header.spend_today == Decimal("0.01")
     assert by["gpt-4o"].shadow_cost == Decimal("2.5") + Decimal("1.0") and by["gpt-4o"].priced_as == "openai/gpt-4o"
     assert by["house-model"].shadow_cost is None and by["house-model"].flat_calls == 1
-
-

@@ -105,5 +105,3 @@ def test_two_long_ids_cut_to_a_column_still_look_different() -> None:
     a, b = "invoice-reconciliation-agent-v2\u200b", "invoice-reconciliation-agent-v2-canary"
     assert visible_id(a, 32) != visible_id(b, 32) and len(visible_id(a, 32)) == 32
     assert id_text(a, 32).plain != id_text(b, 32).plain
-
-
