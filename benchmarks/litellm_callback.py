@@ -32,7 +32,7 @@ import httpx
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from tests.litellm_proxy import Proxy, chat_body, start_proxy
+from tests.integration.litellm_proxy import Proxy, chat_body, start_proxy
 
 from costtop.demo.servers import RedisServer
 

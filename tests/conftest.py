@@ -1,97 +1,13 @@
-"""Fixtures that start real Redis and PostgreSQL servers once per test session.
-
-Each test gets its own fresh database (created from a template with the schema) and an empty Redis
-database, so tests never see each other's rows or keys.
-"""
+"""What every test needs, unit and integration alike. The real servers' fixtures are in
+tests/integration/conftest.py, out of tests/unit's reach: a unit test that asks for one fails with
+"fixture not found"."""
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-
-import asyncpg
 import pytest
-from redis.asyncio import Redis
-
-from costtop.config import TableNames
-from costtop.demo.servers import ServerPair
-from costtop.sources.schema import init_db
-
-_counter = itertools.count()
 
 
 @pytest.fixture(autouse=True)
 def _state_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Audit spools and other state go to a directory of the test's own, never the user's."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
-
-
-@pytest.fixture(scope="session")
-def servers() -> Iterator[ServerPair]:
-    pair = ServerPair.start(prefix="costtop-test-")
-    try:
-        yield pair
-    finally:
-        pair.stop()
-
-
-@dataclass
-class Databases:
-    admin_url: str
-
-    def url(self, name: str) -> str:
-        return self.admin_url.rsplit("/", 1)[0] + "/" + name
-
-
-@pytest.fixture
-async def empty_db_url(servers: ServerPair) -> AsyncIterator[str]:
-    """A brand-new database with no tables at all."""
-    name = f"t{next(_counter)}"
-    admin = await asyncpg.connect(servers.postgres.url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-    finally:
-        await admin.close()
-    yield Databases(servers.postgres.url).url(name)
-    admin = await asyncpg.connect(servers.postgres.url)
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture
-async def db_url(empty_db_url: str) -> str:
-    """A fresh database with `costtop db init` applied."""
-    conn = await asyncpg.connect(empty_db_url)
-    try:
-        await init_db(conn, TableNames())
-    finally:
-        await conn.close()
-    return empty_db_url
-
-
-@pytest.fixture
-async def pg(db_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
-
-
-@pytest.fixture
-def redis_url(servers: ServerPair) -> str:
-    return servers.redis.url
-
-
-@pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, decode_responses=False)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.flushdb()
-        await client.aclose()

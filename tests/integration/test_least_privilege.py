@@ -27,14 +27,8 @@ from costtop.sources.postgres import PostgresReader
 from costtop.sources.redis_state import connect_redis
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.switch_dialog import SwitchDialog
+from test_least_privilege_unit import PASSWORD, READER_ACL, WRITER_ACL
 
-PASSWORD = "s3cret-Pw"
-# The lines README.md gives, for Redis 7 / Valkey: read the contract's keys, write only the switches.
-WRITER_ACL = ("on", f">{PASSWORD}", "resetkeys", "~kill:*", "~throttle:*", "%R~budget:*", "%R~spent:*",
-              "%R~calls:*", "resetchannels", "-@all", "+scan", "+get", "+pttl", "+set", "+del", "+ping",
-              "+client|setinfo")
-READER_ACL = ("on", f">{PASSWORD}", "resetkeys", "%R~kill:*", "%R~throttle:*", "%R~budget:*", "%R~spent:*",
-              "%R~calls:*", "resetchannels", "-@all", "+scan", "+get", "+pttl", "+ping", "+client|setinfo")
 _roles = itertools.count()
 
 
@@ -199,11 +193,4 @@ async def test_tls_urls_are_passed_through_to_the_clients(db_url) -> None:
     finally:
         await reader.close()
 
-
-def test_the_writer_acl_is_the_one_readme_gives() -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "ACL SETUSER costtop " + " ".join(WRITER_ACL).replace(PASSWORD, "<password>") in readme
-    assert "ACL SETUSER costtop-ro " + " ".join(READER_ACL).replace(PASSWORD, "<password>") in readme
 

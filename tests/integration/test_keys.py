@@ -6,7 +6,6 @@ import sys
 from decimal import Decimal
 
 from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
-from costtop.cli import main
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
@@ -64,14 +63,6 @@ async def test_read_only_disables_the_writing_keys() -> None:
         assert app.session.feed.writes == []
         assert all("(disabled: read-only)" in what for _, what, bid in app.help_keys()
                    if bid in ("kill", "resume", "throttle", "kill_all"))
-
-
-def test_an_unknown_binding_in_the_keymap_is_one_line(tmp_path, capsys) -> None:
-    config = tmp_path / "config.toml"
-    config.write_text('[keymap]\nkil = "x"\n')
-    assert main(["--config", str(config)]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("costtop: keymap: no binding called kil (there are: ") and err.count("\n") == 1
 
 
 class TrickleFeed(StaticFeed):

@@ -173,21 +173,6 @@ async def test_a_report_on_litellms_database_without_costtops_audit_table_says_s
     assert "changed while costtop ran" not in render(settings, records)
 
 
-def test_with_litellms_end_user_tracking_off_the_callback_skips_the_end_user(monkeypatch) -> None:
-    """`litellm_settings: disable_end_user_cost_tracking: true` makes LiteLLM write `end_user` '' in every row
-    (spend_tracking_utils.get_logging_payload), so the screen names the key owner; the callback checked the
-    end user's kill key instead, one no screen shows."""
-    import litellm
-
-    data = {"model": "m", "user": "customer-9",
-            "metadata": {"user_api_key_end_user_id": "customer-9", "user_api_key_user_id": "owner"}}
-    kwargs = {"litellm_params": {"metadata": dict(data["metadata"]), "user_api_key_end_user_id": "customer-9"}}
-    lite = LiteLLMSettings()
-    assert request_agent(data, lite) == logged_agent(kwargs, lite) == "customer-9"
-    monkeypatch.setattr(litellm, "disable_end_user_cost_tracking", True)
-    assert request_agent(data, lite) == logged_agent(kwargs, lite) == "owner"
-
-
 async def test_a_real_proxy_without_end_user_tracking_checks_the_agent_its_rows_name(servers, tmp_path, redis) -> None:
     """The same against LiteLLM itself: with end-user tracking off, the row names no end user and the kill
     that refuses the call is the key owner's (the master key's `default_user_id`), the agent the screen shows."""

@@ -8,22 +8,15 @@ import asyncio
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 from redis.asyncio import Redis
 
 from costtop.gateway import Call, Gateway
 from costtop.sources.fallback_file import FALLBACK_COLUMNS
+from test_gateway_page_unit import page
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 HANDSHAKE = ("CLIENT", "HELLO", "SELECT", "PING", "AUTH")
-
-
-def page() -> str:
-    text = README.read_text(encoding="utf-8")
-    start = text.index("## Connect your gateway")
-    return text[start:text.index("\n## ", start + 1)]
 
 
 def block(kind: str) -> list[str]:
@@ -102,12 +95,3 @@ async def test_the_pages_row_is_the_gateways_and_postgres_takes_it(pg: asyncpg.P
     assert await pg.fetchval("SELECT count(*) FROM tool_calls WHERE agent_id = 'a1'") == 1
 
 
-def test_the_page_names_every_contract_key_and_column() -> None:
-    text = page()
-    for name in ("kill:global", "kill:agent:{agent}", "kill:provider:{provider}", "kill:model:{model}",
-                 "throttle:agent:{agent}", "budget:{agent}", "budget:global:day", "budget:global:month",
-                 "spent:{agent}:{day}", "calls:{day}", "throttle_per_minute", "Retry-After",
-                 "fallback_file", "fallback_drain_seconds", "(#litellm)", "(#litellm-proxy)"):
-        assert name in text, name
-    for column in (*FALLBACK_COLUMNS, "task_id", "user_id", "id"):
-        assert f"`{column}`" in text, column

@@ -23,7 +23,7 @@ import httpx
 
 from costtop.demo.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("COSTTOP_LITELLM_VENV", ROOT / ".venv-litellm-proxy"))
 SPEND_ROWS = Path(__file__).with_name("litellm_spend_rows.py")
 

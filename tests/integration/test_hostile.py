@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -19,50 +18,19 @@ from costtop.config import Settings
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.engine import Engine
-from costtop.money import usd
 from costtop.oneshot import render
 from costtop.sources.numbers import MAX_COUNT, in_range
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.sources.redis_state import RedisReader
-from costtop.text import clean
 from costtop.ui.widgets.alert_panel import alerts_text
 from costtop.ui.widgets.summary import summary_text
+from test_hostile_unit import ALL, DAY, FORBIDDEN, assert_safe, hostile_text, huge_number_text, money
 
-DAY = "2026-11-22"
-ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model",
-       "tokens_in", "tokens_out", "cached_tokens", "trace_id")
-# Nothing from data may put these on screen: C0 and C1 controls, DEL, bidi and zero-width characters.
-FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
-NASTY = ["\x1b]0;pwned\x07", "\x1b[2J", "\x1b]52;c;ZXZpbA==\x07", "[/bold]", "[@click=app.quit]q[/]",
-         "[link=https://evil.example]x[/link]", "\u202eevil", "a\u200bb", "\x00\x9b31m", "\ud800", "é" * 3]
-
-hostile_text = st.one_of(
-    st.text(max_size=40),
-    st.sampled_from(NASTY),
-    st.builds(lambda a, b: a + b, st.sampled_from(NASTY), st.text(max_size=10)),
-    st.text(alphabet=st.characters(codec=None, categories=("Cc", "Cf", "Zl", "Zp", "Cs")), max_size=20),
-    st.just("x" * 1_000_000),
-)
-# Numbers as another program may have written them: any mantissa, exponents up to ±10**8 (a Decimal
-# parses `1e99999999`, but int() or format() of it builds a 100-million-digit string).
-huge_number_text = st.builds(
-    lambda sign, mantissa, exponent: f"{sign}{mantissa}e{exponent}",
-    st.sampled_from(["", "-", "+"]),
-    st.one_of(st.integers(0, 10**40).map(str), st.sampled_from(["0.1", "9.99", "1.", ".5", "12345678901234567890.5"])),
-    st.one_of(st.integers(-(10**8), 10**8), st.sampled_from([999999, -999999, 5000, -5000, 15, 16, -18, -19])),
-)
 redis_number_text = st.one_of(
     huge_number_text,
     st.sampled_from(["NaN", "sNaN", "-NaN", "Infinity", "-Infinity", "inf", "-0", "0", "12", " 12 ", "1_000",
                      "0x10", "-5", "12.0", "0.30000000000000004", "1e15", "999999999999999.99"]),
     st.decimals(allow_nan=False, allow_infinity=False).map(str),
-)
-money = st.one_of(
-    st.none(),
-    st.decimals(allow_nan=True, allow_infinity=True),
-    huge_number_text.map(Decimal),
-    st.sampled_from([Decimal("1e30"), Decimal("-1e30"), Decimal("-0.01"), Decimal("1e-30"), Decimal("NaN"),
-                     Decimal("sNaN"), Decimal("Infinity")]),
 )
 count = st.one_of(st.none(), st.integers(min_value=-(2**63), max_value=2**63 - 1))
 
@@ -139,13 +107,6 @@ async def test_redis_numbers_with_huge_exponents(redis_url) -> None:
     await asyncio.to_thread(one)
 
 
-def assert_safe(text: str) -> None:
-    """Line breaks between lines are the widget's own; inside a line nothing may act on the terminal."""
-    for line in text.split("\n"):
-        bad = FORBIDDEN.search(line)
-        assert bad is None, f"{bad.group()!r} reached the screen"
-
-
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=st.lists(call_records(), max_size=30), redis=st.one_of(st.none(), redis_states()))
 def test_the_engine_and_the_widget_text_take_anything(rows: list[CallRecord], redis: RedisState | None) -> None:
@@ -160,31 +121,6 @@ def test_the_engine_and_the_widget_text_take_anything(rows: list[CallRecord], re
         assert agent.spend_today is None or agent.spend_today.is_finite()
     assert_safe(summary_text(snap, width=160).plain)
     assert_safe(alerts_text(snap).plain)
-
-
-def test_an_id_inside_an_alert_figure_is_shown_visibly_never_raw() -> None:
-    """Found by the suite above on a fresh clone: a trace id `\x1f` with a context explosion reached
-    the screen raw, inside the alert's figure (`trace \x1f: input tokens ...`)."""
-    rows = [CallRecord(0, NOW, "a", "llm", None, tokens_in=tokens, trace_id="\x1f") for tokens in (0, 100_001)]
-    engine = Engine(columns=ALL)
-    engine.load(Baseline(DAY, (), Decimal(0), DAY[:7], (), ()))
-    engine.ingest(rows)
-    text = alerts_text(engine.snapshot(NOW, None)).plain
-    assert "trace <U+001F>:" in text
-    assert_safe(text)
-
-
-@given(st.one_of(money, st.decimals()))
-def test_money_is_a_figure_or_unknown(value: Decimal | None) -> None:
-    shown = usd(value)
-    assert shown == "?" if value is None or not value.is_finite() else shown.lstrip("-").startswith("$")
-
-
-@given(st.one_of(hostile_text, st.binary(max_size=50)))
-def test_clean_leaves_nothing_a_terminal_would_act_on(value: str | bytes) -> None:
-    text = clean(value)
-    assert_safe(text)
-    assert len(text) <= 200
 
 
 class HostileFeed(StaticFeed):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from costtop.config import Settings
-from costtop.sources.audit_spool import AuditEntry, AuditSpool, default_path
+from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.records import SwitchChange
 from costtop.sources.writer import Operator, SwitchWriter, drain, write_entries
 
@@ -71,14 +71,6 @@ async def test_a_torn_line_is_set_aside_not_lost_and_not_retried(pg, db_url, tmp
     assert await drain(s, pg, spool) == (0, None)
     assert await pg.fetchval("SELECT count(*) FROM costtop_audit") == 1
     assert spool.path.with_suffix(".bad").read_text().startswith('{"entry_id": "torn')
-
-
-def test_each_database_has_its_own_spool_and_the_password_does_not_name_it() -> None:
-    a = default_path("postgresql://u:one@db1:5432/gw", "public.costtop_audit")
-    assert a == default_path("postgresql://u:two@db1:5432/gw", "public.costtop_audit")
-    assert a != default_path("postgresql://u@db2:5432/gw", "public.costtop_audit")
-    assert a != default_path("postgresql://u@db1:5432/gw", "audit.costtop_audit")
-    assert "one" not in str(a)
 
 
 async def test_a_table_that_refuses_the_rows_says_why_and_loses_nothing(pg, db_url, tmp_path) -> None:

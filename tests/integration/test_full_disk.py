@@ -5,7 +5,6 @@ failure said in the write's result and at quit."""
 from __future__ import annotations
 
 import errno
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,10 @@ from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import Outcome, SwitchChange
 from costtop.sources.writer import Operator, SwitchWriter, drain
+from test_full_disk_unit import entry
 from tinydisk import fill, tiny_disk_fixture  # noqa: F401 (the tiny_disk fixture)
 
 OP = Operator("tester", None)
-
-
-def entry(n: int) -> AuditEntry:
-    return AuditEntry.new(datetime.now(UTC), operator="o", ssh_client=None, action="set:kill", scope="agent",
-                          target=f"agent-{n}", key=f"kill:agent:agent-{n}", reason="why " * (n % 7),
-                          ttl_seconds=None, result="set", detail=None)
 
 
 def test_an_append_cut_short_by_a_full_disk_does_not_corrupt_the_next_one(tiny_disk: Path) -> None:
@@ -46,18 +40,6 @@ def test_an_append_cut_short_by_a_full_disk_does_not_corrupt_the_next_one(tiny_d
     assert spool.error is None
     assert spool.pending() == [*kept, after]
     assert not spool.path.with_suffix(".bad").exists()
-
-
-def test_an_append_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path: Path) -> None:
-    spool = AuditSpool(tmp_path / "spool.jsonl")
-    first = entry(1)
-    spool.append(first)
-    with open(spool.path, "a") as f:
-        f.write('{"entry_id": "torn-by-a-cr')  # a crash in the middle of a line
-    second = entry(2)
-    spool.append(second)
-    assert spool.pending() == [first, second]
-    assert spool.path.with_suffix(".bad").read_text() == '{"entry_id": "torn-by-a-cr\n'
 
 
 async def test_a_drain_on_a_full_disk_inserts_first_and_writes_nothing_twice(pg, db_url, tiny_disk: Path) -> None:

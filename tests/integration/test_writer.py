@@ -153,25 +153,6 @@ def test_read_only_refuses_to_build_a_writer(redis_url) -> None:
         SwitchWriter(settings(redis_url, read_only=True), connect_redis(settings(redis_url)), None, OP)
 
 
-def test_operator_current(monkeypatch) -> None:
-    monkeypatch.setenv("SSH_CLIENT", "10.1.2.3 51234 22")
-    monkeypatch.setattr("getpass.getuser", lambda: "ad:am\x1b")
-    op = Operator.current()
-    assert op == Operator("ad_am", "10.1.2.3")
-    monkeypatch.delenv("SSH_CLIENT")
-    assert Operator.current().ssh_client is None
-    assert (Operator.current().via, Operator.current().client_addr) == (None, None)
-
-
-def test_operator_current_through_serve(monkeypatch) -> None:
-    """`costtop serve` starts each session's process with these two set (serve.py)."""
-    monkeypatch.delenv("SSH_CLIENT", raising=False)
-    monkeypatch.setenv("COSTTOP_VIA", "web")
-    monkeypatch.setenv("COSTTOP_CLIENT", "::1\x1b")
-    op = Operator.current()
-    assert (op.via, op.client_addr) == ("web", "::1")
-
-
 async def test_a_change_through_the_web_view_says_so_and_from_where(pg, redis, redis_url) -> None:
     writer = SwitchWriter(settings(redis_url), redis, pg, Operator("serve-user", None, "web", "127.0.0.1"))
     result = await writer.apply(SwitchChange("set", "kill", "global", "*", "runaway"))

@@ -11,20 +11,7 @@ from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import static_app
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.themes import DEFAULT_THEME, find_themes
-
-SHIPPED = ["costtop-dark", "daylight", "incident", "wallboard"]
-
-
-def test_the_shipped_themes_load_and_a_user_file_adds_one(tmp_path) -> None:
-    assert sorted(find_themes(tmp_path / "none").themes) == SHIPPED
-    (tmp_path / "mine.toml").write_text('name = "mine"\nprimary = "#123456"\ndark = false\n')
-    (tmp_path / "bad.toml").write_text('name = "bad"\nprimary = "not-a-colour"\n')
-    (tmp_path / "torn.toml").write_text('name = "torn\n')
-    found = find_themes(tmp_path)
-    assert sorted(found.themes) == sorted([*SHIPPED, "mine"]) and found.themes["mine"].dark is False
-    assert len(found.errors) == 2
-    assert any("bad.toml: primary = 'not-a-colour' is not a colour" in e for e in found.errors)
-    assert any("torn.toml" in e for e in found.errors) and all("\n" not in e for e in found.errors)
+from test_themes_unit import SHIPPED
 
 
 async def test_a_broken_file_and_an_unknown_name_are_said_once_and_the_default_is_used(tmp_path) -> None:
