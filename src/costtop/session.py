@@ -89,6 +89,8 @@ class Backoff:
 
 
 class Session:
+    stop_seconds = STOP_SECONDS  # how long stop() may take to close the connections
+
     def __init__(self, settings: Settings, feed: Feed, clock: Callable[[], datetime] = utc_now,
                  catalog: Catalog | None = None, engine: Engine | None = None) -> None:
         self.settings = settings

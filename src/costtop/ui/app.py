@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import App
@@ -18,7 +19,6 @@ from textual.binding import Binding
 
 from costtop.config import Settings
 from costtop.engine.snapshot import Snapshot
-from costtop.session import STOP_SECONDS, Session
 from costtop.sources.records import Outcome, SwitchChange, WriteResult, switch_key
 from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh
@@ -30,6 +30,9 @@ from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.targets import resume_target, switch_target
 from costtop.ui.themes import DEFAULT_THEME, find_themes
 from costtop.ui.widgets.agent_table import AgentTable
+
+if TYPE_CHECKING:
+    from costtop.session import Session
 
 
 def binding_groups() -> list[tuple[str, list[Binding]]]:
@@ -94,7 +97,8 @@ class CosttopApp(App[None]):
         self.session.stop()
         workers = [w for w in self.workers if w.group == "session"]
         if workers:
-            await asyncio.wait([asyncio.ensure_future(w.wait()) for w in workers], timeout=STOP_SECONDS + 0.5)
+            waits = [asyncio.ensure_future(w.wait()) for w in workers]
+            await asyncio.wait(waits, timeout=self.session.stop_seconds + 0.5)
 
     def _apply_themes(self) -> None:
         """Register every theme found; a broken file or an unknown name is said once, then the default."""
