@@ -17,8 +17,8 @@ from costtop.config import LiteLLMSettings, Settings
 from costtop.integrations.litellm import CosttopCallback, logged_agent, request_agent
 from costtop.refusals import refusal_message
 from costtop.report import render
+from costtop.session import Session
 from costtop.sources import litellm_daily as daily
-from costtop.sources.day_report import read_day
 from costtop.sources.redis_state import RedisReader
 from test_litellm_daily import TODAY, tables_of
 from test_litellm_daily import litellm_db as litellm_db
@@ -168,7 +168,7 @@ async def test_a_report_on_litellms_database_without_costtops_audit_table_says_s
     await litellm_db_schema(empty_db_url, None)
     settings = preset(empty_db_url)
     yesterday = (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%d")
-    records = await read_day(settings, yesterday)
+    records = await Session.live(settings).read_day(yesterday)
     assert records.audit == "not there: no table public.costtop_audit (`costtop db init` creates it)"
     assert "changed while costtop ran" not in render(settings, records)
 
