@@ -9,6 +9,8 @@ checks the order of events.
 from __future__ import annotations
 
 import threading
+import time
+from collections import deque
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -28,6 +30,7 @@ from costtop.ui.app import CosttopApp
 from costtop.ui.screens.help import HelpScreen
 
 AGENTS = 10_000
+HOLD_SECONDS = 20.0
 NOW = datetime.now(UTC).replace(microsecond=0)
 
 
@@ -39,7 +42,9 @@ class HeldReadFeed(StaticFeed):
         super().__init__(NOW, read_only=True)
         self.agents = [f"agent-{i:05d}" for i in range(AGENTS)]
         self.release = threading.Event()
+        self.hold = threading.Event()  # the test sets it: the next read is held
         self.reading = threading.Event()
+        self.held_reads = 0  # held reads begun
         self.reads_done = 0
         self.key = 0
 
@@ -62,16 +67,20 @@ class HeldReadFeed(StaticFeed):
         return SpendHistory(day, 7, ())
 
     async def new_rows(self) -> list[CallRecord]:
-        rows: list[CallRecord] = []
+        rows: deque[CallRecord] = deque(maxlen=20_000)  # a large read's rows, all ingested
+        held = self.hold.is_set()
+        self.hold.clear()
         self.reading.set()
-        while not self.release.is_set() and len(rows) < 2_000_000:  # no await: the loop it runs on is held
+        self.held_reads += held
+        held_until = time.monotonic() + (HOLD_SECONDS if held else 0.05)  # bounded: a stuck UI fails, not hangs
+        while not self.release.is_set() and time.monotonic() < held_until:  # no await: its loop is held
             self.key += 1
             rows.append(CallRecord(self.key, datetime.now(UTC), self.agents[self.key % AGENTS], "llm", 100,
                                    "p0", "m0", 100, 10, 0, Decimal("0.001"), "success"))
         self.reading.clear()
         self.reads_done += 1
         self.release.clear()
-        return rows[-20_000:]  # a large read's rows, all ingested
+        return list(rows)
 
 
 async def test_keys_are_answered_while_a_read_holds_the_session() -> None:
@@ -80,8 +89,9 @@ async def test_keys_are_answered_while_a_read_holds_the_session() -> None:
     app = CosttopApp(settings, Session(settings, feed))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and len(app.snapshot.agents) == AGENTS, timeout=60)
-        await wait_until(pilot, feed.reading.is_set, timeout=30)
-        reads = feed.reads_done
+        feed.hold.set()
+        await wait_until(pilot, lambda: feed.held_reads == 1, timeout=60)
+        reads = feed.reads_done  # the held read's is not done yet
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen), timeout=30)
         # Answered, and the read it came during is still going on.
@@ -94,6 +104,5 @@ async def test_keys_are_answered_while_a_read_holds_the_session() -> None:
         # The sort key acts through the session: it shows once the session has looked at it.
         await pilot.press("s")
         await wait_until(pilot, lambda: app.snapshot is not None and app.snapshot.sort.value != "$/min", timeout=30)
-        feed.release.set()
         await pilot.press("q")
     assert not app.is_running
