@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from textual.pilot import Pilot
 
-from appkit import fresh_snapshot, wait_for_data
+from appkit import fresh_snapshot, wait_for_data, wait_until
 from costtop.config import Settings
 from costtop.demo.screenshots import static_app
 from costtop.ui.app import CosttopApp
@@ -166,7 +166,8 @@ def test_filter(snap_compare) -> None:
     async def filter_bots(pilot: Pilot[None]) -> None:
         await wait_for_data(pilot)
         await pilot.press("slash", *"bot")
-        await pilot.pause(0.2)
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#agents").filter == "bot")
+        await fresh_snapshot(pilot)
 
     assert snap_compare(make_app(), terminal_size=(120, 30), run_before=filter_bots)
 
