@@ -23,7 +23,7 @@ class RedisView:
         self.budgets: dict[str, Decimal | Unparsed] = redis.budgets if redis is not None else {}
         self.by_key: dict[tuple[str, str, str], SwitchRecord] = {
             (s.kind, s.scope, s.target): s for s in self.switches}
-        self.kills: dict[tuple[str, str], SwitchRecord] = {
+        self.kills: dict[tuple[str, str | None], SwitchRecord] = {
             (s.scope, s.target): s for s in self.switches if s.kind is SwitchKind.KILL}
         self.global_kill = self.by_key.get((SwitchKind.KILL, "global", "*"))
 
@@ -59,6 +59,6 @@ class RedisView:
         """A model's or provider's state: killed (by its own kill or the global one) or running."""
         if self.redis is None:
             return UNKNOWN
-        kill = self.kills.get((scope, name)) or self.global_kill  # type: ignore[arg-type]
+        kill = self.kills.get((scope, name)) or self.global_kill
         return (AgentState.KILLED, kill) if kill else OK
 
