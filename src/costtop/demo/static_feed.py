@@ -10,6 +10,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS
+from costtop.sources.day_report import DayRecords
+from costtop.sources.errors import SourceError
 from costtop.sources.records import (
     Baseline,
     CallRecord,
@@ -210,6 +212,9 @@ class StaticFeed:
             steps += [Step(next(at), "llm", f"e{i}", "root", "claude-sonnet-4", None, None, None, 30_000, "timeout")
                       for i in range(3)]
         return steps
+
+    async def read_day(self, day: str) -> DayRecords:
+        raise SourceError("the static demo data holds no past day to report")
 
     def audit_pending(self) -> int:
         return 0
