@@ -9,22 +9,31 @@ so the dialog names the very key the gateway checks.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
+from costtop.engine.snapshot import Snapshot
 from costtop.sources.records import SwitchChange
 from costtop.text import visible_id
 from costtop.ui.widgets.usage_tables import row_key
 
-if TYPE_CHECKING:
-    from costtop.ui.app import CosttopApp
+
+class PaletteHost(Protocol):
+    """What the palette needs from the app: what is on screen, and the two ways to act on a name."""
+
+    read_only: bool
+
+    @property
+    def shown(self) -> Snapshot | None: ...
+    def ask(self, change: SwitchChange) -> None: ...
+    def jump_to_agent(self, agent: str) -> None: ...
 
 
 class CosttopCommands(Provider):
     def commands(self) -> Iterator[tuple[str, Callable[[], object], str]]:
-        app: CosttopApp = self.app  # type: ignore[assignment]
+        app: PaletteHost = self.app  # type: ignore[assignment]
         snap = app.shown
         if snap is None:
             return
