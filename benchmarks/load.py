@@ -179,12 +179,13 @@ class _TimedConnection:
 
 
 class _Acquire:
-    def __init__(self, pool: TimedPool) -> None:
+    def __init__(self, pool: TimedPool, timeout: float | None = None) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._inner: Any = None
 
     async def __aenter__(self) -> _TimedConnection:
-        self._inner = self._pool.pool.acquire()
+        self._inner = self._pool.pool.acquire(timeout=self._timeout)
         conn = await self._inner.__aenter__()
         return _TimedConnection(conn, self._pool)
 
@@ -205,8 +206,8 @@ class TimedPool:
     insert_seconds: float = 0.0
     last_id: int | None = None
 
-    def acquire(self) -> _Acquire:
-        return _Acquire(self)
+    def acquire(self, timeout: float | None = None) -> _Acquire:
+        return _Acquire(self, timeout)
 
 
 @dataclass(frozen=True, slots=True)
