@@ -162,15 +162,15 @@ class _TimedConnection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]], timeout: float | None = None) -> None:
         pool = self._pool
         start = time.time()
         if pool.method == "copy":
             await self._conn.copy_records_to_table(
                 pool.settings.tables.calls, schema_name=pool.settings.tables.schema_name,
-                columns=insert_columns(sql), records=rows)
+                columns=insert_columns(sql), records=rows, timeout=timeout)
         else:
-            await self._conn.executemany(sql, rows)
+            await self._conn.executemany(sql, rows, timeout=timeout)
         # Both are committed when they return: COPY autocommits, executemany is one implicit transaction.
         pool.committed_at = time.time()
         pool.insert_seconds = pool.committed_at - start
