@@ -287,7 +287,7 @@ class LoadGenerator:
             async with pg.acquire() as conn:
                 sequence = await id_sequence(conn, settings)
             pool = TimedPool(pg, settings, self.method, sequence)
-            gateway = Gateway(redis, pool, settings.keys, settings.tables)  # type: ignore[arg-type]
+            gateway = Gateway(redis, pool, settings.keys, settings.tables, timeout=60.0)  # type: ignore[arg-type]
             cpu0 = time.process_time()
             t0 = time.monotonic()
             wall0 = time.time()
