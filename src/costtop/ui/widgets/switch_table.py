@@ -25,6 +25,7 @@ class SwitchTable(KeyedTable):
         self.set_columns(COLUMNS if wide else NARROW)
         rows = []
         now = snap.at.timestamp()
+        checks = {check.key: check for check in snap.kill_checks}  # one look-up per switch, not a scan
         for switch in snap.switches:
             source, who, why = switch.origin
             style = "bold red" if switch.kind is SwitchKind.KILL else "bold yellow"
@@ -32,7 +33,7 @@ class SwitchTable(KeyedTable):
                 else Text("manual only", style="dim")
             kind = (Text(switch.kind.value, style=style),) if wide else ()
             rows.append((switch.key, (id_text(switch.key, style=style), *kind,
-                                      verified(snap.kill_check(switch.key), now),
+                                      verified(checks.get(switch.key), now),
                                       Text(f"{who} ({source})"), Text(why), ttl)))
         self.apply(rows)
 
