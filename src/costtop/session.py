@@ -110,6 +110,7 @@ class Session:
         self._ring = False  # a critical alert tripped in a snapshot not taken yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = threading.Event()  # set once the session's loop runs
+        self.finished = threading.Event()  # set when run() has ended and closed the connections
         self._stop: asyncio.Event | None = None
         self._last_publish = 0.0
         self._need_baseline = True
@@ -133,6 +134,7 @@ class Session:
         """Every read loop, until `stop()`; then the connections are closed (within STOP_SECONDS)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self.finished.clear()
         self.engine.note_audit(self.feed.audit_pending(), None)  # rows an earlier session kept, perhaps
         loops: dict[str, Callable[[], Awaitable[None]]] = {
             "redis": self._redis_loop, "postgres": self._postgres_loop, "counters": self._counters_loop,
@@ -150,8 +152,16 @@ class Session:
                 if task is not None:
                     task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):  # quitting: a close that hangs or fails must not hold it
-                await asyncio.wait_for(self.feed.close(), STOP_SECONDS)
+            try:
+                with contextlib.suppress(Exception):  # quitting: a close that hangs or fails must not hold it
+                    await asyncio.wait_for(self.feed.close(), STOP_SECONDS)
+            finally:
+                self.finished.set()
+
+    @property
+    def started(self) -> bool:
+        """Thread-safe: run() has begun (it may have ended since)."""
+        return self._loop is not None
 
     def stop(self) -> None:
         """Thread-safe: end `run()` (its loops are cancelled, the connections closed)."""
