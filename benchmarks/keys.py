@@ -1,7 +1,7 @@
 """Key press to the painted frame that shows its effect, under gateway load; costtop's CPU, RSS, freshness.
 
     python -m benchmarks.keys [--rate 10000] [--rounds 60] [--steady 30] [--backfill 120]
-                              [--method executemany|copy] [--keep-logs DIR] [--out FILE]
+                              [--method copy|executemany] [--costtop-timeout 30] [--keep-logs DIR] [--out FILE]
 
 Real servers of its own (`ServerPair`), then as benchmarks/live.py: schema and budgets, `--backfill`
 seconds of history at the rate, the load generator (benchmarks/load.py) in a child process writing
@@ -96,14 +96,15 @@ class Rig:
                 raise RuntimeError("the load generator did not start (see load.err)")
             time.sleep(0.05)
 
-    def start_app(self, refresh: float, seconds: float) -> float:
+    def start_app(self, refresh: float, seconds: float, timeout: float | None = None) -> float:
         log = self.logs / "app.jsonl"
+        extra = ["--timeout", str(timeout)] if timeout else []
         started = time.time()
         with open(self.logs / "app.err", "wb") as err:
             self.app = subprocess.Popen(
                 [sys.executable, "-m", "benchmarks.headless_app", "--redis-url", self.pair.redis.url,
                  "--database-url", self.pair.postgres.url, "--log", str(log), "--refresh", str(refresh),
-                 "--max-seconds", str(seconds)],
+                 "--max-seconds", str(seconds), *extra],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err, text=True)
         self.tail = LogTail(log)
         return started
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         print(f"backfill: {result['backfill_rows']:,} rows in {time.monotonic() - t:.0f} s", flush=True)
         bound = args.start_timeout + args.warmup + args.steady + args.rounds * len(ROUND) * 3 + 120
         r.start_load(args.rate, args.agents, args.models, args.method, bound)
-        started = r.start_app(args.refresh, bound)
+        started = r.start_app(args.refresh, bound, args.costtop_timeout)
         result.update(r.wait_live(started, args.start_timeout, args.caught_up))
         print(f"costtop caught up after {result.get('startup_to_caught_up_s')} s; warming up {args.warmup:g} s",
               flush=True)
@@ -306,7 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--key-timeout", type=float, default=10)
     parser.add_argument("--start-timeout", type=float, default=300)
     parser.add_argument("--caught-up", type=float, default=3.0)
-    parser.add_argument("--method", choices=("executemany", "copy"), default="executemany")
+    parser.add_argument("--method", choices=("executemany", "copy"), default="copy")
+    parser.add_argument("--costtop-timeout", type=float, default=30,
+                        help="costtop's query timeout (default 30 s: on a busy machine the start-up's reads at "
+                             "10,000 calls/s can exceed costtop's own 3 s, and each failure starts over)")
     parser.add_argument("--no-freeze", action="store_true", help="import costtop from src/ as it is")
     parser.add_argument("--keep-logs", type=Path)
     parser.add_argument("--out", type=Path)
