@@ -252,7 +252,7 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         bound = args.start_timeout + args.warmup + args.steady + args.rounds * len(ROUND) * 3 + 120
         r.start_load(args.rate, args.agents, args.models, args.method, bound)
         started = r.start_app(args.refresh, bound, args.costtop_timeout)
-        result.update(r.wait_live(started, args.start_timeout, args.caught_up))
+        result.update(r.wait_live(started, args.start_timeout, args.caught_up or None))
         print(f"costtop caught up after {result.get('startup_to_caught_up_s')} s; warming up {args.warmup:g} s",
               flush=True)
         time.sleep(args.warmup)
@@ -274,13 +274,18 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         keys_until = time.time()
         result["keys_phase_freshness_ms"] = fresh(r, keys_from, keys_until)
         result["stale"] = stale_renders(r.tail, steady_from, keys_until)
+        last = [e for e in r.tail.of("render") if e.get("max_created_at") is not None and e["t"] < keys_until]
+        result["lag_at_end_s"] = round(last[-1]["t"] - last[-1]["max_created_at"], 1) if last else None
         result["quit"] = quit_time(r.app, r.tail)
     return result
 
 
 def lines(r: dict[str, Any]) -> list[str]:
     k, s = r.get("keys", {}), r.get("steady", {})
-    out = [f"at {r['rate']:g} calls/s ({r['method']}), {r['agents']} agents:"]
+    out = [f"at {r['rate']:g} calls/s ({r['method']}), {r['agents']} agents; started "
+           f"{r.get('startup_to_first_live_render_s')} s, caught up "
+           f"{r.get('startup_to_caught_up_s', 'not waited for')}; "
+           f"behind the load at the end of the key phase by {r.get('lag_at_end_s')} s:"]
     for kind, d in k.get("by_kind_ms", {}).items():
         out.append(f"  key -> painted frame, {kind}: {fmt(d)}; over 100 ms: {k['over_100ms'].get(kind)}")
     out.append(f"  never painted: {k.get('never_painted')}")
@@ -306,7 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rounds", type=int, default=60, help=f"rounds of {' '.join(ROUND)} (default 60)")
     parser.add_argument("--key-timeout", type=float, default=10)
     parser.add_argument("--start-timeout", type=float, default=300)
-    parser.add_argument("--caught-up", type=float, default=3.0)
+    parser.add_argument("--caught-up", type=float, default=3.0, metavar="SECONDS",
+                        help="start once a drawn snapshot holds rows this fresh (0: once it holds live rows; "
+                             "a costtop that cannot keep up, on a busy machine, is then measured behind)")
     parser.add_argument("--method", choices=("executemany", "copy"), default="copy")
     parser.add_argument("--costtop-timeout", type=float, default=30,
                         help="costtop's query timeout (default 30 s: on a busy machine the start-up's reads at "
