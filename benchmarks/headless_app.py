@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import faulthandler
 import json
+import signal
 import sys
 import threading
 import time
@@ -281,6 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack to stderr, on demand
     pin_mmap_threshold()  # as `costtop` does
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}

@@ -40,6 +40,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -209,7 +210,9 @@ def quit_time(app: subprocess.Popen[str], tail: LogTail, timeout: float = 30) ->
         app.wait(timeout)
         exited = time.time()
     except subprocess.TimeoutExpired:
-        return {"quit_s": None, "error": f"still running {timeout:g} s after q"}
+        app.send_signal(signal.SIGUSR1)  # the headless app writes every thread's stack to its stderr
+        time.sleep(1)
+        return {"quit_s": None, "error": f"still running {timeout:g} s after q (stacks in app.err)"}
     posted = tail.wait_for(lambda e: e["ev"] == "key_post" and e["key"] == "q", 1, start)
     done = tail.wait_for(lambda e: e["ev"] == "exit", 1, start)
     if posted is None:
