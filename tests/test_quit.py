@@ -50,3 +50,30 @@ async def test_the_app_returns_after_the_session_has_closed_its_connections() ->
         assert not errors, errors
     finally:
         loop.set_exception_handler(None)
+
+
+class StubbornReadFeed(StaticFeed):
+    """A row read that hangs, and whose cancellation is not answered for a long while (as a query's is
+    when the server is busy)."""
+
+    def __init__(self) -> None:
+        super().__init__(NOW, read_only=True)
+        self.reading = False
+
+    async def new_rows(self) -> list[object]:
+        self.reading = True
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            await asyncio.sleep(3600)  # the cancellation "answered" an hour later
+        return []
+
+
+async def test_a_read_that_does_not_let_go_does_not_hold_the_quit() -> None:
+    feed = StubbornReadFeed()
+    settings = Settings(read_only=True, refresh=0.2)
+    session = Session(settings, feed, clock=lambda: NOW, catalog=shipped())
+    app = CosttopApp(settings, session)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_until(pilot, lambda: feed.reading)
+    assert session.finished.is_set()  # run() ended within its bound, leaving the stubborn read behind
