@@ -47,6 +47,7 @@ from typing import IO, Any
 
 from benchmarks.key_probe import KeyProbe
 from benchmarks.memory_probe import probe
+from costtop import session as session_module
 from costtop.allocator import pin_mmap_threshold
 from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
@@ -278,12 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, default=900, help="exit by itself after this long")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit (slows the app)")
     parser.add_argument("--probe-every", type=float, default=0, help="log memory statistics every S seconds")
+    parser.add_argument("--ingest-chunk", type=int, help="costtop.session.INGEST_CHUNK for this run (an experiment)")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (an experiment)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack to stderr, on demand
+    if args.ingest_chunk:
+        session_module.INGEST_CHUNK = args.ingest_chunk
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     pin_mmap_threshold()  # as `costtop` does
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}

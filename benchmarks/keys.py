@@ -97,9 +97,10 @@ class Rig:
                 raise RuntimeError("the load generator did not start (see load.err)")
             time.sleep(0.05)
 
-    def start_app(self, refresh: float, seconds: float, timeout: float | None = None) -> float:
+    def start_app(self, refresh: float, seconds: float, timeout: float | None = None,
+                  app_args: tuple[str, ...] = ()) -> float:
         log = self.logs / "app.jsonl"
-        extra = ["--timeout", str(timeout)] if timeout else []
+        extra = [*(["--timeout", str(timeout)] if timeout else []), *app_args]
         started = time.time()
         with open(self.logs / "app.err", "wb") as err:
             self.app = subprocess.Popen(
@@ -254,7 +255,7 @@ def run(args: argparse.Namespace, logs: Path) -> dict[str, Any]:
         print(f"backfill: {result['backfill_rows']:,} rows in {time.monotonic() - t:.0f} s", flush=True)
         bound = args.start_timeout + args.warmup + args.steady + args.rounds * len(ROUND) * 3 + 120
         r.start_load(args.rate, args.agents, args.models, args.method, bound)
-        started = r.start_app(args.refresh, bound, args.costtop_timeout)
+        started = r.start_app(args.refresh, bound, args.costtop_timeout, tuple(args.app_arg or ()))
         result.update(r.wait_live(started, args.start_timeout, args.caught_up or None))
         print(f"costtop caught up after {result.get('startup_to_caught_up_s')} s; warming up {args.warmup:g} s",
               flush=True)
@@ -321,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--costtop-timeout", type=float, default=30,
                         help="costtop's query timeout (default 30 s: on a busy machine the start-up's reads at "
                              "10,000 calls/s can exceed costtop's own 3 s, and each failure starts over)")
+    parser.add_argument("--app-arg", action="append", metavar="ARG",
+                        help="passed to benchmarks/headless_app.py, e.g. --app-arg=--ingest-chunk=500")
     parser.add_argument("--no-freeze", action="store_true", help="import costtop from src/ as it is")
     parser.add_argument("--keep-logs", type=Path)
     parser.add_argument("--out", type=Path)
