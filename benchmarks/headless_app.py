@@ -11,7 +11,8 @@ adds only observation:
 - the engine is a subclass that remembers the newest row it has ingested (largest `id` and `created_at`
   over the rows of the baseline and of every RowsRead), and how long ingest and snapshot took;
 - every snapshot drawn (`_show`) logs `{"ev": "render", "t": time.time() when it returned, "seq", "max_id",
-  "max_created_at", "killed": [agents the snapshot shows killed], ...}`, and once the screen has been
+  "max_created_at", "killed": [agents the snapshot shows killed], "stale": [sources not connected],
+  "badges_stale": [sources whose header badge reads STALE], ...}`, and once the screen has been
   refreshed after it (`call_after_refresh`), `{"ev": "painted", "t", "seq"}`. The headless driver skips
   only the last step of a frame, turning the compositor's update into escape sequences and writing them;
 - the feed is wrapped to log each Postgres read (`rows`), the baseline, and each switch write
@@ -20,6 +21,10 @@ adds only observation:
 Commands, one per line on stdin:
 - `kill AGENT`: logs `{"ev": "write_call", "t", "agent"}` then calls the app's `_write` worker with
   `SwitchChange("set", "kill", "agent", AGENT, reason)`, exactly what confirming the kill dialog does;
+- `key NAME` (`down`, `up`, `question_mark`, `escape`, `s`, `q`): the key posted to the app from the
+  command thread, and `{"ev": "key_painted", "key", "t_post", "t"}` logged at the end of the first
+  painted frame that shows its effect (benchmarks/key_probe.py; for `q`, `key_post` only: the end is
+  the `exit` event and the process's exit);
 - `quit` (or end of input): exit.
 
 With `--probe-every S`, `{"ev": "memory", ...}` every S seconds (benchmarks/memory_probe.py).
@@ -29,7 +34,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import faulthandler
 import json
+import signal
 import sys
 import threading
 import time
@@ -38,7 +45,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
+from benchmarks.key_probe import KeyProbe
 from benchmarks.memory_probe import probe
+from costtop import session as session_module
 from costtop.allocator import pin_mmap_threshold
 from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
@@ -47,6 +56,7 @@ from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchChange, WriteResult
 from costtop.ui.app import CosttopApp
+from costtop.ui.widgets.summary import badge
 
 
 class EventLog:
@@ -187,7 +197,7 @@ class TimedFeed:
         await self.inner.close()
 
 
-class HeadlessCosttop(CosttopApp):
+class HeadlessCosttop(KeyProbe, CosttopApp):
     def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0) -> None:
         self.engine = TrackingEngine(settings.thresholds)
         super().__init__(settings, Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine))
@@ -195,6 +205,7 @@ class HeadlessCosttop(CosttopApp):
         self.log_event = log
         self.max_seconds = max_seconds
         self.render_seq = 0
+        self._init_probe()
 
     def on_mount(self) -> None:
         # Textual also calls CosttopApp.on_mount (handlers run for every class in the MRO): no super().
@@ -224,6 +235,7 @@ class HeadlessCosttop(CosttopApp):
                        max_created_at=max_created_at, rows=ingested, agents=len(snap.agents),
                        killed=killed[:50], render_s=round(took, 6),
                        stale=[v.name for v in snap.sources if not v.connected],
+                       badges_stale=[v.name for v in snap.sources if "STALE" in badge(v).plain],
                        source_errors=[v.error for v in snap.sources if v.error],
                        snapshot_s=round(snapshot_s, 6),
                        ingest_total_s=round(ingest_s, 6))
@@ -240,6 +252,10 @@ class HeadlessCosttop(CosttopApp):
 
 def _stdin_commands(app: HeadlessCosttop) -> None:
     for line in sys.stdin:
+        verb, _, arg = line.strip().partition(" ")
+        if verb == "key":  # posted from this thread, as a terminal driver's input thread posts keys
+            app.press(arg)
+            continue
         try:
             app.call_from_thread(app.command, line)
         except RuntimeError:  # the app has stopped
@@ -263,11 +279,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-seconds", type=float, default=900, help="exit by itself after this long")
     parser.add_argument("--profile", type=Path, help="write cProfile stats here at exit (slows the app)")
     parser.add_argument("--probe-every", type=float, default=0, help="log memory statistics every S seconds")
+    parser.add_argument("--ingest-chunk", type=int, help="costtop.session.INGEST_CHUNK for this run (an experiment)")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (an experiment)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack to stderr, on demand
+    if args.ingest_chunk:
+        session_module.INGEST_CHUNK = args.ingest_chunk
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     pin_mmap_threshold()  # as `costtop` does
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}

@@ -27,9 +27,10 @@ For each rate, against fresh servers (`ServerPair`):
    (b) a key set by a separate Redis client (this process; like `redis-cli SET`), timed after SET
        returned, until the first render whose snapshot shows that agent killed.
 Freshness: for every batch committed during steady state, the first "painted" event (the screen refresh
-after a render_snapshot(), `call_after_refresh`) whose render had ingested a row with id >= the batch's
-largest id, minus the batch's commit time. One writer commits batches in order, so that render has every
-row of the batch. p50 and p99 over batches; batches never shown before the end are counted apart.
+after the app drew a snapshot, `_show` then `call_after_refresh`) whose snapshot had ingested a row with
+id >= the batch's largest id, minus the batch's commit time. One writer commits batches in order, so
+that snapshot has every row of the batch. p50 and p99 over batches; batches never shown before the end
+are counted apart.
 
 All processes import one frozen copy of src/ taken at start (benchmarks/frozen.py; the git commit,
 modified files and a hash of the copy go into the JSON), since src/ may change while this runs.
@@ -220,7 +221,7 @@ def freshness(batches: list[dict[str, Any]], renders: list[dict[str, Any]], pain
         to_render.append(render["t"] - batch["commit"])
         paint = painted.get(render["seq"])
         to_paint.append((paint if paint is not None else render["t"]) - batch["commit"])
-    return {"painted": dist(to_paint), "render": dist(to_render), "batches": len(window), "never_shown": missed}
+    return {"painted": dist(to_paint), "drawn": dist(to_render), "batches": len(window), "never_shown": missed}
 
 
 @dataclass
@@ -468,7 +469,8 @@ def run_rate(rate: float, args: argparse.Namespace, logs: Path) -> dict[str, Any
         result["renders_per_s"] = round(len(times) / (steady_until - steady_from), 2)
         result["max_gap_between_renders_s"] = round(max((b - a for a, b in itertools.pairwise(times)),
                                                        default=math.nan), 2)
-        result["render_snapshot_ms"] = dist([r["render_s"] for r in steady_renders])
+        # Two parts on two threads: the session builds the snapshot, the UI draws it (`_show`).
+        result["draw_ms"] = dist([r["render_s"] for r in steady_renders])
         result["engine_snapshot_ms"] = dist([r["snapshot_s"] for r in steady_renders])
         reads = [e for e in tail.of("rows") if steady_from <= e["t0"] < steady_until]
         result["postgres_read_ms"] = dist([e["t1"] - e["t0"] for e in reads])
@@ -500,7 +502,7 @@ def lines(r: dict[str, Any]) -> list[str]:
         f"({r['method']}; max lag {r.get('load_max_lag_steady_s')} s)",
         f"[{rate}] freshness, commit -> first painted frame: {fmt(f.get('painted', {}))}; "
         f"{f.get('never_shown', '?')} of {f.get('batches', '?')} batches never shown",
-        f"[{rate}] freshness, commit -> render_snapshot(): {fmt(f.get('render', {}))}",
+        f"[{rate}] freshness, commit -> snapshot drawn (the app's _show returned): {fmt(f.get('drawn', {}))}",
         f"[{rate}] switch (a) app _write called -> key in Redis (1 ms poll): "
         f"{fmt(r.get('switch_a_call_to_key_ms', {}))}",
         f"[{rate}] switch (a) app _write called -> LiveFeed.write returned (SET + audit INSERT): "
@@ -519,8 +521,8 @@ def lines(r: dict[str, Any]) -> list[str]:
         f"({os.cpu_count()} cores; machine busy {s.get('machine_busy_percent')} %)",
         f"[{rate}] renders/s {r.get('renders_per_s')}, longest gap between renders "
         f"{r.get('max_gap_between_renders_s')} s; "
-        f"render_snapshot() {fmt(r.get('render_snapshot_ms', {}))}; engine snapshot "
-        f"{fmt(r.get('engine_snapshot_ms', {}))}",
+        f"draw (_show, UI loop) {fmt(r.get('draw_ms', {}))}; snapshot build (engine.snapshot, session "
+        f"thread) {fmt(r.get('engine_snapshot_ms', {}))}",
         f"[{rate}] Postgres read per refresh: {fmt(r.get('postgres_read_ms', {}))}, median "
         f"{r.get('rows_per_read_median')} rows; start-up to first live render "
         f"{r.get('startup_to_first_live_render_s')} s, caught up with the load after "

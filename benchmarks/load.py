@@ -162,15 +162,15 @@ class _TimedConnection:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
-    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]], timeout: float | None = None) -> None:
         pool = self._pool
         start = time.time()
         if pool.method == "copy":
             await self._conn.copy_records_to_table(
                 pool.settings.tables.calls, schema_name=pool.settings.tables.schema_name,
-                columns=insert_columns(sql), records=rows)
+                columns=insert_columns(sql), records=rows, timeout=timeout)
         else:
-            await self._conn.executemany(sql, rows)
+            await self._conn.executemany(sql, rows, timeout=timeout)
         # Both are committed when they return: COPY autocommits, executemany is one implicit transaction.
         pool.committed_at = time.time()
         pool.insert_seconds = pool.committed_at - start
@@ -179,12 +179,13 @@ class _TimedConnection:
 
 
 class _Acquire:
-    def __init__(self, pool: TimedPool) -> None:
+    def __init__(self, pool: TimedPool, timeout: float | None = None) -> None:
         self._pool = pool
+        self._timeout = timeout
         self._inner: Any = None
 
     async def __aenter__(self) -> _TimedConnection:
-        self._inner = self._pool.pool.acquire()
+        self._inner = self._pool.pool.acquire(timeout=self._timeout)
         conn = await self._inner.__aenter__()
         return _TimedConnection(conn, self._pool)
 
@@ -205,8 +206,8 @@ class TimedPool:
     insert_seconds: float = 0.0
     last_id: int | None = None
 
-    def acquire(self) -> _Acquire:
-        return _Acquire(self)
+    def acquire(self, timeout: float | None = None) -> _Acquire:
+        return _Acquire(self, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +287,7 @@ class LoadGenerator:
             async with pg.acquire() as conn:
                 sequence = await id_sequence(conn, settings)
             pool = TimedPool(pg, settings, self.method, sequence)
-            gateway = Gateway(redis, pool, settings.keys, settings.tables)  # type: ignore[arg-type]
+            gateway = Gateway(redis, pool, settings.keys, settings.tables, timeout=60.0)  # type: ignore[arg-type]
             cpu0 = time.process_time()
             t0 = time.monotonic()
             wall0 = time.time()

@@ -4,7 +4,10 @@
 
 Starts the real servers and the demo's simulated gateway, lets it write for a while, then runs the
 app headless against them and reports: rows/s written, Postgres read time per refresh, engine time,
-render time, and how long a switch set from outside takes to show on screen. Not part of pytest.
+render time, and how long a switch set from outside takes to show on screen. The read, ingest and
+snapshot steps run on a second session that is not started (the app's own session runs on its thread
+meanwhile, and nothing but that thread touches its engine); the render step draws that snapshot with the
+app's widgets. Not part of pytest.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from costtop.engine.snapshot import AgentState
 from costtop.session import Session
 from costtop.sources.feed import LiveFeed
 from costtop.ui.app import CosttopApp
-from costtop.ui.display import Display
 from costtop.ui.screens.main import MainScreen
 
 
@@ -47,36 +49,44 @@ async def measure(settings: Settings, seconds: float) -> None:
     await conn.close()
     print(f"demo writes: {(second - first) / elapsed:.1f} rows/s over {elapsed:.0f} s ({total} rows in the table)")
 
-    feed = LiveFeed(settings)
-    await feed.connect_postgres()
+    # The steps are timed on a second session of their own, never started: the app's session reads and
+    # ingests on its own thread meanwhile, and its engine is touched only there. Same reader, same engine
+    # code, same rows (both read everything committed since their baselines).
+    steps = Session(settings, LiveFeed(settings))
+    steps_feed, engine = steps.feed, steps.engine
+    now = datetime.now(UTC)
+    columns = await steps_feed.connect_postgres()
+    engine.load(await steps_feed.baseline(now), columns, now)
+    if engine.day_pending:
+        engine.complete(await steps_feed.baseline_days())
     reads, ingests, snaps = [], [], []
-    app = CosttopApp(settings, Session(settings, feed))
+    app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     async with app.run_test(size=(160, 50)) as pilot:
-        while app.snapshot is None or not app.snapshot.agents or feed.postgres.watermark is None:
+        while app.snapshot is None or not app.snapshot.agents:
             await pilot.pause(0.05)
         renders = []
         main = next(s for s in app.screen_stack if isinstance(s, MainScreen))
         for _ in range(30):
             start = time.perf_counter()
-            rows = await feed.postgres.new_rows()
+            rows = await steps_feed.new_rows()
             reads.append(time.perf_counter() - start)
             start = time.perf_counter()
-            app.session.engine.ingest(rows)
+            engine.ingest(rows)
             ingests.append(time.perf_counter() - start)
             start = time.perf_counter()
-            session = app.session
-            snap = session.engine.snapshot(datetime.now(UTC), session.redis_state, list(session.status.values()))
+            snap = steps.publish()  # what the session's thread does after each read
             snaps.append(time.perf_counter() - start)
             start = time.perf_counter()
-            with app.batch_update():
-                main.show(snap, Display())
+            with app.batch_update():  # what the app's _show does on the UI loop
+                main.show(snap, app.display)
             await pilot.pause()
             renders.append(time.perf_counter() - start)
             await asyncio.sleep(settings.refresh)
+        await steps_feed.close()
         print(f"Postgres read per refresh ({settings.refresh:g} s of new rows): {ms(reads)}")
         print(f"engine ingest: {ms(ingests)}")
-        print(f"engine snapshot: {ms(snaps)}")
-        print(f"render (widgets + one frame): {ms(renders)}")
+        print(f"engine snapshot (session.publish; on the session's thread in the app): {ms(snaps)}")
+        print(f"render (widgets + one frame; on the UI loop in the app): {ms(renders)}")
 
         redis = Redis.from_url(settings.redis_url)
         agent = app.snapshot.agents[-1].agent_id

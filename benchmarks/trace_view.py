@@ -21,6 +21,7 @@ from decimal import Decimal
 from costtop.config import Settings
 from costtop.demo.static_feed import StaticFeed
 from costtop.pricing.catalog import shipped
+from costtop.session import Session
 from costtop.sources.records import Step
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import StepList, TraceScreen
@@ -49,7 +50,8 @@ async def wait(app: CosttopApp, condition: object, timeout: float = 60.0) -> Non
 
 
 async def run(steps: int, keys: int) -> dict[str, object]:
-    app = CosttopApp(Settings(), LongTraceFeed(NOW, steps), clock=lambda: NOW, catalog=shipped())
+    settings = Settings()
+    app = CosttopApp(settings, Session(settings, LongTraceFeed(NOW, steps), clock=lambda: NOW, catalog=shipped()))
     async with app.run_test(size=(160, 50)) as pilot:
         await wait(app, lambda: app.snapshot is not None and bool(app.snapshot.agents))
         await pilot.press("enter")

@@ -112,6 +112,7 @@ class Session:
         self._ring = False  # a critical alert tripped in a snapshot not taken yet
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = threading.Event()  # set once the session's loop runs
+        self.finished = threading.Event()  # set when run() has ended and closed the connections
         self._stop: asyncio.Event | None = None
         self._last_publish = 0.0
         self._need_baseline = True
@@ -129,12 +130,20 @@ class Session:
 
     def run_in_thread(self) -> None:
         """The session's own event loop until `stop()`: the body of the app's session thread."""
-        asyncio.run(self.run())
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self.run())
+        finally:
+            # What still winds down after run()'s bound (a query whose cancellation a busy server has not
+            # answered yet) is dropped with the loop, quietly: quitting does not wait for it.
+            loop.set_exception_handler(lambda _loop, _context: None)
+            loop.close()
 
     async def run(self) -> None:
         """Every read loop, until `stop()`; then the connections are closed (within STOP_SECONDS)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self.finished.clear()
         self.engine.note_audit(self.feed.audit_pending(), None)  # rows an earlier session kept, perhaps
         loops: dict[str, Callable[[], Awaitable[None]]] = {
             "redis": self._redis_loop, "postgres": self._postgres_loop, "counters": self._counters_loop,
@@ -148,12 +157,26 @@ class Session:
             await self._stop.wait()
         finally:
             self._running.clear()
+            deadline = time.monotonic() + STOP_SECONDS
             for task in [*tasks, self._day_task]:
                 if task is not None:
                     task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            with contextlib.suppress(Exception):  # quitting: a close that hangs or fails must not hold it
-                await asyncio.wait_for(self.feed.close(), STOP_SECONDS)
+            # A loop cancelled in the middle of a query ends when the server answers the cancellation,
+            # which a busy server can take long to do (a quit waited for it for more than 30 s at 10,000
+            # calls/s): the loops and the close get STOP_SECONDS between them, never more.
+            await asyncio.wait(tasks, timeout=STOP_SECONDS / 2)
+            try:
+                close = asyncio.ensure_future(self.feed.close())
+                await asyncio.wait([close], timeout=max(0.1, deadline - time.monotonic()))
+                if close.done() and not close.cancelled():
+                    close.exception()  # quitting: a close that failed must not hold it either
+            finally:
+                self.finished.set()
+
+    @property
+    def started(self) -> bool:
+        """Thread-safe: run() has begun (it may have ended since)."""
+        return self._loop is not None
 
     def stop(self) -> None:
         """Thread-safe: end `run()` (its loops are cancelled, the connections closed)."""

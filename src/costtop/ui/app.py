@@ -95,10 +95,10 @@ class CosttopApp(App[None]):
     async def on_unmount(self) -> None:
         """Stop the session and wait for its thread (which closes the connections), boundedly."""
         self.session.stop()
-        workers = [w for w in self.workers if w.group == "session"]
-        if workers:
-            waits = [asyncio.ensure_future(w.wait()) for w in workers]
-            await asyncio.wait(waits, timeout=self.session.stop_seconds + 0.5)
+        if self.session.started:
+            # Not the worker's wait(): Textual cancels its workers before this, and a cancelled worker's
+            # wait() returns at once, raising an error nobody retrieves (printed after the app is gone).
+            await asyncio.to_thread(self.session.finished.wait, self.session.stop_seconds + 0.5)
 
     def _apply_themes(self) -> None:
         """Register every theme found; a broken file or an unknown name is said once, then the default."""
