@@ -24,7 +24,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -119,6 +119,8 @@ class Session:
         self._baseline_day = ""  # the UTC day of the last baseline: a new day reads everything again
         self._generation = 0  # baselines read so far: a late half of an old one is ignored
         self._day_task: asyncio.Task[None] | None = None
+        self._reads_in_flight = 0  # short reads waiting for their answer: no snapshot is built meanwhile
+        self._publish_pending = False  # a snapshot was asked for while one was
         self._next_drain = 0.0  # monotonic time of the next try at writing kept audit rows
 
     @classmethod
@@ -239,7 +241,7 @@ class Session:
     async def publish_now(self) -> int:
         """From any loop: a snapshot of now, after everything asked before; its number (see `taken`)."""
         async def publish() -> int:
-            self.publish()
+            self._build()
             return self.published
 
         return await self.call(publish)
@@ -283,8 +285,32 @@ class Session:
 
     # -- publishing ----------------------------------------------------------------------------------
 
-    def publish(self) -> Snapshot:
+    def publish(self) -> None:
+        """A snapshot of now for the UI, built at once, or as soon as no short read is in flight.
+
+        Building a snapshot is CPU work on the session's loop (seconds with 100,000 agents). A read that
+        is waiting for its answer meanwhile would find its timeout spent when the loop comes back to it,
+        and a healthy server would turn STALE: so no build starts while one is in flight (`_reading`)."""
+        if self._reads_in_flight:
+            self._publish_pending = True
+        else:
+            self._build()
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[None]:
+        """Around a read with a tight timeout: snapshots asked for meanwhile are built after it."""
+        self._reads_in_flight += 1
+        try:
+            yield
+        finally:
+            self._reads_in_flight -= 1
+            if not self._reads_in_flight and self._publish_pending:
+                self._publish_pending = False
+                self._build()
+
+    def _build(self) -> Snapshot:
         """Build the snapshot of now and tell the UI one is waiting (once until it takes it)."""
+        self._publish_pending = False
         self._last_publish = time.monotonic()
         snap = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
         with self._lock:
@@ -337,7 +363,8 @@ class Session:
         backoff = Backoff()
         while True:
             try:
-                state = await self.feed.read_redis()
+                async with self._reading():
+                    state = await self.feed.read_redis()
             except Exception as exc:  # a client bug or an unforeseen error must not take the screen down
                 self._source_failed("Redis", self._failure(exc))
                 await asyncio.sleep(backoff.failed(REDIS_POLL_SECONDS))
@@ -353,7 +380,9 @@ class Session:
             day = self.engine.day
             if day:  # the day is known once Postgres answered
                 with contextlib.suppress(SourceError):
-                    self.engine.note_counters(await self.feed.read_counters(day))
+                    async with self._reading():
+                        counters = await self.feed.read_counters(day)
+                    self.engine.note_counters(counters)
                     self.publish()
                 await asyncio.sleep(COUNTERS_SECONDS)
             else:
@@ -399,8 +428,9 @@ class Session:
         if self._day_task is not None:
             self._day_task.cancel()
             self._day_task = None
-        columns = await self.feed.connect_postgres()
-        baseline = await self.feed.baseline(self.clock())
+        async with self._reading():
+            columns = await self.feed.connect_postgres()
+            baseline = await self.feed.baseline(self.clock())
         self.engine.load(baseline, columns, self.clock())
         self.engine.note_read_quality(self.feed.read_quality())
         self._need_baseline = False
@@ -432,7 +462,8 @@ class Session:
                     self._need_baseline = True
                     continue
                 else:
-                    rows = await self.feed.new_rows()
+                    async with self._reading():
+                        rows = await self.feed.new_rows()
                     await self._ingest(rows)
                     self.engine.note_read_quality(self.feed.read_quality())
                     self._source_ok("Postgres")
@@ -453,7 +484,8 @@ class Session:
         them (a missing column or grant) is asked again a minute later."""
         if not self.engine.audit_pending or self.read_only or time.monotonic() < self._next_drain:
             return
-        left, error = await self.feed.drain_audit()
+        async with self._reading():
+            left, error = await self.feed.drain_audit()
         self._next_drain = time.monotonic() + (AUDIT_RETRY_SECONDS if error else 0)
         if self.engine.note_audit(left, error):
             self.publish()
@@ -520,7 +552,7 @@ class Session:
                         self.status["Redis"] = SourceStatus("Redis", False, last_ok, f"counters: {exc}")
         finally:
             await self.feed.close()
-        return self.publish()
+        return self._build()
 
     async def read_day(self, day: str) -> DayRecords:
         """One UTC day's records for `costtop report`, through the feed's Postgres connection."""

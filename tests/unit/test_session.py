@@ -1,0 +1,69 @@
+"""The session on the test's own event loop, with the static demo feed: no servers, no app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from costtop.config import Settings
+from costtop.demo.screenshots import NOW
+from costtop.demo.static_feed import StaticFeed
+from costtop.pricing.catalog import shipped
+from costtop.session import Backoff, Session
+from costtop.sources.records import RedisState
+
+
+class HeldRedisFeed(StaticFeed):
+    """The static feed, whose Redis read waits, when armed, until the test lets it answer."""
+
+    def __init__(self) -> None:
+        super().__init__(NOW, read_only=True)
+        self.armed = False
+        self.in_flight = asyncio.Event()
+        self.answer = asyncio.Event()
+
+    async def read_redis(self) -> RedisState:
+        if self.armed:
+            self.armed = False
+            self.in_flight.set()
+            await self.answer.wait()
+        return await super().read_redis()
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        assert loop.time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() -> None:
+    """A build holds the session's loop; a read waiting meanwhile would find its timeout spent and a
+    healthy server would turn STALE. Asked for during a read, the snapshot is built right after it."""
+    feed = HeldRedisFeed()
+    session = Session(Settings(read_only=True), feed, clock=lambda: feed.now, catalog=shipped())
+    task = asyncio.create_task(session.run())
+    try:
+        await until(lambda: session.latest is not None and session.engine.day != "")
+        feed.armed = True
+        await asyncio.wait_for(feed.in_flight.wait(), 10)
+        built = session.published
+        session.request_snapshot()
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert session.published == built  # asked for, not built: the read is still waiting
+        feed.answer.set()
+        await until(lambda: session.published > built)
+    finally:
+        session.stop()
+        await asyncio.wait_for(task, 5)
+    assert session.finished.is_set()
+
+
+def test_one_backoff_doubles_from_each_loops_base_up_to_its_cap() -> None:
+    redis, history = Backoff(), Backoff(3600)
+    assert [redis.failed(0.5) for _ in range(8)] == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert [history.failed(30) for _ in range(8)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    redis.ok()
+    assert redis.failed(0.5) == 1
