@@ -51,6 +51,7 @@ class AgentRows:
         self._order: list[str] = []
         self._agents: tuple[AgentRow, ...] = ()
         self._context: object = None
+        self._sorted_as: tuple[SortKey, bool] | None = None  # the order `_order` and `_keys` follow
         self._valid = False
         self._trend_minute = -1
         self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
@@ -70,7 +71,8 @@ class AgentRows:
         budgets = redis.budgets
         switch_targets = redis.targets("agent")
         # Forecasts depend on the time left in the day: every row is redone once a minute for them.
-        context = (redis.redis, has_cost, th, known, int(day_left // 60), self.sort, self.reverse)
+        # Not the sort: the rows do not depend on it, only their keys and order (a new order re-sorts them).
+        context = (redis.redis, has_cost, th, known, int(day_left // 60))
         changed = self.changed | window.take_changed()
         self.changed = set()
         totals_5m = window.totals
@@ -123,12 +125,20 @@ class AgentRows:
                 last_call_at=last_calls.get(name),
             )
             keyed[name] = sort_key(self.sort, rows[name])
-        if changed:
+        if (self.sort, self.reverse) != self._sorted_as:
+            # Another order: every row's key again, and one full sort; the rows themselves are kept.
+            self._sorted_as = (self.sort, self.reverse)
+            for name, row in rows.items():
+                keyed[name] = sort_key(self.sort, row)
+            self._order = sorted(rows, key=keyed.__getitem__)
+        elif changed:
             # Last frame's order is still nearly sorted, and Timsort takes advantage of its runs.
             order = [name for name in self._order if name in rows] if removed else self._order
             self._order = sorted(order + added, key=keyed.__getitem__)
-            names = reversed(self._order) if self.reverse else self._order
-            self._agents = tuple(map(rows.__getitem__, names))
+        else:
+            return self._agents
+        names = reversed(self._order) if self.reverse else self._order
+        self._agents = tuple(map(rows.__getitem__, names))
         return self._agents
 
     def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
