@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
-from costtop.engine.alerts import AlertBook, evaluate
+from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate
 from costtop.engine.engine import Engine
 from costtop.engine.live_traces import FORGET_SECONDS, SWEEP_SECONDS, LiveTraces
 from costtop.engine.snapshot import Alert, Severity
@@ -126,6 +126,30 @@ def test_thresholds_are_configurable() -> None:
     snap = engine.snapshot(NOW, RedisState((), {}, None, None))
     assert [a.key for a in snap.alerts] == ["velocity:a"]
     assert evaluate((), (), snap.header, None, Thresholds()) == []
+
+
+def test_the_agents_alerts_kept_between_frames_are_those_a_fresh_evaluation_gives() -> None:
+    """Only rows built again are evaluated again; the alerts are the same as evaluating every agent."""
+    th = Thresholds()
+    engine = Engine(th, columns=ALL)
+    engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
+    engine.ingest([call("hot", 1, "20.00"), call("slow", 2, latency=60_000), call("calm", 3),
+                   *[call("bad", 4, status="error") for _ in range(3)]])
+    budgets = {"calm": Decimal("0.01")}
+    cache = AgentAlerts()
+    for step, extra in enumerate(([], [call("calm", 0, "0.02")], [call("hot", 0, "40.00")], [])):
+        engine.ingest(extra)
+        snap = engine.snapshot(NOW + timedelta(seconds=step), RedisState((), budgets, None, None))
+        kept = evaluate(snap.agents, (), snap.header, None, th, rows=cache)
+        assert kept == evaluate(snap.agents, (), snap.header, None, th)
+        assert {"velocity:hot", "slow:slow", "errors:bad", "budget:daily:calm"} <= {a.key for a in kept}
+    rows = {a.agent_id: a for a in snap.agents}
+    first = cache.of(snap.agents, th)[0]
+    assert all(x is y for x, y in zip(cache.of(snap.agents, th)[0], first, strict=True))  # kept, not rebuilt
+    cache.of([rows["hot"]], th)  # the others left the table: they leave the cache too
+    slow = next(a for a in first if a.key == "slow:slow")
+    back = next(a for a in cache.of(snap.agents, th)[0] if a.key == "slow:slow")
+    assert back == slow and back is not slow
 
 
 def trace_call(agent: str, seconds_ago: float, trace: str, tool: str = "search", tokens: int | None = None,

@@ -50,36 +50,69 @@ def fallback_alert(fallback: FallbackView) -> Alert:
                  f"{waiting} waiting, the oldest {age / 60:.0f} min old")
 
 
+def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
+    """One agent's rules (burn rate, its daily budget, its error rate, slowness), and whether it counts
+    among the agents erroring."""
+    alerts: list[Alert] = []
+    severity = LEVEL_SEVERITY.get(a.velocity_level)
+    if severity is not None and a.window_usd is not None:
+        alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
+                            f"{usd(a.window_usd)} in 5 min"))
+    budget = budget_alert(a.agent_id, "daily", a.budget)
+    if budget is not None:
+        alerts.append(budget)
+    erroring = bool(a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m)
+    if erroring:
+        alerts.append(Alert(f"errors:{a.agent_id}", "error rate", Severity.WARNING, a.agent_id,
+                            f"{a.errors_5m} of {a.calls_5m} calls failed in 5 min "
+                            f"({a.errors_5m / a.calls_5m * 100:.0f} %)"))
+    if a.p95_ms is not None and a.p95_ms > th.slow_p95_ms:
+        alerts.append(Alert(f"slow:{a.agent_id}", "slow", Severity.WARNING, a.agent_id,
+                            f"p95 {a.p95_ms / 1000:.1f} s over 5 min"))
+    return tuple(alerts), erroring
+
+
+class AgentAlerts:
+    """Each agent row's alerts, kept while its row is the same object. The engine builds a row again only
+    when its figures change, so with 100,000 agents a snapshot evaluates the few that did, not all."""
+
+    def __init__(self) -> None:
+        self._by_agent: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = {}
+
+    def of(self, agents: Iterable[AgentRow], th: Thresholds) -> tuple[list[Alert], int]:
+        """The agents' alerts in their order, and how many agents are erroring."""
+        old: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = self._by_agent
+        new: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = {}
+        alerts: list[Alert] = []
+        erroring = 0
+        for a in agents:
+            found = old.get(a.agent_id)
+            if found is None or found[0] is not a:
+                found = (a, *agent_alerts(a, th))
+            new[a.agent_id] = found
+            if found[1]:
+                alerts += found[1]
+            erroring += found[2]
+        self._by_agent = new  # agents gone from the table leave the cache too
+        return alerts, erroring
+
+
 def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,
              reconciliation: Reconciliation | None, th: Thresholds,
-             patterns: Iterable[tuple[str, str, str, str]] = ()) -> list[Alert]:
-    """Every rule that holds now. `patterns`: (kind, trace, agent, figure) from live traces."""
+             patterns: Iterable[tuple[str, str, str, str]] = (), rows: AgentAlerts | None = None) -> list[Alert]:
+    """Every rule that holds now. `patterns`: (kind, trace, agent, figure) from live traces; `rows`: the
+    engine's per-row cache of the agents' own alerts (without one, every agent is evaluated)."""
     alerts: list[Alert] = []
     for kind, trace, agent, figure in patterns:
         if kind == "loop":
             alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.WARNING, agent, figure))
         else:
             alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure))
-    erroring: list[str] = []
-    for a in agents:
-        severity = LEVEL_SEVERITY.get(a.velocity_level)
-        if severity is not None and a.window_usd is not None:
-            alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
-                                f"{usd(a.window_usd)} in 5 min"))
-        budget = budget_alert(a.agent_id, "daily", a.budget)
-        if budget is not None:
-            alerts.append(budget)
-        if a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m:
-            erroring.append(a.agent_id)
-            alerts.append(Alert(f"errors:{a.agent_id}", "error rate", Severity.WARNING, a.agent_id,
-                                f"{a.errors_5m} of {a.calls_5m} calls failed in 5 min "
-                                f"({a.errors_5m / a.calls_5m * 100:.0f} %)"))
-        if a.p95_ms is not None and a.p95_ms > th.slow_p95_ms:
-            alerts.append(Alert(f"slow:{a.agent_id}", "slow", Severity.WARNING, a.agent_id,
-                                f"p95 {a.p95_ms / 1000:.1f} s over 5 min"))
-    if len(erroring) > th.erroring_agents:
+    per_agent, erroring = (rows or AgentAlerts()).of(agents, th)
+    alerts += per_agent
+    if erroring > th.erroring_agents:
         alerts.append(Alert("errors:fleet", "agents erroring", Severity.CRITICAL, "fleet",
-                            f"{len(erroring)} agents above {th.error_rate_5m * 100:.0f} % errors"))
+                            f"{erroring} agents above {th.error_rate_5m * 100:.0f} % errors"))
     for p in providers:
         if p.health is Health.DOWN and p.error_rate_2m is not None:
             name = p.provider or "(no provider)"

@@ -24,7 +24,7 @@ from decimal import Decimal
 
 from costtop.config import Thresholds
 from costtop.engine.agent_rows import AgentRows
-from costtop.engine.alerts import AlertBook, evaluate, fallback_alert
+from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate, fallback_alert
 from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
 from costtop.engine.budgets import FIVE, budget_view, projected, velocity_level
 from costtop.engine.data_quality import cost_quality, data_quality_lines
@@ -117,6 +117,7 @@ class Engine:
         self.liveness = Liveness(self.thresholds)  # last calls, kills honoured, rows still coming
         self._rows = AgentRows()
         self._alerts = AlertBook()
+        self._agent_alerts = AgentAlerts()  # each agent row's own alerts, while the row is unchanged
         self._prices = Prices()
         self._counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self._fallback_state: FallbackState | None = None  # the gateway's fallback file, as last read
@@ -489,7 +490,8 @@ class Engine:
                        has_cost: bool) -> list[Alert]:
         """Every alert that holds at this snapshot, before the book says since when."""
         th = self.thresholds
-        active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
+        active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s),
+                          self._agent_alerts)
         if known and has_cost:  # no day's sums, no cost column: no history, so nothing is unusual
             if self.history_day == self.day:
                 spent = {a: self.days[a].cost for a in self.day_norms if a in self.days}
