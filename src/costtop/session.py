@@ -114,6 +114,7 @@ class Session:
         self._running = threading.Event()  # set once the session's loop runs
         self.finished = threading.Event()  # set when run() has ended and closed the connections
         self._stop: asyncio.Event | None = None
+        self._stop_asked = False  # stop() came, perhaps before run() had begun
         self._last_publish = 0.0
         self._need_baseline = True
         self._baseline_day = ""  # the UTC day of the last baseline: a new day reads everything again
@@ -145,6 +146,8 @@ class Session:
         """Every read loop, until `stop()`; then the connections are closed (within STOP_SECONDS)."""
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        if self._stop_asked:  # quit before the thread got here: start nothing, end at once
+            self._stop.set()
         self.finished.clear()
         self.engine.note_audit(self.feed.audit_pending(), None)  # rows an earlier session kept, perhaps
         loops: dict[str, Callable[[], Awaitable[None]]] = {
@@ -181,7 +184,9 @@ class Session:
         return self._loop is not None
 
     def stop(self) -> None:
-        """Thread-safe: end `run()` (its loops are cancelled, the connections closed)."""
+        """Thread-safe: end `run()` (its loops are cancelled, the connections closed), or, if it has
+        not begun yet, make it end as soon as it does."""
+        self._stop_asked = True
         loop, stop = self._loop, self._stop
         if loop is not None and stop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nothing left to stop

@@ -67,3 +67,12 @@ def test_one_backoff_doubles_from_each_loops_base_up_to_its_cap() -> None:
     assert [history.failed(30) for _ in range(8)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
     redis.ok()
     assert redis.failed(0.5) == 1
+
+
+async def test_a_stop_before_the_session_runs_ends_it_as_soon_as_it_starts() -> None:
+    """`q` pressed before the session's thread got going must not leave a thread reading forever."""
+    feed = HeldRedisFeed()
+    session = Session(Settings(read_only=True), feed, clock=lambda: feed.now, catalog=shipped())
+    session.stop()
+    await asyncio.wait_for(session.run(), 5)
+    assert session.finished.is_set()
