@@ -160,7 +160,7 @@ async def measure(agents: int, models: int, rate: float, frames: int) -> dict[st
             start = time.perf_counter()
             session.engine.ingest(rows)
             mid = time.perf_counter()
-            snap = session.publish()
+            snap = session.build()
             return mid - start, time.perf_counter() - mid, snap
 
         # Fill the 5-minute window a second at a time, as the live reader would.

@@ -74,7 +74,7 @@ async def measure(settings: Settings, seconds: float) -> None:
             engine.ingest(rows)
             ingests.append(time.perf_counter() - start)
             start = time.perf_counter()
-            snap = steps.publish()  # what the session's thread does after each read
+            snap = steps.build()  # what the session's thread does after each read
             snaps.append(time.perf_counter() - start)
             start = time.perf_counter()
             with app.batch_update():  # what the app's _show does on the UI loop

@@ -246,7 +246,7 @@ class Session:
     async def publish_now(self) -> int:
         """From any loop: a snapshot of now, after everything asked before; its number (see `taken`)."""
         async def publish() -> int:
-            self._build()
+            self.build()
             return self.published
 
         return await self.call(publish)
@@ -299,7 +299,7 @@ class Session:
         if self._reads_in_flight:
             self._publish_pending = True
         else:
-            self._build()
+            self.build()
 
     @contextlib.asynccontextmanager
     async def _reading(self) -> AsyncIterator[None]:
@@ -311,10 +311,12 @@ class Session:
             self._reads_in_flight -= 1
             if not self._reads_in_flight and self._publish_pending:
                 self._publish_pending = False
-                self._build()
+                self.build()
 
-    def _build(self) -> Snapshot:
-        """Build the snapshot of now and tell the UI one is waiting (once until it takes it)."""
+    def build(self) -> Snapshot:
+        """Build the snapshot of now, whatever is in flight, and tell the UI one is waiting (once until it
+        takes it). On the session's loop: `publish()` is what the loops call; this, for one-shot reads,
+        tests and benchmarks that need the snapshot itself."""
         self._publish_pending = False
         self._last_publish = time.monotonic()
         snap = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
@@ -557,7 +559,7 @@ class Session:
                         self.status["Redis"] = SourceStatus("Redis", False, last_ok, f"counters: {exc}")
         finally:
             await self.feed.close()
-        return self._build()
+        return self.build()
 
     async def read_day(self, day: str) -> DayRecords:
         """One UTC day's records for `costtop report`, through the feed's Postgres connection."""
