@@ -44,7 +44,6 @@ import asyncpg
 import textual
 from redis.asyncio import Redis
 
-import costtop
 from benchmarks import frozen
 from benchmarks.keys import Meter, Rig, key_trials, quit_time, rig, stale_renders
 from benchmarks.live import fmt
@@ -194,8 +193,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    print(f"costtop from {Path(costtop.__file__).parent} (commit {source['git_commit'][:10]}, "
-          f"{len(source['src_modified'])} modified file(s) under src/)", flush=True)
     logs = args.keep_logs or Path(tempfile.mkdtemp(prefix="costtop-floods-logs-"))
     plan = [("agents", {"agents": args.agents}), ("switches", {"switches": args.switches})]
     if args.million:

@@ -78,6 +78,10 @@ def ensure(module: str, freeze: bool = True) -> dict[str, Any]:
 def run(module: str, args: Any, body: Callable[[Any, dict[str, Any]], int]) -> int:
     """Run `body(args, info)` from a frozen copy of src/ (unless args.no_freeze), then remove the copy."""
     info = ensure(module, freeze=not args.no_freeze)
+    import costtop  # from the frozen copy when there is one: say which code is measured
+
+    print(f"costtop from {Path(costtop.__file__).parent} (commit {info['git_commit'][:10]}, "
+          f"{len(info['src_modified'])} modified file(s) under src/, tree {info['src_hash']})", flush=True)
     try:
         return body(args, info)
     finally:

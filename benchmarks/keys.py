@@ -52,7 +52,6 @@ from typing import Any
 
 import textual
 
-import costtop
 from benchmarks import frozen
 from benchmarks.live import LogTail, Sampler, cpu_seconds, dist, fmt, freshness, send, status_kb, stop_process
 from benchmarks.load import Fleet, backfill, set_budgets
@@ -337,8 +336,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    print(f"costtop from {Path(costtop.__file__).parent} (commit {source['git_commit'][:10]}, "
-          f"{len(source['src_modified'])} modified file(s) under src/)", flush=True)
     logs = args.keep_logs or Path(tempfile.mkdtemp(prefix="costtop-keys-logs-"))
     try:
         result = run(args, logs)

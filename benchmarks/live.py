@@ -566,8 +566,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    print(f"costtop from {Path(costtop.__file__).parent} (commit {source['git_commit'][:10]}, "
-          f"{len(source['src_modified'])} modified file(s) under src/, tree {source['src_hash']})", flush=True)
     logs = args.keep_logs or Path(tempfile.mkdtemp(prefix="costtop-live-logs-"))
     runs: list[dict[str, Any]] = []
     try:
