@@ -6,6 +6,7 @@ database, so tests never see each other's rows or keys.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -89,3 +90,34 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
     finally:
         await client.flushdb()
         await client.aclose()
+
+
+@pytest.fixture(scope="module")
+def killable_servers() -> Iterator[ServerPair]:
+    """Servers of one test module's own, which its tests may kill or freeze; restarted on the same ports
+    (and the same data) by `killable` before each test."""
+    pair = ServerPair.start(prefix="costtop-killable-")
+    try:
+        yield pair
+    finally:
+        pair.stop()
+
+
+@pytest.fixture
+async def killable(killable_servers: ServerPair) -> AsyncIterator[ServerPair]:
+    """Both killable servers up, an empty tool_calls (and no audit or drain rows) and no keys."""
+    pair = killable_servers
+    for server in (pair.redis, pair.postgres):
+        if server.proc is None or server.proc.poll() is not None:
+            await asyncio.to_thread(server.start)
+    conn = await asyncpg.connect(pair.postgres.url)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS tool_calls, costtop_audit, costtop_fallback_drains")
+        await init_db(conn, TableNames())
+        await conn.execute("CHECKPOINT")  # the test server runs without synchronous commit: make it survive SIGKILL
+    finally:
+        await conn.close()
+    client = Redis.from_url(pair.redis.url)
+    await client.flushdb()
+    await client.aclose()
+    yield pair

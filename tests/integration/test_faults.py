@@ -7,13 +7,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import tempfile
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from appkit import screen_text, wait_until
@@ -30,35 +28,6 @@ from redis_proxy import LossyProxy
 from tinydisk import fill, tiny_disk_fixture  # noqa: F401 (the tiny_disk fixture)
 
 TIMEOUT = 1.0  # every network call's timeout in these runs: failures show quickly
-
-
-@pytest.fixture(scope="module")
-def own() -> Iterator[ServerPair]:
-    """Servers these tests may kill; restarted on the same ports (and the same data) when a test needs."""
-    pair = ServerPair.start(prefix="costtop-faults-")
-    try:
-        yield pair
-    finally:
-        pair.stop()
-
-
-@pytest.fixture
-async def fresh(own: ServerPair) -> AsyncIterator[ServerPair]:
-    """Both servers up, an empty tool_calls and no keys, before each test."""
-    for server in (own.redis, own.postgres):
-        if server.proc is None or server.proc.poll() is not None:
-            await asyncio.to_thread(server.start)
-    conn = await asyncpg.connect(own.postgres.url)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS tool_calls, costtop_audit")
-        await init_db(conn, TableNames())
-        await conn.execute("CHECKPOINT")  # the test server runs without synchronous commit: make it survive SIGKILL
-    finally:
-        await conn.close()
-    client = Redis.from_url(own.redis.url)
-    await client.flushdb()
-    await client.aclose()
-    yield own
 
 
 def calls(agent: str, n: int, cost: str, at: datetime) -> list[Call]:
@@ -103,14 +72,14 @@ async def responsive(pilot, app: CosttopApp) -> None:  # type: ignore[no-untyped
     await wait_until(pilot, lambda: app.session.engine.sort != before, timeout=2)
 
 
-async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: ServerPair) -> None:
+async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(killable: ServerPair) -> None:
     now = datetime.now(UTC)
-    await record(fresh, calls("a", 5, "0.10", now) + calls("b", 3, "1.00", now))
-    app = make_app(fresh)
+    await record(killable, calls("a", 5, "0.10", now) + calls("b", 3, "1.00", now))
+    app = make_app(killable)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and shown_spend(app) == {
             "a": (Decimal("0.50"), 5), "b": (Decimal("3.00"), 3)} and not app.session.engine.day_pending)
-        await asyncio.to_thread(fresh.postgres.kill)
+        await asyncio.to_thread(killable.postgres.kill)
         await wait_until(pilot, lambda: not app.session.status["Postgres"].connected)
         await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=2)
         assert "Redis STALE" not in screen_text(app)
@@ -118,23 +87,23 @@ async def test_postgres_killed_then_back_resyncs_to_the_exact_totals(fresh: Serv
         assert shown_spend(app)["b"] == (Decimal("3.00"), 3)
         await responsive(pilot, app)
         await asyncio.sleep(2 * TIMEOUT)  # a few failed reconnects, with backoff
-        await asyncio.to_thread(fresh.postgres.start)
+        await asyncio.to_thread(killable.postgres.start)
         later = datetime.now(UTC)
-        await record(fresh, calls("a", 2, "0.25", later) + calls("c", 1, "7.00", later))
-        want = await sql_spend(fresh)
+        await record(killable, calls("a", 2, "0.25", later) + calls("c", 1, "7.00", later))
+        want = await sql_spend(killable)
         assert want == {"a": (Decimal("1.00"), 7), "b": (Decimal("3.00"), 3), "c": (Decimal("7.00"), 1)}
         await wait_until(pilot, lambda: app.session.status["Postgres"].connected and not app.session.engine.day_pending
                          and shown_spend(app) == want, timeout=30)
         assert "Postgres STALE" not in screen_text(app)
 
 
-async def test_redis_killed_refuses_kills_then_back_shows_switches_again(fresh: ServerPair) -> None:
-    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
-    app = make_app(fresh)
+async def test_redis_killed_refuses_kills_then_back_shows_switches_again(killable: ServerPair) -> None:
+    await record(killable, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(killable)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
                          and app.session.redis_state is not None)
-        await asyncio.to_thread(fresh.redis.kill)
+        await asyncio.to_thread(killable.redis.kill)
         await wait_until(pilot, lambda: "Redis STALE" in screen_text(app))
         assert app.snapshot is not None and not app.snapshot.switches_known
         assert "unknown" in screen_text(app)  # switch states, not "ok"
@@ -145,8 +114,8 @@ async def test_redis_killed_refuses_kills_then_back_shows_switches_again(fresh: 
         await pilot.press("tab", "enter")
         await wait_until(pilot, lambda: app.last_write is not None, timeout=10)
         assert app.last_write is not None and not app.last_write.ok and "FAILED" in app.last_write.message
-        await asyncio.to_thread(fresh.redis.start)
-        other = Redis.from_url(fresh.redis.url)
+        await asyncio.to_thread(killable.redis.start)
+        other = Redis.from_url(killable.redis.url)
         try:
             await other.set("kill:agent:a", "manual:alice:back")
         finally:
@@ -156,20 +125,20 @@ async def test_redis_killed_refuses_kills_then_back_shows_switches_again(fresh: 
         assert "Redis STALE" not in screen_text(app)
 
 
-async def test_a_frozen_postgres_goes_stale_then_catches_up(fresh: ServerPair) -> None:
+async def test_a_frozen_postgres_goes_stale_then_catches_up(killable: ServerPair) -> None:
     """SIGSTOP: the server holds the connection and never answers, as a hung database does."""
-    await record(fresh, calls("a", 4, "0.50", datetime.now(UTC)))
-    app = make_app(fresh)
+    await record(killable, calls("a", 4, "0.50", datetime.now(UTC)))
+    app = make_app(killable)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and not app.session.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.00"), 4)})
-        fresh.postgres.signal_all(signal.SIGSTOP)  # the postmaster and every backend
+        killable.postgres.signal_all(signal.SIGSTOP)  # the postmaster and every backend
         try:
             await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app), timeout=5 * TIMEOUT + 2)
             await responsive(pilot, app)
         finally:
-            fresh.postgres.signal_all(signal.SIGCONT)
-        await record(fresh, calls("a", 1, "0.50", datetime.now(UTC)))
+            killable.postgres.signal_all(signal.SIGCONT)
+        await record(killable, calls("a", 1, "0.50", datetime.now(UTC)))
         await wait_until(pilot, lambda: app.session.status["Postgres"].connected and not app.session.engine.day_pending
                          and shown_spend(app) == {"a": (Decimal("2.50"), 5)}, timeout=30)
 
@@ -201,13 +170,13 @@ async def test_nothing_reachable_at_start_then_both_come_up() -> None:
         await asyncio.to_thread(pair.stop)
 
 
-async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_back(fresh: ServerPair) -> None:
-    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
-    app = make_app(fresh)
+async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_back(killable: ServerPair) -> None:
+    await record(killable, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(killable)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.snapshot is not None and bool(app.snapshot.agents)
                          and app.session.redis_state is not None and not app.session.engine.day_pending)
-        await asyncio.to_thread(fresh.postgres.kill)
+        await asyncio.to_thread(killable.postgres.kill)
         await wait_until(pilot, lambda: "Postgres STALE" in screen_text(app))
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
@@ -215,18 +184,18 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
         await wait_until(pilot, lambda: app.last_write is not None, timeout=10)
         result = app.last_write
         assert result is not None and result.ok and result.audit_pending and not result.audit_written
-        redis = Redis.from_url(fresh.redis.url)
+        redis = Redis.from_url(killable.redis.url)
         try:
             assert await redis.exists("kill:agent:a") == 1  # the switch itself is on
         finally:
             await redis.aclose()
         await wait_until(pilot, lambda: "1 audit row waiting for Postgres" in screen_text(app))
-        await asyncio.to_thread(fresh.postgres.start)
+        await asyncio.to_thread(killable.postgres.start)
         await wait_until(pilot, lambda: app.session.engine.audit_pending == 0
                          and app.session.status["Postgres"].connected,
                          timeout=30)
         assert "audit row waiting" not in screen_text(app)
-    conn = await asyncpg.connect(fresh.postgres.url)
+    conn = await asyncpg.connect(killable.postgres.url)
     try:
         rows = await conn.fetch("SELECT action, target, result FROM costtop_audit")
     finally:
@@ -246,12 +215,12 @@ async def press_kill(pilot, app: CosttopApp) -> WriteResult:  # type: ignore[no-
     return app.last_write
 
 
-async def test_a_kill_whose_reply_is_lost_and_cannot_be_checked_says_unknown(fresh: ServerPair) -> None:
+async def test_a_kill_whose_reply_is_lost_and_cannot_be_checked_says_unknown(killable: ServerPair) -> None:
     """Redis takes the SET, the connection drops before the reply, and Redis is unreachable after:
     the screen says UNKNOWN (never NOT DONE), and the audit row says what was seen."""
-    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
-    proxy = await LossyProxy(fresh.redis.port, "drop_reply", refuse_after_drop=True).start()
-    settings = Settings(redis_url=f"redis://127.0.0.1:{proxy.port}/0", database_url=fresh.postgres.url,
+    await record(killable, calls("a", 2, "0.10", datetime.now(UTC)))
+    proxy = await LossyProxy(killable.redis.port, "drop_reply", refuse_after_drop=True).start()
+    settings = Settings(redis_url=f"redis://127.0.0.1:{proxy.port}/0", database_url=killable.postgres.url,
                         timeout_seconds=TIMEOUT)
     app = CosttopApp(settings, Session(settings, LiveFeed(settings)))
     try:
@@ -262,21 +231,21 @@ async def test_a_kill_whose_reply_is_lost_and_cannot_be_checked_says_unknown(fre
             assert not any(n.title == "NOT DONE" for n in app._notifications)
     finally:
         await proxy.close()
-    redis = Redis.from_url(fresh.redis.url)
+    redis = Redis.from_url(killable.redis.url)
     try:
         assert await redis.exists("kill:agent:a") == 1
     finally:
         await redis.aclose()
-    conn = await asyncpg.connect(fresh.postgres.url)
+    conn = await asyncpg.connect(killable.postgres.url)
     try:
         assert await conn.fetchval("SELECT result FROM costtop_audit") == "unknown"
     finally:
         await conn.close()
 
 
-async def test_a_full_disk_under_the_audit_spool_is_said_on_screen(fresh: ServerPair, tiny_disk: Path) -> None:
-    await record(fresh, calls("a", 2, "0.10", datetime.now(UTC)))
-    app = make_app(fresh, audit_spool=str(tiny_disk / "spool.jsonl"))
+async def test_a_full_disk_under_the_audit_spool_is_said_on_screen(killable: ServerPair, tiny_disk: Path) -> None:
+    await record(killable, calls("a", 2, "0.10", datetime.now(UTC)))
+    app = make_app(killable, audit_spool=str(tiny_disk / "spool.jsonl"))
     fill(tiny_disk)
     async with app.run_test(size=(160, 50)) as pilot:
         result = await press_kill(pilot, app)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,11 +15,9 @@ import pytest
 from redis.asyncio import Redis
 
 from costtop import gateway as gateway_module
-from costtop.config import TableNames
 from costtop.demo.servers import ServerPair
 from costtop.gateway import Call, Gateway, append_lines
 from costtop.sources.fallback_file import FallbackReader, encode_row
-from costtop.sources.schema import init_db
 
 
 def calls(agent: str, n: int, cost: str, when: datetime) -> list[Call]:
@@ -33,39 +30,16 @@ async def table_rows(pool: asyncpg.Pool) -> list[tuple[str, int, Decimal]]:
         "SELECT agent_id, latency_ms, cost_usd FROM tool_calls ORDER BY agent_id, latency_ms")]
 
 
-@pytest.fixture(scope="module")
-def own() -> Iterator[ServerPair]:
-    pair = ServerPair.start(prefix="costtop-fallback-")
-    try:
-        yield pair
-    finally:
-        pair.stop()
-
-
-@pytest.fixture
-async def stoppable(own: ServerPair) -> AsyncIterator[ServerPair]:
-    for server in (own.redis, own.postgres):
-        if server.proc is None or server.proc.poll() is not None:
-            await asyncio.to_thread(server.start)
-    conn = await asyncpg.connect(own.postgres.url)
-    try:
-        await conn.execute("DROP TABLE IF EXISTS tool_calls, costtop_audit, costtop_fallback_drains")
-        await init_db(conn, TableNames())
-    finally:
-        await conn.close()
-    yield own
-
-
-async def test_postgres_down_rows_go_to_the_file_and_come_back_once(stoppable: ServerPair, tmp_path: Path) -> None:
+async def test_postgres_down_rows_go_to_the_file_and_come_back_once(killable: ServerPair, tmp_path: Path) -> None:
     fallback = tmp_path / "fallback.jsonl"
-    redis = Redis.from_url(stoppable.redis.url)
+    redis = Redis.from_url(killable.redis.url)
     await redis.flushdb()
-    pool = await asyncpg.create_pool(stoppable.postgres.url, min_size=0, max_size=2)
+    pool = await asyncpg.create_pool(killable.postgres.url, min_size=0, max_size=2)
     try:
         gw = Gateway(redis, pool, fallback=fallback, timeout=1.0, drain_every=0)
         now = datetime.now(UTC)
         await gw.record(calls("a", 2, "0.10", now))
-        await asyncio.to_thread(stoppable.postgres.stop)
+        await asyncio.to_thread(killable.postgres.stop)
         await gw.record(calls("b", 3, "0.25", now))  # Postgres is down: no exception, rows on disk
         await gw.record(calls("c", 1, "1.00", now))
         lines = [json.loads(line) for line in fallback.read_bytes().splitlines()]
@@ -78,7 +52,7 @@ async def test_postgres_down_rows_go_to_the_file_and_come_back_once(stoppable: S
         with pytest.raises(OSError):  # down still: the drain fails and keeps every line
             await gw.drain_fallback()
         assert FallbackReader(str(fallback) + "*").read().lines == 4
-        await asyncio.to_thread(stoppable.postgres.start)
+        await asyncio.to_thread(killable.postgres.start)
         await gw.record(calls("d", 1, "2.00", now))  # a good insert drains the backlog
         rows = await table_rows(pool)
         assert [r[0] for r in rows] == ["a", "a", "b", "b", "b", "c", "d"]
