@@ -154,8 +154,8 @@ class CosttopApp(App[None]):
 
     # -- what the main screen asks -----------------------------------------------------------------
 
-    @on(MainScreen.FilterChanged)
-    def _filter_changed(self) -> None:
+    @on(MainScreen.ViewChanged)
+    def _view_changed(self) -> None:
         self._reshow()
 
     @on(MainScreen.SortChanged)

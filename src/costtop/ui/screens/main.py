@@ -127,7 +127,7 @@ class MainScreen(Screen[None]):
     def action_chart_range(self) -> None:
         chart = self.query_one(VelocityChart)
         chart.hours = not chart.hours
-        self.post_message(self.FilterChanged())
+        self.post_message(self.ViewChanged())
 
     def action_acknowledge(self) -> None:
         """Acknowledged alerts stay listed, dimmed, until their condition clears; no bell for them.
@@ -149,7 +149,7 @@ class MainScreen(Screen[None]):
     def _filter_changed(self, event: Input.Changed) -> None:
         for table in self._tables():
             table.filter = event.value.strip()
-        self.post_message(self.FilterChanged())
+        self.post_message(self.ViewChanged())
 
     @on(Input.Submitted, "#filter")
     def _filter_kept(self) -> None:
@@ -161,7 +161,7 @@ class MainScreen(Screen[None]):
         bar.display = False
         self.query_one(AgentTable).focus()
 
-    class FilterChanged(Message):
+    class ViewChanged(Message):
         """What to show changed without new data (a filter, the chart's range): drawn again."""
 
     def on_resize(self) -> None:
