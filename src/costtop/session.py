@@ -360,7 +360,14 @@ class Session:
         self.publish()
 
     def _redis_read(self, state: RedisState) -> None:
-        changed = self.redis_state is None or state.switches != self.redis_state.switches
+        old = self.redis_state
+        changed = old is None or state.switches != old.switches
+        if old is not None and not changed:
+            # The same answer keeps the same objects, so the engine's lookups over 50,000 switches or
+            # budgets are kept too (they follow the read by identity).
+            budgets_same = (state.budgets == old.budgets and state.global_day_budget == old.global_day_budget
+                            and state.global_month_budget == old.global_month_budget)
+            state = old if budgets_same else replace(state, switches=old.switches)
         self.redis_state = state
         self._source_ok("Redis")
         if changed:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Thresholds
-from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate
+from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate, fleet_agent_alerts
+from costtop.engine.anomalies import DayNorm
 from costtop.engine.engine import Engine
 from costtop.engine.live_traces import FORGET_SECONDS, SWEEP_SECONDS, LiveTraces
 from costtop.engine.snapshot import Alert, Severity
@@ -125,11 +126,11 @@ def test_thresholds_are_configurable() -> None:
     engine.ingest(rows)
     snap = engine.snapshot(NOW, RedisState((), {}, None, None))
     assert [a.key for a in snap.alerts] == ["velocity:a"]
-    assert evaluate((), (), snap.header, None, Thresholds()) == []
+    assert evaluate(([], 0), (), snap.header, None, Thresholds()) == []
 
 
 def test_the_agents_alerts_kept_between_frames_are_those_a_fresh_evaluation_gives() -> None:
-    """Only rows built again are evaluated again; the alerts are the same as evaluating every agent."""
+    """Only the rows a build touched are evaluated again; the alerts are those of evaluating every agent."""
     th = Thresholds()
     engine = Engine(th, columns=ALL)
     engine.load(Baseline("2026-11-22", (), Decimal(0), "2026-11", (), ()))
@@ -137,19 +138,28 @@ def test_the_agents_alerts_kept_between_frames_are_those_a_fresh_evaluation_give
                    *[call("bad", 4, status="error") for _ in range(3)]])
     budgets = {"calm": Decimal("0.01")}
     cache = AgentAlerts()
+    rows = engine._rows
+    norms: dict[str, DayNorm] = {}  # one object: new norms (another object) evaluate every agent again
     for step, extra in enumerate(([], [call("calm", 0, "0.02")], [call("hot", 0, "40.00")], [])):
         engine.ingest(extra)
         snap = engine.snapshot(NOW + timedelta(seconds=step), RedisState((), budgets, None, None))
-        kept = evaluate(snap.agents, (), snap.header, None, th, rows=cache)
-        assert kept == evaluate(snap.agents, (), snap.header, None, th)
+        kept, erroring = cache.update(rows.rows, rows.touched, th, norms, engine.days)
+        fresh, fresh_erroring = fleet_agent_alerts(snap.agents, th)
+        assert sorted(kept, key=key_of) == sorted(fresh, key=key_of) and erroring == fresh_erroring == 1
         assert {"velocity:hot", "slow:slow", "errors:bad", "budget:daily:calm"} <= {a.key for a in kept}
-    rows = {a.agent_id: a for a in snap.agents}
-    first = cache.of(snap.agents, th)[0]
-    assert all(x is y for x, y in zip(cache.of(snap.agents, th)[0], first, strict=True))  # kept, not rebuilt
-    cache.of([rows["hot"]], th)  # the others left the table: they leave the cache too
-    slow = next(a for a in first if a.key == "slow:slow")
-    back = next(a for a in cache.of(snap.agents, th)[0] if a.key == "slow:slow")
-    assert back == slow and back is not slow
+        assert rows.touched is None or len(rows.touched) <= 2  # after the first build, only what changed
+    first = cache.update(rows.rows, set(), th, norms, engine.days)[0]
+    assert all(x is y for x, y in zip(cache.update(rows.rows, set(), th, norms, engine.days)[0], first, strict=True))
+    # An agent gone from the table leaves the cache too.
+    gone = {name: row for name, row in rows.rows.items() if name != "slow"}
+    assert "slow:slow" not in {a.key for a in cache.update(gone, {"slow"}, th, norms, engine.days)[0]}
+    # Other thresholds: every agent again.
+    strict = Thresholds(slow_p95_ms=86_400_000)
+    assert "slow:slow" not in {a.key for a in cache.update(rows.rows, set(), strict, norms, engine.days)[0]}
+
+
+def key_of(alert: Alert) -> str:
+    return alert.key
 
 
 def trace_call(agent: str, seconds_ago: float, trace: str, tool: str = "search", tokens: int | None = None,

@@ -207,9 +207,10 @@ def test_forecasts_from_the_burn_rate() -> None:
     snap = engine.snapshot(NOW, redis_state(budgets=budgets, global_day_budget=Decimal("200"),
                                             global_month_budget=Decimal("1000")))
     by = {a.agent_id: a for a in snap.agents}
-    # f burns $3 in 5 minutes = $0.60/min: $7 left lasts 700 s; at midnight it will have spent 3 + 0.6 * 720 min.
+    # f burns $3 in 5 minutes = $0.60/min: $7 left lasts 700 s; at midnight it will have spent 3 + 0.6 * 720 min
+    # (a row's forecast counts from the start of its minute, 12:00:00, so a row kept through the minute is right).
     assert by["f"].velocity_per_min == Decimal("0.6") and by["f"].budget.runs_out_in == 700.0
-    assert by["f"].projected_today == Decimal("3") + Decimal("0.6") * day_left / 60
+    assert by["f"].projected_today == Decimal("3") + Decimal("0.6") * 720
     assert by["b"].budget.runs_out_in == 0.0  # exactly 100 %: already spent
     assert by["far"].budget.runs_out_in is None  # $997 at $0.60/min outlasts the day
     # No burn: never runs out, and the day ends where it stands.

@@ -1,17 +1,23 @@
 """The agent table: one row per agent, and their order, kept from one snapshot to the next.
 
-With 10,000 agents most figures do not change between two frames, so `AgentRows` rebuilds only the rows
-of agents whose figures changed (`changed`, filled by the engine's ingest, and the window's own changes)
-and re-sorts last frame's order, which is nearly sorted already. Everything is rebuilt when what every
-row depends on changes: Redis's answer, the columns, the thresholds, whether the day's sums are in, the
-minute of the day (forecasts), or the sort. `build` changes only this cache; `sort_by` and `invalidate`
-are its inputs.
+With 100,000 agents most rows do not change between two frames, so `AgentRows` rebuilds only the rows
+of agents whose figures changed (`changed`, filled by the engine's ingest, and the window's own
+changes), whose budget or switch Redis now reads differently, and, once a minute, those whose forecast
+or trend moves with the clock (agents with calls in the window or in the trend's minutes: an idle
+agent's row reads the same an hour later). It then re-sorts last frame's order, which is nearly sorted
+already. Everything is rebuilt when what every row depends on changes: the columns, the thresholds,
+whether the day's sums are in, Redis becoming known or unknown, or the global kill. A new sort order
+re-sorts the rows it has. `build` changes only this cache, and says which agents it `touched`;
+`sort_by` and `invalidate` are its inputs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from decimal import Decimal
+from operator import itemgetter
+
+from sortedcontainers import SortedList
 
 from costtop.config import Thresholds
 from costtop.engine.budgets import FIVE, budget_view, projected, velocity_level
@@ -40,21 +46,25 @@ def sort_key(sort: SortKey, row: AgentRow) -> tuple[object, ...]:
 
 
 class AgentRows:
-    """The rows, their sort keys and order, and the trend columns' past minutes."""
+    """The rows, their sort keys and order."""
 
     def __init__(self) -> None:
         self.rows: dict[str, AgentRow] = {}
         self.changed: set[str] = set()  # agents whose day or window changed since the last build
         self.sort = SortKey.BURN
         self.reverse = False  # a second click on the same column's title
-        self._keys: dict[str, tuple[object, ...]] = {}
-        self._order: list[str] = []
+        self._keys: dict[str, tuple[object, ...]] = {}  # each row's place in `_ordered`
+        # (key, row) in key order. A key ends with the agent's id, so no two are equal and rows are never
+        # compared; a changed row leaves and comes back in O(log n), not a sort of 100,000.
+        self._ordered: SortedList = SortedList()
         self._agents: tuple[AgentRow, ...] = ()
         self._context: object = None
-        self._sorted_as: tuple[SortKey, bool] | None = None  # the order `_order` and `_keys` follow
+        self._sorted_as: tuple[SortKey, bool] | None = None  # the order `_ordered` and `_keys` follow
         self._valid = False
+        self._redis: RedisView | None = None  # what the rows were built from
         self._trend_minute = -1
-        self._trend_prefix: dict[str, tuple[Decimal, ...]] = {}
+        self._trending: set[str] = set()  # agents with spend in the trend's minutes at the last minute's turn
+        self.touched: set[str] | None = None  # agents rebuilt or removed by the last build; None: all
 
     def invalidate(self) -> None:
         """Rebuild every row at the next build (the day's totals were replaced)."""
@@ -66,38 +76,50 @@ class AgentRows:
     def build(self, days: Mapping[str, UsageTotals], window: SlidingWindow, redis: RedisView,
               thresholds: Thresholds, has_cost: bool, known: bool, day_left: float, trends: AgentSeries,
               now_minute: int, last_calls: Mapping[str | None, float]) -> tuple[AgentRow, ...]:
-        """The rows in table order. `window` and `trends` must have been advanced to now."""
+        """The rows in table order. `window` and `trends` must have been advanced to now; `day_left`: the
+        seconds left in the day from the start of the minute `now_minute`."""
         th = thresholds
         budgets = redis.budgets
         switch_targets = redis.targets("agent")
-        # Forecasts depend on the time left in the day: every row is redone once a minute for them.
         # Not the sort: the rows do not depend on it, only their keys and order (a new order re-sorts them).
-        context = (redis.redis, has_cost, th, known, int(day_left // 60))
+        context = (has_cost, th, known)
         changed = self.changed | window.take_changed()
         self.changed = set()
         totals_5m = window.totals
         rows, keyed = self.rows, self._keys
-        if context != self._context or not self._valid:
+        from_redis = redis.agents_changed_since(self._redis)
+        self._redis = redis
+        trend_slots = trends.slots(now_minute) if has_cost and known else ()
+        full = context != self._context or not self._valid or from_redis is None
+        if full:
             self._context = context
             self._valid = True
             rows = self.rows = {}
             keyed.clear()
-            self._order, self._agents = [], ()
+            self._agents = ()
             changed = set(days) | set(totals_5m) | set(budgets) | switch_targets
-        empty = UsageTotals()
-        trend_slots = trends.slots(now_minute) if has_cost and known else ()
+            self._trend_minute = -1
+        else:
+            changed |= from_redis
         if now_minute != self._trend_minute:
-            self._trend_minute, self._trend_prefix = now_minute, {}
-        added: list[str] = []
-        removed = False
+            # A minute on: the forecasts (time left in the day) and the trends (their minutes) move, but
+            # only for agents burning now or with spend in the trend's minutes, now or a minute ago.
+            trending = set().union(*trend_slots)
+            changed |= totals_5m.keys() | trending | self._trending
+            self._trending = trending
+            self._trend_minute = now_minute
+        self.touched = None if full else changed
+        empty = UsageTotals()
+        ordered = self._ordered
+        resort = (self.sort, self.reverse) != self._sorted_as or full
         for name in changed:
+            old = rows.get(name)
+            if old is not None and not resort:
+                ordered.remove((keyed[name], old))
             if not (name in days or name in totals_5m or name in budgets or name in switch_targets):
-                if rows.pop(name, None) is not None:  # nothing left to show for it
-                    del keyed[name]
-                    removed = True
+                if old is not None:  # nothing left to show for it
+                    del rows[name], keyed[name]
                 continue
-            if name not in rows:
-                added.append(name)
             totals = days.get(name, empty)
             in_window = totals_5m.get(name)
             usd = in_window.cost if in_window is not None else ZERO
@@ -119,31 +141,22 @@ class AgentRows:
                 state=state,
                 switch=switch,
                 projected_today=projected(spend, per_minute, day_left),
-                trend=self._trend(name, trend_slots) if trend_slots else (),
+                trend=tuple([slot.get(name, ZERO) for slot in trend_slots]),
                 calls_5m=in_window.calls if in_window is not None else 0,
                 errors_5m=in_window.errors if in_window is not None else 0,
                 last_call_at=last_calls.get(name),
             )
-            keyed[name] = sort_key(self.sort, rows[name])
-        if (self.sort, self.reverse) != self._sorted_as:
-            # Another order: every row's key again, and one full sort; the rows themselves are kept.
+            key = keyed[name] = sort_key(self.sort, rows[name])
+            if not resort:
+                ordered.add((key, rows[name]))
+        if resort:
+            # Another order (or every row new): every row's key again, and one full sort.
             self._sorted_as = (self.sort, self.reverse)
             for name, row in rows.items():
                 keyed[name] = sort_key(self.sort, row)
-            self._order = sorted(rows, key=keyed.__getitem__)
-        elif changed:
-            # Last frame's order is still nearly sorted, and Timsort takes advantage of its runs.
-            order = [name for name in self._order if name in rows] if removed else self._order
-            self._order = sorted(order + added, key=keyed.__getitem__)
-        else:
+            ordered = self._ordered = SortedList(zip(map(keyed.__getitem__, rows), rows.values(), strict=True))
+        elif not changed:
             return self._agents
-        names = reversed(self._order) if self.reverse else self._order
-        self._agents = tuple(map(rows.__getitem__, names))
+        pairs = reversed(ordered) if self.reverse else ordered
+        self._agents = tuple(map(itemgetter(1), pairs))
         return self._agents
-
-    def _trend(self, name: str, slots: list[dict[str, Decimal]]) -> tuple[Decimal, ...]:
-        """The minutes before this one do not change within it: kept, and the current one added."""
-        prefix = self._trend_prefix.get(name)
-        if prefix is None:
-            prefix = self._trend_prefix[name] = tuple([slot.get(name, ZERO) for slot in slots[:-1]])
-        return (*prefix, slots[-1].get(name, ZERO))

@@ -8,11 +8,12 @@ if it clears and trips again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
 from costtop.config import Thresholds
+from costtop.engine.anomalies import DayNorm, day_anomaly
 from costtop.engine.snapshot import (
     AgentRow,
     Alert,
@@ -73,43 +74,71 @@ def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
 
 
 class AgentAlerts:
-    """Each agent row's alerts, kept while its row is the same object. The engine builds a row again only
-    when its figures change, so with 100,000 agents a snapshot evaluates the few that did, not all."""
+    """Each agent's own alerts (its rules and its unusual day), redone only for the agents whose row the
+    last build touched: with 100,000 agents a snapshot evaluates the few that changed, not all. Their
+    order does not matter: the alert book orders what holds."""
 
     def __init__(self) -> None:
-        self._by_agent: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = {}
+        self._by_agent: dict[str, tuple[Alert, ...]] = {}  # only agents with alerts
+        self._erroring: set[str] = set()
+        self._context: tuple[Thresholds, Mapping[str, DayNorm]] | None = None
 
-    def of(self, agents: Iterable[AgentRow], th: Thresholds) -> tuple[list[Alert], int]:
-        """The agents' alerts in their order, and how many agents are erroring."""
-        old: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = self._by_agent
-        new: dict[str | None, tuple[AgentRow, tuple[Alert, ...], bool]] = {}
-        alerts: list[Alert] = []
-        erroring = 0
-        for a in agents:
-            found = old.get(a.agent_id)
-            if found is None or found[0] is not a:
-                found = (a, *agent_alerts(a, th))
-            new[a.agent_id] = found
-            if found[1]:
-                alerts += found[1]
-            erroring += found[2]
-        self._by_agent = new  # agents gone from the table leave the cache too
-        return alerts, erroring
+    def update(self, rows: Mapping[str, AgentRow], touched: Iterable[str] | None, th: Thresholds,
+               norms: Mapping[str, DayNorm], days: Container[str]) -> tuple[list[Alert], int]:
+        """`touched`: the agents rebuilt or removed since the last update (None: all of them). `norms`:
+        the usual days (one object per history read), `days`: the agents with calls today."""
+        context = self._context
+        if touched is None or context is None or context[0] != th or context[1] is not norms:
+            self._context = (th, norms)
+            self._by_agent, self._erroring = {}, set()
+            touched = rows.keys()
+        by_agent, erroring = self._by_agent, self._erroring
+        for name in touched:
+            row = rows.get(name)
+            if row is None:
+                by_agent.pop(name, None)
+                erroring.discard(name)
+                continue
+            alerts, is_erroring = agent_alerts(row, th)
+            unusual = day_anomaly(name, row.spend_today, norms.get(name), th) if name in days else None
+            if unusual is not None:
+                alerts = (*alerts, unusual)
+            if alerts:
+                by_agent[name] = alerts
+            else:
+                by_agent.pop(name, None)
+            if is_erroring:
+                erroring.add(name)
+            else:
+                erroring.discard(name)
+        return [alert for alerts in by_agent.values() for alert in alerts], len(erroring)
 
 
-def evaluate(agents: Iterable[AgentRow], providers: Iterable[ProviderRow], header: HeaderStats,
+def fleet_agent_alerts(agents: Iterable[AgentRow], th: Thresholds) -> tuple[list[Alert], int]:
+    """Every agent's own alerts at once, and how many are erroring (no cache, no history)."""
+    alerts: list[Alert] = []
+    erroring = 0
+    for a in agents:
+        found, is_erroring = agent_alerts(a, th)
+        alerts += found
+        erroring += is_erroring
+    return alerts, erroring
+
+
+def evaluate(per_agent: tuple[list[Alert], int], providers: Iterable[ProviderRow], header: HeaderStats,
              reconciliation: Reconciliation | None, th: Thresholds,
-             patterns: Iterable[tuple[str, str, str, str]] = (), rows: AgentAlerts | None = None) -> list[Alert]:
-    """Every rule that holds now. `patterns`: (kind, trace, agent, figure) from live traces; `rows`: the
-    engine's per-row cache of the agents' own alerts (without one, every agent is evaluated)."""
+             patterns: Iterable[tuple[str, str, str, str]] = ()) -> list[Alert]:
+    """Every rule that holds now. `per_agent`: the agents' own alerts and how many agents are erroring
+    (`AgentAlerts.update`, or `fleet_agent_alerts`); `patterns`: (kind, trace, agent, figure) from live
+    traces."""
+    agent_alerts_now, erroring = per_agent
     alerts: list[Alert] = []
     for kind, trace, agent, figure in patterns:
         if kind == "loop":
             alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.WARNING, agent, figure))
         else:
             alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure))
-    per_agent, erroring = (rows or AgentAlerts()).of(agents, th)
-    alerts += per_agent
+    alerts += agent_alerts_now
     if erroring > th.erroring_agents:
         alerts.append(Alert("errors:fleet", "agents erroring", Severity.CRITICAL, "fleet",
                             f"{erroring} agents above {th.error_rate_5m * 100:.0f} % errors"))

@@ -46,15 +46,17 @@ def day_norms(history: SpendHistory, th: Thresholds) -> dict[str, DayNorm]:
     return norms
 
 
+def day_anomaly(agent: str, today: Decimal | None, norm: DayNorm | None, th: Thresholds) -> Alert | None:
+    """One agent's day against its norm (None: no norm, or today's spend unknown)."""
+    if norm is None or today is None or today <= norm.limit or today < th.anomaly_min_usd:
+        return None
+    return Alert(f"anomaly-day:{agent}", "unusual day", Severity.WARNING, agent,
+                 f"{usd(today)} today; {norm.days}-day mean {usd(norm.mean)}, usual up to {usd(norm.limit)}")
+
+
 def day_anomalies(norms: Mapping[str, DayNorm], spend_today: Mapping[str, Decimal], th: Thresholds) -> list[Alert]:
-    alerts = []
-    for agent, norm in norms.items():
-        today = spend_today.get(agent)
-        if today is not None and today > norm.limit and today >= th.anomaly_min_usd:
-            alerts.append(Alert(f"anomaly-day:{agent}", "unusual day", Severity.WARNING, agent,
-                                f"{usd(today)} today; {norm.days}-day mean {usd(norm.mean)}, "
-                                f"usual up to {usd(norm.limit)}"))
-    return alerts
+    found = (day_anomaly(agent, spend_today.get(agent), norm, th) for agent, norm in norms.items())
+    return [alert for alert in found if alert is not None]
 
 
 def hour_anomalies(before: Mapping[str, Decimal], now: Mapping[str, Decimal], th: Thresholds) -> list[Alert]:

@@ -25,7 +25,7 @@ from decimal import Decimal
 from costtop.config import Thresholds
 from costtop.engine.agent_rows import AgentRows
 from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate, fallback_alert
-from costtop.engine.anomalies import DayNorm, day_anomalies, day_norms, hour_anomalies
+from costtop.engine.anomalies import DayNorm, day_norms, hour_anomalies
 from costtop.engine.budgets import FIVE, budget_view, projected, velocity_level
 from costtop.engine.data_quality import cost_quality, data_quality_lines
 from costtop.engine.live_traces import LiveTraces
@@ -34,7 +34,6 @@ from costtop.engine.reconcile import reconcile
 from costtop.engine.redis_view import RedisView
 from costtop.engine.series import AgentSeries, CostSeries
 from costtop.engine.snapshot import (
-    AgentRow,
     Alert,
     FallbackView,
     HeaderStats,
@@ -64,6 +63,7 @@ from costtop.sources.records import (
 )
 
 TREND_MINUTES = 10  # the agent table's trend column
+NO_NORMS: dict[str, DayNorm] = {}  # no history for this day: nothing is unusual (one object, so it is kept)
 
 
 def day_of(moment: datetime) -> str:
@@ -117,7 +117,8 @@ class Engine:
         self.liveness = Liveness(self.thresholds)  # last calls, kills honoured, rows still coming
         self._rows = AgentRows()
         self._alerts = AlertBook()
-        self._agent_alerts = AgentAlerts()  # each agent row's own alerts, while the row is unchanged
+        self._agent_alerts = AgentAlerts()  # each agent's own alerts, redone for the rows that changed
+        self._view: RedisView | None = None  # the last Redis read's lookups
         self._prices = Prices()
         self._counters: GatewayCounters | None = None  # the gateway's Redis tallies, read now and then
         self._fallback_state: FallbackState | None = None  # the gateway's fallback file, as last read
@@ -398,6 +399,13 @@ class Engine:
         self.liveness.switches(redis.switches if redis is not None else None, now.timestamp())
         self.liveness.counters(self._counters, now.timestamp())
 
+    def _view_of(self, redis: RedisState | None) -> RedisView:
+        """The lookups over one Redis read, made once per read rather than per snapshot (50,000 switches
+        are 50,000 entries to index)."""
+        if self._view is None or self._view.redis is not redis:
+            self._view = RedisView(redis)
+        return self._view
+
     def update_alert_book(self, active: Iterable[Alert], now: datetime) -> tuple[tuple[Alert, ...], bool]:
         """The alerts holding now: each keeps the time it started and its acknowledgement. Returns them
         most severe and oldest first, and whether a critical one is new."""
@@ -410,13 +418,16 @@ class Engine:
         self.advance_clock(now)
         self.watch_gateway(redis, now)
         now_s = math.floor(now.timestamp())
-        view = RedisView(redis)
+        view = self._view_of(redis)
         has_cost = "cost_usd" in self.columns
         known = not self.day_pending  # the day's sums are in
         row_age, silence_alert = self.liveness.silence(now.timestamp())
         silent = silence_alert is not None
         day_left, month_left = period_left(now)
-        agents = self._rows.build(self.days, self.window, view, self.thresholds, has_cost, known, day_left,
+        # A row's forecast counts from the start of this minute, so a row kept from an earlier second of it
+        # reads exactly as one built now (rows are rebuilt for the clock once a minute, not every second).
+        minute_left = day_left + (now.timestamp() - now_s // 60 * 60)
+        agents = self._rows.build(self.days, self.window, view, self.thresholds, has_cost, known, minute_left,
                                   self.trends, now_s // 60, self.liveness.agents)
         header = self._header(now_s, view, has_cost, known, day_left, month_left, row_age, silent)
         providers = provider_rows(self.usage, self.provider_window, now_s, view, self.thresholds, known,
@@ -424,7 +435,7 @@ class Engine:
         reconciliation = self._reconciliation() if known and has_cost else None
         checks = self.liveness.checks()
         fallback = self._fallback(now)
-        active = self._active_alerts(agents, providers, header, reconciliation, checks, silence_alert, fallback,
+        active = self._active_alerts(providers, header, reconciliation, checks, silence_alert, fallback,
                                      now_s, known, has_cost)
         alerts, new_critical = self.update_alert_book(active, now)
         return Snapshot(
@@ -484,18 +495,18 @@ class Engine:
             for s in sources
         )
 
-    def _active_alerts(self, agents: Sequence[AgentRow], providers: Sequence[ProviderRow], header: HeaderStats,
+    def _active_alerts(self, providers: Sequence[ProviderRow], header: HeaderStats,
                        reconciliation: Reconciliation | None, checks: Sequence[KillCheck],
                        silence_alert: Alert | None, fallback: FallbackView | None, now_s: int, known: bool,
                        has_cost: bool) -> list[Alert]:
         """Every alert that holds at this snapshot, before the book says since when."""
         th = self.thresholds
-        active = evaluate(agents, providers, header, reconciliation, th, self.live_traces.patterns(now_s),
-                          self._agent_alerts)
+        # An agent's unusual day needs its day's spend (a row has none while the sums are pending) and
+        # this day's norms.
+        norms = self.day_norms if self.history_day == self.day else NO_NORMS
+        per_agent = self._agent_alerts.update(self._rows.rows, self._rows.touched, th, norms, self.days)
+        active = evaluate(per_agent, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
         if known and has_cost:  # no day's sums, no cost column: no history, so nothing is unusual
-            if self.history_day == self.day:
-                spent = {a: self.days[a].cost for a in self.day_norms if a in self.days}
-                active += day_anomalies(self.day_norms, spent, th)
             before, this_hour = self.agent_hours.slots(now_s // 3600)
             active += hour_anomalies(before, this_hour, th)
         active += [kill_alert(c.key, c.scope, c.target, c.since, c.violations) for c in checks if c.violations]

@@ -64,6 +64,10 @@ class Liveness:
     readings: list[tuple[float, int]] = field(default_factory=list)  # (read at, calls:{day}) today
     _counters: GatewayCounters | None = None
     _pruned: int = -(2**62)  # the second `recent` was last trimmed at
+    _switches: tuple[SwitchRecord, ...] | None = None  # the switches last taken in
+    _checks: dict[tuple[str, str], KillCheck] = field(default_factory=dict)  # each watch's check, as last made
+    _stale: set[tuple[str, str]] | None = None  # watches whose check must be made again; None: all
+    _made: tuple[KillCheck, ...] = ()  # the checks last returned
 
     # -- rows --------------------------------------------------------------------------------------
 
@@ -79,11 +83,17 @@ class Liveness:
         if providers.get(provider, NEVER) < stamp:
             providers[provider] = stamp
         self._stamp(stamp, 1)
-        if self.watches and self.known and row.status not in REFUSED:
+        if self.watches:
+            judged = self.known and row.status not in REFUSED
             grace = self.thresholds.kill_grace_seconds
+            stale = self._stale
             for key in (("agent", agent), ("model", model), ("provider", provider), ("global", "*")):
                 watch = self.watches.get(key)  # type: ignore[arg-type]
-                if watch is not None and stamp >= watch.since + grace:
+                if watch is None:
+                    continue
+                if stale is not None:
+                    stale.add(key)  # type: ignore[arg-type]  # its target's last call moved
+                if judged and stamp >= watch.since + grace:
                     watch.violations += 1
                     watch.latest = stamp if watch.latest is None else max(watch.latest, stamp)
 
@@ -92,10 +102,12 @@ class Liveness:
         if self.agents.get(agent, NEVER) < second:
             self.agents[agent] = float(second)
         self._stamp(float(second), calls)
+        self._stale = None
 
     def provider_group(self, second: int, provider: str | None) -> None:
         if self.providers.get(provider, NEVER) < second:
             self.providers[provider] = float(second)
+        self._stale = None
 
     def _stamp(self, stamp: float, calls: int) -> None:
         newest = self.newest
@@ -115,6 +127,7 @@ class Liveness:
         seconds before; models' calls are read one by one from then on."""
         if self.seen_from is None:
             self.seen_from, self.read_from = at - window, at
+            self._stale = None
 
     def known_from(self, scope: str) -> float | None:
         """Since when a target's every call was read: a target without one has not called since."""
@@ -134,6 +147,7 @@ class Liveness:
             if watch.key == key:
                 if at < watch.since:
                     watch.since, watch.written = at, True
+                    self._stale = None
                 return
         self.written[key] = min(at, self.written.get(key, at))
 
@@ -141,9 +155,13 @@ class Liveness:
         """The kill switches Redis holds now. A switch that went away (resumed, expired) forgets its
         violations; one that comes back starts afresh. Unknown switches (Redis down) change nothing,
         and no call is judged meanwhile."""
+        if (switches is not None) != self.known:
+            self._stale = None  # a check says whether its calls are judged
         self.known = switches is not None
-        if switches is None:
-            return
+        if switches is None or switches is self._switches:
+            return  # unknown, or the very read taken in already
+        self._switches = switches
+        self._stale = None
         on: dict[tuple[str, str], SwitchRecord] = {
             (s.scope, s.target): s for s in switches if s.kind is SwitchKind.KILL}
         for key in [k for k, w in self.watches.items() if k not in on or on[k].key != w.key]:
@@ -158,9 +176,25 @@ class Liveness:
             del self.written[key]  # set, then removed before any read saw it
 
     def checks(self) -> tuple[KillCheck, ...]:
-        return tuple(KillCheck(w.key, w.scope, w.target, datetime.fromtimestamp(w.since, UTC), w.written,
-                               self.last_call(w.scope, w.target), w.violations, self.known_from(w.scope))
-                     for w in self.watches.values())
+        """Every kill's check. Made again only for the watches whose target called since the last time
+        (or all, when the switches or what every check reads changed): 50,000 kills are not 50,000 new
+        checks a second."""
+        made, stale = self._checks, self._stale
+        if stale is None:
+            made.clear()
+            stale = set(self.watches)
+        elif not stale and ("global", "*") not in self.watches:  # a global kill's last call is the newest row
+            return self._made  # the same object: whoever draws it knows nothing changed
+        if ("global", "*") in self.watches:
+            stale.add(("global", "*"))
+        for key in stale:
+            w = self.watches.get(key)
+            if w is not None:
+                made[key] = KillCheck(w.key, w.scope, w.target, datetime.fromtimestamp(w.since, UTC), w.written,
+                                      self.last_call(w.scope, w.target), w.violations, self.known_from(w.scope))
+        self._stale = set()
+        self._made = tuple(map(made.__getitem__, self.watches))
+        return self._made
 
     # -- silence -----------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ OK: tuple[AgentState, SwitchRecord | None] = (AgentState.OK, None)
 class RedisView:
     """`redis` None: Redis could not be read, so every switch state and budget is unknown."""
 
-    __slots__ = ("budgets", "by_key", "global_kill", "kills", "redis", "switches")
+    __slots__ = ("_agent_switches", "_targets", "budgets", "by_key", "global_kill", "kills", "redis", "switches")
 
     def __init__(self, redis: RedisState | None) -> None:
         self.redis = redis
@@ -26,6 +26,8 @@ class RedisView:
         self.kills: dict[tuple[str, str | None], SwitchRecord] = {
             (s.scope, s.target): s for s in self.switches if s.kind is SwitchKind.KILL}
         self.global_kill = self.by_key.get((SwitchKind.KILL, "global", "*"))
+        self._targets: dict[str, set[str]] = {}
+        self._agent_switches: dict[tuple[str, str], SwitchRecord] | None = None
 
     @property
     def known(self) -> bool:
@@ -40,8 +42,37 @@ class RedisView:
         return self.redis.global_month_budget if self.redis is not None else None
 
     def targets(self, scope: str) -> set[str]:
-        """The targets of the switches of one scope (they have a row even without calls)."""
-        return {s.target for s in self.switches if s.scope == scope}
+        """The targets of the switches of one scope (they have a row even without calls). Made once per
+        view: with 50,000 switches a snapshot must not walk them again for every use."""
+        found = self._targets.get(scope)
+        if found is None:
+            found = self._targets[scope] = {s.target for s in self.switches if s.scope == scope}
+        return found
+
+    def agent_switches(self) -> dict[tuple[str, str], SwitchRecord]:
+        """(kind, agent) -> its own switch."""
+        if self._agent_switches is None:
+            self._agent_switches = {(kind, target): s for (kind, scope, target), s in self.by_key.items()
+                                    if scope == "agent"}
+        return self._agent_switches
+
+    def agents_changed_since(self, before: RedisView | None) -> set[str] | None:
+        """The agents whose row may read differently here than under `before`: those whose own budget or
+        switch differs. None: every agent (Redis became known or unknown, or the global kill changed).
+        A new read of 100,000 budgets that says what the last one said changes no row."""
+        if before is None or before.known != self.known or before.global_kill != self.global_kill:
+            return None
+        if before.redis is self.redis:
+            return set()
+        changed: set[str] = set()
+        old, new = before.budgets, self.budgets
+        if old is not new and old != new:
+            changed.update(name for name in old.keys() | new.keys() if old.get(name) != new.get(name))
+        old_switches, new_switches = before.agent_switches(), self.agent_switches()
+        if old_switches != new_switches:
+            changed.update(key[1] for key in old_switches.keys() | new_switches.keys()
+                           if old_switches.get(key) != new_switches.get(key))
+        return changed
 
     def agent(self, name: str) -> tuple[AgentState, SwitchRecord | None]:
         """An agent's state: killed (by its own kill or the global one), throttled, or running."""
