@@ -210,11 +210,17 @@ class Session:
 
     # -- what the UI asks (thread-safe) ------------------------------------------------------------
 
-    def submit(self, change: Callable[[], object]) -> None:
-        """Thread-safe: run `change` on the session's loop, then publish a snapshot that shows it."""
+    def submit(self, change: Callable[[], object], at_once: bool = False) -> None:
+        """Thread-safe: run `change` on the session's loop, then publish a snapshot that shows it.
+        `at_once`: built even while a read is in flight, for what the operator waits to see (a new
+        order): a build is tens of milliseconds, far inside a read's timeout, since it rebuilds only the
+        rows that changed."""
         def apply() -> None:
             change()
-            self.publish()
+            if at_once:
+                self.build()
+            else:
+                self.publish()
 
         loop = self._loop
         if loop is None or not self._running.is_set():
@@ -223,11 +229,11 @@ class Session:
             loop.call_soon_threadsafe(apply)
 
     def sort_by(self, key: SortKey, reverse: bool = False) -> None:
-        self.submit(lambda: self.engine.sort_by(key, reverse))
+        self.submit(lambda: self.engine.sort_by(key, reverse), at_once=True)
 
     def acknowledge(self, keys: Iterable[str]) -> None:
         keys = tuple(keys)
-        self.submit(lambda: self.engine.acknowledge(keys))
+        self.submit(lambda: self.engine.acknowledge(keys), at_once=True)
 
     def resync(self) -> None:
         """Read every figure again from Postgres (a new baseline) at the next read."""

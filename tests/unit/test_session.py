@@ -8,6 +8,7 @@ from collections.abc import Callable
 from costtop.config import Settings
 from costtop.demo.screenshots import NOW
 from costtop.demo.static_feed import StaticFeed
+from costtop.engine.snapshot import SortKey
 from costtop.pricing.catalog import shipped
 from costtop.session import Backoff, Session
 from costtop.sources.records import RedisState
@@ -59,6 +60,26 @@ async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() ->
         session.stop()
         await asyncio.wait_for(task, 5)
     assert session.finished.is_set()
+
+
+async def test_a_new_order_is_built_at_once_even_while_a_read_waits() -> None:
+    """The operator pressed `s` and waits for it: that snapshot does not wait for the read."""
+    feed = HeldRedisFeed()
+    session = Session(Settings(read_only=True), feed, clock=lambda: feed.now, catalog=shipped())
+    task = asyncio.create_task(session.run())
+    try:
+        await until(lambda: session.latest is not None and session.engine.day != "")
+        feed.armed = True
+        await asyncio.wait_for(feed.in_flight.wait(), 10)
+        built = session.published
+        session.sort_by(SortKey.NAME, reverse=True)
+        await until(lambda: session.published > built)
+        assert session.latest is not None and session.latest.sort is SortKey.NAME and session.latest.sort_reverse
+        assert not feed.answer.is_set()  # the read is still waiting
+        feed.answer.set()
+    finally:
+        session.stop()
+        await asyncio.wait_for(task, 5)
 
 
 def test_one_backoff_doubles_from_each_loops_base_up_to_its_cap() -> None:
