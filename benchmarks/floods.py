@@ -139,6 +139,8 @@ def scenario(name: str, args: argparse.Namespace, logs: Path, agents: int = 0, s
         result["snapshot_build_ms_max"] = round(1000 * max((e["snapshot_s"] for e in renders), default=0), 1)
         result["draw_ms_max"] = round(1000 * max((e["render_s"] for e in renders), default=0), 1)
         result["renders_in_key_phase"] = len(renders)
+        pauses = [e["s"] for e in r.tail.of("gc") if since <= e["t"] < until]
+        result["gc_pauses_over_5ms"] = {"count": len(pauses), "max_ms": round(1000 * max(pauses, default=0), 1)}
         result["quit"] = quit_time(r.app, r.tail)
     return result
 
@@ -163,7 +165,7 @@ def lines(r: dict[str, Any]) -> list[str]:
     out.append(f"[{name}] stale: {r['stale']}")
     out.append(f"[{name}] costtop CPU {m['costtop_cpu_percent']} %, RSS {m['costtop_rss_mb']} MB, peak "
                f"{m['costtop_rss_mb_peak_hwm']} MB; snapshot build max {r['snapshot_build_ms_max']} ms, "
-               f"draw max {r['draw_ms_max']} ms")
+               f"draw max {r['draw_ms_max']} ms; garbage collections over 5 ms: {r.get('gc_pauses_over_5ms')}")
     out.append(f"[{name}] quit: {r['quit']}")
     return out
 

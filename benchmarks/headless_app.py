@@ -27,7 +27,8 @@ Commands, one per line on stdin:
   the `exit` event and the process's exit);
 - `quit` (or end of input): exit.
 
-With `--probe-every S`, `{"ev": "memory", ...}` every S seconds (benchmarks/memory_probe.py).
+With `--probe-every S`, `{"ev": "memory", ...}` every S seconds (benchmarks/memory_probe.py). Every
+garbage collection of 5 ms or more: `{"ev": "gc", "t", "gen", "s"}`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import faulthandler
+import gc
 import json
 import signal
 import sys
@@ -284,6 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def watch_collections(log: EventLog, at_least: float = 0.005) -> None:
+    """`{"ev": "gc", "t", "gen", "s"}` for each garbage collection of at least `at_least` seconds: a full
+    collection walks every object of a big heap with the interpreter lock held, so both threads stop."""
+    started: list[float] = []
+
+    def callback(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            took = time.perf_counter() - started[0]
+            if took >= at_least:
+                log("gc", t=time.time(), gen=info["generation"], s=round(took, 4))
+
+    gc.callbacks.append(callback)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack to stderr, on demand
@@ -297,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(redis_url=args.redis_url, database_url=args.database_url, refresh=args.refresh, **extra)
     with open(args.log, "w", encoding="utf-8") as stream:
         log = EventLog(stream)
+        watch_collections(log)
         app = HeadlessCosttop(settings, log, args.max_seconds, args.probe_every)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
