@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 import time
@@ -61,6 +62,7 @@ REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus
 MAX_BACKOFF_SECONDS = 30.0
 INGEST_CHUNK = 2_000  # rows ingested between two looks at the operator's requests
 STOP_SECONDS = 1.5  # closing the connections at quit: never longer than this
+FREEZE_AGENTS = 10_000  # from this many agents in the day, a big read's objects are frozen (see settle)
 SOURCES = ("Redis", "Postgres")
 
 T = TypeVar("T")
@@ -70,6 +72,17 @@ log = logging.getLogger(__name__)
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
+
+
+def settle(agents: int) -> None:
+    """After a big read (the day's sums of 100,000 agents, the week's history): its objects live as
+    long as the day, so they are moved out of the garbage collector's way (`gc.freeze`). Otherwise each
+    full collection walks millions of them with the interpreter lock held, stopping the UI's thread as
+    well (1.5 s at 1,000,000 agents). Frozen objects are still freed when nothing refers to them; only
+    a reference cycle among them would stay until exit, so below FREEZE_AGENTS (where a collection is
+    short) nothing is frozen."""
+    if agents >= FREEZE_AGENTS:
+        gc.freeze()
 
 class Backoff:
     """The one retry policy of every read loop: after each failure in a row the wait doubles from the
@@ -425,6 +438,7 @@ class Session:
                 backoff.ok()
                 self.engine.load_history(history)
                 self.publish()
+                settle(len(self.engine.days))
             await asyncio.sleep(HISTORY_CHECK_SECONDS)
 
     async def _fallback_loop(self) -> None:
@@ -458,6 +472,7 @@ class Session:
         self._generation += 1
         self._source_ok("Postgres")
         self.publish()
+        settle(len(self.engine.days))
 
     async def _ingest(self, rows: list[CallRecord]) -> None:
         """Rows into the engine a chunk at a time, so the operator's requests wait for one chunk."""
@@ -525,6 +540,7 @@ class Session:
         self.engine.complete(part)
         self.engine.note_read_quality(self.feed.read_quality())
         self.publish()
+        settle(len(self.engine.days))
 
     async def _write(self, change: SwitchChange) -> tuple[WriteResult, SwitchChange]:
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target or "")
