@@ -143,6 +143,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self.total = len(rows)
         if self.filter:
             rows = self._filter(rows)
+        else:
+            self._filtered = None  # holds an old snapshot's rows: not kept past the filter
         columns = self.columns_for(snap, max(5, self._name_width(rows)))
         layout = (*self.layout_key(), self.palette)  # a new theme draws every line again
         if columns != self.columns or layout != self._layout:
