@@ -87,3 +87,13 @@ def test_the_filter_keeps_the_rows_whose_visible_name_holds_it() -> None:
     more = (*rows, *agents("paypal"))
     table.filter = "pay"
     assert [row.agent_id for row in table._filter(more)] == ["Pay-Bot", "pay\u200bbot", "bot-pay", "paypal"]
+
+
+def test_a_row_is_found_by_its_key_wherever_it_moved() -> None:
+    table = AgentTable()
+    table.rows = agents("a", None, "c")  # type: ignore[assignment]
+    table.cursor = 0
+    assert [table._find(key) for key in ("a", NO_NAME, "c", "(none)", "zz")] == [0, 1, 2, None, None]
+    table.rows = agents("c", "a", None)  # type: ignore[assignment]
+    table._index = None  # as show() does for a new snapshot
+    assert [table._find(key) for key in ("a", NO_NAME, "c")] == [1, 2, 0]
