@@ -229,8 +229,8 @@ class CosttopApp(App[None]):
         new `theme_variables` for it; an installed screen off the stack would keep the old CSS) or new
         keys build a new one. Under another screen it stays there: a fresh one goes on top."""
         keys = self.help_keys()
-        kept = self._installed_screens.get(HELP_SCREEN)
-        if isinstance(kept, HelpScreen) and any(kept in stack for stack in self._screen_stacks.values()):
+        kept = self.get_screen(HELP_SCREEN) if self.is_screen_installed(HELP_SCREEN) else None
+        if kept is not None and kept in self.screen_stack:
             return HelpScreen(keys, self.read_only)
         if isinstance(kept, HelpScreen) and kept.keys == keys and kept.read_only == self.read_only \
                 and self._help_variables is self.theme_variables:
