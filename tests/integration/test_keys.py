@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from decimal import Decimal
 
+from textual.screen import ModalScreen
+
 from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import NOW, static_app
@@ -34,6 +36,30 @@ async def test_question_mark_lists_every_key_and_the_colours() -> None:
             assert line in text, line
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_help_asked_for_while_the_kept_one_is_under_another_screen_opens_a_fresh_one() -> None:
+    """The kept help screen cannot be in the stack twice: a fresh one goes on top, the kept one stays."""
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        kept = app.screen
+        app.push_screen(ModalScreen())
+        await pilot.pause()
+        app.action_help()
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert app.screen is not kept and app.screen_stack.count(kept) == 1
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        app.pop_screen()
+        await wait_until(pilot, lambda: app.screen is kept)
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert app.screen is kept
 
 
 async def test_a_keymap_from_the_config_moves_a_key() -> None:

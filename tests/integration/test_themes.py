@@ -9,6 +9,7 @@ from textual.widgets import Static
 from appkit import screen_text, wait_for_data, wait_until
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import static_app
+from costtop.ui.app import CosttopApp
 from costtop.ui.screens.help import HelpScreen
 from costtop.ui.themes import DEFAULT_THEME, find_themes
 from test_themes_unit import SHIPPED
@@ -85,3 +86,47 @@ async def test_a_theme_file_sets_the_state_colours_everywhere(tmp_path) -> None:
         await pilot.pause()
         legend = set().union(*(colours_of(w) for w in app.screen.query(Static)))
         assert {ok, warning, critical, killed, unknown} <= legend
+
+
+def help_lines(app: CosttopApp) -> list[str]:
+    """The help screen's own text (not the main screen dimmed under it), line by line."""
+    return [strip.text for widget in app.screen.query(Static)
+            for strip in widget.render_lines(Region(0, 0, widget.size.width, widget.size.height))]
+
+
+async def test_help_is_kept_while_the_same_and_made_again_for_a_new_theme(tmp_path) -> None:
+    """`?` shows the same help screen again (building it cost the UI loop ~100 ms); a new theme
+    makes a new one in its colours."""
+    lines = [f'{name} = "{colour}"' for name, colour in LOUD.items()]
+    (tmp_path / "loud.toml").write_text('name = "loud"\nprimary = "#5FA8D3"\n' + "\n".join(lines) + "\n")
+    app = static_app(Settings(), theme_dir=tmp_path)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+
+        async def open_help() -> tuple[HelpScreen, list[str], set[str]]:
+            await pilot.press("question_mark")
+            await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+            await pilot.pause()
+            screen = app.screen
+            assert isinstance(screen, HelpScreen)
+            colours = set().union(*(colours_of(w) for w in screen.query(Static)))
+            return screen, help_lines(app), colours
+
+        async def close_help() -> None:
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+        first, text, colours = await open_help()
+        assert any("kill_all" in line for line in text) and any("EMERG" in line for line in text)
+        await close_help()
+        again, text_again, colours_again = await open_help()
+        assert again is first and text_again == text and colours_again == colours
+        await close_help()
+        app.theme = "loud"
+        await pilot.pause()
+        loud, loud_text, loud_colours = await open_help()
+        assert loud is not first and loud_text == text
+        assert set(LOUD.values()) <= loud_colours and not set(LOUD.values()) <= colours
+        await close_help()
+        assert not first.is_attached  # the old one is dropped, not kept beside the new one
+        assert (await open_help())[0] is loud

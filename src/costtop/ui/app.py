@@ -45,6 +45,9 @@ def unknown_binding_ids(keymap: dict[str, str]) -> list[str]:
     return sorted(set(keymap) - known)
 
 
+HELP_SCREEN = "costtop-help"
+
+
 class CosttopApp(App[None]):
     CSS_PATH = Path(__file__).with_name("costtop.tcss")
     TITLE = "costtop"
@@ -74,6 +77,7 @@ class CosttopApp(App[None]):
         self.paused = False
         self._frozen: Snapshot | None = None
         self.theme_dir = theme_dir  # where the user's own themes are; None: the config dir's
+        self._help_variables: dict[str, str] | None = None  # the theme's variables the kept help was made in
         session.on_snapshot = lambda: self.post_message(SnapshotReady())  # from the session's thread
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -216,7 +220,28 @@ class CosttopApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.help_keys(), self.read_only))
+            self.push_screen(self._help_screen())
+
+    def _help_screen(self) -> HelpScreen:
+        """One help screen, kept (installed) while what it shows is the same: building and laying out
+        its tables again took ~100 ms of the UI loop at every `?` (600 ms under load). It shows the
+        keys (the keymap), the read-only flag and the theme's colours, so a new theme (Textual makes
+        new `theme_variables` for it; an installed screen off the stack would keep the old CSS) or new
+        keys build a new one. Under another screen it stays there: a fresh one goes on top."""
+        keys = self.help_keys()
+        kept = self.get_screen(HELP_SCREEN) if self.is_screen_installed(HELP_SCREEN) else None
+        if kept is not None and kept in self.screen_stack:
+            return HelpScreen(keys, self.read_only)
+        if isinstance(kept, HelpScreen) and kept.keys == keys and kept.read_only == self.read_only \
+                and self._help_variables is self.theme_variables:
+            return kept
+        if kept is not None:
+            self.uninstall_screen(HELP_SCREEN)
+            kept.remove()  # an uninstalled screen off the stack is ours to drop
+        screen = HelpScreen(keys, self.read_only)
+        self.install_screen(screen, HELP_SCREEN)
+        self._help_variables = self.theme_variables
+        return screen
 
     def help_keys(self) -> list[tuple[str, str, str]]:
         """(key as the keymap has it, what it does, binding id) for every binding costtop declares."""

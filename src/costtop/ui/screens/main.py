@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -22,6 +24,8 @@ from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import ModelTable, ProviderTable
 from costtop.ui.widgets.velocity_chart import VelocityChart
+
+_acknowledged = attrgetter("acknowledged")
 
 SHORT = 40  # lines
 NARROW = 140  # columns: the provider and model panels share the width
@@ -181,7 +185,9 @@ class MainScreen(Screen[None]):
         self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note and not snap.data_quality,
                                                 "empty")
         self.query_one(AlertPanel).show(snap)
-        waiting = sum(1 for a in snap.alerts if not a.acknowledged)
+        # Counted in C: a flood of 100,000 agents can hold tens of thousands of alerts, and a Python
+        # generator over them cost tens of milliseconds a show.
+        waiting = len(snap.alerts) - sum(map(_acknowledged, snap.alerts))
         self.pane_title("#alerts-pane", f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)")
         agents = self.query_one(AgentTable)
         agents.show(snap)

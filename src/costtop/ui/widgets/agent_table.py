@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from operator import attrgetter
 
 from rich.text import Text
 
@@ -11,7 +12,7 @@ from costtop.money import UNKNOWN, usd
 from costtop.ui.format import budget_bar, call_age, level_text, millis, runs_out, sparkline, state_text
 from costtop.ui.themes import DEFAULT_PALETTE, Palette
 from costtop.ui.widgets.row_table import Column, RowTable
-from costtop.ui.widgets.usage_tables import name_text, row_key
+from costtop.ui.widgets.usage_tables import name_text, row_key, row_key_set, row_keys
 
 # Below this width the table drops the p95 and who/why columns (the switch panel has them).
 WIDE = 110
@@ -78,6 +79,12 @@ class AgentTable(RowTable[AgentRow]):
     def key_of(self, row: AgentRow) -> str:
         """The agent id as stored; the calls without one (a NULL agent_id) have a key no id can take."""
         return row_key(row.agent_id)
+
+    def keys_of(self, rows: Sequence[AgentRow]) -> Iterable[str]:
+        return row_keys(tuple(map(attrgetter("agent_id"), rows)))
+
+    def key_set(self, rows: Sequence[AgentRow]) -> set[str]:
+        return row_key_set(map(attrgetter("agent_id"), rows))
 
     def name_of(self, row: AgentRow) -> str:
         return "(none)" if row.agent_id is None else row.agent_id
