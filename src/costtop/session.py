@@ -59,6 +59,7 @@ HISTORY_RETRY_SECONDS = 30.0  # a week too big to sum in time: tried again after
 HISTORY_MAX_RETRY_SECONDS = 3600.0
 AUDIT_RETRY_SECONDS = 60.0  # a table that refuses the kept audit rows is asked again a minute later
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one frame
+REDIS_READ_SHARE = 3.0  # the pause after a switch read is at least this many times the read (redis_pause)
 MAX_BACKOFF_SECONDS = 30.0
 INGEST_CHUNK = 2_000  # rows ingested between two looks at the operator's requests
 STOP_SECONDS = 1.5  # closing the connections at quit: never longer than this
@@ -72,6 +73,12 @@ log = logging.getLogger(__name__)
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
+
+
+def redis_pause(read_seconds: float) -> float:
+    """The wait before the next switch read: REDIS_POLL_SECONDS, or longer when a read is long (50,000
+    switches are half a second of the session's time), so reading Redis takes at most a quarter of it."""
+    return max(REDIS_POLL_SECONDS, REDIS_READ_SHARE * read_seconds)
 
 
 def settle(agents: int) -> None:
@@ -395,6 +402,7 @@ class Session:
     async def _redis_loop(self) -> None:
         backoff = Backoff()
         while True:
+            started = time.monotonic()
             try:
                 async with self._reading():
                     state = await self.feed.read_redis()
@@ -404,7 +412,7 @@ class Session:
                 continue
             backoff.ok()
             self._redis_read(state)
-            await asyncio.sleep(REDIS_POLL_SECONDS)
+            await asyncio.sleep(redis_pause(time.monotonic() - started))
 
     async def _counters_loop(self) -> None:
         """The gateway's own tallies, for the reconciliation. A failure here is the Redis badge's

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -11,7 +13,7 @@ from costtop.config import KeyNames, Settings
 from costtop.demo.servers import free_port
 from costtop.sources.errors import SourceError
 from costtop.sources.records import RedisState, SwitchKind, SwitchRecord, Unparsed
-from costtop.sources.redis_state import RedisReader
+from costtop.sources.redis_state import KEY_BATCH, RedisReader
 from costtop.text import clean
 
 
@@ -236,3 +238,77 @@ async def test_gateway_counters_of_one_day(redis, redis_url) -> None:
     assert set(counters.spent) == {"alpha", "team:a:bot", "broken", "listy"}
     assert counters.calls == Decimal(41)
     assert other.spent == {} and other.calls is None
+
+
+async def fill_mixed(redis) -> None:
+    """Switches on both sides of a script batch, with and without expiry, of the wrong type, hostile bytes;
+    budgets good, bad and of the wrong type; the gateway's counters."""
+    pipe = redis.pipeline(transaction=False)
+    for i in range(KEY_BATCH + 7):
+        pipe.set(f"kill:agent:a{i}", f"manual:ops:r{i % 3}", px=600_000 if i % 2 else None)
+    pipe.set("throttle:model:m\x1b[31m", b"auto:\xff\xfe:why")
+    pipe.rpush("kill:agent:listy", "x")
+    pipe.hset("throttle:agent:hashy", "f", "v")
+    pipe.set("kill:global", "manual:ops:all")
+    pipe.set("budget:a1", "12.5")
+    pipe.set("budget:bad", "lots")
+    pipe.sadd("budget:setty", "1")
+    pipe.set("budget:global:day", "500")
+    pipe.set("spent:a1:2026-11-22", "3.5")
+    pipe.lpush("spent:listy:2026-11-22", "1")
+    pipe.set("calls:2026-11-22", "9")
+    await pipe.execute()
+
+
+def without_expiries(state: RedisState) -> RedisState:
+    """The expiries tick between two reads: compared as set or not."""
+    return replace(state, switches=tuple(replace(s, ttl_seconds=s.ttl_seconds is not None) for s in state.switches))
+
+
+async def test_batched_and_key_by_key_reads_agree(redis, redis_url) -> None:
+    """The script reads KEY_BATCH keys per call; a server that refuses scripts (here a user whose ACL has
+    no scripting) is read a GET and a PTTL per key. Both give the same switches, budgets and counters."""
+    await fill_mixed(redis)
+    await redis.execute_command("ACL", "SETUSER", "noscripts", "on", ">pw", "~*", "+@all", "-@scripting")
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    batched, key_by_key = reader(redis_url), reader(f"redis://noscripts:pw@{host}:{port}/0")
+    try:
+        states = [await batched.read(), await key_by_key.read()]
+        counters = [await batched.read_counters("2026-11-22"), await key_by_key.read_counters("2026-11-22")]
+        assert batched._batched and not key_by_key._batched  # each read the way it says
+    finally:
+        await batched.close()
+        await key_by_key.close()
+        await redis.execute_command("ACL", "DELUSER", "noscripts")
+    assert without_expiries(states[0]) == without_expiries(states[1])
+    state = states[0]
+    assert len(state.switches) == KEY_BATCH + 7 + 4
+    assert state.switches[0].key == "kill:global"  # global first
+    found = by_key(state)
+    assert found["kill:agent:listy"].value is None and found["throttle:agent:hashy"].value is None
+    assert found["kill:agent:a1"].ttl_seconds is not None and found["kill:agent:a2"].ttl_seconds is None
+    assert found[f"kill:agent:a{KEY_BATCH + 6}"].value == f"manual:ops:r{(KEY_BATCH + 6) % 3}"  # past the first batch
+    assert state.budgets["a1"] == Decimal("12.5") and isinstance(state.budgets["bad"], Unparsed)
+    assert isinstance(state.budgets["setty"], Unparsed) and state.global_day_budget == Decimal(500)
+    assert counters[0] == counters[1]
+    assert counters[0].spent["a1"] == Decimal("3.5") and isinstance(counters[0].spent["listy"], Unparsed)
+
+
+async def test_a_switch_read_as_before_is_the_same_record(redis, redis_url) -> None:
+    """50,000 unchanged switches are not decoded again each read: the same objects come back, and a
+    switch whose value or expiry changed is a new one."""
+    await redis.set("kill:agent:same", "manual:ops:a")
+    await redis.set("kill:agent:moved", "manual:ops:a")
+    await redis.set("kill:agent:ticking", "manual:ops:a", px=600_000)
+    r = reader(redis_url)
+    try:
+        first = by_key(await r.read())
+        await redis.set("kill:agent:moved", "manual:ops:b")
+        await asyncio.sleep(0.01)
+        second = by_key(await r.read())
+    finally:
+        await r.close()
+    assert second["kill:agent:same"] is first["kill:agent:same"]
+    assert second["kill:agent:moved"] is not first["kill:agent:moved"]
+    assert second["kill:agent:moved"].value == "manual:ops:b"
+    assert second["kill:agent:ticking"].ttl_seconds != first["kill:agent:ticking"].ttl_seconds

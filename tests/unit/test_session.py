@@ -11,7 +11,7 @@ from costtop.demo.screenshots import NOW
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.snapshot import SortKey
 from costtop.pricing.catalog import shipped
-from costtop.session import FREEZE_AGENTS, Backoff, Session, settle
+from costtop.session import FREEZE_AGENTS, REDIS_POLL_SECONDS, Backoff, Session, redis_pause, settle
 from costtop.sources.records import RedisState
 
 
@@ -112,3 +112,11 @@ def test_a_big_day_is_moved_out_of_the_collectors_way_and_a_small_one_is_not() -
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_switches_are_read_every_half_second_unless_a_read_is_long() -> None:
+    """50,000 switches take half a second to read: polling them every 0.5 s would leave the session
+    no time for the rest. The pause grows with the read, so the reads take at most a quarter."""
+    assert redis_pause(0.01) == REDIS_POLL_SECONDS == 0.5
+    assert redis_pause(0.5) == 1.5
+    assert redis_pause(0.5) / (redis_pause(0.5) + 0.5) == 0.75  # waiting three quarters of the time
