@@ -51,6 +51,7 @@ from benchmarks.key_probe import KeyProbe
 from benchmarks.memory_probe import probe
 from costtop import session as session_module
 from costtop.allocator import pin_mmap_threshold
+from costtop.collector import space_full_collections
 from costtop.config import Settings, Thresholds
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import AgentState, Snapshot
@@ -310,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     pin_mmap_threshold()  # as `costtop` does
+    space_full_collections()
     width, _, height = args.size.partition("x")
     extra: dict[str, Any] = {} if args.timeout is None else {"timeout_seconds": args.timeout}
     settings = Settings(redis_url=args.redis_url, database_url=args.database_url, refresh=args.refresh, **extra)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from costtop.allocator import pin_mmap_threshold
+from costtop.collector import space_full_collections
 from costtop.config import ConfigError, Settings, load_settings
 
 MAX_DEMO_RATE = 10_000.0  # the simulator writes every call to real servers: more only measures the machine
@@ -273,6 +274,7 @@ def pricing_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     pin_mmap_threshold()  # a dashboard left open for days must not creep (allocator.py)
+    space_full_collections()  # nor stop for a full garbage collection every few seconds (collector.py)
     try:
         if args.command == "demo":
             from costtop.demo.run import run_demo

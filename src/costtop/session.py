@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import threading
 import time
@@ -30,6 +29,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TypeVar
 
+from costtop.collector import Settler
 from costtop.config import Settings
 from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import Snapshot, SortKey
@@ -63,7 +63,6 @@ REDIS_READ_SHARE = 3.0  # the pause after a switch read is at least this many ti
 MAX_BACKOFF_SECONDS = 30.0
 INGEST_CHUNK = 2_000  # rows ingested between two looks at the operator's requests
 STOP_SECONDS = 1.5  # closing the connections at quit: never longer than this
-FREEZE_AGENTS = 10_000  # from this many agents in the day, a big read's objects are frozen (see settle)
 SOURCES = ("Redis", "Postgres")
 
 T = TypeVar("T")
@@ -80,16 +79,6 @@ def redis_pause(read_seconds: float) -> float:
     switches are half a second of the session's time), so reading Redis takes at most a quarter of it."""
     return max(REDIS_POLL_SECONDS, REDIS_READ_SHARE * read_seconds)
 
-
-def settle(agents: int) -> None:
-    """After a big read (the day's sums of 100,000 agents, the week's history): its objects live as
-    long as the day, so they are moved out of the garbage collector's way (`gc.freeze`). Otherwise each
-    full collection walks millions of them with the interpreter lock held, stopping the UI's thread as
-    well (1.5 s at 1,000,000 agents). Frozen objects are still freed when nothing refers to them; only
-    a reference cycle among them would stay until exit, so below FREEZE_AGENTS (where a collection is
-    short) nothing is frozen."""
-    if agents >= FREEZE_AGENTS:
-        gc.freeze()
 
 class Backoff:
     """The one retry policy of every read loop: after each failure in a row the wait doubles from the
@@ -128,6 +117,7 @@ class Session:
         self.published = 0  # snapshots built so far
         self.taken = 0  # the number of the last snapshot the UI took
         self._lock = threading.Lock()  # guards what take() hands across threads
+        self._settler = Settler()  # big reads' objects out of the garbage collector's way (collector.py)
         self._waiting = False  # a snapshot was announced and not taken yet
         self._ring = False  # a critical alert tripped in a snapshot not taken yet
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -346,6 +336,7 @@ class Session:
         self._publish_pending = False
         self._last_publish = time.monotonic()
         snap = self.engine.snapshot(self.clock(), self.redis_state, list(self.status.values()))
+        self._settler.settle(snap.header.known_agents)  # 50,000 switches are as many agent rows
         with self._lock:
             self.latest = snap
             self.published += 1
@@ -446,7 +437,7 @@ class Session:
                 backoff.ok()
                 self.engine.load_history(history)
                 self.publish()
-                settle(len(self.engine.days))
+                self._settler.settle(len(self.engine.days), big_read=True)
             await asyncio.sleep(HISTORY_CHECK_SECONDS)
 
     async def _fallback_loop(self) -> None:
@@ -480,7 +471,7 @@ class Session:
         self._generation += 1
         self._source_ok("Postgres")
         self.publish()
-        settle(len(self.engine.days))
+        self._settler.settle(len(self.engine.days), big_read=True)
 
     async def _ingest(self, rows: list[CallRecord]) -> None:
         """Rows into the engine a chunk at a time, so the operator's requests wait for one chunk."""
@@ -548,7 +539,7 @@ class Session:
         self.engine.complete(part)
         self.engine.note_read_quality(self.feed.read_quality())
         self.publish()
-        settle(len(self.engine.days))
+        self._settler.settle(len(self.engine.days), big_read=True)
 
     async def _write(self, change: SwitchChange) -> tuple[WriteResult, SwitchChange]:
         key = change.key or switch_key(self.settings, change.kind, change.scope, change.target or "")

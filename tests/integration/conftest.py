@@ -7,6 +7,7 @@ database, so tests never see each other's rows or keys.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -21,6 +22,15 @@ from costtop.sources.schema import init_db
 
 _counter = itertools.count()
 
+
+
+@pytest.fixture(autouse=True)
+def thawed_heap() -> Iterator[None]:
+    """An app with 10,000 agents freezes its heap (costtop/collector.py); in one test process that would
+    keep each finished app's reference cycles to the end of the run. Given back to the collector."""
+    yield
+    if gc.get_freeze_count():
+        gc.unfreeze()
 
 @pytest.fixture(scope="session")
 def servers() -> Iterator[ServerPair]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import Callable
 
 from costtop.config import Settings
@@ -11,7 +10,7 @@ from costtop.demo.screenshots import NOW
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.snapshot import SortKey
 from costtop.pricing.catalog import shipped
-from costtop.session import FREEZE_AGENTS, REDIS_POLL_SECONDS, Backoff, Session, redis_pause, settle
+from costtop.session import REDIS_POLL_SECONDS, Backoff, Session, redis_pause
 from costtop.sources.records import RedisState
 
 
@@ -98,20 +97,6 @@ async def test_a_stop_before_the_session_runs_ends_it_as_soon_as_it_starts() -> 
     session.stop()
     await asyncio.wait_for(session.run(), 5)
     assert session.finished.is_set()
-
-
-def test_a_big_day_is_moved_out_of_the_collectors_way_and_a_small_one_is_not() -> None:
-    """Freezing is for heaps whose full collection would stop the UI; a small fleet keeps the collector
-    as it is (a reference cycle among frozen objects would stay until exit)."""
-    gc.unfreeze()
-    try:
-        before = gc.get_freeze_count()
-        settle(FREEZE_AGENTS - 1)
-        assert gc.get_freeze_count() == before == 0
-        settle(FREEZE_AGENTS)
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
 
 
 def test_switches_are_read_every_half_second_unless_a_read_is_long() -> None:
