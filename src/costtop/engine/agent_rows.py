@@ -13,7 +13,7 @@ re-sorts the rows it has. `build` changes only this cache, and says which agents
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from operator import itemgetter
 from typing import Any
@@ -32,13 +32,16 @@ ZERO = Decimal(0)
 NEVER = float("inf")
 
 
-def sort_columns(sort: SortKey, rows: Sequence[AgentRow]) -> list[list[Any]]:
+def sort_columns(sort: SortKey, rows: Sequence[AgentRow], named: bool = True) -> list[list[Any]]:
     """The rows' sort keys as columns, most significant first, each of one plain type (floats, bools,
     strings): Python sorts those many times faster than tuples, and than Decimals (only figures equal
     to 15 digits could swap). The last two columns are the name (a NULL agent_id after the named ones),
-    so no two keys are equal."""
-    names = [row.agent_id for row in rows]
-    tail = [[name is None for name in names], [name or "" for name in names]]
+    so no two keys are equal; `named` False leaves them out."""
+    if named:
+        names = [row.agent_id for row in rows]
+        tail = [[name is None for name in names], [name or "" for name in names]]
+    else:
+        tail = []
     if sort is SortKey.NAME:
         return tail
     burn = [-float(row.window_usd or 0) for row in rows]
@@ -56,14 +59,24 @@ def sort_key(sort: SortKey, row: AgentRow) -> tuple[Any, ...]:
     return tuple(column[0] for column in sort_columns(sort, (row,)))
 
 
-def in_order(sort: SortKey, rows: Sequence[AgentRow]) -> list[AgentRow]:
-    """The rows in key order: one stable sort per column, from the least significant one (100,000 rows
-    in a fraction of the time one sort of their key tuples takes)."""
-    columns = sort_columns(sort, rows)
-    order = list(range(len(rows)))
+def in_order(sort: SortKey, by_name: Sequence[AgentRow]) -> Sequence[AgentRow]:
+    """The rows in key order, from the rows in name order (the keys' last part): one stable sort per
+    other column, from the least significant one (100,000 rows in a fraction of the time one sort of
+    their key tuples takes)."""
+    columns = sort_columns(sort, by_name, named=False)
+    if not columns:
+        return by_name
+    order = list(range(len(by_name)))
     for column in reversed(columns):
         order.sort(key=column.__getitem__)
-    return list(map(rows.__getitem__, order))
+    return list(map(by_name.__getitem__, order))
+
+
+def name_order(names: Iterable[str | None]) -> list[str | None]:
+    """Agent ids as the sort keys' last part orders them: by name, a NULL agent_id last."""
+    listed = list(names)
+    named: list[str | None] = sorted(name for name in listed if name is not None)
+    return named + [None] * (len(listed) - len(named))
 
 
 def keyed_list(sort: SortKey, ascending: Sequence[AgentRow]) -> SortedList:
@@ -87,6 +100,7 @@ class AgentRows:
         self._context: object = None
         self._sorted_as: SortKey | None = None  # the order `_ordered` follows
         self._shown_reversed = False  # `_agents` is in descending order
+        self._by_name: list[str | None] | None = None  # the agents in name order, kept while none comes or goes
         self._valid = False
         self._redis: RedisView | None = None  # what the rows were built from
         self._trend_minute = -1
@@ -123,6 +137,7 @@ class AgentRows:
             self._valid = True
             rows = self.rows = {}
             self._agents = ()
+            self._by_name = None
             changed = set(days) | set(totals_5m) | set(budgets) | switch_targets
             self._trend_minute = -1
         else:
@@ -148,7 +163,10 @@ class AgentRows:
             if not (name in days or name in totals_5m or name in budgets or name in switch_targets):
                 if old is not None:  # nothing left to show for it
                     del rows[name]
+                    self._by_name = None
                 continue
+            if old is None:
+                self._by_name = None
             totals = days.get(name, empty)
             in_window = totals_5m.get(name)
             usd = in_window.cost if in_window is not None else ZERO
@@ -180,7 +198,9 @@ class AgentRows:
         if resort:
             # Another order (or every row new): one full sort; the SortedList follows at the next change.
             self._sorted_as, self._ordered = sort, None
-            ascending: Sequence[AgentRow] = in_order(sort, list(rows.values()))
+            if self._by_name is None:
+                self._by_name = name_order(rows)
+            ascending: Sequence[AgentRow] = in_order(sort, list(map(rows.__getitem__, self._by_name)))
         elif changed and ordered is not None:
             ascending = list(map(itemgetter(1), ordered))
         elif self.reverse == self._shown_reversed:
