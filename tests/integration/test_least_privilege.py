@@ -97,8 +97,10 @@ async def refused(admin: Redis) -> list[str]:
     entries = await admin.execute_command("ACL", "LOG")
     out = []
     for entry in entries:
-        fields = dict(zip(entry[::2], entry[1::2], strict=False))
-        out.append(f"{fields.get(b'username')}: {fields.get(b'object')} ({fields.get(b'reason')})")
+        # A flat list of names and values, or a dict when hiredis parsed the reply.
+        fields = entry if isinstance(entry, dict) else dict(zip(entry[::2], entry[1::2], strict=False))
+        fields = {k.decode() if isinstance(k, bytes) else k: v for k, v in fields.items()}
+        out.append(f"{fields.get('username')}: {fields.get('object')} ({fields.get('reason')})")
     return out
 
 

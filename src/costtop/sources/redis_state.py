@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, RedisError, ResponseError
+from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
 
 from costtop.config import Settings
 from costtop.sources.errors import SourceError
@@ -84,34 +84,47 @@ class RedisReader:
         self.settings = settings
         self.keys = settings.keys
         self.client = client or connect_redis(settings)
-        self._script = self.client.register_script(READ_SCRIPT)
-        self._batched = True  # False once the server refused scripts (a managed Redis may): key by key
+        self._sha: str | None = None  # READ_SCRIPT's digest, once loaded
+        # How the script is called; None once the server refused scripts to this user: key by key.
+        self._script_command: str | None = "EVALSHA_RO"
         # (raw key, kind) -> (value, expiry, its record, its place in the list), as last read
         self._switches: dict[tuple[bytes, SwitchKind], tuple[object, float | None, SwitchRecord, str]] = {}
 
+    async def _batched_values(self, keys: list[bytes]) -> list[KeyValue]:
+        if self._sha is None:
+            self._sha = await self.client.script_load(READ_SCRIPT)
+        pipe = self.client.pipeline(transaction=False)
+        for start in range(0, len(keys), KEY_BATCH):
+            batch = keys[start:start + KEY_BATCH]
+            pipe.execute_command(self._script_command, self._sha, len(batch), *batch)
+        out: list[KeyValue] = []
+        for answer in await pipe.execute():
+            for i in range(0, len(answer), 2):
+                value = answer[i]
+                out.append((WRONG_TYPE if isinstance(value, int) else value, answer[i + 1]))
+        return out
+
     async def _values(self, keys: list[bytes]) -> list[KeyValue]:
         """Each key's value and PTTL, in order: a script call per KEY_BATCH keys in one pipeline, or a
-        GET and a PTTL per key where the server does not run scripts."""
+        GET and a PTTL per key where the server does not run scripts for this user.
+
+        EVALSHA_RO first (Redis 7, Valkey): a read-only call, allowed on read-only key patterns (`%R~`);
+        EVALSHA where the server does not know it (Redis 6, which has no such patterns either)."""
         if not keys:
             return []
-        if self._batched:
-            pipe = self.client.pipeline(transaction=False)
-            for start in range(0, len(keys), KEY_BATCH):
-                batch = keys[start:start + KEY_BATCH]
-                await self._script(keys=batch, client=pipe)  # queued on the pipeline
+        while self._script_command is not None:
             try:
-                answers = await pipe.execute()
+                return await self._batched_values(keys)
             except ResponseError as exc:
-                if not scripts_refused(exc):
+                text = str(exc)
+                if isinstance(exc, NoScriptError) and self._sha is not None:
+                    self._sha = None  # the server lost its scripts (a restart, SCRIPT FLUSH): load it again
+                elif "unknown command" in text.lower() and self._script_command == "EVALSHA_RO":
+                    self._script_command = "EVALSHA"
+                elif scripts_refused(exc):
+                    self._script_command = None
+                else:
                     raise
-                self._batched = False
-            else:
-                out: list[KeyValue] = []
-                for answer in answers:
-                    for i in range(0, len(answer), 2):
-                        value = answer[i]
-                        out.append((WRONG_TYPE if isinstance(value, int) else value, answer[i + 1]))
-                return out
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
             pipe.get(key)
