@@ -60,6 +60,7 @@ HISTORY_MAX_RETRY_SECONDS = 3600.0
 AUDIT_RETRY_SECONDS = 60.0  # a table that refuses the kept audit rows is asked again a minute later
 REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus one frame
 REDIS_READ_SHARE = 3.0  # the pause after a switch read is at least this many times the read (redis_pause)
+REDIS_MAX_PAUSE = 2.0  # and at most this: a healthy Redis never waits long enough to look stale
 MAX_BACKOFF_SECONDS = 30.0
 INGEST_CHUNK = 2_000  # rows ingested between two looks at the operator's requests
 STOP_SECONDS = 1.5  # closing the connections at quit: never longer than this
@@ -76,8 +77,9 @@ def utc_now() -> datetime:
 
 def redis_pause(read_seconds: float) -> float:
     """The wait before the next switch read: REDIS_POLL_SECONDS, or longer when a read is long (50,000
-    switches are half a second of the session's time), so reading Redis takes at most a quarter of it."""
-    return max(REDIS_POLL_SECONDS, REDIS_READ_SHARE * read_seconds)
+    switches are half a second of the session's time), so reading Redis takes at most a quarter of it;
+    but never over REDIS_MAX_PAUSE, so a healthy Redis is read well within the badge's 5 s."""
+    return min(REDIS_MAX_PAUSE, max(REDIS_POLL_SECONDS, REDIS_READ_SHARE * read_seconds))
 
 
 class Backoff:

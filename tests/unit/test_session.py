@@ -10,8 +10,9 @@ from costtop.demo.screenshots import NOW
 from costtop.demo.static_feed import StaticFeed
 from costtop.engine.snapshot import SortKey
 from costtop.pricing.catalog import shipped
-from costtop.session import REDIS_POLL_SECONDS, Backoff, Session, redis_pause
+from costtop.session import REDIS_MAX_PAUSE, REDIS_POLL_SECONDS, Backoff, Session, redis_pause
 from costtop.sources.records import RedisState
+from costtop.ui.widgets.summary import STALE_AFTER_SECONDS
 
 
 class HeldRedisFeed(StaticFeed):
@@ -105,3 +106,5 @@ def test_switches_are_read_every_half_second_unless_a_read_is_long() -> None:
     assert redis_pause(0.01) == REDIS_POLL_SECONDS == 0.5
     assert redis_pause(0.5) == 1.5
     assert redis_pause(0.5) / (redis_pause(0.5) + 0.5) == 0.75  # waiting three quarters of the time
+    # A very slow read (a loaded machine) must not leave a healthy Redis unread past the badge's 5 s.
+    assert redis_pause(2.5) == REDIS_MAX_PAUSE and REDIS_MAX_PAUSE + 2.5 < STALE_AFTER_SECONDS

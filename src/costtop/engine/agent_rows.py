@@ -4,11 +4,11 @@ With 100,000 agents most rows do not change between two frames, so `AgentRows` r
 of agents whose figures changed (`changed`, filled by the engine's ingest, and the window's own
 changes), whose budget or switch Redis now reads differently, and, once a minute, those whose forecast
 or trend moves with the clock (agents with calls in the window or in the trend's minutes: an idle
-agent's row reads the same an hour later). It then re-sorts last frame's order, which is nearly sorted
-already. Everything is rebuilt when what every row depends on changes: the columns, the thresholds,
+agent's row reads the same an hour later). A rebuilt row moves in the kept order (a SortedList) in
+O(log n). Everything is rebuilt when what every row depends on changes: the columns, the thresholds,
 whether the day's sums are in, Redis becoming known or unknown, or the global kill. A new sort order
-re-sorts the rows it has. `build` changes only this cache, and says which agents it `touched`;
-`sort_by` and `invalidate` are its inputs.
+sorts the rows it has, column by column, from the agents in name order. `build` changes only this
+cache, and says which agents it `touched`; `sort_by` and `invalidate` are its inputs.
 """
 
 from __future__ import annotations
