@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 from costtop.config import Settings
 from costtop.demo.screenshots import NOW
@@ -40,9 +41,9 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() -> None:
-    """A build holds the session's loop; a read waiting meanwhile would find its timeout spent and a
-    healthy server would turn STALE. Asked for during a read, the snapshot is built right after it."""
+@contextlib.asynccontextmanager
+async def read_held() -> AsyncIterator[tuple[Session, HeldRedisFeed]]:
+    """A running session whose next Redis read waits for `feed.answer`: yielded while it waits."""
     feed = HeldRedisFeed()
     session = Session(Settings(read_only=True), feed, clock=lambda: feed.now, catalog=shipped())
     task = asyncio.create_task(session.run())
@@ -50,6 +51,18 @@ async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() ->
         await until(lambda: session.latest is not None and session.engine.day != "")
         feed.armed = True
         await asyncio.wait_for(feed.in_flight.wait(), 10)
+        yield session, feed
+    finally:
+        feed.answer.set()
+        session.stop()
+        await asyncio.wait_for(task, 5)
+    assert session.finished.is_set()
+
+
+async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() -> None:
+    """A build holds the session's loop; a read waiting meanwhile would find its timeout spent and a
+    healthy server would turn STALE. Asked for during a read, the snapshot is built right after it."""
+    async with read_held() as (session, feed):
         built = session.published
         session.request_snapshot()
         for _ in range(20):
@@ -57,30 +70,16 @@ async def test_no_snapshot_is_built_while_a_short_read_waits_for_its_answer() ->
         assert session.published == built  # asked for, not built: the read is still waiting
         feed.answer.set()
         await until(lambda: session.published > built)
-    finally:
-        session.stop()
-        await asyncio.wait_for(task, 5)
-    assert session.finished.is_set()
 
 
 async def test_a_new_order_is_built_at_once_even_while_a_read_waits() -> None:
     """The operator pressed `s` and waits for it: that snapshot does not wait for the read."""
-    feed = HeldRedisFeed()
-    session = Session(Settings(read_only=True), feed, clock=lambda: feed.now, catalog=shipped())
-    task = asyncio.create_task(session.run())
-    try:
-        await until(lambda: session.latest is not None and session.engine.day != "")
-        feed.armed = True
-        await asyncio.wait_for(feed.in_flight.wait(), 10)
+    async with read_held() as (session, feed):
         built = session.published
         session.sort_by(SortKey.NAME, reverse=True)
         await until(lambda: session.published > built)
         assert session.latest is not None and session.latest.sort is SortKey.NAME and session.latest.sort_reverse
         assert not feed.answer.is_set()  # the read is still waiting
-        feed.answer.set()
-    finally:
-        session.stop()
-        await asyncio.wait_for(task, 5)
 
 
 def test_one_backoff_doubles_from_each_loops_base_up_to_its_cap() -> None:
