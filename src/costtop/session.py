@@ -74,7 +74,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-
 def redis_pause(read_seconds: float) -> float:
     """The wait before the next switch read: REDIS_POLL_SECONDS, or longer when a read is long (50,000
     switches are half a second of the session's time), so reading Redis takes at most a quarter of it;
