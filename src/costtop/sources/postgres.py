@@ -60,7 +60,6 @@ RAW_SECONDS = 301  # the exact 5-minute window, and the second the clock may mov
 MINUTE_WINDOW = 60
 RELEASE_SECONDS = 0.5  # past a query's own timeout, how long giving its connection back may take
 READ_BATCH = 100_000
-DECODE_CHUNK = 2_000  # rows turned into records between two looks at the session's loop (records())
 GAP_LOOKBACK = 10_000  # ids below the newest one checked for open transactions at start-up
 DEEP_GAP_IDS = 2_000_000  # ids further down checked with the day's sums (the horizon at 6,600 calls/s)
 LATE_CHECK_SECONDS = 10.0  # how often the horizon's per-second counts are held against the rows taken
@@ -443,16 +442,6 @@ class PostgresReader:
     def table_sql(self) -> str:
         return qualified(self.tables, self.tables.calls)
 
-    async def records(self, rows: list[asyncpg.Record]) -> list[CallRecord]:
-        """The rows as records, DECODE_CHUNK at a time with a look at the loop between: at 10,000 calls/s
-        a read is 10,000 rows, and the operator's request (a new order) waits for one chunk, not all."""
-        out: list[CallRecord] = []
-        for start in range(0, len(rows), DECODE_CHUNK):
-            if start:
-                await asyncio.sleep(0)
-            out += map(self.record, rows[start:start + DECODE_CHUNK])
-        return out
-
     def record(self, r: asyncpg.Record) -> CallRecord:
         # Text stays exactly as stored: an agent id is also the name of its kill switch, so a cleaned
         # copy would make `k` write a key the gateway never checks. The UI cleans what it renders.
@@ -784,7 +773,7 @@ class PostgresReader:
                 query += f" OR {pk} = ANY($2::bigint[])"
                 args = (high, gaps)
             rows = await self.fetch_rows(f"{query} ORDER BY {pk} LIMIT {self.read_batch}", *args)
-            fresh = self.watermark.accept(await self.records(rows), time.monotonic())
+            fresh = self.watermark.accept((self.record(r) for r in rows), time.monotonic())
             ahead = [r for r in fresh if r.created_at >= bound]
             if ahead:
                 self._hold(ahead)
@@ -806,7 +795,7 @@ class PostgresReader:
             f"SELECT {self._select} FROM {t} WHERE {self.since('$1', '<')} AND {where} "
             f"ORDER BY {ca}, {key} LIMIT {self.read_batch}", bound, *args)
         self._cursor = (as_utc(rows[-1]["created_at"]), rows[-1]["key"]) if len(rows) >= self.read_batch else None
-        return self.watermark.accept(await self.records(rows), now)
+        return self.watermark.accept((self.record(r) for r in rows), now)
 
     async def _read_late(self, now: datetime) -> list[CallRecord]:
         """Rows that committed after the overlap re-read had passed their second, found by holding the
@@ -853,7 +842,7 @@ class PostgresReader:
             args, wanted = [], [[key[:key.index(")") + 1] for key in keys_wanted], keys_wanted]
         rows = await self.fetch_rows(f"SELECT {self._select} FROM {t} WHERE {by_key} LIMIT {READ_BATCH}",
                                      *args, *wanted)
-        return watermark.accept(await self.records(rows), now)
+        return watermark.accept((self.record(r) for r in rows), now)
 
     async def _count_future(self, bound: datetime, conn: asyncpg.Connection | None = None,
                             timeout: float | None = None) -> None:
