@@ -2,7 +2,7 @@
 
     python -m benchmarks.headless_app --redis-url URL --database-url URL --log FILE
                                       [--refresh 1] [--size 160x50] [--timeout 3] [--max-seconds 900]
-                                      [--profile FILE] [--probe-every S]
+                                      [--profile FILE] [--probe-every S] [--watch-lock]
 
 Runs `CosttopApp` unchanged (same session, same thread, same timers) with Textual's headless driver, in a
 process of its own so that benchmarks/live.py can read its CPU time and RSS from /proc. Subclassing
@@ -28,7 +28,11 @@ Commands, one per line on stdin:
 - `quit` (or end of input): exit.
 
 With `--probe-every S`, `{"ev": "memory", ...}` every S seconds (benchmarks/memory_probe.py). Every
-garbage collection of 5 ms or more: `{"ev": "gc", "t", "gen", "s"}`.
+garbage collection of 5 ms or more: `{"ev": "gc", "t", "gen", "s"}`; every ingest of a chunk of rows and
+every snapshot build of 10 ms or more: `{"ev": "ingest", "t", "n", "s"}`, `{"ev": "build", "t", "s"}`.
+With `--watch-lock`, `{"ev": "gil_wait", "t", "s"}` each time a thread sleeping 2 ms at a time wakes
+20 ms or more late (the other threads held the interpreter lock that long; the watcher itself adds
+500 wake-ups a second, so leave it off when measuring CPU).
 """
 
 from __future__ import annotations
@@ -87,12 +91,16 @@ class TrackingEngine(Engine):
         self.ingest_seconds = 0.0
         self.last_snapshot_seconds = 0.0
         self.marks: dict[int, tuple[Any, ...]] = {}
+        self.log: EventLog | None = None  # ingests and builds of 10 ms or more are logged when set
 
     def ingest(self, rows: Iterable[CallRecord]) -> None:
         rows = list(rows)
         start = time.perf_counter()
         super().ingest(rows)
-        self.ingest_seconds += time.perf_counter() - start
+        took = time.perf_counter() - start
+        self.ingest_seconds += took
+        if self.log is not None and took >= 0.01:
+            self.log("ingest", t=time.time(), n=len(rows), s=round(took, 4))
         self.ingested += len(rows)
         if rows:
             newest_id = max((r.key for r in rows if isinstance(r.key, int)), default=None)
@@ -106,6 +114,8 @@ class TrackingEngine(Engine):
         start = time.perf_counter()
         snap = super().snapshot(now, redis, sources)
         self.last_snapshot_seconds = time.perf_counter() - start
+        if self.log is not None and self.last_snapshot_seconds >= 0.01:
+            self.log("build", t=time.time(), s=round(self.last_snapshot_seconds, 4))
         # What this snapshot holds, as of when it was built: the session's thread ingests on meanwhile.
         self.marks[id(snap)] = (self.max_id, self.max_created_at, self.ingested, self.last_snapshot_seconds,
                                 self.ingest_seconds)
@@ -203,6 +213,7 @@ class TimedFeed:
 class HeadlessCosttop(KeyProbe, CosttopApp):
     def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0) -> None:
         self.engine = TrackingEngine(settings.thresholds)
+        self.engine.log = log
         super().__init__(settings, Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine))
         self.probe_every = probe_every
         self.log_event = log
@@ -284,6 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probe-every", type=float, default=0, help="log memory statistics every S seconds")
     parser.add_argument("--ingest-chunk", type=int, help="costtop.session.INGEST_CHUNK for this run (an experiment)")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (an experiment)")
+    parser.add_argument("--watch-lock", action="store_true",
+                        help="log each time a 2 ms sleeper thread wakes 20 ms or more late (gil_wait)")
     return parser
 
 
@@ -303,6 +316,20 @@ def watch_collections(log: EventLog, at_least: float = 0.005) -> None:
     gc.callbacks.append(callback)
 
 
+def watch_interpreter_lock(log: EventLog, at_least: float = 0.02) -> None:
+    """`{"ev": "gil_wait", "t", "s"}` whenever a thread that sleeps 2 ms at a time wakes `at_least`
+    seconds late: the longest any other thread kept the interpreter lock (or a collection stopped all)."""
+    def watch() -> None:
+        while True:
+            start = time.perf_counter()
+            time.sleep(0.002)
+            late = time.perf_counter() - start - 0.002
+            if late >= at_least:
+                log("gil_wait", t=time.time(), s=round(late, 4))
+
+    threading.Thread(target=watch, name="lock-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # every thread's stack to stderr, on demand
@@ -318,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.log, "w", encoding="utf-8") as stream:
         log = EventLog(stream)
         watch_collections(log)
+        if args.watch_lock:
+            watch_interpreter_lock(log)
         app = HeadlessCosttop(settings, log, args.max_seconds, args.probe_every)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:

@@ -1,6 +1,6 @@
 """Key press to the painted frame that shows its effect, under gateway load; costtop's CPU, RSS, freshness.
 
-    python -m benchmarks.keys [--rate 10000] [--rounds 60] [--steady 30] [--backfill 120]
+    python -m benchmarks.keys [--rate 10000] [--rounds 60] [--steady 30] [--backfill 330]
                               [--method copy|executemany] [--costtop-timeout 30] [--keep-logs DIR] [--out FILE]
 
 Real servers of its own (`ServerPair`), then as benchmarks/live.py: schema and budgets, `--backfill`
@@ -308,7 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--refresh", type=float, default=1.0)
-    parser.add_argument("--backfill", type=float, default=120, help="seconds of history first (default 120)")
+    parser.add_argument("--backfill", type=float, default=330,
+                        help="seconds of history first (default 330: the 5-minute window is full, so every "
+                             "snapshot also expires a second of calls, as it does after five minutes live)")
     parser.add_argument("--warmup", type=float, default=10)
     parser.add_argument("--steady", type=float, default=30, help="seconds without keys (default 30)")
     parser.add_argument("--rounds", type=int, default=60, help=f"rounds of {' '.join(ROUND)} (default 60)")

@@ -165,6 +165,34 @@ def test_latency_multisets_match_the_list_percentile(kind: str) -> None:
         assert counts.percentile() == percentile_disc([*kept, 7]) and counts.total == len(kept) + 1
 
 
+@pytest.mark.parametrize("kind", ["LatencyCounts", "SortedLatencies"])
+def test_removing_many_latencies_at_once_equals_removing_them_one_by_one(kind: str) -> None:
+    import random
+
+    from costtop.engine import windows
+
+    rng = random.Random(5)
+    for size in (1, 20, 300, 5000):
+        values = [rng.randrange(1, 400) for _ in range(size)]
+        # Repeats, and values never added (500+) or added fewer times than removed, which are skipped.
+        leaving = rng.sample(values, size // 2) + [rng.randrange(1, 600) for _ in range(size // 10)]
+        one_by_one, at_once = getattr(windows, kind)(), getattr(windows, kind)()
+        for v in values:
+            one_by_one.add(v)
+            at_once.add(v)
+        for v in leaving:
+            one_by_one.remove(v)
+        at_once.remove_all(leaving)
+        assert at_once.total == one_by_one.total
+        for fraction in (0.5, 0.95, 0.99):
+            assert at_once.percentile(fraction) == one_by_one.percentile(fraction), (size, fraction)
+        assert bool(at_once) == bool(one_by_one)
+        if kind == "SortedLatencies":
+            assert at_once.values == one_by_one.values
+        else:
+            assert at_once.counts == one_by_one.counts and at_once.keys == one_by_one.keys
+
+
 def test_p95_is_percentile_disc() -> None:
     assert percentile_disc([]) is None
     assert percentile_disc([7]) == 7
@@ -589,3 +617,42 @@ def test_a_snapshot_changes_nothing_a_second_one_at_the_same_time_would_see() ->
     engine = engine_with([row("a", 10, "1.00"), call("b", 20, "2.00", "openai", "gpt-4o")])
     first = engine.snapshot(NOW, redis_state())
     assert engine.snapshot(NOW, redis_state()) == first
+
+
+def test_a_window_moved_on_holds_exactly_what_a_window_of_only_its_rows_holds() -> None:
+    """Seconds leaving the window subtract every entry of theirs: finer-than-nano costs, unpriced
+    calls, errors, calls without a latency, many agents per second, several seconds at once."""
+    import random
+
+    from costtop.engine.windows import SlidingWindow
+
+    rng = random.Random(11)
+    agents = [f"a{i}" for i in range(12)]
+    rows = []
+    for second in range(1_000, 1_700):
+        for _ in range(rng.randrange(0, 30)):
+            cost = rng.choice((None, Decimal(rng.randrange(0, 10_000)) / 10_000,
+                               Decimal(rng.randrange(1, 10**6)) / 10**12))  # the last: an odd cost
+            latency = rng.choice((None, rng.randrange(0, 9_000)))
+            rows.append((second, rng.choice(agents), cost, rng.random() < 0.1, latency))
+    moved = SlidingWindow()
+    now = 1_000
+    for row in rows:
+        if row[0] > now:
+            now = row[0]
+            if rng.random() < 0.2:  # moved on now and then, sometimes by several seconds at once
+                moved.advance(now - rng.randrange(0, 3))
+        moved.add(*row)
+    moved.advance(now)
+    fresh = SlidingWindow()
+    fresh.advance(now)
+    for row in rows:
+        fresh.add(*row)
+    assert set(moved.totals) == set(fresh.totals)
+    for agent, total in fresh.totals.items():
+        kept = moved.totals[agent]
+        assert (kept.cost, kept.calls, kept.errors, kept.priced) == (total.cost, total.calls, total.errors,
+                                                                     total.priced), agent
+        assert moved.p95(agent) == fresh.p95(agent), agent
+    assert moved.overall.cost == fresh.overall.cost and moved.overall.calls == fresh.overall.calls
+    assert moved.global_p95() == fresh.global_p95()
