@@ -107,30 +107,3 @@ def test_a_snapshot_of_changed_rows_reads_as_one_built_from_scratch(seed: int) -
         fresh = engine.snapshot(now, redis)
         same_picture(kept, fresh)
 
-
-
-def test_a_list_already_in_order_is_kept_as_a_valid_sorted_list_without_sorting_it() -> None:
-    """`presorted` fills sortedcontainers' internals itself: its invariants hold, and it then behaves
-    as a list made by sorting, through adds and removes across its sublists."""
-    import random
-
-    from sortedcontainers import SortedList
-
-    from costtop.engine.agent_rows import presorted
-
-    rng = random.Random(2)
-    for size in (0, 1, 999, 1000, 1001, 25_000):
-        values = sorted((rng.random(), f"a{i}") for i in range(size))
-        kept, sorted_ = presorted(list(values)), SortedList(values)
-        kept._check()
-        assert list(kept) == list(sorted_)
-        for _ in range(200):
-            value = (rng.random(), f"n{rng.random()}")
-            kept.add(value)
-            sorted_.add(value)
-            if kept and rng.random() < 0.5:
-                gone = kept[rng.randrange(len(kept))]
-                kept.remove(gone)
-                sorted_.remove(gone)
-        kept._check()
-        assert list(kept) == list(sorted_) and len(kept) == len(sorted_)

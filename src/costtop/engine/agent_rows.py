@@ -6,11 +6,9 @@ changes), whose budget or switch Redis now reads differently, and, once a minute
 or trend moves with the clock (agents with calls in the window or in the trend's minutes: an idle
 agent's row reads the same an hour later). A rebuilt row moves in the kept order (a SortedList) in
 O(log n). Everything is rebuilt when what every row depends on changes: the columns, the thresholds,
-whether the day's sums are in, Redis becoming known or unknown, or the global kill. A sort order used
-for the first time sorts the rows it has, column by column, from the agents in name order; it is then
-kept, so coming back to it (`s` cycles through four) only moves the rows that changed meanwhile.
-`build` changes only this cache, and says which agents it `touched`; `sort_by` and `invalidate` are its
-inputs.
+whether the day's sums are in, Redis becoming known or unknown, or the global kill. A new sort order
+sorts the rows it has, column by column, from the agents in name order. `build` changes only this
+cache, and says which agents it `touched`; `sort_by` and `invalidate` are its inputs.
 """
 
 from __future__ import annotations
@@ -32,40 +30,40 @@ from costtop.engine.windows import SlidingWindow
 
 ZERO = Decimal(0)
 NEVER = float("inf")
-KEEP_ORDERS_UP_TO = 200_000  # agents: past this, only the order shown is kept
 
 
-SortFloats = tuple[float, float, float]  # a row's figures as its sort keys use them (row_floats)
-# For each order, the row_floats it sorts by, most significant first; the name comes after them.
-FLOAT_COLUMNS: dict[SortKey, tuple[int, ...]] = {
-    SortKey.BURN: (0, 1), SortKey.TODAY: (1, 0), SortKey.RUNS_OUT: (2, 0), SortKey.NAME: ()}
-
-
-def row_floats(row: AgentRow) -> SortFloats:
-    """The burn (5-minute $, negated: the most first), today's spend (negated) and the seconds until
-    the budget runs out (NEVER when it does not) as plain floats: Python sorts those many times faster
-    than tuples, and than Decimals (only figures equal to 15 digits could swap). Kept per row
-    (`AgentRows`), so a new order converts no Decimal."""
-    left = row.budget.runs_out_in
-    return (-float(row.window_usd or 0), -float(row.spend_today or 0), NEVER if left is None else left)
-
-
-def sort_columns(sort: SortKey, names: Sequence[str | None], floats: Sequence[SortFloats],
-                 named: bool = True) -> list[list[Any]]:
-    """The sort keys of rows (their `names` and `floats`) as columns, most significant first, each of
-    one plain type. The last two columns are the name (a NULL agent_id after the named ones), so no two
-    keys are equal; `named` False leaves them out."""
-    columns: list[list[Any]] = [list(map(itemgetter(i), floats)) for i in FLOAT_COLUMNS[sort]]
+def sort_columns(sort: SortKey, rows: Sequence[AgentRow], named: bool = True) -> list[list[Any]]:
+    """The rows' sort keys as columns, most significant first, each of one plain type (floats, bools,
+    strings): Python sorts those many times faster than tuples, and than Decimals (only figures equal
+    to 15 digits could swap). The last two columns are the name (a NULL agent_id after the named ones),
+    so no two keys are equal; `named` False leaves them out."""
     if named:
-        columns += [[name is None for name in names], [name or "" for name in names]]
-    return columns
+        names = [row.agent_id for row in rows]
+        tail = [[name is None for name in names], [name or "" for name in names]]
+    else:
+        tail = []
+    if sort is SortKey.NAME:
+        return tail
+    burn = [-float(row.window_usd or 0) for row in rows]
+    if sort is SortKey.RUNS_OUT:
+        left = [row.budget.runs_out_in for row in rows]
+        return [[NEVER if x is None else x for x in left], burn, *tail]
+    today = [-float(row.spend_today or 0) for row in rows]
+    if sort is SortKey.TODAY:
+        return [today, burn, *tail]
+    return [burn, today, *tail]
 
 
-def in_order(sort: SortKey, by_name: Sequence[AgentRow], floats: Sequence[SortFloats]) -> Sequence[AgentRow]:
-    """The rows in key order, from the rows in name order (the keys' last part) and their floats: one
-    stable sort per other column, from the least significant one (100,000 rows in a fraction of the
-    time one sort of their key tuples takes)."""
-    columns = sort_columns(sort, (), floats, named=False)
+def sort_key(sort: SortKey, row: AgentRow) -> tuple[Any, ...]:
+    """One row's key, as `sort_columns` makes it."""
+    return tuple(column[0] for column in sort_columns(sort, (row,)))
+
+
+def in_order(sort: SortKey, by_name: Sequence[AgentRow]) -> Sequence[AgentRow]:
+    """The rows in key order, from the rows in name order (the keys' last part): one stable sort per
+    other column, from the least significant one (100,000 rows in a fraction of the time one sort of
+    their key tuples takes)."""
+    columns = sort_columns(sort, by_name, named=False)
     if not columns:
         return by_name
     order = list(range(len(by_name)))
@@ -81,60 +79,9 @@ def name_order(names: Iterable[str | None]) -> list[str | None]:
     return named + [None] * (len(listed) - len(named))
 
 
-def key_of(sort: SortKey, name: str | None, floats: SortFloats) -> tuple[Any, ...]:
-    """One row's key, as `sort_columns` makes it, from its name and floats."""
-    return (*(floats[i] for i in FLOAT_COLUMNS[sort]), name is None, name or "")
-
-
-def presorted(values: list[Any]) -> SortedList:
-    """A SortedList of values already in order, without sorting them again: `SortedList(values)`
-    sorts, and 100,000 keys sharing most of their figures took 0.36 s to compare. Made the way
-    `SortedList.update` fills an empty list (sortedcontainers 2.x, pinned in pyproject.toml;
-    tests/unit/test_incremental_rows.py checks the list's invariants)."""
-    kept = SortedList()
-    load = kept._load
-    kept._lists = [values[at:at + load] for at in range(0, len(values), load)]
-    kept._maxes = [chunk[-1] for chunk in kept._lists]
-    kept._len = len(values)
-    return kept
-
-
-class KeptOrder:
-    """One sort order's rows as (key, row) in a SortedList, so that a changed row moves in O(log n)
-    and going back to an order used before re-sorts nothing. An order not shown collects the agents
-    that changed meanwhile (`stale`) and catches up when it is shown again."""
-
-    __slots__ = ("entries", "items", "sort", "stale")
-
-    def __init__(self, sort: SortKey, ascending: Sequence[AgentRow], floats: Mapping[str | None, SortFloats]) -> None:
-        names = [row.agent_id for row in ascending]
-        columns = sort_columns(sort, names, list(map(floats.__getitem__, names)))
-        pairs = list(zip(zip(*columns, strict=True), ascending, strict=True))
-        self.sort = sort
-        self.items = presorted(pairs)
-        self.entries: dict[str | None, tuple[tuple[Any, ...], AgentRow]] = dict(zip(names, pairs, strict=True))
-        self.stale: set[str | None] = set()
-
-    def catch_up(self, rows: Mapping[str, AgentRow], floats: Mapping[str | None, SortFloats]) -> bool:
-        """Move the stale agents' rows to where they belong now. False, changing nothing, when so many
-        changed that a full sort is cheaper (a quarter of the rows or more)."""
-        stale = self.stale
-        if len(stale) * 4 > len(self.entries):
-            return False
-        items, entries, sort = self.items, self.entries, self.sort
-        for name in stale:
-            old = entries.pop(name, None)
-            if old is not None:
-                items.remove(old)
-            row = rows.get(name)  # type: ignore[arg-type]
-            if row is not None:
-                entry = entries[name] = (key_of(sort, name, floats[name]), row)
-                items.add(entry)
-        self.stale = set()
-        return True
-
-    def ascending(self) -> list[AgentRow]:
-        return list(map(itemgetter(1), self.items))
+def keyed_list(sort: SortKey, ascending: Sequence[AgentRow]) -> SortedList:
+    """(key, row) for rows already in key order, as a SortedList."""
+    return SortedList(zip(zip(*sort_columns(sort, ascending), strict=True), ascending, strict=True))
 
 
 class AgentRows:
@@ -142,18 +89,16 @@ class AgentRows:
 
     def __init__(self) -> None:
         self.rows: dict[str, AgentRow] = {}
-        self._floats: dict[str | None, SortFloats] = {}  # row_floats of every row, by agent
         self.changed: set[str] = set()  # agents whose day or window changed since the last build
         self.sort = SortKey.BURN
         self.reverse = False  # a second click on the same column's title
-        # The orders shown so far, kept (KeptOrder). A key ends with the agent's id, so no two are equal
-        # and rows are never compared. A new order is made by a full sort, and kept from the next build
-        # that changes a row, so the new order shows sooner. Over KEEP_ORDERS_UP_TO agents only the
-        # order shown is kept (each kept order is about 30 MB per 100,000 agents).
-        self._kept: dict[SortKey, KeptOrder] = {}
+        # (key, row) in key order. A key ends with the agent's id, so no two are equal and rows are never
+        # compared; a changed row leaves and comes back in O(log n), not a sort of 100,000. None after a
+        # new order: made from it at the next build that changes a row, so the new order shows sooner.
+        self._ordered: SortedList | None = SortedList()
         self._agents: tuple[AgentRow, ...] = ()  # the table, in order (reversed when `reverse`)
         self._context: object = None
-        self._sorted_as: SortKey | None = None  # the order `_agents` follows
+        self._sorted_as: SortKey | None = None  # the order `_ordered` follows
         self._shown_reversed = False  # `_agents` is in descending order
         self._by_name: list[str | None] | None = None  # the agents in name order, kept while none comes or goes
         self._valid = False
@@ -191,7 +136,6 @@ class AgentRows:
             self._context = context
             self._valid = True
             rows = self.rows = {}
-            self._floats = {}
             self._agents = ()
             self._by_name = None
             changed = set(days) | set(totals_5m) | set(budgets) | switch_targets
@@ -208,18 +152,17 @@ class AgentRows:
         self.touched = None if full else changed
         empty = UsageTotals()
         sort = self.sort
-        floats = self._floats
-        if full:
-            self._kept = {}
-        elif changed and sort is self._sorted_as and sort not in self._kept:
-            # The order shown came from a full sort: kept from now on, from the rows as they were.
-            self._kept[sort] = KeptOrder(sort, self._agents[::-1] if self._shown_reversed else self._agents,
-                                         floats)
+        resort = sort is not self._sorted_as or full
+        ordered = self._ordered
+        if ordered is None and changed and not resort:
+            ordered = self._ordered = keyed_list(sort, self._agents[::-1] if self._shown_reversed else self._agents)
         for name in changed:
             old = rows.get(name)
+            if ordered is not None and old is not None and not resort:
+                ordered.remove((sort_key(sort, old), old))
             if not (name in days or name in totals_5m or name in budgets or name in switch_targets):
                 if old is not None:  # nothing left to show for it
-                    del rows[name], floats[name]
+                    del rows[name]
                     self._by_name = None
                 continue
             if old is None:
@@ -250,29 +193,20 @@ class AgentRows:
                 errors_5m=in_window.errors if in_window is not None else 0,
                 last_call_at=last_calls.get(name),
             )
-            floats[name] = row_floats(rows[name])
-        for kept in self._kept.values():
-            kept.stale |= changed
-        kept = self._kept.get(sort)
-        if kept is not None and not kept.catch_up(rows, floats):
-            del self._kept[sort]  # most rows changed since it was shown: a full sort is cheaper
-            kept = None
-        ascending: Sequence[AgentRow]
-        if not full and not changed and sort is self._sorted_as:
-            if self.reverse == self._shown_reversed:
-                return self._agents
-            ascending = self._agents[::-1] if self._shown_reversed else self._agents
-        elif kept is not None:
-            ascending = kept.ascending()
-        else:
-            # An order not kept (or every row new): one full sort, kept from the next change.
+            if ordered is not None and not resort:
+                ordered.add((sort_key(sort, rows[name]), rows[name]))
+        if resort:
+            # Another order (or every row new): one full sort; the SortedList follows at the next change.
+            self._sorted_as, self._ordered = sort, None
             if self._by_name is None:
                 self._by_name = name_order(rows)
-            by_name = self._by_name
-            ascending = in_order(sort, list(map(rows.__getitem__, by_name)), list(map(floats.__getitem__, by_name)))
-        self._sorted_as = sort
-        if len(rows) > KEEP_ORDERS_UP_TO:
-            self._kept = {sort: kept} if kept is not None else {}
+            ascending: Sequence[AgentRow] = in_order(sort, list(map(rows.__getitem__, self._by_name)))
+        elif changed and ordered is not None:
+            ascending = list(map(itemgetter(1), ordered))
+        elif self.reverse == self._shown_reversed:
+            return self._agents
+        else:
+            ascending = self._agents[::-1] if self._shown_reversed else self._agents
         self._shown_reversed = self.reverse
         self._agents = tuple(reversed(ascending)) if self.reverse else tuple(ascending)
         return self._agents
