@@ -33,7 +33,6 @@ from costtop.collector import Settler
 from costtop.config import Settings
 from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import Snapshot, SortKey
-from costtop.precedence import Precedence
 from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.day_report import DayRecords
@@ -63,7 +62,7 @@ REDIS_POLL_SECONDS = 0.5  # a switch set from outside shows within one poll plus
 REDIS_READ_SHARE = 3.0  # the pause after a switch read is at least this many times the read (redis_pause)
 REDIS_MAX_PAUSE = 2.0  # and at most this: a healthy Redis never waits long enough to look stale
 MAX_BACKOFF_SECONDS = 30.0
-INGEST_CHUNK = 250  # rows ingested between two looks at the operator's requests
+INGEST_CHUNK = 2_000  # rows ingested between two looks at the operator's requests
 STOP_SECONDS = 1.5  # closing the connections at quit: never longer than this
 SOURCES = ("Redis", "Postgres")
 
@@ -120,8 +119,6 @@ class Session:
         self.taken = 0  # the number of the last snapshot the UI took
         self._lock = threading.Lock()  # guards what take() hands across threads
         self._settler = Settler()  # big reads' objects out of the garbage collector's way (collector.py)
-        self.precedence = Precedence()
-        self._threaded = False
         self._waiting = False  # a snapshot was announced and not taken yet
         self._ring = False  # a critical alert tripped in a snapshot not taken yet
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,7 +145,6 @@ class Session:
     def run_in_thread(self) -> None:
         """The session's own event loop until `stop()`: the body of the app's session thread."""
         loop = asyncio.new_event_loop()
-        self._threaded = True
         try:
             loop.run_until_complete(self.run())
         finally:
@@ -242,8 +238,6 @@ class Session:
             apply()  # not running (a test, or before the start): nothing else touches the engine
         else:
             loop.call_soon_threadsafe(apply)
-            if at_once:
-                self.precedence.release()
 
     def sort_by(self, key: SortKey, reverse: bool = False) -> None:
         self.submit(lambda: self.engine.sort_by(key, reverse), at_once=True)
@@ -322,7 +316,6 @@ class Session:
         if self._reads_in_flight:
             self._publish_pending = True
         else:
-            self._give_way()
             self.build()
 
     @contextlib.asynccontextmanager
@@ -481,15 +474,10 @@ class Session:
         self.publish()
         self._settler.settle(len(self.engine.days), big_read=True)
 
-    def _give_way(self) -> None:
-        if self._threaded:
-            self.precedence.give_way()
-
     async def _ingest(self, rows: list[CallRecord]) -> None:
         """Rows into the engine a chunk at a time, so the operator's requests wait for one chunk."""
         for start in range(0, len(rows), INGEST_CHUNK):
             if start:
-                self._give_way()
                 await asyncio.sleep(0)
             self.engine.ingest(rows[start:start + INGEST_CHUNK])
 

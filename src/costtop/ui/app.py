@@ -13,7 +13,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from textual import events, on, work
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 
@@ -120,29 +120,11 @@ class CosttopApp(App[None]):
 
     # -- snapshots in ------------------------------------------------------------------------------
 
-    async def on_event(self, event: events.Event) -> None:
-        if isinstance(event, events.Key) and not event.is_forwarded:
-            self._claim_turn(refreshes=3)
-        await super().on_event(event)
-
-    def _claim_turn(self, refreshes: int = 1) -> None:
-        precedence = self.session.precedence
-        precedence.claim()
-
-        def after(left: int) -> None:
-            if left > 1:
-                self.call_after_refresh(after, left - 1)
-            else:
-                precedence.release()
-
-        self.call_after_refresh(after, refreshes)
-
     @on(SnapshotReady)
     def _snapshot_ready(self) -> None:
         snap, ring = self.session.take()
         if snap is None:
             return
-        self._claim_turn()
         self.snapshot = snap
         if ring and self.settings.bell:
             self.bell()  # once, when a critical alert trips: paused or not
