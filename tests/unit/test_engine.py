@@ -165,34 +165,6 @@ def test_latency_multisets_match_the_list_percentile(kind: str) -> None:
         assert counts.percentile() == percentile_disc([*kept, 7]) and counts.total == len(kept) + 1
 
 
-@pytest.mark.parametrize("kind", ["LatencyCounts", "SortedLatencies"])
-def test_removing_many_latencies_at_once_equals_removing_them_one_by_one(kind: str) -> None:
-    import random
-
-    from costtop.engine import windows
-
-    rng = random.Random(5)
-    for size in (1, 20, 300, 5000):
-        values = [rng.randrange(1, 400) for _ in range(size)]
-        # Repeats, and values never added (500+) or added fewer times than removed, which are skipped.
-        leaving = rng.sample(values, size // 2) + [rng.randrange(1, 600) for _ in range(size // 10)]
-        one_by_one, at_once = getattr(windows, kind)(), getattr(windows, kind)()
-        for v in values:
-            one_by_one.add(v)
-            at_once.add(v)
-        for v in leaving:
-            one_by_one.remove(v)
-        at_once.remove_all(leaving)
-        assert at_once.total == one_by_one.total
-        for fraction in (0.5, 0.95, 0.99):
-            assert at_once.percentile(fraction) == one_by_one.percentile(fraction), (size, fraction)
-        assert bool(at_once) == bool(one_by_one)
-        if kind == "SortedLatencies":
-            assert at_once.values == one_by_one.values
-        else:
-            assert at_once.counts == one_by_one.counts and at_once.keys == one_by_one.keys
-
-
 def test_p95_is_percentile_disc() -> None:
     assert percentile_disc([]) is None
     assert percentile_disc([7]) == 7

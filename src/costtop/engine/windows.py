@@ -12,8 +12,7 @@ from __future__ import annotations
 import bisect
 import math
 from array import array
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal
 
 VELOCITY_SECONDS = 300
@@ -50,12 +49,6 @@ class LatencyCounts:
         index = bisect.bisect_left(self.keys, value)
         if index < len(self.keys) and self.keys[index] == value:
             del self.keys[index]
-
-    def remove_all(self, values: Iterable[int]) -> None:
-        """Every value given, once each: counted first (in C), then one step per distinct value, so a
-        second of 10,000 calls leaves the window in a few milliseconds."""
-        for value, count in Counter(values).items():
-            self.remove(value, count)
 
     def percentile(self, fraction: float = 0.95) -> int | None:
         """SQL's percentile_disc: the value at rank ceil(fraction * n), counted from the bottom."""
@@ -98,14 +91,6 @@ class SortedLatencies:
         while end > at and self.values[end - 1] != value:
             end -= 1
         del self.values[at:end]
-
-    def remove_all(self, values: Iterable[int]) -> None:
-        """Every value given, once each (one that is not there is skipped, as in `remove`)."""
-        kept = self.values
-        for value in values:
-            at = bisect.bisect_left(kept, value)
-            if at < len(kept) and kept[at] == value:
-                del kept[at]
 
     def percentile(self, fraction: float = 0.95) -> int | None:
         """SQL's percentile_disc: the value at rank ceil(fraction * n)."""
@@ -267,36 +252,28 @@ class SlidingWindow:
         expired = expire(self, now_second, self.seconds)
         if not expired:
             return
-        totals, overall = self.totals, self.overall
         for slot in expired:
-            # A second of 10,000 calls: the latencies leave by agent and all at once (remove_all),
-            # not one call at a time, which was most of a snapshot's time at that rate.
-            leaving: dict[str, list[int]] = {}
             start = 0
-            for i, (agent, cost, priced, calls, errors, end) in enumerate(
-                    zip(slot.agents, slot.costs, slot.priced, slot.calls, slot.errors, slot.lat_end, strict=True)):
-                total = totals[agent]
+            for i, agent in enumerate(slot.agents):
+                total = self.totals[agent]
+                cost = slot.costs[i]
                 if cost == ODD_COST:
                     total.extra -= slot.odd[i]
-                    overall.extra -= slot.odd[i]
+                    self.overall.extra -= slot.odd[i]
                 elif cost != NO_COST:
                     total.nanos -= cost
-                    overall.nanos -= cost
-                total.priced -= priced
-                total.calls -= calls
-                total.errors -= errors
-                if end > start:
-                    values = leaving.get(agent)
-                    if values is None:
-                        values = leaving[agent] = []
-                    values.extend(slot.latencies[start:end])
+                    self.overall.nanos -= cost
+                total.priced -= slot.priced[i]
+                total.calls -= slot.calls[i]
+                total.errors -= slot.errors[i]
+                self.overall.calls -= slot.calls[i]
+                end = slot.lat_end[i]
+                for latency in slot.latencies[start:end]:
+                    total.latencies.remove(latency)
+                    self.all_latencies.remove(latency)
                 start = end
-            overall.calls -= sum(slot.calls)
-            self.all_latencies.remove_all(slot.latencies)
-            for agent, values in leaving.items():
-                totals[agent].latencies.remove_all(values)
-            self._dirty.update(slot.agents)
-            self._changed.update(slot.agents)
+                self._dirty.add(agent)
+                self._changed.add(agent)
         for agent in [a for a in self._dirty if a in self.totals and self.totals[a].calls == 0]:
             del self.totals[agent]
             self._p95.pop(agent, None)
@@ -350,7 +327,9 @@ class KeyedSeconds:
                 total = self.totals[key]
                 total[0] -= calls
                 total[1] -= errors
-                self.latencies[key].remove_all(latencies)
+                counts = self.latencies[key]
+                for latency in latencies:
+                    counts.remove(latency)
                 if total[0] <= 0:
                     del self.totals[key], self.latencies[key]
 
