@@ -38,6 +38,7 @@ With `--watch-lock`, `{"ev": "gil_wait", "t", "s"}` each time a thread sleeping 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import faulthandler
 import gc
@@ -211,10 +212,20 @@ class TimedFeed:
 
 
 class HeadlessCosttop(KeyProbe, CosttopApp):
-    def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0) -> None:
-        self.engine = TrackingEngine(settings.thresholds)
-        self.engine.log = log
-        super().__init__(settings, Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine))
+    def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0,
+                 session_log: str | None = None) -> None:
+        session: Any
+        if session_log is not None:  # the experiment of benchmarks/process_session.py
+            from benchmarks.process_session import SessionProxy
+
+            session = SessionProxy(settings, session_log)
+            self.marks = session.marks
+        else:
+            self.engine = TrackingEngine(settings.thresholds)
+            self.engine.log = log
+            self.marks = self.engine.marks
+            session = Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine)
+        super().__init__(settings, session)
         self.probe_every = probe_every
         self.log_event = log
         self.max_seconds = max_seconds
@@ -238,7 +249,7 @@ class HeadlessCosttop(KeyProbe, CosttopApp):
         start = time.perf_counter()
         super()._show(snap)
         took = time.perf_counter() - start
-        mark = self.engine.marks.get(id(snap))
+        mark = self.marks.get(id(snap))
         if mark is None:
             return
         max_id, max_created_at, ingested, snapshot_s, ingest_s = mark
@@ -295,6 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--probe-every", type=float, default=0, help="log memory statistics every S seconds")
     parser.add_argument("--ingest-chunk", type=int, help="costtop.session.INGEST_CHUNK for this run (an experiment)")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for this run (an experiment)")
+    parser.add_argument("--session-process", action="store_true",
+                        help="an experiment: the session in a process of its own (benchmarks/process_session.py)")
     parser.add_argument("--watch-lock", action="store_true",
                         help="log each time a 2 ms sleeper thread wakes 20 ms or more late (gil_wait)")
     return parser
@@ -311,7 +324,8 @@ def watch_collections(log: EventLog, at_least: float = 0.005) -> None:
         elif started:
             took = time.perf_counter() - started[0]
             if took >= at_least:
-                log("gc", t=time.time(), gen=info["generation"], s=round(took, 4))
+                with contextlib.suppress(ValueError):  # a collection at exit, after the log was closed
+                    log("gc", t=time.time(), gen=info["generation"], s=round(took, 4))
 
     gc.callbacks.append(callback)
 
@@ -347,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         watch_collections(log)
         if args.watch_lock:
             watch_interpreter_lock(log)
-        app = HeadlessCosttop(settings, log, args.max_seconds, args.probe_every)
+        app = HeadlessCosttop(settings, log, args.max_seconds, args.probe_every,
+                              f"{args.log}.session" if args.session_process else None)
         profiler = cProfile.Profile() if args.profile else None
         if profiler is not None:
             profiler.enable()
