@@ -360,3 +360,26 @@ def test_help_collects_the_bindings_of_every_costtop_screen_without_a_list(monke
     del probe, groups
     monkeypatch.delitem(sys.modules, "costtop.ui.screens.probe")  # the probe must not reach later tests
     assert " (probe view)" not in dict(binding_groups())
+
+
+async def test_the_palette_offers_to_resume_a_killed_agent_and_k_says_it_already_is() -> None:
+    """sales-outreach is killed in the static feed: the palette offers to resume it rather than kill it,
+    and `k` on it says it already is, and asks nothing."""
+    from costtop.ui.commands import CosttopCommands
+
+    app = make_app()
+    async with app.run_test(size=(160, 50)) as pilot:
+        await wait_for_data(pilot)
+        texts = [text for text, _, _ in CosttopCommands(app.screen).commands()]
+        assert "Resume agent sales-outreach" in texts and "Kill agent sales-outreach" not in texts
+        assert "Kill agent research-bot" in texts and "Resume agent research-bot" not in texts
+        app.jump_to_agent("sales-outreach")
+        await pilot.pause()
+        await pilot.press("k")
+        await pilot.pause()
+        assert not isinstance(app.screen, SwitchDialog)
+        assert any("already killed" in str(n.message) for n in app._notifications)
+        app.jump_to_agent("research-bot")  # not killed: `k` asks as before
+        await pilot.pause()
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))

@@ -16,6 +16,7 @@ from costtop.config import Thresholds
 from costtop.engine.anomalies import DayNorm, day_anomaly
 from costtop.engine.snapshot import (
     AgentRow,
+    AgentState,
     Alert,
     BudgetState,
     BudgetView,
@@ -57,8 +58,11 @@ def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
     alerts: list[Alert] = []
     severity = LEVEL_SEVERITY.get(a.velocity_level)
     if severity is not None and a.window_usd is not None:
+        # A killed agent's last five minutes still hold what it spent before the kill: said, so the alert
+        # is not read as a fire still burning.
+        killed = ", killed" if a.state is AgentState.KILLED else ""
         alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
-                            f"{usd(a.window_usd)} in 5 min"))
+                            f"{usd(a.window_usd)} in 5 min{killed}"))
     budget = budget_alert(a.agent_id, "daily", a.budget)
     if budget is not None:
         alerts.append(budget)

@@ -304,7 +304,7 @@ class CosttopApp(App[None]):
         main = self._main()
         agents = main.query_one(AgentTable) if main is not None and self.screen is main else None
         drilled_open, drilled = self._drilled_agent()
-        target = switch_target(kind, self.focused, agents, drilled, drilled_open)
+        target = switch_target(kind, self.focused, agents, drilled, drilled_open, self.shown)
         if isinstance(target, str):
             self.notify(target, severity="warning")
         else:

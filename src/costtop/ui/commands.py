@@ -14,7 +14,7 @@ from typing import Protocol
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.content import Content
 
-from costtop.engine.snapshot import Snapshot
+from costtop.engine.snapshot import AgentState, Snapshot
 from costtop.sources.records import SwitchChange
 from costtop.text import visible_id
 from costtop.ui.widgets.usage_tables import row_key
@@ -44,8 +44,16 @@ class CosttopCommands(Provider):
                    "select it in the table")
             if app.read_only or agent.agent_id is None:  # calls without an agent have no switch
                 continue
-            yield (f"Kill agent {name}", lambda a=agent.agent_id: app.ask(SwitchChange("set", "kill", "agent", a)),
-                   "kill:agent:… (asks first)")
+            if agent.state is AgentState.KILLED:
+                # Already killed: its own switch is what can be undone (a global kill is offered below,
+                # with the other switches).
+                if agent.switch is not None and agent.switch.scope == "agent":
+                    resume = SwitchChange.removing(agent.switch)
+                    yield (f"Resume agent {name}", lambda c=resume: app.ask(c), "removes its kill switch (asks first)")
+            else:
+                yield (f"Kill agent {name}",
+                       lambda a=agent.agent_id: app.ask(SwitchChange("set", "kill", "agent", a)),
+                       "kill:agent:… (asks first)")
             yield (f"Throttle agent {name}",
                    lambda a=agent.agent_id: app.ask(SwitchChange("set", "throttle", "agent", a)),
                    "throttle:agent:… (asks first)")
@@ -65,7 +73,7 @@ class CosttopCommands(Provider):
 
     async def discover(self) -> Hits:
         for text, command, help_text in self.commands():
-            if text.startswith(("Kill agent", "Jump")):
+            if text.startswith(("Kill agent", "Resume agent", "Jump")):
                 yield DiscoveryHit(Content(text), command, text=text, help=help_text)
 
     async def search(self, query: str) -> Hits:

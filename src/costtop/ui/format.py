@@ -77,8 +77,11 @@ def state_text(state: AgentState, p: Palette) -> Text:
     return Text(state.value, style=styled(p, STATE_STYLE[state]))
 
 
-def runs_out(budget: BudgetView, p: Palette) -> Text:
-    """When the budget is spent at the current burn rate: "SPENT", "14m", or "–" (not in its period)."""
+def runs_out(budget: BudgetView, p: Palette, state: AgentState | None = None) -> Text:
+    """When the budget is spent at the current burn rate: "SPENT", "14m", or "–" (not in its period);
+    "killed" for a killed agent, which burns nothing more whatever its last five minutes say."""
+    if state is AgentState.KILLED:
+        return Text("killed", style=p.killed_text)
     left = budget.runs_out_in
     if budget.state in (BudgetState.DISABLED, BudgetState.UNKNOWN) or budget.limit is None:
         return Text("–", style="dim")

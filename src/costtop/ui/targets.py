@@ -12,6 +12,7 @@ from typing import Any
 
 from costtop.engine.snapshot import AgentState, ProviderRow, Snapshot
 from costtop.sources.records import SwitchChange
+from costtop.text import visible_id
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.switch_table import SwitchTable
@@ -30,9 +31,10 @@ def row_on_screen(table: RowTable[Any]) -> bool:
 
 
 def switch_target(kind: str, focused: object, agents: AgentTable | None, drilled: str | None,
-                  drilled_open: bool) -> Target:
+                  drilled_open: bool, shown: Snapshot | None = None) -> Target:
     """`k` (kind "kill") or `t` ("throttle"): the focused model or provider row, else the agent.
-    `agents`: the main screen's agent table; `drilled`: the agent of an open agent screen."""
+    `agents`: the main screen's agent table; `drilled`: the agent of an open agent screen; `shown`: what
+    the operator sees, where an agent already killed is said to be, rather than killed again."""
     if isinstance(focused, SwitchableTable):
         name = focused.selected_name if row_on_screen(focused) else None
         if kind != "kill":
@@ -47,6 +49,10 @@ def switch_target(kind: str, focused: object, agents: AgentTable | None, drilled
     if agent == NO_NAME:
         return (f"(none) is the calls without an agent_id: they have no {kind} switch "
                 "(kill their model or provider instead).")
+    row = next((a for a in shown.agents if a.agent_id == agent), None) if shown is not None else None
+    if kind == "kill" and row is not None and row.state is AgentState.KILLED:
+        by = "by the global kill" if row.switch is not None and row.switch.scope == "global" else "by its switch"
+        return f"{visible_id(agent, 40)} is already killed ({by}); `u` resumes it."
     return SwitchChange("set", kind, "agent", agent)
 
 

@@ -44,7 +44,7 @@ def agent_cells(agent: AgentRow, money: bool, wide: bool, now: float = 0.0,
             cells.append(sparkline(agent.trend))
         cells.append(budget_bar(agent.budget, p, width=8 if wide else 4, words=wide))
         if wide:
-            cells.append(runs_out(agent.budget, p))
+            cells.append(runs_out(agent.budget, p, agent.state))
     calls, errors_today = agent.calls_today, agent.errors_today
     many = bool(errors_today and calls and errors_today * 10 > calls)
     errors = Text(UNKNOWN if errors_today is None else str(errors_today), justify="right",
