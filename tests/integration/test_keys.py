@@ -27,12 +27,13 @@ def make_app(**kw: object) -> CosttopApp:
 
 async def test_question_mark_lists_every_key_and_the_colours() -> None:
     app = make_app()
-    async with app.run_test(size=(160, 50)) as pilot:
+    async with app.run_test(size=(160, 80)) as pilot:  # tall enough for the whole help screen at once
         await wait_for_data(pilot)
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for line in ("k  ", "Kill", "kill_all", "Open trace", "rows.pageup", "killed", "STALE", "EMERG"):
+        for line in ("k  ", "Kill", "kill_all", "Open trace", "rows.pageup", "killed", "STALE", "EMERG",
+                     "tab / shift+tab", "ctrl+p", "Moving around"):
             assert line in text, line
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
@@ -83,9 +84,12 @@ async def test_read_only_disables_the_writing_keys() -> None:
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
         for key in ("k", "u", "t", "K"):
+            app.clear_notifications()
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, SwitchDialog), key
+            # Shown disabled, and pressed anyway: it says why nothing happened.
+            assert [n.title for n in app._notifications] == ["Read-only"], key
         assert app.session.feed.writes == []
         assert all("(disabled: read-only)" in what for _, what, bid in app.help_keys()
                    if bid in ("kill", "resume", "throttle", "kill_all"))

@@ -32,6 +32,11 @@ from costtop.ui.themes import DEFAULT_THEME, find_themes
 from costtop.ui.widgets.agent_table import AgentTable
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from textual.actions import ActionParseResult
+    from textual.dom import DOMNode
+
     from costtop.session import Session
 
 
@@ -264,6 +269,16 @@ class CosttopApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Read-only (the wall screen): the writing keys are shown disabled and do nothing."""
         return None if self.read_only and action in self.WRITE_ACTIONS else True
+
+    async def run_action(self, action: str | ActionParseResult, default_namespace: DOMNode | None = None,
+                         namespaces: Mapping[str, DOMNode] | None = None) -> bool:
+        """As Textual runs it; a writing key pressed in read-only mode (its action disabled, so Textual
+        would do nothing at all) says why nothing happened."""
+        handled = await super().run_action(action, default_namespace, namespaces)
+        if not handled and self.read_only and isinstance(action, str) \
+                and action.rpartition(".")[2].partition("(")[0] in self.WRITE_ACTIONS:
+            self._refuse_if_read_only()
+        return handled
 
     def _refuse_if_read_only(self) -> bool:
         if self.read_only:

@@ -34,6 +34,16 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
+# The keys Textual itself gives every screen (not costtop's bindings, so not in the table above them).
+MOVING: tuple[tuple[str, str], ...] = (
+    ("tab / shift+tab", "focus the next / previous panel (agents, switches, providers, models, alerts)"),
+    ("↑ ↓  pgup pgdn  home end", "move the cursor in the focused table"),
+    ("enter", "open the selected row: an agent's screen, a trace's steps"),
+    ("escape", "back to the previous screen, or close a dialog"),
+    ("ctrl+p", "the command palette"),
+)
+
+
 def own_bindings(cls: type) -> list[Binding]:
     """The bindings a class declares itself (not those it inherits)."""
     return [b for b in cls.__dict__.get("BINDINGS", ()) if isinstance(b, Binding)]
@@ -86,6 +96,9 @@ class HelpScreen(ModalScreen[None]):
         table.add_column(Text("Binding id (for [keymap])"), style="dim")  # Text: brackets are not markup
         for key, what, binding_id in self.keys:
             table.add_row(Text(key, style="bold"), Text(what), Text(binding_id))
+        moving = Table(box=None, show_header=False, pad_edge=False)
+        for key, what in MOVING:
+            moving.add_row(Text(key, style="bold"), Text(what))
         legend = Table(box=None, show_header=False, pad_edge=False)
         colours = palette(self.app)
         for word, style, meaning in LEGEND:
@@ -96,5 +109,7 @@ class HelpScreen(ModalScreen[None]):
                 yield Static(Text("READ-ONLY: the keys that change switches are disabled.",
                                    style=colours.strong_warning))
             yield Static(table)
+            yield Static(Text("Moving around", style="bold"), classes="pane-title")
+            yield Static(moving)
             yield Static(Text("Colours and words", style="bold"), classes="pane-title")
             yield Static(legend)
