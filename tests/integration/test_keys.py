@@ -387,3 +387,17 @@ async def test_the_palette_offers_to_resume_a_killed_agent_and_k_says_it_already
         await pilot.pause()
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+
+
+async def test_at_80_columns_every_screens_footer_still_shows_help_and_quit() -> None:
+    """Textual's footer is cut at the edge; `?` and `q` come first on every costtop screen."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_data(pilot)
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer, footer
+        app.push_screen(AgentScreen("research-bot", app.drill_context(), app.shown))
+        await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen))
+        await pilot.pause()
+        footer = screen_text(app).splitlines()[-1]
+        assert "? Help" in footer and "q Quit" in footer, footer

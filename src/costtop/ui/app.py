@@ -67,8 +67,6 @@ class CosttopApp(App[None]):
         Binding("plus,equals_sign", "refresh_step(1)", "Faster", id="faster", show=False),
         Binding("minus", "refresh_step(0)", "Slower", id="slower", show=False),
         Binding("ctrl+s", "screenshot", "Screenshot", id="screenshot", show=False),
-        Binding("question_mark", "help", "Help", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
     ]
     WRITE_ACTIONS = frozenset({"kill", "resume", "throttle", "kill_all"})
 

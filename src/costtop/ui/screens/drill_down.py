@@ -18,7 +18,6 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from costtop.config import Thresholds
@@ -29,6 +28,7 @@ from costtop.sources.errors import SourceError
 from costtop.sources.records import CallRecord, ModelShare, Step, TraceSummary
 from costtop.text import clean, id_text, visible_id
 from costtop.ui.format import millis
+from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.row_table import Column, RowTable
 from costtop.ui.widgets.usage_tables import NO_NAME
@@ -154,7 +154,7 @@ def recent_calls(calls: Sequence[CallRecord], p: Palette = DEFAULT_PALETTE) -> T
     return Text("\n").join(lines) if lines else Text("no call yet", style="dim")
 
 
-class AgentScreen(Screen[None]):
+class AgentScreen(CosttopScreen):
     """One agent: its row's figures and its recent traces. k / u / t act on this agent."""
 
     HELP_SCOPE = "agent screen"
@@ -237,7 +237,7 @@ class AgentScreen(Screen[None]):
             self.app.push_screen(TraceScreen(key, self.context, self.snap))
 
 
-class TraceScreen(Screen[None]):
+class TraceScreen(CosttopScreen):
     """One trace's steps, nested by parent span, with the runaway patterns marked."""
 
     HELP_SCOPE = "trace view"

@@ -11,12 +11,12 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot, SortKey
 from costtop.ui.display import Display
+from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
 from costtop.ui.widgets.row_table import RowTable
@@ -41,7 +41,7 @@ class FilterBar(Input):
 COLUMN_SORT = {"agent": SortKey.NAME, "today": SortKey.TODAY, "velocity": SortKey.BURN, "runs_out": SortKey.RUNS_OUT}
 
 
-class MainScreen(Screen[None]):
+class MainScreen(CosttopScreen):
     """The fleet at a glance. Its keys act on what it shows (order, chart range, filter, alerts, the
     agent to open); they ask the app through typed messages, and do nothing on other screens."""
 
