@@ -33,20 +33,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "reads LiteLLM's \"LiteLLM_SpendLogs\" (env COSTTOP_PRESET; README, LiteLLM)")
 
 
+THEME_HELP = ("colour theme: costtop-dark (default), incident, daylight, wallboard, or one of yours in the "
+              "config dir's costtop/themes/")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costtop", description="top for LLM spend")
     _common(parser)
     parser.add_argument("--refresh", type=float, metavar="SECONDS", help="refresh interval (default 1)")
     parser.add_argument("--read-only", action="store_true", default=None, help="never write anything")
-    parser.add_argument("--theme", help="colour theme: costtop-dark (default), incident, daylight, wallboard, "
-                        "or one of yours in the config dir's costtop/themes/")
+    parser.add_argument("--theme", metavar="NAME", help=THEME_HELP)
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="start real servers and a simulated gateway, then the app")
     demo.add_argument("--rate", type=float, default=40.0, help="simulated calls per second (default 40)")
     demo.add_argument("--incident-after", type=float, default=30.0, metavar="SECONDS",
                       help="when the scripted runaway loop starts (default 30)")
-    demo.add_argument("--refresh", type=float, metavar="SECONDS", dest="demo_refresh")
-    demo.add_argument("--read-only", action="store_true", default=None, dest="demo_read_only")
+    demo.add_argument("--refresh", type=float, metavar="SECONDS", dest="demo_refresh",
+                      help="refresh interval (default 1)")
+    demo.add_argument("--read-only", action="store_true", default=None, dest="demo_read_only",
+                      help="never write anything: the kill keys are shown disabled")
+    demo.add_argument("--theme", dest="demo_theme", metavar="NAME", help=THEME_HELP)
     snapshot = commands.add_parser("snapshot", help="print the numbers the screen would show, once (for scripts)")
     _common(snapshot)
     snapshot.add_argument("--format", choices=("table", "json", "csv"), default="table",
@@ -54,11 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="the same app in a browser (read-only unless --allow-writes)")
     _common(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
     serve.add_argument("--allow-writes", action="store_true", help="let the browser kill and resume (default: no)")
     serve.add_argument("--insecure-writes", action="store_true",
                        help="allow --allow-writes on an address other than loopback, over plain HTTP")
-    serve.add_argument("--theme", dest="serve_theme")
+    serve.add_argument("--theme", dest="serve_theme", metavar="NAME", help=THEME_HELP)
     report = commands.add_parser("report", help="a Markdown report of one UTC day (spend, traces, alerts, switches)")
     _common(report)
     report.add_argument("--day", required=True, help="the UTC day, YYYY-MM-DD")
@@ -73,6 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--url", help="the models list to fetch (default: pricing_url setting, OpenRouter's)")
     pricing_commands.add_parser("show", help="where the current prices come from, and how many models")
     return parser
+
+
+def demo_settings(args: argparse.Namespace) -> Settings:
+    """`costtop demo`'s settings: its own --refresh, --read-only and --theme over the usual ones (the
+    servers' URLs are the demo's, set when they have started)."""
+    extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only, "theme": args.demo_theme}
+    return _settings(args, **{k: v for k, v in extra.items() if v is not None})
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -285,9 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= args.incident_after <= 86_400:
                 return fail(f"demo: --incident-after must be between 0 and 86400 seconds (got {args.incident_after:g})")
 
-            extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only}
-            settings = _settings(args, **{k: v for k, v in extra.items() if v is not None})
-            return run_demo(settings, rate=args.rate, incident_after=args.incident_after)
+            return run_demo(demo_settings(args), rate=args.rate, incident_after=args.incident_after)
         if args.command == "report":
             return report_command(args)
         if args.command == "serve":

@@ -401,3 +401,19 @@ async def test_at_80_columns_every_screens_footer_still_shows_help_and_quit() ->
         await pilot.pause()
         footer = screen_text(app).splitlines()[-1]
         assert "? Help" in footer and "q Quit" in footer, footer
+
+
+async def test_the_demo_says_where_its_servers_listen_on_the_screen() -> None:
+    """The demo's greeting (its servers' URLs, printed too) is shown once the screen is up."""
+    from costtop.demo.run import servers_line
+    from costtop.demo.screenshots import NOW
+    from costtop.pricing.catalog import shipped
+    from costtop.session import Session
+
+    settings = Settings()
+    where = servers_line("redis://127.0.0.1:6390/0", "postgresql://postgres@127.0.0.1:5439/postgres")
+    app = CosttopApp(settings, Session(settings, StaticFeed(NOW), clock=lambda: NOW, catalog=shipped()),
+                     greeting=where)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_data(pilot)
+        assert [n.message for n in app._notifications] == [where]

@@ -112,3 +112,40 @@ def test_a_mistyped_read_only_and_an_empty_key_prefix_are_refused(tmp_path: Path
         path.write_text(f'[keys]\nkill = "{prefix}"\n')
         with pytest.raises(ConfigError, match=r"^keys\.kill: a key prefix is 1 to 64 characters"):
             load_settings(config_path=path, env={})
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    import argparse
+
+    from costtop.cli import build_parser
+
+    def parsers(parser: argparse.ArgumentParser):  # type: ignore[no-untyped-def]
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    yield from parsers(sub)
+
+    found = list(parsers(build_parser()))
+    assert {p.prog for p in found} >= {"costtop demo", "costtop serve", "costtop snapshot", "costtop db init"}
+    silent = [f"{p.prog} {'/'.join(a.option_strings)}" for p in found for a in p._actions
+              if a.option_strings and not a.help]
+    assert silent == []
+
+
+def test_the_demo_takes_the_theme_refresh_and_read_only_it_is_given() -> None:
+    from costtop.cli import build_parser, demo_settings
+
+    args = build_parser().parse_args(["demo", "--theme", "incident", "--refresh", "2", "--read-only"])
+    settings = demo_settings(args)
+    assert (settings.theme, settings.refresh, settings.read_only) == ("incident", 2.0, True)
+    plain = demo_settings(build_parser().parse_args(["demo"]))
+    assert (plain.theme, plain.read_only) == ("costtop-dark", False)
+
+
+def test_the_demo_says_where_its_servers_listen() -> None:
+    from costtop.demo.run import servers_line
+
+    line = servers_line("redis://127.0.0.1:6390/0", "postgresql://costtop@127.0.0.1:5439/costtop")
+    assert "redis://127.0.0.1:6390/0" in line and "postgresql://costtop@127.0.0.1:5439/costtop" in line
+    assert "costtop snapshot --redis-url redis://127.0.0.1:6390/0 --database-url postgresql://" in line

@@ -142,6 +142,13 @@ def stop_process(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(5)
 
 
+def servers_line(redis_url: str, database_url: str) -> str:
+    """Where the demo's servers listen, for other commands to read them while it runs: printed before
+    the screen starts (so it stays in the terminal's scrollback after exit) and said on the screen."""
+    return (f"costtop demo: Redis {redis_url}, PostgreSQL {database_url}\n"
+            f"  e.g. costtop snapshot --redis-url {redis_url} --database-url {database_url}")
+
+
 def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.0) -> int:
     from costtop.session import Session
     from costtop.sources.feed import LiveFeed
@@ -159,9 +166,11 @@ def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.
         # The demo's audit rows, if Postgres ever refuses them, wait in its own directory and go with it.
         demo = settings.model_copy(update={"redis_url": pair.redis.url, "database_url": pair.postgres.url,
                                            "audit_spool": str(pair.root / "audit-pending.jsonl")})
+        where = servers_line(pair.redis.url, pair.postgres.url)
+        print(where, file=sys.stderr, flush=True)
         asyncio.run(prepare(demo, rate))
         simulator = start_simulator(demo, rate, incident_after, pair.root / "simulator.log")
-        app = CosttopApp(demo, Session(demo, LiveFeed(demo)))
+        app = CosttopApp(demo, Session(demo, LiveFeed(demo)), greeting=where)
 
         def leave(signum: int, frame: FrameType | None) -> None:
             app.exit()

@@ -70,8 +70,11 @@ class CosttopApp(App[None]):
     ]
     WRITE_ACTIONS = frozenset({"kill", "resume", "throttle", "kill_all"})
 
-    def __init__(self, settings: Settings, session: Session, theme_dir: Path | None = None) -> None:
+    def __init__(self, settings: Settings, session: Session, theme_dir: Path | None = None,
+                 greeting: str | None = None) -> None:
+        """`greeting`: said once at the start (the demo says where its servers listen)."""
         super().__init__()
+        self.greeting = greeting
         self.settings = settings
         self.session = session
         self.read_only = session.read_only
@@ -93,6 +96,8 @@ class CosttopApp(App[None]):
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
         self.push_screen(MainScreen(self.settings.thresholds))
+        if self.greeting:
+            self.notify(self.greeting, title="costtop demo", timeout=30, markup=False)
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.
         self.run_worker(self.session.run_in_thread, thread=True, group="session", name="session")
 
