@@ -92,7 +92,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
-        self.push_screen(MainScreen(self.settings.thresholds))
+        self.push_screen(MainScreen())
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.
         self.run_worker(self.session.run_in_thread, thread=True, group="session", name="session")
 
