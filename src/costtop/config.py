@@ -151,6 +151,12 @@ class Thresholds(BaseModel):
     velocity_warning: Money = Decimal("5")
     velocity_critical: Money = Decimal("15")
     velocity_emergency: Money = Decimal("50")
+    # The fleet's burn (the header's level and the chart's lines), in USD over the 5-minute window: all
+    # three or none. Unset, they follow the global day budget, or a fixed rule without one
+    # (engine/budgets.py `fleet_levels`): one agent's thresholds would call a healthy fleet critical.
+    fleet_velocity_warning: Money | None = None
+    fleet_velocity_critical: Money | None = None
+    fleet_velocity_emergency: Money | None = None
     budget_warning: Fraction = 0.8
     # Providers (seed alert rules): down above 50 % errors in 2 minutes; degraded above 10 % errors
     # in 5 minutes or a p95 latency above 10 s.
@@ -192,6 +198,13 @@ class Thresholds(BaseModel):
         if not self.velocity_warning <= self.velocity_critical <= self.velocity_emergency:
             raise ValueError("velocity_warning <= velocity_critical <= velocity_emergency must hold "
                              f"(got {self.velocity_warning}, {self.velocity_critical}, {self.velocity_emergency})")
+        fleet = (self.fleet_velocity_warning, self.fleet_velocity_critical, self.fleet_velocity_emergency)
+        if any(level is None for level in fleet) and any(level is not None for level in fleet):
+            raise ValueError("fleet_velocity_warning, fleet_velocity_critical and fleet_velocity_emergency: "
+                             "set all three, or none (then they follow the global day budget)")
+        if fleet[0] is not None and not fleet[0] <= fleet[1] <= fleet[2]:  # type: ignore[operator]
+            raise ValueError("fleet_velocity_warning <= fleet_velocity_critical <= fleet_velocity_emergency "
+                             f"must hold (got {fleet[0]}, {fleet[1]}, {fleet[2]})")
         return self
 
 

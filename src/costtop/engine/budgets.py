@@ -7,7 +7,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from costtop.config import Thresholds
-from costtop.engine.snapshot import BudgetState, BudgetView, Level
+from costtop.engine.snapshot import BudgetState, BudgetView, FleetLevels, Level
 from costtop.engine.windows import VELOCITY_SECONDS
 from costtop.money import exact
 from costtop.sources.numbers import in_range
@@ -16,17 +16,44 @@ from costtop.sources.records import RedisNumber, Unparsed
 FIVE = Decimal(VELOCITY_SECONDS // 60)  # the burn-rate window, in minutes: its spend / FIVE is $ per minute
 
 
-def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
-    """Seed rule: more than $5 / $15 / $50 in the 5-minute window."""
+# Without a global day budget the fleet is judged by ten times one agent's default thresholds.
+FLEET_FIXED = (Decimal(50), Decimal(150), Decimal(500))
+# With a global day budget: the 5-minute spend at which all of it would be gone in 12, 3 and 1 hours.
+FLEET_BUDGET_HOURS = (12, 3, 1)
+
+
+def level_of(window_usd: Decimal | None, warning: Decimal, critical: Decimal, emergency: Decimal) -> Level:
+    """More than `warning` / `critical` / `emergency` dollars in the 5-minute window."""
     if window_usd is None:
         return Level.UNKNOWN
-    if window_usd > thresholds.velocity_emergency:
+    if window_usd > emergency:
         return Level.EMERGENCY
-    if window_usd > thresholds.velocity_critical:
+    if window_usd > critical:
         return Level.CRITICAL
-    if window_usd > thresholds.velocity_warning:
+    if window_usd > warning:
         return Level.WARNING
     return Level.OK
+
+
+def velocity_level(window_usd: Decimal | None, thresholds: Thresholds) -> Level:
+    """One agent's level, by the seed rule: more than $5 / $15 / $50 in the 5-minute window."""
+    return level_of(window_usd, thresholds.velocity_warning, thresholds.velocity_critical,
+                    thresholds.velocity_emergency)
+
+
+def fleet_levels(thresholds: Thresholds, day_budget: Decimal | None) -> FleetLevels:
+    """The fleet's levels: the config's, else from the global day budget (the pace that would spend it
+    all in 12, 3 and 1 hours), else FLEET_FIXED. An agent's thresholds are for one agent: the whole
+    fleet above $15 in five minutes is ordinary for a few dozen agents."""
+    th = thresholds
+    if th.fleet_velocity_warning is not None and th.fleet_velocity_critical is not None \
+            and th.fleet_velocity_emergency is not None:
+        return FleetLevels(th.fleet_velocity_warning, th.fleet_velocity_critical, th.fleet_velocity_emergency,
+                           "set")
+    if day_budget is not None and day_budget > 0:
+        warning, critical, emergency = (day_budget * FIVE / (60 * hours) for hours in FLEET_BUDGET_HOURS)
+        return FleetLevels(warning, critical, emergency, "day budget")
+    return FleetLevels(*FLEET_FIXED, "fixed")
 
 
 def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known: bool = True,

@@ -26,7 +26,7 @@ from costtop.config import Thresholds
 from costtop.engine.agent_rows import AgentRows
 from costtop.engine.alerts import AgentAlerts, AlertBook, evaluate, fallback_alert
 from costtop.engine.anomalies import DayNorm, day_norms, hour_anomalies
-from costtop.engine.budgets import FIVE, budget_view, projected, velocity_level
+from costtop.engine.budgets import FIVE, budget_view, fleet_levels, level_of, projected
 from costtop.engine.data_quality import cost_quality, data_quality_lines
 from costtop.engine.live_traces import LiveTraces
 from costtop.engine.liveness import Liveness
@@ -462,14 +462,17 @@ class Engine:
         hour_calls, hour_errors = self.hour.calls, self.hour.errors
         tokens_in, cached = self.today.tokens_in, self.today.cached
         velocity = window_total / FIVE if has_cost else None
+        day_budget = budget_view(redis.day_budget, spend_today, th.budget_warning, redis.known, velocity, day_left)
+        fleet = fleet_levels(th, day_budget.limit)
         return HeaderStats(
             spend_today=spend_today,
             spend_month=spend_month,
             velocity_per_min=velocity,
             velocity_per_hour=velocity * 60 if velocity is not None else None,
-            velocity_level=velocity_level(window_total if has_cost else None, th),
-            day_budget=budget_view(redis.day_budget, spend_today, th.budget_warning, redis.known, velocity,
-                                   day_left),
+            velocity_level=level_of(window_total if has_cost else None, fleet.warning, fleet.critical,
+                                    fleet.emergency),
+            fleet_levels=fleet,
+            day_budget=day_budget,
             month_budget=budget_view(redis.month_budget, spend_month, th.budget_warning, redis.known, velocity,
                                      month_left),
             projected_today=projected(spend_today, velocity, day_left),

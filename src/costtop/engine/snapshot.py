@@ -176,6 +176,16 @@ class Alert:
 
 
 @dataclass(frozen=True, slots=True)
+class FleetLevels:
+    """The fleet's burn-rate levels, in USD over the 5-minute window, and where they come from."""
+
+    warning: Decimal
+    critical: Decimal
+    emergency: Decimal
+    source: str  # "set" (the config), "day budget" (the global one) or "fixed" (no day budget known)
+
+
+@dataclass(frozen=True, slots=True)
 class HeaderStats:
     spend_today: Decimal | None
     spend_month: Decimal | None
@@ -199,6 +209,7 @@ class HeaderStats:
     per_hour: tuple[Decimal, ...] = ()
     newest_row_age: float | None = None  # seconds from the newest row's time stamp to costtop's clock
     rows_silent: bool = False  # the gateway stopped writing rows (liveness.py): window figures go stale
+    fleet_levels: FleetLevels | None = None  # what `velocity_level` was judged by (None: not judged)
 
 
 @dataclass(frozen=True, slots=True)

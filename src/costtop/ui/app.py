@@ -95,7 +95,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
-        self.push_screen(MainScreen(self.settings.thresholds))
+        self.push_screen(MainScreen())
         if self.greeting:
             self.notify(self.greeting, title="costtop demo", timeout=30, markup=False)
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.

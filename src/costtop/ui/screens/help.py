@@ -27,7 +27,8 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
     ("unknown", "unknown", "its switches cannot be read (Redis is stale)"),
     ("WARN", "strong_warning", "a warning: burn rate, 80 % of a budget, errors, an unusual day"),
     ("CRIT", "strong_critical", "critical: burn rate, a budget spent, a provider down; rings the bell once"),
-    ("EMERG", "killed", "emergency burn rate ($50 in 5 minutes by default)"),
+    ("EMERG", "killed", "emergency burn rate: an agent's $50 in 5 minutes by default; the fleet's, all of "
+                        "the day budget within the hour at that pace"),
     ("STALE", "killed", "a source's last good read is old: its figures are the last known"),
     ("?", "", "unknown, never shown as $0"),
     ("none", "dim", "no budget (missing, zero or negative): disabled, never 'exceeded'"),

@@ -13,7 +13,6 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
-from costtop.config import Thresholds
 from costtop.engine.snapshot import Snapshot, SortKey
 from costtop.ui.display import Display
 from costtop.ui.screens.base import CosttopScreen
@@ -76,9 +75,8 @@ class MainScreen(CosttopScreen):
             super().__init__()
             self.keys = keys
 
-    def __init__(self, thresholds: Thresholds) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.thresholds = thresholds
         self.shown: Snapshot | None = None  # the snapshot on screen (the frozen one while paused)
 
     def compose(self) -> ComposeResult:
@@ -91,7 +89,7 @@ class MainScreen(CosttopScreen):
             yield AgentTable(id="agents")
         with Vertical(id="chart-pane"):
             yield Static("Burn $/min — completed minutes, last hour (v: 24 hours)", classes="pane-title")
-            yield VelocityChart(self.thresholds, id="chart")
+            yield VelocityChart(id="chart")
         with Horizontal(id="usage-pane"):
             with Vertical(id="providers-pane"):
                 yield Static("Providers", classes="pane-title")

@@ -8,18 +8,14 @@ change at every refresh and redraw the chart each second, and the header already
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import plotext as plt
 from rich.style import Style
 from rich.text import Text
 
-from costtop.config import Thresholds
-from costtop.engine.snapshot import Snapshot
+from costtop.engine.budgets import FIVE, FLEET_FIXED
+from costtop.engine.snapshot import FleetLevels, Snapshot
 from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.line_diff import TextLines
-
-FIVE = Decimal(5)
 
 
 def rates(snap: Snapshot, hours: bool) -> list[float]:
@@ -38,13 +34,14 @@ def rgb(style: Style) -> tuple[int, int, int]:
     return (red, green, blue)
 
 
-def chart(points: list[float], thresholds: Thresholds, width: int, height: int, hours: bool,
+def chart(points: list[float], levels: FleetLevels, width: int, height: int, hours: bool,
           p: Palette = DEFAULT_PALETTE) -> Text:
-    """The plot as Text (plotext draws ANSI; Text.from_ansi turns it into styled cells). The warning,
-    critical and emergency lines are drawn in the theme's warning, critical and killed colours."""
-    lines = [(float(thresholds.velocity_warning / FIVE), rgb(p.warning)),
-             (float(thresholds.velocity_critical / FIVE), rgb(p.critical)),
-             (float(thresholds.velocity_emergency / FIVE), rgb(p.killed))]
+    """The plot as Text (plotext draws ANSI; Text.from_ansi turns it into styled cells). The fleet's
+    warning, critical and emergency levels (the header's, as $ per minute) are drawn in the theme's
+    warning, critical and killed colours."""
+    lines = [(float(levels.warning / FIVE), rgb(p.warning)),
+             (float(levels.critical / FIVE), rgb(p.critical)),
+             (float(levels.emergency / FIVE), rgb(p.killed))]
     top = max([*points, 0.0])
     shown = [(level, color) for level, color in lines if level <= max(top * 1.5, lines[0][0])]
     plt.clf()
@@ -64,9 +61,8 @@ def chart(points: list[float], thresholds: Thresholds, width: int, height: int, 
 
 
 class VelocityChart(TextLines):
-    def __init__(self, thresholds: Thresholds, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id)
-        self.thresholds = thresholds
         self.hours = False
         self._key: tuple[object, ...] = ()
 
@@ -74,11 +70,12 @@ class VelocityChart(TextLines):
         width, height = self.content_size.width, self.content_size.height
         points = rates(snap, self.hours)
         colours = palette(self.app)
-        key = (tuple(points), width, height, self.hours, colours)
+        levels = snap.header.fleet_levels or FleetLevels(*FLEET_FIXED, "fixed")
+        key = (tuple(points), width, height, self.hours, colours, levels)
         if key == self._key:
             return
         self._key = key
         if not points:
             self.set_text(Text("Reading the day's rows: the chart follows.", style="dim"))
             return
-        self.set_text(chart(points, self.thresholds, width, height, self.hours, colours))
+        self.set_text(chart(points, levels, width, height, self.hours, colours))
