@@ -270,7 +270,8 @@ class CosttopApp(App[None]):
     # -- switches ----------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Read-only (the wall screen): the writing keys are shown disabled and do nothing."""
+        """Read-only (the wall screen): the writing keys are shown disabled; pressed, they change nothing
+        and say why (`run_action`)."""
         return None if self.read_only and action in self.WRITE_ACTIONS else True
 
     async def run_action(self, action: str | ActionParseResult, default_namespace: DOMNode | None = None,
