@@ -194,7 +194,8 @@ async def test_a_kill_while_postgres_is_down_keeps_its_audit_row_until_it_is_bac
         await wait_until(pilot, lambda: app.session.engine.audit_pending == 0
                          and app.session.status["Postgres"].connected,
                          timeout=30)
-        assert "audit row waiting" not in screen_text(app)
+        # The session's thread has written it; the screen says so at its next snapshot, not at once.
+        await wait_until(pilot, lambda: "audit row waiting" not in screen_text(app), timeout=10)
     conn = await asyncpg.connect(killable.postgres.url)
     try:
         rows = await conn.fetch("SELECT action, target, result FROM costtop_audit")
