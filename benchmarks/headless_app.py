@@ -211,6 +211,13 @@ class TimedFeed:
         await self.inner.close()
 
 
+def tracked_session(settings: Settings, log: EventLog) -> Session:
+    """The real session on the real feed, with the tracking engine and the timed feed, logging to `log`."""
+    engine = TrackingEngine(settings.thresholds)
+    engine.log = log
+    return Session(settings, TimedFeed(LiveFeed(settings), log), engine=engine)
+
+
 class HeadlessCosttop(KeyProbe, CosttopApp):
     def __init__(self, settings: Settings, log: EventLog, max_seconds: float = 900, probe_every: float = 0,
                  session_log: str | None = None) -> None:
@@ -221,10 +228,8 @@ class HeadlessCosttop(KeyProbe, CosttopApp):
             session = SessionProxy(settings, session_log)
             self.marks = session.marks
         else:
-            self.engine = TrackingEngine(settings.thresholds)
-            self.engine.log = log
-            self.marks = self.engine.marks
-            session = Session(settings, TimedFeed(LiveFeed(settings), log), engine=self.engine)
+            session = tracked_session(settings, log)
+            self.marks = session.engine.marks  # type: ignore[attr-defined]  # a TrackingEngine
         super().__init__(settings, session)
         self.probe_every = probe_every
         self.log_event = log

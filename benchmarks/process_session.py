@@ -122,19 +122,16 @@ class SessionProxy:
 
 def child_main(conn: Connection, settings: Settings, log_path: str) -> None:
     """The child: the same session, feed and engine as the headless app's, on its own main thread."""
-    from benchmarks.headless_app import EventLog, TimedFeed, TrackingEngine
+    from benchmarks.headless_app import EventLog, TrackingEngine, tracked_session
     from costtop.allocator import pin_mmap_threshold
     from costtop.collector import space_full_collections
-    from costtop.session import Session
-    from costtop.sources.feed import LiveFeed
 
     pin_mmap_threshold()
     space_full_collections()
     with open(log_path, "w", encoding="utf-8") as stream:
         log = EventLog(stream)
-        engine = TrackingEngine(settings.thresholds)
-        engine.log = log
-        session = Session(settings, TimedFeed(LiveFeed(settings), log), engine=engine)
+        session = tracked_session(settings, log)
+        engine: TrackingEngine = session.engine  # type: ignore[assignment]
         lock = threading.Lock()
 
         def on_snapshot() -> None:

@@ -11,21 +11,18 @@ from pydantic import ValidationError
 from costtop.config import Thresholds
 from costtop.engine.budgets import FLEET_FIXED, fleet_levels
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import Level
+from costtop.engine.snapshot import FleetLevels, Level
 from test_engine import ALL, NOW, empty_baseline, redis_state, row
 
 
 def test_the_fleets_levels_come_from_the_config_else_the_day_budget_else_the_fixed_rule() -> None:
     set_ = Thresholds(fleet_velocity_warning=Decimal(1), fleet_velocity_critical=Decimal(2),
                       fleet_velocity_emergency=Decimal(3))
-    assert fleet_levels(set_, Decimal(1440)) == fleet_levels(set_, None)
-    assert (fleet_levels(set_, None).warning, fleet_levels(set_, None).source) == (Decimal(1), "set")
+    assert fleet_levels(set_, Decimal(1440)) == fleet_levels(set_, None) == FleetLevels(1, 2, 3)  # type: ignore[arg-type]
     # $1,440 a day: all of it gone in 12 h, 3 h, 1 h is $10, $40, $120 in five minutes.
-    derived = fleet_levels(Thresholds(), Decimal(1440))
-    assert (derived.warning, derived.critical, derived.emergency, derived.source) == (10, 40, 120, "day budget")
+    assert fleet_levels(Thresholds(), Decimal(1440)) == FleetLevels(10, 40, 120)  # type: ignore[arg-type]
     for no_budget in (None, Decimal(0), Decimal(-5)):
-        fixed = fleet_levels(Thresholds(), no_budget)
-        assert (fixed.warning, fixed.critical, fixed.emergency, fixed.source) == (*FLEET_FIXED, "fixed")
+        assert fleet_levels(Thresholds(), no_budget) == FleetLevels(*FLEET_FIXED)
 
 
 @pytest.mark.parametrize("given", [

@@ -48,12 +48,11 @@ def fleet_levels(thresholds: Thresholds, day_budget: Decimal | None) -> FleetLev
     th = thresholds
     if th.fleet_velocity_warning is not None and th.fleet_velocity_critical is not None \
             and th.fleet_velocity_emergency is not None:
-        return FleetLevels(th.fleet_velocity_warning, th.fleet_velocity_critical, th.fleet_velocity_emergency,
-                           "set")
+        return FleetLevels(th.fleet_velocity_warning, th.fleet_velocity_critical, th.fleet_velocity_emergency)
     if day_budget is not None and day_budget > 0:
         warning, critical, emergency = (day_budget * FIVE / (60 * hours) for hours in FLEET_BUDGET_HOURS)
-        return FleetLevels(warning, critical, emergency, "day budget")
-    return FleetLevels(*FLEET_FIXED, "fixed")
+        return FleetLevels(warning, critical, emergency)
+    return FleetLevels(*FLEET_FIXED)
 
 
 def budget_view(limit: RedisNumber, used: Decimal | None, warning: float, known: bool = True,

@@ -177,12 +177,11 @@ class Alert:
 
 @dataclass(frozen=True, slots=True)
 class FleetLevels:
-    """The fleet's burn-rate levels, in USD over the 5-minute window, and where they come from."""
+    """The fleet's burn-rate levels, in USD over the 5-minute window (engine/budgets.py `fleet_levels`)."""
 
     warning: Decimal
     critical: Decimal
     emergency: Decimal
-    source: str  # "set" (the config), "day budget" (the global one) or "fixed" (no day budget known)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +190,8 @@ class HeaderStats:
     spend_month: Decimal | None
     velocity_per_min: Decimal | None
     velocity_per_hour: Decimal | None
-    velocity_level: Level
+    velocity_level: Level  # judged by `fleet_levels`
+    fleet_levels: FleetLevels
     day_budget: BudgetView
     month_budget: BudgetView
     active_agents: int
@@ -209,7 +209,6 @@ class HeaderStats:
     per_hour: tuple[Decimal, ...] = ()
     newest_row_age: float | None = None  # seconds from the newest row's time stamp to costtop's clock
     rows_silent: bool = False  # the gateway stopped writing rows (liveness.py): window figures go stale
-    fleet_levels: FleetLevels | None = None  # what `velocity_level` was judged by (None: not judged)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from textual import on, work
+from textual.actions import parse as parse_action
 from textual.app import App
 from textual.binding import Binding
 
@@ -279,8 +280,8 @@ class CosttopApp(App[None]):
         """As Textual runs it; a writing key pressed in read-only mode (its action disabled, so Textual
         would do nothing at all) says why nothing happened."""
         handled = await super().run_action(action, default_namespace, namespaces)
-        if not handled and self.read_only and isinstance(action, str) \
-                and action.rpartition(".")[2].partition("(")[0] in self.WRITE_ACTIONS:
+        name = parse_action(action)[1] if isinstance(action, str) else action[1]
+        if not handled and self.read_only and name in self.WRITE_ACTIONS:
             self._refuse_if_read_only()
         return handled
 

@@ -49,8 +49,9 @@ def switch_target(kind: str, focused: object, agents: AgentTable | None, drilled
     if agent == NO_NAME:
         return (f"(none) is the calls without an agent_id: they have no {kind} switch "
                 "(kill their model or provider instead).")
-    row = next((a for a in shown.agents if a.agent_id == agent), None) if shown is not None else None
-    if kind == "kill" and row is not None and row.state is AgentState.KILLED:
+    row = next((a for a in shown.agents if a.agent_id == agent), None) \
+        if kind == "kill" and shown is not None else None
+    if row is not None and row.state is AgentState.KILLED:
         by = "by the global kill" if row.switch is not None and row.switch.scope == "global" else "by its switch"
         return f"{visible_id(agent, 40)} is already killed ({by}); `u` resumes it."
     return SwitchChange("set", kind, "agent", agent)

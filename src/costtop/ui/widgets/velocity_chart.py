@@ -12,7 +12,7 @@ import plotext as plt
 from rich.style import Style
 from rich.text import Text
 
-from costtop.engine.budgets import FIVE, FLEET_FIXED
+from costtop.engine.budgets import FIVE
 from costtop.engine.snapshot import FleetLevels, Snapshot
 from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.line_diff import TextLines
@@ -70,7 +70,7 @@ class VelocityChart(TextLines):
         width, height = self.content_size.width, self.content_size.height
         points = rates(snap, self.hours)
         colours = palette(self.app)
-        levels = snap.header.fleet_levels or FleetLevels(*FLEET_FIXED, "fixed")
+        levels = snap.header.fleet_levels
         key = (tuple(points), width, height, self.hours, colours, levels)
         if key == self._key:
             return
