@@ -396,6 +396,7 @@ async def test_at_80_columns_every_screens_footer_still_shows_help_and_quit() ->
         await wait_for_data(pilot)
         footer = screen_text(app).splitlines()[-1]
         assert "? Help" in footer and "q Quit" in footer, footer
+        assert [bid for _, _, bid in app.help_keys()].count("quit") == 1  # listed once
         app.push_screen(AgentScreen("research-bot", app.drill_context(), app.shown))
         await wait_until(pilot, lambda: isinstance(app.screen, AgentScreen))
         await pilot.pause()

@@ -41,7 +41,6 @@ MOVING: tuple[tuple[str, str], ...] = (
     ("↑ ↓  pgup pgdn  home end", "move the cursor in the focused table"),
     ("enter", "open the selected row: an agent's screen, a trace's steps"),
     ("escape", "back to the previous screen, or close a dialog"),
-    ("ctrl+p", "the command palette"),
 )
 
 
