@@ -289,7 +289,7 @@ async def test_k_with_no_agent_row_on_screen_opens_nothing() -> None:
         await pilot.pause()
         assert not isinstance(app.screen, SwitchDialog)
     app = make_app()
-    async with app.run_test(size=(40, 10)) as pilot:
+    async with app.run_test(size=(40, 8)) as pilot:  # the header's 5 lines, the footer: 2 for the agents
         await wait_for_data(pilot)
         assert app.screen.query_one(AgentTable).selected_key is not None  # selected, but not drawn
         await pilot.press("k")
@@ -360,7 +360,9 @@ def test_help_collects_the_bindings_of_every_costtop_screen_without_a_list(monke
                                             "BINDINGS": [Binding("z", "app.bell", "Ring", id="probe.ring")]})
     groups = dict(binding_groups())
     assert [b.id for b in groups[" (probe view)"]] == ["probe.ring"]
-    assert [b.id for b in groups[" (main screen)"]] == ["sort", "chart_range", "acknowledge", "drill_down", "filter"]
+    assert [b.id for b in groups[" (main screen)"]] == ["sort", "chart_range", "acknowledge", "drill_down", "filter",
+                                                    "pane.alerts", "pane.chart", "pane.usage", "pane.switches",
+                                                    "pane.zoom"]
     del probe, groups
     monkeypatch.delitem(sys.modules, "costtop.ui.screens.probe")  # the probe must not reach later tests
     assert " (probe view)" not in dict(binding_groups())

@@ -17,8 +17,13 @@ def make_app(read_only: bool = False) -> CosttopApp:
     return static_app(Settings(read_only=read_only))
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+# The on-call's SSH terminal, a laptop's, and a 1920x1080 wall screen.
+MAIN_SIZES = [(80, 24), (120, 40), (240, 67)]
+
+
+@pytest.mark.parametrize("size", MAIN_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_main_screen(snap_compare, size: tuple[int, int]) -> None:
+    """An incident (six alerts, three switches): at 80x24 the agents keep 8 rows and the switches show."""
     assert snap_compare(make_app(), terminal_size=size, run_before=wait_for_data)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from operator import attrgetter
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -14,7 +15,9 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from costtop.engine.snapshot import Snapshot, SortKey
+from costtop.ui import layout
 from costtop.ui.display import Display
+from costtop.ui.layout import LayoutChoice, LayoutStateError, PaneNeed
 from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
@@ -26,7 +29,6 @@ from costtop.ui.widgets.velocity_chart import VelocityChart
 
 _acknowledged = attrgetter("acknowledged")
 
-SHORT = 40  # lines
 NARROW = 140  # columns: the provider and model panels share the width
 
 
@@ -38,6 +40,7 @@ class FilterBar(Input):
 
 
 COLUMN_SORT = {"agent": SortKey.NAME, "today": SortKey.TODAY, "velocity": SortKey.BURN, "runs_out": SortKey.RUNS_OUT}
+SORT_COLUMN = {key: column for column, key in COLUMN_SORT.items()}
 
 
 class MainScreen(CosttopScreen):
@@ -51,6 +54,9 @@ class MainScreen(CosttopScreen):
         Binding("a", "acknowledge", "Ack alerts", id="acknowledge"),
         Binding("enter", "drill_down", "Agent", id="drill_down", show=False),
         Binding("slash", "filter", "Filter", id="filter"),
+        *(Binding(key, f"pane('{pane}')", f"Show/hide {layout.PANE_NAMES[pane]}", show=False, id=f"pane.{pane}")
+          for key, pane in layout.PANE_KEYS.items()),
+        Binding("5", "zoom", "Zoom the agents", show=False, id="pane.zoom"),
     ]
 
     class SortChanged(Message):
@@ -75,9 +81,17 @@ class MainScreen(CosttopScreen):
             super().__init__()
             self.keys = keys
 
-    def __init__(self) -> None:
+    def __init__(self, layout_path: Path | None = None) -> None:
         super().__init__()
         self.shown: Snapshot | None = None  # the snapshot on screen (the frozen one while paused)
+        self.layout_path = layout_path or layout.state_path()
+        self.layout_problem: str | None = None
+        try:
+            self.choice = layout.load(self.layout_path)
+        except LayoutStateError as exc:
+            self.choice, self.layout_problem = LayoutChoice(), str(exc)
+        self.heights: dict[str, int] = {}  # each panel's height now (layout.plan); 0: folded
+        self.folded: list[str] = []  # the panels with something to show that found no room
 
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
@@ -105,6 +119,72 @@ class MainScreen(CosttopScreen):
 
     def on_mount(self) -> None:
         self.query_one(AgentTable).focus()
+        if self.layout_problem:
+            self.notify(self.layout_problem, severity="warning", timeout=10, markup=False)
+
+    def action_pane(self, pane: str) -> None:
+        """1-4: show or hide a panel (and leave the zoom). Kept in the state file for the next start."""
+        self._choose(self.choice.toggled(pane))
+        if pane not in self.choice.hidden and not self.heights.get(pane):
+            self.notify(f"No room for the {layout.PANE_NAMES[pane]} at {self.size.height} lines: the agents keep "
+                        f"{layout.AGENT_LINES - 2} rows. 5 zooms the agents; a taller terminal shows more.",
+                        timeout=5, markup=False)
+
+    def action_zoom(self) -> None:
+        """5: the agents alone under the header, or back."""
+        self._choose(self.choice.zoomed())
+
+    def _choose(self, choice: LayoutChoice) -> None:
+        self.choice = choice
+        try:
+            layout.save(self.layout_path, choice)
+        except LayoutStateError as exc:
+            self.notify(str(exc), severity="warning", timeout=10, markup=False)
+        self._refit()
+
+    def needs(self) -> dict[str, PaneNeed]:
+        """What each panel would show now: the alerts' lines, the switches, the provider and model rows."""
+        snap = self.shown
+        alerts = 0 if self.query_one("#alerts-pane").has_class("empty") else self.query_one(AlertPanel).line_count
+        switches = len(snap.switches) if snap is not None else 0
+        usage = max(self.query_one(ProviderTable).row_count, self.query_one(ModelTable).row_count)
+        return {
+            "alerts": PaneNeed(1 + alerts, 3) if alerts else PaneNeed(0, 0),
+            "switches": PaneNeed(min(9, 2 + switches), 3) if switches else PaneNeed(1, 1),
+            "usage": PaneNeed(min(9, 2 + max(usage, 2)), 4),
+            "chart": PaneNeed(11, 7),
+        }
+
+    def layout_note(self) -> str:
+        """What the pane keys changed, or what the terminal's height folded, in the agents' title."""
+        if self.choice.zoom:
+            return " — zoomed (5: back)"
+        folded, hidden = len(self.folded), len(self.choice.hidden)
+        parts = ([f"{folded} folded"] if folded else []) + ([f"{hidden} hidden"] if hidden else [])
+        return f" — panels {', '.join(parts)} (1-5)" if parts else ""
+
+    def fit_panels(self) -> None:
+        """Give each panel its height from `layout.plan`; the agents take the rest. Only when a height
+        changes: a new height lays the screen out again."""
+        try:
+            summary = self.query_one(Summary).outer_size.height or 4
+            bar = 1 if self.query_one(FilterBar).display else 0
+            room = self.size.height - summary - 1 - bar  # the footer's line
+            needs = self.needs()
+            heights = layout.plan(room, needs, self.choice.hidden, self.choice.zoom,
+                                  self.query_one(AgentTable).row_count)
+        except NoMatches:
+            return
+        self.folded = [pane for pane, height in heights.items()
+                       if not height and needs[pane].want and pane not in self.choice.hidden]
+        if heights == self.heights:
+            return
+        self.heights = heights
+        for pane, height in heights.items():
+            widget = self.query_one(f"#{pane}-pane")
+            widget.display = height > 0
+            if height:
+                widget.styles.height = height
 
     def action_filter(self) -> None:
         bar = self.query_one(FilterBar)
@@ -125,6 +205,10 @@ class MainScreen(CosttopScreen):
             return
         reverse = not self.shown.sort_reverse if self.shown.sort is key else False
         self.post_message(self.SortChanged(key, reverse))
+
+    @on(RowTable.ScrolledSideways, "#agents")
+    def _agents_scrolled(self) -> None:
+        self.agents_title()
 
     def action_chart_range(self) -> None:
         chart = self.query_one(VelocityChart)
@@ -167,9 +251,15 @@ class MainScreen(CosttopScreen):
         """What to show changed without new data (a filter, the chart's range): drawn again."""
 
     def on_resize(self) -> None:
-        # On a short terminal the panels below the agents shrink, so the agents keep some rows.
-        self.set_class(self.size.height < SHORT, "short")
         self.set_class(self.size.width < NARROW, "narrow")
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        self.fit_panels()
+        try:
+            self.agents_title()
+        except NoMatches:
+            return
 
     def show(self, snap: Snapshot, display: Display) -> None:
         self.shown = snap
@@ -189,10 +279,6 @@ class MainScreen(CosttopScreen):
         self.pane_title("#alerts-pane", f"Alerts ({len(snap.alerts)}, {waiting} new — a: acknowledge)")
         agents = self.query_one(AgentTable)
         agents.show(snap)
-        title = f"Agents — today, UTC — by {snap.sort.value}{' (reversed)' if snap.sort_reverse else ''}"
-        if agents.filter:
-            title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
-        self.pane_title("#agents-pane", title)
         self.query_one(SwitchTable).show(snap)
         self.query_one(ProviderTable).show(snap)
         chart = self.query_one(VelocityChart)
@@ -208,6 +294,22 @@ class MainScreen(CosttopScreen):
         self.pane_title("#switches-pane", f"Switches ({count})" if snap.switches_known
                         else "Switches (unknown: Redis unavailable)")
         self.query_one("#switches-pane").set_class(count == 0, "empty")
+        self.fit_panels()
+        self.agents_title()
+
+    def agents_title(self) -> None:
+        """The order (and whether its column is in view), the filter, and what the layout folded."""
+        snap, agents = self.shown, self.query_one(AgentTable)
+        if snap is None:
+            return
+        title = f"Agents — today, UTC — by {snap.sort.value}{' (reversed)' if snap.sort_reverse else ''}"
+        column = SORT_COLUMN.get(snap.sort)
+        if column is not None and agents.column_visible(column) is False:
+            title += " (that column is off screen: ←/→)"
+        if agents.filter:
+            title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
+        title += self.layout_note()
+        self.pane_title("#agents-pane", title)
 
     def pane_title(self, pane: str, title: str) -> None:
         """Set a pane's title line, only when it changed (update() always lays the screen out again); as

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import compress, repeat
 from typing import Generic, TypeVar
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -51,6 +52,24 @@ def line_of(cells: list[Text], columns: list[Column]) -> Text:
     return line
 
 
+def fit_columns(columns: Sequence[Column], priority: Sequence[str], width: int) -> list[int]:
+    """The order to draw the columns in, for a table `width` cells wide: the most important columns
+    that fit (taken in `priority` order, stopping at the first that does not fit), in their own
+    order; then the others, in their own order, past the right edge where `→` reaches them. So a
+    narrow terminal drops the least important columns from view first, and loses none of them."""
+    if not priority:
+        return list(range(len(columns)))
+    rank = {key: index for index, key in enumerate(priority)}
+    kept: set[int] = set()
+    used = -1  # no space before the first column
+    for index in sorted(range(len(columns)), key=lambda i: rank.get(columns[i][0], len(rank))):
+        used += columns[index][2] + 1
+        if used > width:
+            break
+        kept.add(index)
+    return sorted(kept) + [index for index in range(len(columns)) if index not in kept]
+
+
 class RowTable(ScrollView, Generic[R], can_focus=True):
     """Subclasses say which rows a snapshot has, their keys and names, and their cells."""
 
@@ -65,6 +84,9 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
     ]
     COMPONENT_CLASSES = {"row-table--header", "row-table--cursor"}
     max_name = MAX_NAME  # the first column's widest; a longer name is cut the `visible_id` way
+    # Column keys, most important first: on a narrow terminal the others go past the right edge
+    # (`fit_columns`). Empty: the columns keep their own order.
+    priority: tuple[str, ...] = ()
 
     class Selected(Message):
         """The cursor moved to another row."""
@@ -92,6 +114,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._name_widths: dict[str, int] = {}
         self._folded: dict[str, str] = {}
         self._layout: tuple[object, ...] = ()
+        self._order: list[int] = []  # where each drawn column is among `columns_for`'s (`fit_columns`)
         self.filter = ""  # `/`: only rows whose name holds this text (any case)
         self.total = 0  # rows before the filter
         self.palette = DEFAULT_PALETTE  # the theme's state colours, taken at each show()
@@ -145,7 +168,9 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             rows = self._filter(rows)
         else:
             self._filtered = None  # holds an old snapshot's rows: not kept past the filter
-        columns = self.columns_for(snap, max(5, self._name_width(rows)))
+        natural = self.columns_for(snap, max(5, self._name_width(rows)))
+        self._order = fit_columns(natural, self.priority, self.scrollable_content_region.width)
+        columns = [natural[index] for index in self._order]
         layout = (*self.layout_key(), self.palette)  # a new theme draws every line again
         if columns != self.columns or layout != self._layout:
             self.columns, self._layout = columns, layout
@@ -190,6 +215,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         """The row's cells, its name cut to the column the `visible_id` way (`…#` and a hash of the exact
         id), not by plain truncation: two long ids that differ only past the cut must not look the same."""
         cells = self.cells_of(row)
+        if self.priority:
+            cells = [cells[index] for index in self._order if index < len(cells)]
         if cells and self.columns:
             width, name = self.columns[0][2], self.name_of(row)
             if cells[0].cell_len > width and cells[0].plain == visible_id(name):
@@ -239,7 +266,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
     def _refresh_if_visible_changed(self) -> None:
         """Repaint only what changed on screen, each line up to its last changed cell."""
         shown = self._visible()
-        frame = (int(self.scroll_offset.y), self.size, self.has_focus)
+        frame = (int(self.scroll_offset.y), int(self.scroll_offset.x), self.size, self.has_focus)
         if frame != self._frame or not self._shown:
             self.refresh()  # scrolled, resized or (un)focused: every line moves or restyles
         elif shown != self._shown:
@@ -302,7 +329,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if event.y >= 1:
             self._move(int(self.scroll_offset.y) + event.y - 1)
             return
-        x = int(self.scroll_offset.x) + event.x
+        x = event.x if event.x < self._frozen() else event.x + int(self.scroll_offset.x)
         for key, _, width in self.columns:
             if x < width + 1:
                 self.post_message(self.HeaderClicked(self, key))  # type: ignore[arg-type]
@@ -314,15 +341,48 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         self._shown = ()
         self.refresh()
 
+    class ScrolledSideways(Message):
+        """The columns in view changed: a title that names one may say something else now."""
+
+        def __init__(self, table: RowTable[object]) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> RowTable[object]:
+            return self.table
+
+    def watch_scroll_x(self, old: float, new: float) -> None:
+        super().watch_scroll_x(old, new)
+        self._shown = ()
+        self.refresh()
+        if int(old) != int(new):
+            self.post_message(self.ScrolledSideways(self))  # type: ignore[arg-type]
+
+    def column_visible(self, key: str) -> bool | None:
+        """Whether a column is wholly in view (scrolled sideways, the table shows a window of its
+        columns); None when the table has no such column."""
+        left, frozen, x = int(self.scroll_offset.x), self._frozen(), 0
+        for name, _, width in self.columns:
+            if name == key:
+                return x < frozen or (x - left >= frozen and x + width - left <= self.scrollable_content_region.width)
+            x += width + 1
+        return None
+
+    def _frozen(self) -> int:
+        """The cells that stay put when the table scrolls sideways: the first column (the row's name)
+        and its space, so every row still says whose figures it shows."""
+        if not self.columns or self.columns[0][2] + 1 >= self.scrollable_content_region.width:
+            return 0
+        return self.columns[0][2] + 1
+
     def render_line(self, y: int) -> Strip:
         return self._painted.record(y, self._render_line(y))
 
     def _render_line(self, y: int) -> Strip:
         width = self.size.width
         if y == 0:
-            header = self.get_component_rich_style("row-table--header")
-            return self._strip(("header",), lambda: line_of([Text(label) for _, label, _ in self.columns],
-                                                            self.columns), header, width)
+            return self._header(width)
         index = int(self.scroll_offset.y) + y - 1
         if index >= len(self.rows):
             return Strip.blank(width, self.rich_style)
@@ -336,16 +396,40 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         return self._strip((row, index == self.cursor, self.has_focus),
                            lambda: line_of(self._fitted_cells(row), self.columns), style, width)
 
+    def _header(self, width: int) -> Strip:
+        """The column titles, with `←` / `→` at an edge past which more columns lie: the horizontal
+        scrollbar is hidden (on a 24-line terminal its line is worth an agent's row)."""
+        header = self.get_component_rich_style("row-table--header")
+        strip = self._strip(("header",), lambda: line_of([Text(label) for _, label, _ in self.columns],
+                                                         self.columns), header, width)
+        left, frozen = int(self.scroll_offset.x), self._frozen()
+        more_right = self.virtual_size.width > left + width
+        if width < 2 or not (left or more_right):
+            return strip
+        arrow = header + Style(bold=True)
+        # `←` on the space after the frozen name column; `→` on the last cell.
+        before = frozen - 1 if left and frozen else 0
+        parts = [strip.crop(0, before)] if before else []
+        parts.append(Strip([Segment("←", arrow)]) if left else strip.crop(0, 1))
+        parts.append(strip.crop(before + 1, width - 1))
+        parts.append(Strip([Segment("→", arrow)]) if more_right else strip.crop(width - 1, width))
+        return Strip.join(parts)
+
     def _strip(self, key: tuple[object, ...], build: Callable[[], Text], style: Style, width: int) -> Strip:
-        """A rendered line, cached by what it shows (a row is immutable, so it is its own key)."""
-        full_key = (*key, width, self._layout, tuple(self.columns))
+        """A rendered line, cached by what it shows (a row is immutable, so it is its own key), cut to
+        the window the table is scrolled to sideways."""
+        left = int(self.scroll_offset.x)
+        full_key = (*key, width, left, self._layout, tuple(self.columns))
         strip = self._cache.get(full_key)
         if strip is not None:
             self._cache.move_to_end(full_key)
             return strip
         text = build()
         text.style = style  # under the cells' own colours
-        strip = Strip(segments_of(text, self.app.console)).extend_cell_length(width, style).crop(0, width)
+        strip = Strip(segments_of(text, self.app.console)).extend_cell_length(left + width, style)
+        frozen = self._frozen()
+        strip = Strip.join([strip.crop(0, frozen), strip.crop(frozen + left, left + width)]) if left and frozen \
+            else strip.crop(left, left + width)
         self._cache[full_key] = strip
         if len(self._cache) > STRIP_CACHE:
             self._cache.popitem(last=False)
