@@ -29,7 +29,7 @@ from costtop.ui.screens.help import HelpScreen, declared_bindings
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.targets import resume_target, switch_target
-from costtop.ui.themes import DEFAULT_THEME, find_themes
+from costtop.ui.themes import DEFAULT_THEME, find_themes, status_css_variables
 from costtop.ui.widgets.agent_table import AgentTable
 
 if TYPE_CHECKING:
@@ -112,6 +112,17 @@ class CosttopApp(App[None]):
             # Not the worker's wait(): Textual cancels its workers before this, and a cancelled worker's
             # wait() returns at once, raising an error nobody retrieves (printed after the app is gone).
             await asyncio.to_thread(self.session.finished.wait, self.session.stop_seconds + 0.5)
+
+    def get_css_variables(self) -> dict[str, str]:
+        """Textual's theme variables, with the states' colours the theme leaves out filled in from those
+        they follow (`status_css_variables`): the .tcss can then colour a state with `$status-…` in
+        every theme, the same colour the widgets' Palette gives it."""
+        variables = super().get_css_variables()
+        filled = status_css_variables(variables)
+        if filled:
+            variables = {**variables, **filled}
+            self.theme_variables = variables
+        return variables
 
     def _apply_themes(self) -> None:
         """Register every theme found; a broken file or an unknown name is said once, then the default."""
