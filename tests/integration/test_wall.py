@@ -71,6 +71,8 @@ async def test_the_wall_cannot_write_and_says_why_a_writing_key_does_nothing() -
         assert "READ-ONLY" in screen_text(app)
         await pilot.press("escape")
         await wait_until(pilot, lambda: isinstance(app.screen, WallScreen))
+        await pilot.press("p")  # pausing is no write: the band says the screen is frozen
+        await wait_until(pilot, lambda: "PAUSED" in screen_text(app))
 
 
 def test_wall_implies_read_only_whatever_the_config_says() -> None:
