@@ -172,3 +172,17 @@ async def test_the_wall_draws_an_unknown_figure_as_a_large_question_mark() -> No
         assert not today.has_class("-digits")
         assert not today.query_one(Digits).display and today.query_one(".figure-words").display
         assert "╭─╮" in screen_text(app)
+
+
+async def test_agent_ids_are_drawn_as_text_never_as_markup_or_escapes() -> None:
+    from costtop.ui.widgets.top_agents import top_agents_text
+
+    app = wall_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for_data(pilot)
+        snap = _snap(app)
+    hostile = "[bold red]evil[/]\x1b]0;pwned\x07"
+    agents = (dataclasses.replace(snap.agents[0], agent_id=hostile), *snap.agents[1:])
+    text = top_agents_text(dataclasses.replace(snap, agents=agents), width=120)
+    assert "[bold red]evil[/]" in text.plain  # as typed: not markup
+    assert "\x1b" not in text.plain and "\x07" not in text.plain

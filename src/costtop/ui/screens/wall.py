@@ -85,7 +85,8 @@ def band_text(state: WallState, snap: Snapshot, display: Display, width: int) ->
     items += [Text(reason, style="bold") for reason in state.reasons]
     if display.paused:
         items.append(Text("PAUSED: the screen is frozen (p: resume)", style="bold reverse"))
-    items.append(Text(f"costtop wall · read-only · {snap.at:%H:%M:%S} UTC"))
+    # The time moves every refresh: a frozen wall (a hung session, a lost SSH link) is seen to be frozen.
+    items.append(Text(f"costtop wall · read-only · {snap.at:%H:%M:%S} UTC · ? help"))
     return pack(items, width, gap=4)
 
 
