@@ -96,7 +96,7 @@ class WallScreen(CosttopScreen):
     def __init__(self) -> None:
         super().__init__(classes=WallLevel.UNKNOWN.css_class)
         self.shown: Snapshot | None = None
-        self.state: WallState | None = None
+        self.fleet_state: WallState | None = None  # what the colour says now
 
     def compose(self) -> ComposeResult:
         with Vertical(id="wall-band-box"):  # the padding is the box's: TextLines repaints lines, not padding
@@ -127,7 +127,7 @@ class WallScreen(CosttopScreen):
 
     def _show(self, snap: Snapshot, display: Display) -> None:
         state = wall_state(snap)
-        self.state = state
+        self.fleet_state = state
         for level in WallLevel:
             self.set_class(level is state.level, level.css_class)
         p = palette(self.app)

@@ -34,12 +34,12 @@ UNKNOWN_FIGURE = Figure(None, Text("unknown", style="bold"), "unknown")
 class BigFigure(Vertical):
     def __init__(self, label: str, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="-plain -digits")
-        self.label = label
+        self.caption = label
         self.shown: Figure | None = None
         self.stale = False
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(self.label), classes="figure-label")
+        yield Static(Text(self.caption), classes="figure-label")
         yield Digits("", classes="figure-digits")
         yield Static("", classes="figure-words")
         yield Static("", classes="figure-note")
@@ -51,7 +51,7 @@ class BigFigure(Vertical):
         before, was_stale = self.shown, self.stale
         self.shown, self.stale = figure, stale
         if stale != was_stale:
-            self.query_one(".figure-label", Static).update(Text(f"{self.label} — STALE" if stale else self.label))
+            self.query_one(".figure-label", Static).update(Text(f"{self.caption} — STALE" if stale else self.caption))
             self.set_class(stale, "-stale")
         if before is None or figure.tone != before.tone:
             for tone in TONES:
