@@ -104,7 +104,7 @@ async def test_stale_data_turns_the_whole_wall_the_stale_colour_and_says_so() ->
         await wait_for_data(pilot)
         screen = app.screen
         assert isinstance(screen, WallScreen)
-        await wait_until(pilot, lambda: screen.has_class("-stale"))
+        await wait_until(pilot, lambda: screen.fleet_state is not None and screen.fleet_state.stale)
         await fresh_snapshot(pilot)
         killed = Color.parse(app.theme_variables["status-killed"])
         assert screen.styles.border_top[1] == killed
