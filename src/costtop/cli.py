@@ -1,4 +1,5 @@
-"""Command line: `costtop`, `costtop demo`, `costtop snapshot`, `costtop db init`, `costtop pricing`.
+"""Command line: `costtop` (`--wall`: the wall screen), `costtop demo`, `costtop snapshot`, `costtop db init`,
+`costtop pricing`.
 
 Every failure the user can cause (a bad flag, a bad URL, a refused connection) ends in one line on
 stderr and exit code 2, never a traceback.
@@ -33,6 +34,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         "reads LiteLLM's \"LiteLLM_SpendLogs\" (env COSTTOP_PRESET; README, LiteLLM)")
 
 
+WALL_HELP = ("the wall screen, for a monitor across the room: burn rate, today and the day budget in large "
+             "digits, the fleet's state as a colour, the top agents and the alerts; implies --read-only")
 THEME_HELP = ("colour theme: costtop-dark (default), incident, daylight, wallboard, or one of yours in the "
               "config dir's costtop/themes/")
 
@@ -43,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refresh", type=float, metavar="SECONDS", help="refresh interval (default 1)")
     parser.add_argument("--read-only", action="store_true", default=None, help="never write anything")
     parser.add_argument("--theme", metavar="NAME", help=THEME_HELP)
+    parser.add_argument("--wall", action="store_true", default=None, help=WALL_HELP)
     commands = parser.add_subparsers(dest="command")
     demo = commands.add_parser("demo", help="start real servers and a simulated gateway, then the app")
     demo.add_argument("--rate", type=float, default=40.0, help="simulated calls per second (default 40)")
@@ -53,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--read-only", action="store_true", default=None, dest="demo_read_only",
                       help="never write anything: the kill keys are shown disabled")
     demo.add_argument("--theme", dest="demo_theme", metavar="NAME", help=THEME_HELP)
+    demo.add_argument("--wall", action="store_true", default=None, dest="demo_wall", help=WALL_HELP)
     snapshot = commands.add_parser("snapshot", help="print the numbers the screen would show, once (for scripts)")
     _common(snapshot)
     snapshot.add_argument("--format", choices=("table", "json", "csv"), default="table",
@@ -82,16 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def demo_settings(args: argparse.Namespace) -> Settings:
-    """`costtop demo`'s settings: its own --refresh, --read-only and --theme over the usual ones (the
-    servers' URLs are the demo's, set when they have started)."""
-    extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only, "theme": args.demo_theme}
+    """`costtop demo`'s settings: its own --refresh, --read-only, --theme and --wall over the usual ones
+    (the servers' URLs are the demo's, set when they have started)."""
+    extra = {"refresh": args.demo_refresh, "read_only": args.demo_read_only, "theme": args.demo_theme,
+             "wall": args.demo_wall}
     return _settings(args, **{k: v for k, v in extra.items() if v is not None})
 
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     cli = {"redis_url": args.redis_url, "database_url": args.database_url,
            "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None),
-           "theme": getattr(args, "theme", None), "preset": getattr(args, "preset", None), **extra}
+           "theme": getattr(args, "theme", None), "wall": getattr(args, "wall", None),
+           "preset": getattr(args, "preset", None), **extra}
     return load_settings(cli, config_path=args.config)
 
 

@@ -15,13 +15,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
     """Bad configuration; the message is one line for the user."""
 
 
+_BOOL: TypeAdapter[bool] = TypeAdapter(bool)
 KEY_PREFIX = r"^[^:*?\[\]\s\x00-\x1f\x7f]{1,64}$"
 
 
@@ -214,6 +215,9 @@ class Settings(BaseModel):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     refresh: float = 1.0
     read_only: bool = False
+    # The wall screen (`--wall`): large figures and the fleet's state as a colour, for a monitor across
+    # the room that nobody touches. Always read-only: a screen nobody watches must not hold a kill key.
+    wall: bool = False
     bell: bool = True  # ring the terminal bell once when a critical alert trips
     # Rows committed up to this many seconds after their created_at are counted live (gateways that
     # batch commit late); later ones at the next full resynchronisation. Replaces `overlap_seconds`.
@@ -249,6 +253,19 @@ class Settings(BaseModel):
             raise ValueError("overlap_seconds is replaced by max_lateness (seconds a row may commit after "
                              "its created_at and still be counted live; default 300)")
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _wall_reads_only(cls, data: Any) -> Any:
+        """The wall implies read-only, whatever else says otherwise (a config's `read_only = false`). Read
+        as the field reads it, so a `wall = "yes"` pydantic takes for true cannot give a wall that writes."""
+        if not isinstance(data, dict) or data.get("wall") is None:
+            return data
+        try:
+            wall = _BOOL.validate_python(data["wall"])
+        except ValidationError:
+            return data  # the field's own check says why, in one line
+        return {**data, "read_only": True} if wall else data
 
     @model_validator(mode="before")
     @classmethod
@@ -317,7 +334,7 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str, "preset": str, "fallback_file": str}
+            "theme": str, "wall": bool, "preset": str, "fallback_file": str}
 
 
 def default_config_path() -> Path:

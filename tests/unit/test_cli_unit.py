@@ -143,6 +143,20 @@ def test_the_demo_takes_the_theme_refresh_and_read_only_it_is_given() -> None:
     assert (plain.theme, plain.read_only) == ("costtop-dark", False)
 
 
+def test_wall_parses_for_the_app_and_the_demo_and_implies_read_only(tmp_path: Path) -> None:
+    from costtop.cli import _settings, build_parser, demo_settings
+
+    config = tmp_path / "config.toml"
+    config.write_text("read_only = false\n")  # the wall wins over a config that says it may write
+    wall = _settings(build_parser().parse_args(["--wall", "--config", str(config)]))
+    assert (wall.wall, wall.read_only) == (True, True)
+    plain = _settings(build_parser().parse_args(["--config", str(config)]))
+    assert (plain.wall, plain.read_only) == (False, False)
+    demo = demo_settings(build_parser().parse_args(["--config", str(config), "demo", "--wall", "--theme", "wallboard"]))
+    assert (demo.wall, demo.read_only, demo.theme) == (True, True, "wallboard")
+    assert load_settings(env={"COSTTOP_WALL": "yes"}, config_path=config).read_only
+
+
 def test_the_demo_says_where_its_servers_listen() -> None:
     from costtop.demo.run import servers_line
 

@@ -28,8 +28,9 @@ from costtop.ui.screens.drill_down import AgentScreen, DrillContext
 from costtop.ui.screens.help import HelpScreen, declared_bindings
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
+from costtop.ui.screens.wall import WallScreen
 from costtop.ui.targets import resume_target, switch_target
-from costtop.ui.themes import DEFAULT_THEME, find_themes
+from costtop.ui.themes import DEFAULT_THEME, find_themes, status_css_variables
 from costtop.ui.widgets.agent_table import AgentTable
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ HELP_SCREEN = "costtop-help"
 
 
 class CosttopApp(App[None]):
-    CSS_PATH = Path(__file__).with_name("costtop.tcss")
+    CSS_PATH = [Path(__file__).with_name("costtop.tcss"), Path(__file__).with_name("wall.tcss")]
     TITLE = "costtop"
     COMMANDS = App.COMMANDS | {CosttopCommands}
     BINDINGS = [
@@ -96,7 +97,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
-        self.push_screen(MainScreen())
+        self.push_screen(WallScreen() if self.settings.wall else MainScreen())
         if self.greeting:
             self.notify(self.greeting, title="costtop demo", timeout=30, markup=False)
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.
@@ -112,6 +113,17 @@ class CosttopApp(App[None]):
             # Not the worker's wait(): Textual cancels its workers before this, and a cancelled worker's
             # wait() returns at once, raising an error nobody retrieves (printed after the app is gone).
             await asyncio.to_thread(self.session.finished.wait, self.session.stop_seconds + 0.5)
+
+    def get_css_variables(self) -> dict[str, str]:
+        """Textual's theme variables, with the states' colours the theme leaves out filled in from those
+        they follow (`status_css_variables`): the .tcss can then colour a state with `$status-…` in
+        every theme, the same colour the widgets' Palette gives it."""
+        variables = super().get_css_variables()
+        filled = status_css_variables(variables)
+        if filled:
+            variables = {**variables, **filled}
+            self.theme_variables = variables
+        return variables
 
     def _apply_themes(self) -> None:
         """Register every theme found; a broken file or an unknown name is said once, then the default."""
@@ -152,12 +164,16 @@ class CosttopApp(App[None]):
     def _main(self) -> MainScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
+    def _board(self) -> MainScreen | WallScreen | None:
+        """The screen that draws every snapshot: the main screen, or the wall screen in its place."""
+        return next((s for s in self.screen_stack if isinstance(s, MainScreen | WallScreen)), None)
+
     def _show(self, snap: Snapshot) -> None:
-        main = self._main()
-        if main is not None and main.is_mounted:
+        board = self._board()
+        if board is not None and board.is_mounted:
             # Also under an open dialog: the table moves on, the dialog's target does not.
             with self.batch_update():
-                main.show(snap, self.display)
+                board.show(snap, self.display)
                 if isinstance(self.screen, AgentScreen) and self.screen.is_mounted:
                     self.screen.show(snap)
 
@@ -220,6 +236,8 @@ class CosttopApp(App[None]):
     def jump_to_agent(self, agent: str) -> None:
         main = self._main()
         if main is None:
+            self.notify("The wall screen has no agent table to select it in (costtop without --wall has).",
+                        timeout=5, markup=False)
             return
         while self.screen is not main:
             self.pop_screen()

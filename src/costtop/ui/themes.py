@@ -29,8 +29,12 @@ if TYPE_CHECKING:
     from textual.app import App
 
 DEFAULT_THEME = "costtop-dark"
-# The states' colours: theme variables (also `$status-ok` ... in .tcss once a theme sets them).
+# The states' colours: theme variables (also `$status-ok` ... in .tcss: the app fills in the ones a theme
+# leaves out, `status_css_variables`; `status-unknown` only when the theme sets it).
 STATUS_VARIABLES = ("status-ok", "status-warning", "status-critical", "status-killed", "status-unknown")
+# The theme colour each state's colour follows when a theme leaves it out (unknown: the foreground, dimmed).
+STATUS_FALLBACK = {"status-ok": "success", "status-warning": "warning", "status-critical": "error",
+                   "status-killed": "error"}
 FIELDS = {"name", "dark", "primary", "secondary", "accent", "warning", "error", "success", "foreground",
           "background", "surface", "panel", *STATUS_VARIABLES}
 
@@ -137,6 +141,14 @@ class Palette:
             killed_text=bold + Style(color=killed.rich_color),
             unknown=Style(dim=True) if unknown is None else Style(color=unknown.rich_color),
         )
+
+
+def status_css_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """The states' colours a theme leaves out, as the colours they follow: so `$status-ok` ... can be used
+    in .tcss (the wall screen's border) with every theme, and name the same colours as the Palette.
+    `status-unknown` is left out: the Palette's unknown is then no colour at all (dim)."""
+    return {name: variables[fallback] for name, fallback in STATUS_FALLBACK.items()
+            if name not in variables and fallback in variables}
 
 
 def _colour(value: str | None, background: Color | None) -> Color | None:

@@ -34,7 +34,7 @@ def alert_line(alert: Alert, now: datetime, p: Palette = DEFAULT_PALETTE) -> Tex
     return line
 
 
-def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE) -> Text:
+def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE, max_lines: int = MAX_LINES) -> Text:
     """The alerts, most severe first, then the notes: data quality (rows dated in the future, rows that
     came too late) and why anomalies are not judged. Notes take up to two of the pane's lines, so a
     busy incident cannot push them out of sight."""
@@ -43,7 +43,7 @@ def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE) -> Text:
         notes.append(Text(clean(snap.anomaly_note, 200), style="dim"))
     shown_notes = notes[:2]
     alerts = snap.alerts
-    room = MAX_LINES - len(shown_notes)
+    room = max_lines - len(shown_notes)
     lines = [alert_line(a, snap.at, p) for a in alerts[:room]]
     if len(alerts) > room:
         lines.append(Text(f"… {len(alerts) - room} more", style="dim"))
@@ -55,5 +55,10 @@ def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE) -> Text:
 
 
 class AlertPanel(TextLines):
+    def __init__(self, *, lines: int = MAX_LINES, id: str | None = None) -> None:
+        """`lines`: alerts and notes at most (the wall screen has room for more than the main screen)."""
+        super().__init__(id=id)
+        self.max_lines = lines
+
     def show(self, snap: Snapshot) -> None:
-        self.set_text(alerts_text(snap, palette(self.app)))
+        self.set_text(alerts_text(snap, palette(self.app), self.max_lines))

@@ -19,14 +19,23 @@ from costtop.ui.widgets.line_diff import TextLines
 STALE_AFTER_SECONDS = 5.0
 
 
+def connecting(source: SourceView) -> bool:
+    """Not read yet and nothing failed: the first read is still on its way."""
+    return not source.connected and source.age_seconds is None and source.error is None
+
+
+def fresh(source: SourceView) -> bool:
+    """Read lately enough for its figures to be today's: else they are shown STALE (here and on the wall)."""
+    return source.connected and source.age_seconds is not None and source.age_seconds <= STALE_AFTER_SECONDS
+
+
 def badge(source: SourceView, p: Palette = DEFAULT_PALETTE) -> Text:
-    if not source.connected and source.age_seconds is None and source.error is None:
+    if connecting(source):
         return Text(f"◌ {source.name} connecting…", style=p.strong_warning)
-    fresh = source.connected and source.age_seconds is not None and source.age_seconds <= STALE_AFTER_SECONDS
-    if fresh:
+    if fresh(source):
         text = Text(f"● {source.name}", style=p.strong_ok)
         # Whole seconds: tenths would change the header at every poll for no one's benefit.
-        text.append(f" {int(source.age_seconds)}s", style=p.ok)
+        text.append(f" {int(source.age_seconds or 0)}s", style=p.ok)  # fresh: never None
         return text
     text = Text(f"✖ {source.name} STALE", style=p.killed)
     text.append(f" last read {duration(source.age_seconds)} ago" if source.age_seconds is not None
