@@ -346,3 +346,41 @@ async def test_missing_table_is_reported(empty_db_url, redis_url, redis) -> None
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: "db init" in (app.session.status["Postgres"].error or ""))
         assert app.is_running
+
+
+async def test_killing_the_demos_runaway_with_k_leaves_the_rest_of_the_fleet_running(pg, redis, db_url,
+                                                                                      redis_url) -> None:
+    """The demo as an on-call drives it at 80x24: the simulated fleet on real servers, `k` on the
+    runaway agent, confirm. Its rows stop; every other agent's rows keep coming, and the screen's
+    `Last row` stays fresh (the demo once stopped the whole fleet when the incident ended)."""
+    from costtop.demo.simulator import INCIDENT_AGENT, Fleet
+
+    fleet = Fleet(Gateway(redis, pg), rate=6, speed=40, incident_after=0.5, seed=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(fleet.run(stop))
+    try:
+        app = make_app(db_url, redis_url)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_until(pilot, lambda: app.snapshot is not None and any(
+                a.agent_id == INCIDENT_AGENT for a in app.snapshot.agents), timeout=20)
+            await select_agent(pilot, INCIDENT_AGENT)
+            await pilot.press("k")
+            await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+            await pilot.press("tab", "enter")
+            await wait_until(pilot, lambda: app.last_write is not None and app.last_write.ok)
+            await wait_until(pilot, lambda: app.snapshot is not None and any(
+                a.agent_id == INCIDENT_AGENT and a.state is AgentState.KILLED for a in app.snapshot.agents))
+            await wait_until(pilot, lambda: not fleet.incident_running, timeout=10)
+            count = "SELECT count(*) FROM tool_calls WHERE agent_id {} $1"
+            runaway, others = (await pg.fetchval(count.format("="), INCIDENT_AGENT),
+                               await pg.fetchval(count.format("<>"), INCIDENT_AGENT))
+            await asyncio.sleep(1.5)
+            assert await pg.fetchval(count.format("="), INCIDENT_AGENT) == runaway
+            assert await pg.fetchval(count.format("<>"), INCIDENT_AGENT) > others + 5
+            assert not task.done()
+            await fresh_snapshot(pilot)
+            age = app.snapshot.header.newest_row_age if app.snapshot is not None else None
+            assert age is not None and age < 3 and not app.snapshot.header.rows_silent  # type: ignore[union-attr]
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)

@@ -29,6 +29,7 @@ from costtop.ui.widgets.big_figure import UNKNOWN_FIGURE, BigFigure, Figure
 from costtop.ui.widgets.line_diff import TextLines
 from costtop.ui.widgets.summary import pack
 from costtop.ui.widgets.top_agents import TopAgents
+from costtop.ui.widgets.velocity_chart import VelocityChart
 
 ALERT_LINES = 12
 NARROW = 140  # columns: below, the agents and the alerts are stacked, not side by side
@@ -112,6 +113,9 @@ class WallScreen(CosttopScreen):
             with Vertical(id="wall-alerts-pane"):
                 yield Static(Text("Alerts"), classes="pane-title")
                 yield AlertPanel(lines=ALERT_LINES, id="wall-alerts")
+        with Vertical(id="wall-chart-pane"):  # the room below the lists: the last hour's burn, drawn
+            yield Static(Text("Burn $/min — completed minutes, last hour"), classes="pane-title")
+            yield VelocityChart(id="wall-chart")
 
     def on_resize(self) -> None:
         width, height = self.app.size
@@ -138,6 +142,7 @@ class WallScreen(CosttopScreen):
         self.query_one("#wall-budget", BigFigure).show(budget_figure(snap, p), state.stale)
         self.query_one(TopAgents).show(snap)
         self.query_one(AlertPanel).show(snap)
+        self.query_one(VelocityChart).show(snap)
         count = len(snap.alerts)
         self._title("#wall-alerts-pane", f"Alerts ({count})" if count else "Alerts: none active")
 
