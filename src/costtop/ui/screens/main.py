@@ -145,7 +145,7 @@ class MainScreen(CosttopScreen):
     def needs(self) -> dict[str, PaneNeed]:
         """What each panel would show now: the alerts' lines, the switches, the provider and model rows."""
         snap = self.shown
-        alerts = 0 if self.query_one("#alerts-pane").has_class("empty") else self.query_one(AlertPanel).line_count
+        alerts = self.query_one(AlertPanel).wanted
         switches = len(snap.switches) if snap is not None else 0
         usage = max(self.query_one(ProviderTable).row_count, self.query_one(ModelTable).row_count)
         return {
@@ -180,6 +180,11 @@ class MainScreen(CosttopScreen):
         if heights == self.heights:
             return
         self.heights = heights
+        panel = self.query_one(AlertPanel)
+        room = max(1, heights["alerts"] - 1)  # below its title
+        if panel.room != room and self.shown is not None:
+            panel.room = room
+            panel.show(self.shown)  # fewer lines: its `… N more` says what did not fit
         for pane, height in heights.items():
             widget = self.query_one(f"#{pane}-pane")
             widget.display = height > 0
