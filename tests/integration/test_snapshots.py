@@ -193,3 +193,5 @@ async def test_the_screenshot_script_makes_every_picture(tmp_path) -> None:
     assert "Kill&#160;agent&#160;research-bot" in text["kill-dialog.svg"]
     assert "Agent&#160;research-bot" in text["agent-screen.svg"]
     assert text["theme-incident.svg"] != text["theme-daylight.svg"] != text["main-screen.svg"]
+    assert "BURN&#160;$/HOUR" in text["wall-screen.svg"]
+    assert "kill:agent:sales-outreach" in text["main-screen-80x24.svg"]  # the switches, at 80x24

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,12 +26,12 @@ SIZE = (160, 50)
 
 
 def static_app(settings: Settings | None = None, feed: StaticFeed | None = None,
-               theme_dir: Path | None = None) -> CosttopApp:
+               theme_dir: Path | None = None, layout_path: Path | None = None) -> CosttopApp:
     """The app on the static demo data (or a variant of it) at a frozen `NOW`: the screenshots' and
     the UI tests'."""
     settings = settings or Settings()
     session = Session(settings, feed or StaticFeed(NOW), clock=lambda: NOW, catalog=shipped())
-    return CosttopApp(settings, session, theme_dir=theme_dir)
+    return CosttopApp(settings, session, theme_dir=theme_dir, layout_path=layout_path)
 
 
 async def settle(app: CosttopApp, pilot: Pilot[None]) -> None:
@@ -78,18 +79,25 @@ SCENES: list[tuple[str, str, Scene]] = [
     ("velocity-24h.svg", "costtop-dark", chart_24h),
     ("theme-incident.svg", "incident", main_screen),
     ("theme-daylight.svg", "daylight", main_screen),
+    ("main-screen-80x24.svg", "costtop-dark", main_screen),
+    ("wall-screen.svg", "costtop-dark", main_screen),
 ]
+# The on-call's terminal, and a 1920x1080 wall screen (`costtop --wall`); the others are 160x50.
+SIZES = {"main-screen-80x24.svg": (80, 24), "wall-screen.svg": (240, 67)}
 
 
 async def make(folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     made = []
-    for name, theme, scene in SCENES:
-        app = static_app(Settings(theme=theme))
-        async with app.run_test(size=SIZE) as pilot:
-            await scene(app, pilot)
-            (folder / name).write_text(app.export_screenshot(title="costtop"), encoding="utf-8")
-        made.append(folder / name)
+    with tempfile.TemporaryDirectory(prefix="costtop-screenshots-") as state:
+        for name, theme, scene in SCENES:
+            # The default layout, whatever the pane keys chose on this machine: a state file of its own.
+            app = static_app(Settings(theme=theme, wall=name.startswith("wall")),
+                             layout_path=Path(state) / "layout.json")
+            async with app.run_test(size=SIZES.get(name, SIZE)) as pilot:
+                await scene(app, pilot)
+                (folder / name).write_text(app.export_screenshot(title="costtop"), encoding="utf-8")
+            made.append(folder / name)
     return made
 
 

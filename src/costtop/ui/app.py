@@ -73,10 +73,12 @@ class CosttopApp(App[None]):
     WRITE_ACTIONS = frozenset({"kill", "resume", "throttle", "kill_all"})
 
     def __init__(self, settings: Settings, session: Session, theme_dir: Path | None = None,
-                 greeting: str | None = None) -> None:
-        """`greeting`: said once at the start (the demo says where its servers listen)."""
+                 greeting: str | None = None, layout_path: Path | None = None) -> None:
+        """`greeting`: said once at the start (the demo says where its servers listen). `layout_path`:
+        where the pane keys' choice is kept (None: the user's state directory, ui/layout.py)."""
         super().__init__()
         self.greeting = greeting
+        self.layout_path = layout_path
         self.settings = settings
         self.session = session
         self.read_only = session.read_only
@@ -97,7 +99,7 @@ class CosttopApp(App[None]):
         logging.getLogger("asyncpg").propagate = False
         self.set_keymap(self.settings.keymap)
         self._apply_themes()
-        self.push_screen(WallScreen() if self.settings.wall else MainScreen())
+        self.push_screen(WallScreen() if self.settings.wall else MainScreen(self.layout_path))
         if self.greeting:
             self.notify(self.greeting, title="costtop demo", timeout=30, markup=False)
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.
