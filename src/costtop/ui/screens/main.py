@@ -167,7 +167,11 @@ class MainScreen(CosttopScreen):
         """Give each panel its height from `layout.plan`; the agents take the rest. Only when a height
         changes: a new height lays the screen out again."""
         try:
-            summary = self.query_one(Summary).outer_size.height or 4
+            # The header's lines from its text, not its last layout: a layout behind by one show would
+            # plan on a stale height (and the plan would depend on when the screen was last drawn).
+            header = self.query_one(Summary)
+            limit = header.styles.max_height
+            summary = min(header.line_count, int(limit.value)) if limit is not None else header.line_count
             bar = 1 if self.query_one(FilterBar).display else 0
             room = self.size.height - summary - 1 - bar  # the footer's line
             needs = self.needs()

@@ -103,8 +103,13 @@ class TextLines(Widget):
     def _line(self, y: int) -> Strip:
         return self._lines[y] if y < len(self._lines) else Strip.blank(self._width, self.rich_style)
 
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+    @property
+    def line_count(self) -> int:
+        """The text's lines: known as soon as it is set, before a layout has sized the widget."""
         return max(1, len(self._text.split("\n", allow_blank=True)))
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self.line_count
 
     def render_line(self, y: int) -> Strip:
         if self._width != self.content_size.width:
