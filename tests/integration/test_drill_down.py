@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from appkit import screen_text, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
-from costtop.sources.records import Step, TraceSummary
+from costtop.sources.records import CallRecord, RedisState, Step, TraceSummary
 from costtop.ui.app import CosttopApp
-from costtop.ui.screens.drill_down import AgentScreen, TraceList, TraceSort
+from costtop.ui.screens.drill_down import AgentScreen, TraceList, TraceScreen, TraceSort
+from costtop.ui.widgets.alert_panel import AlertPanel
 
 
 async def open_agent(app: CosttopApp, pilot) -> AgentScreen:  # type: ignore[no-untyped-def]
@@ -94,3 +96,71 @@ async def test_s_and_a_click_on_a_title_sort_the_traces_and_the_title_says_how()
         await pilot.press("s")
         await pilot.pause()
         assert table.selected_key == "d"
+
+
+class LoopFeed(StaticFeed):
+    """research-bot's runaway trace arrives as new rows (the live alerts flag its loop), and the fleet's
+    day budget is nearly spent (an alert naming no agent)."""
+
+    def __init__(self, now: datetime) -> None:
+        super().__init__(now)
+        self.sent = False
+
+    async def new_rows(self) -> list[CallRecord]:
+        if self.sent:
+            return []
+        self.sent = True
+        return [CallRecord(10_000 + i, s.created_at, "research-bot", s.tool_name, s.latency_ms, "anthropic" if s.model
+                           else None, s.model, s.tokens_in, s.tokens_out, None, s.cost_usd, s.status,
+                           "research-bot-t0") for i, s in enumerate(self._steps(0))]
+
+    async def read_redis(self) -> RedisState:
+        state = await super().read_redis()
+        return replace(state, global_day_budget=Decimal("100"))
+
+
+async def test_enter_on_an_alert_opens_the_trace_or_the_agent_it_names() -> None:
+    app = static_app(feed=LoopFeed(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_data(pilot)
+        await wait_until(pilot, lambda: app.snapshot is not None
+                         and any(a.key == "loop:research-bot-t0" for a in app.snapshot.alerts))
+        await fresh_snapshot(pilot)
+        main = app.screen
+        panel = main.query_one(AlertPanel)
+        for _ in range(8):  # tab reaches the alerts
+            if panel.has_focus:
+                break
+            await pilot.press("tab")
+        assert panel.has_focus
+        keys = [a.key for a in app.snapshot.alerts]
+
+        async def choose(key: str) -> None:
+            await pilot.press(*["up"] * len(keys))
+            await pilot.press(*["down"] * keys.index(key))
+            await pilot.pause()
+            assert panel.selected is not None and panel.selected.key == key
+            # The cursor's alert is on screen even in the short pane (two lines at 80x24).
+            assert key.split(":")[0] in {"loop", "velocity", "budget"} and panel.selected.subject in screen_text(app)
+            await pilot.press("enter")
+            await pilot.pause(0.3)
+
+        await choose("loop:research-bot-t0")
+        assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "research-bot-t0"
+        await wait_until(pilot, lambda: "loop: 7 steps" in screen_text(app))
+        await pilot.press("escape")  # back to the trace's agent, then to the main screen
+        await pilot.pause()
+        assert isinstance(app.screen, AgentScreen) and app.screen.agent_id == "research-bot"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is main
+        panel.focus()
+        await choose("velocity:research-bot")
+        assert isinstance(app.screen, AgentScreen) and app.screen.agent_id == "research-bot"
+        await pilot.press("escape")
+        await pilot.pause()
+        panel.focus()
+        notified: list[str] = []
+        app.notify = lambda message, **kw: notified.append(message)  # type: ignore[method-assign,assignment]
+        await choose("budget:day:fleet")
+        assert app.screen is main and notified and "nothing to open" in notified[0]

@@ -39,7 +39,7 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 MOVING: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "focus the next / previous panel (agents, switches, providers, models, alerts)"),
     ("↑ ↓  pgup pgdn  home end", "move the cursor in the focused table"),
-    ("enter", "open the selected row: an agent's screen, a trace's steps"),
+    ("enter", "open the selected row: an agent's screen, a trace's steps; on an alert, what it names"),
     ("escape", "back to the previous screen, or close a dialog"),
 )
 

@@ -14,6 +14,7 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from costtop.engine.snapshot import Snapshot, SortKey
+from costtop.text import visible_id
 from costtop.ui.display import Display
 from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.widgets.agent_table import AgentTable
@@ -66,6 +67,14 @@ class MainScreen(CosttopScreen):
 
         def __init__(self, agent: str) -> None:
             super().__init__()
+            self.agent = agent
+
+    class TraceOpened(Message):
+        """`enter` on an alert naming a trace: open its steps (over its agent's screen)."""
+
+        def __init__(self, trace: str, agent: str | None) -> None:
+            super().__init__()
+            self.trace = trace
             self.agent = agent
 
     class AlertsAcknowledged(Message):
@@ -143,6 +152,19 @@ class MainScreen(CosttopScreen):
         """enter on the agent table: that agent's screen (its traces, then a trace's steps)."""
         if isinstance(self.focused, AgentTable) and self.focused.selected_key is not None:
             self.post_message(self.AgentOpened(self.focused.selected_key))
+
+    @on(AlertPanel.Opened)
+    def _alert_opened(self, message: AlertPanel.Opened) -> None:
+        """enter on an alert: the trace it names (a loop, a context explosion), else its agent; the fleet's,
+        a provider's or the gateway's alerts name neither, and say so."""
+        alert = message.alert
+        if alert.trace is not None:
+            self.post_message(self.TraceOpened(alert.trace, alert.agent))
+        elif alert.agent is not None:
+            self.post_message(self.AgentOpened(alert.agent))
+        else:
+            self.notify(f"“{alert.rule}” is about {visible_id(alert.subject, 40)}, not an agent or a trace: "
+                        "nothing to open.", timeout=4, markup=False)
 
     def _tables(self) -> list[RowTable[object]]:
         return [self.query_one(AgentTable), self.query_one(ProviderTable), self.query_one(ModelTable)]  # type: ignore[list-item]
