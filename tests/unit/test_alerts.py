@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ from costtop.engine.engine import Engine
 from costtop.engine.live_traces import FORGET_SECONDS, SWEEP_SECONDS, LiveTraces
 from costtop.engine.snapshot import Alert, Severity
 from costtop.sources.records import Baseline, CallRecord, GatewayCounters, RedisState
+from costtop.text import visible_id
+from costtop.ui.widgets.alert_panel import alert_line
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
 ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model")
@@ -243,3 +246,13 @@ def test_an_alert_names_the_agent_and_the_trace_it_is_about() -> None:
     # The trace's id is cut short in the figure (one-to-one still: `…#` and a hash); enter shows it whole.
     figure = got[f"loop:{long}"].figure
     assert long not in figure and figure.startswith("trace 3f2a9c1e-7…#") and figure.endswith("called 6 times")
+
+
+def test_an_alert_line_reads_who_and_what_first_and_cuts_a_long_id() -> None:
+    alert = Alert("velocity:research-bot", "burn rate", Severity.CRITICAL, "research-bot", "$16.20 in 5 min",
+                  since=NOW - timedelta(seconds=130))
+    assert alert_line(alert, NOW).plain == "CRIT  research-bot  $16.20 in 5 min · burn rate  for 2m10s"
+    long = "agent-" + "x" * 40
+    line = alert_line(replace(alert, subject=long), NOW).plain
+    assert long not in line and line.startswith(f"CRIT  {visible_id(long, 24)}  $16.20")
+    assert visible_id(long, 24) != visible_id(long + "y", 24)  # cut, two ids still never look the same

@@ -87,7 +87,8 @@ def alerts_text(snap: Snapshot, p: Palette = DEFAULT_PALETTE, first: int = 0, cu
 
 
 class AlertPanel(TextLines, can_focus=True):
-    """The alerts with a cursor (while focused) that follows its alert's key through re-orders."""
+    """The alerts with a cursor (drawn while focused). Once moved it follows its alert's key through
+    re-orders, as the tables' cursor does; on the first alert it stays on the first (the most severe)."""
 
     HELP_SCOPE = "alerts"
     BINDINGS = [
@@ -110,11 +111,13 @@ class AlertPanel(TextLines, can_focus=True):
         self.cursor = 0
         self.first = 0  # the first alert shown
         self._key: str | None = None  # the cursor's alert
+        self._top = True  # on the first alert: stays on the first
 
     def show(self, snap: Snapshot) -> None:
         self.snap = snap
         alerts = snap.alerts
-        found = next((i for i, a in enumerate(alerts) if a.key == self._key), None) if self._key else None
+        found = None if self._top or self._key is None else \
+            next((i for i, a in enumerate(alerts) if a.key == self._key), None)
         self.cursor = found if found is not None else min(self.cursor, max(0, len(alerts) - 1))
         self._key = alerts[self.cursor].key if alerts else None
         self._draw()
@@ -143,6 +146,7 @@ class AlertPanel(TextLines, can_focus=True):
         if not alerts:
             return
         self.cursor = max(0, min(len(alerts) - 1, self.cursor + step))
+        self._top = self.cursor == 0
         self._key = alerts[self.cursor].key
         self._draw()
 
