@@ -12,6 +12,7 @@ from costtop.demo.static_feed import StaticFeed
 from costtop.sources.records import CallRecord, RedisState, Step, TraceSummary
 from costtop.ui.app import CosttopApp
 from costtop.ui.screens.drill_down import AgentScreen, TraceList, TraceScreen, TraceSort
+from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel
 
 
@@ -164,3 +165,37 @@ async def test_enter_on_an_alert_opens_the_trace_or_the_agent_it_names() -> None
         app.notify = lambda message, **kw: notified.append(message)  # type: ignore[method-assign,assignment]
         await choose("budget:day:fleet")
         assert app.screen is main and notified and "nothing to open" in notified[0]
+
+
+async def test_when_the_last_alert_clears_the_focus_moves_on_to_the_agents() -> None:
+    app = static_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_data(pilot)
+        panel = app.screen.query_one(AlertPanel)
+        panel.focus()
+        await pilot.pause()
+        assert panel.has_focus and app.snapshot is not None and app.snapshot.alerts
+        panel.show(replace(app.snapshot, alerts=()))
+        await pilot.pause()
+        assert isinstance(app.focused, AgentTable)
+
+
+class ManyTracesFeed(StaticFeed):
+    async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
+        return [summary(f"trace-{i:02}", i, "1", 5, 3) for i in range(50)]
+
+    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
+        return {}
+
+
+async def test_at_80x24_the_trace_list_scrolls_to_its_last_trace_and_opens_it() -> None:
+    app = static_app(feed=ManyTracesFeed(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_agent(app, pilot)
+        assert "trace-00" in screen_text(app) and "trace-49" not in screen_text(app)
+        await pilot.press("end")
+        await wait_until(pilot, lambda: "trace-49" in screen_text(app))
+        assert "trace-00" not in screen_text(app) and screen.trace_list.selected_key == "trace-49"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, TraceScreen))
+        assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "trace-49"

@@ -121,6 +121,10 @@ class AlertPanel(TextLines, can_focus=True):
         self.cursor = found if found is not None else min(self.cursor, max(0, len(alerts) - 1))
         self._key = alerts[self.cursor].key if alerts else None
         self._draw()
+        if not alerts and self.has_focus:
+            # The last alert cleared: its pane folds away (and Textual would leave nothing focused), so
+            # the focus goes on to the next panel, the agents.
+            self.screen.focus_next()
 
     def _draw(self) -> None:
         snap = self.snap
