@@ -1,7 +1,10 @@
 """Why an agent is burning: its traces, then one trace's steps with the runaway patterns marked.
 
-`enter` on an agent opens its traces (the last hour, newest first); `enter` on a trace opens its
-steps, nested by parent span; `esc` goes back. The screens are given what they read through
+`enter` on an agent opens its traces (the last hour, newest first; `s` or a click on a column's title
+sorts them by cost, steps, duration or start), each marked with the runaway patterns its steps show
+(judged by the session with `engine.traces.patterns`, the trace view's own definitions), so the runaway
+trace stands out before it is opened; `enter` on a trace opens its steps, nested by parent span; `esc`
+goes back. Both fit 80x24: one line a call, the patterns in the second column. The screens are given what they read through
 (`TraceReads`: the session, which runs the reads on its own loop; no widget opens a connection), the
 clock and the thresholds; a failed read is shown on the screen, not raised.
 """
@@ -71,7 +74,7 @@ def pattern_text(patterns: frozenset[str]) -> Text:
 class TraceSort(StrEnum):
     """The trace list's orders, as `s` steps through them; each biggest (or newest) first."""
 
-    START = "start, newest first"
+    START = "start"
     COST = "cost"
     STEPS = "steps"
     DURATION = "duration"
@@ -300,8 +303,12 @@ class AgentScreen(CosttopScreen):
 
     @staticmethod
     def _traces_title(order: TraceSort, reverse: bool) -> Text:
-        way = " (reversed)" if reverse else ""
-        return Text(f"Traces, last hour, by {order.value}{way} (s: sort · enter: steps · esc: back)")
+        """`Traces, last hour, by cost, biggest first (s: sort · enter: steps)`: 80 columns at most."""
+        if order is TraceSort.START:
+            way = "oldest first" if reverse else "newest first"
+        else:
+            way = "smallest first" if reverse else "biggest first"
+        return Text(f"Traces, last hour, by {order.value}, {way} (s: sort · enter: steps)")
 
     def sort_by(self, order: TraceSort, reverse: bool = False) -> None:
         """Order the traces; the title line says the order."""
