@@ -4,9 +4,11 @@
 sorts them by cost, steps, duration or start), each marked with the runaway patterns its steps show
 (judged by the session with `engine.traces.patterns`, the trace view's own definitions), so the runaway
 trace stands out before it is opened; `enter` on a trace opens its steps, nested by parent span; `esc`
-goes back. Both fit 80x24: one line a call, the patterns in the second column. The screens are given what they read through
-(`TraceReads`: the session, which runs the reads on its own loop; no widget opens a connection), the
-clock and the thresholds; a failed read is shown on the screen, not raised.
+goes back. Both fit 80x24: one line a call, the patterns in the second column.
+
+The screens are given what they read through (`TraceReads`: the session, which runs the reads on its
+own loop; no widget opens a connection), the clock and the thresholds; a failed read is shown on the
+screen, not raised.
 """
 
 from __future__ import annotations
@@ -215,11 +217,13 @@ def recent_calls(calls: Sequence[CallRecord], p: Palette = DEFAULT_PALETTE) -> T
     lines = []
     for c in calls[:8]:
         line = Text(c.created_at.strftime("%H:%M:%S "), style="dim")
-        line.append_text(id_text(c.tool_name, 12))
-        line.append(" " * (13 - len(visible_id(c.tool_name, 12))))
+        tool = id_text(c.tool_name, 12)
+        line.append_text(tool)
+        line.append(" " * (13 - tool.cell_len))
         if c.model:
-            line.append_text(id_text(c.model, 16))
-            line.append(" " * (17 - len(visible_id(c.model, 16))))
+            model = id_text(c.model, 16)
+            line.append_text(model)
+            line.append(" " * (17 - model.cell_len))
         else:
             line.append("–" + " " * 16, style="dim")  # the dash is ours, not an id
         line.append(f"{'?' if c.tokens_in is None else f'{c.tokens_in:,}':>7} in {usd(c.cost_usd, 4):>8} "
