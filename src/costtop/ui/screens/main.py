@@ -14,11 +14,10 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 
 from costtop.engine.snapshot import Snapshot, SortKey
-from costtop.text import visible_id
 from costtop.ui.display import Display
 from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.widgets.agent_table import AgentTable
-from costtop.ui.widgets.alert_panel import AlertPanel
+from costtop.ui.widgets.alert_panel import AlertPanel, nothing_to_open
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
@@ -163,8 +162,7 @@ class MainScreen(CosttopScreen):
         elif alert.agent is not None:
             self.post_message(self.AgentOpened(alert.agent))
         else:
-            self.notify(f"“{alert.rule}” is about {visible_id(alert.subject, 40)}, not an agent or a trace: "
-                        "nothing to open.", timeout=4, markup=False)
+            self.notify(nothing_to_open(alert), timeout=4, markup=False)
 
     def _tables(self) -> list[RowTable[object]]:
         return [self.query_one(AgentTable), self.query_one(ProviderTable), self.query_one(ModelTable)]  # type: ignore[list-item]

@@ -15,7 +15,7 @@ from textual.message import Message
 
 from costtop.ages import span
 from costtop.engine.snapshot import Alert, Severity, Snapshot
-from costtop.text import clean, id_text
+from costtop.text import clean, id_text, visible_id
 from costtop.ui.format import styled
 from costtop.ui.themes import DEFAULT_PALETTE, Palette, palette
 from costtop.ui.widgets.line_diff import TextLines
@@ -44,6 +44,12 @@ def alert_line(alert: Alert, now: datetime, p: Palette = DEFAULT_PALETTE) -> Tex
     if dim:
         line.append("  (acknowledged)", style="dim")
     return line
+
+
+def nothing_to_open(alert: Alert) -> str:
+    """What `enter` says on an alert that names no agent and no trace (the fleet's, a provider's, the
+    gateway's): plain text, for a notify without markup."""
+    return f"“{alert.rule}” is about {visible_id(alert.subject, 40)}, not an agent or a trace: nothing to open."
 
 
 def notes_of(snap: Snapshot, p: Palette = DEFAULT_PALETTE) -> list[Text]:
