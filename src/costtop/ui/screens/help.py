@@ -39,8 +39,9 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 MOVING: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "focus the next / previous panel (agents, switches, providers, models, alerts)"),
     ("↑ ↓  pgup pgdn  home end", "move the cursor in the focused table"),
-    ("enter", "open the selected row: an agent's screen, a trace's steps; on an alert, what it names"),
+    ("enter", "open the selected row: an agent's screen, a trace's steps"),
     ("escape", "back to the previous screen, or close a dialog"),
+    ("enter on an alert", "open what it names: the trace of a loop or a context explosion, or the agent"),
 )
 
 
