@@ -196,9 +196,9 @@ class StepList(RowTable[NestedStep]):
 
 def model_mix(models: Sequence[ModelShare]) -> Text:
     """`Models, last hour: claude-sonnet-4 110 calls $15.95 (99 %) · gpt-4o-mini …`: one line, cut at the
-    screen's edge (the biggest spender comes first, so the cut loses the least)."""
+    screen's edge by the .tcss (the biggest spender comes first, so the cut loses the least)."""
     total = sum((m.cost for m in models if m.cost is not None), Decimal(0))
-    text = Text("Models, last hour: ", style="bold", no_wrap=True, overflow="ellipsis")
+    text = Text("Models, last hour: ", style="bold")
     if not models:
         text.append("no call", style="dim")
     for i, m in enumerate(models[:6]):
@@ -211,7 +211,7 @@ def model_mix(models: Sequence[ModelShare]) -> Text:
 
 
 def recent_calls(calls: Sequence[CallRecord], p: Palette = DEFAULT_PALETTE) -> Text:
-    """One line a call, never wrapped: `14:29:47 llm          claude-sonnet-4    2,400 in  $0.1450  840 ms
+    """One line a call, never wrapped (the .tcss): `14:29:47 llm          claude-sonnet-4    2,400 in  $0.1450  840 ms
     error`, 74 columns, so it fits 80; a longer tool or model id is cut the `visible_id` way (`…#hash`),
     and a wider figure pushes only the line's end past the edge, where it is cropped."""
     lines = []
@@ -230,9 +230,7 @@ def recent_calls(calls: Sequence[CallRecord], p: Palette = DEFAULT_PALETTE) -> T
                     f"{millis(c.latency_ms):>7} ")
         line.append(clean(c.status or "?", 12), style=p.strong_critical if c.status in ("error", "timeout") else p.ok)
         lines.append(line)
-    text = Text("\n").join(lines) if lines else Text("no call yet", style="dim")
-    text.no_wrap, text.overflow = True, "crop"
-    return text
+    return Text("\n").join(lines) if lines else Text("no call yet", style="dim")
 
 
 def traces_status(traces: Sequence[TraceSummary]) -> Text:
@@ -240,7 +238,7 @@ def traces_status(traces: Sequence[TraceSummary]) -> Text:
     ids cut short), so one far down the list is seen without scrolling to it."""
     if not traces:
         return Text("No trace in the last hour.", style="dim")
-    text = Text(f"{len(traces):,} traces", style="dim", no_wrap=True, overflow="ellipsis")
+    text = Text(f"{len(traces):,} traces", style="dim")
     flagged = [t for t in traces if t.patterns]
     if flagged:
         text.append(" · runaway: ", style="bold")
@@ -360,7 +358,7 @@ class AgentScreen(CosttopScreen):
     def show(self, snap: Snapshot) -> None:
         self.snap = snap
         row = next((a for a in snap.agents if a.agent_id == self.agent_id), None)
-        figures = Text("not in the current snapshot", style="dim", no_wrap=True) if row is None else Text.assemble(
+        figures = Text("not in the current snapshot", style="dim") if row is None else Text.assemble(
             ("State ", "bold"), (row.state.value, ""), ("  Today ", "bold"), (usd(row.spend_today), ""),
             ("  $/min 5m ", "bold"), (usd(row.velocity_per_min), ""), ("  Calls ", "bold"),
             (UNKNOWN if row.calls_today is None else f"{row.calls_today:,}", ""),
@@ -368,7 +366,6 @@ class AgentScreen(CosttopScreen):
         if row is not None and row.switch is not None:
             source, who, why = row.switch.origin
             figures.append(f"  switch: {who} ({source}): {why}", style=palette(self.app).killed_text)
-        figures.no_wrap, figures.overflow = True, "ellipsis"
         self.figures_view.update(figures)
         self.trace_list.show(snap)
 
