@@ -2,6 +2,7 @@
 
 Both read a bounded slice through an index `costtop db init` creates with the table:
 - an agent's traces: `(agent_id, created_at)` (`tool_calls_agent_created_idx`), its rows since a time;
+  the same rows again, a few columns each, for the patterns the list marks (`agent_steps`);
 - a trace's steps: `(trace_id, created_at)` (`tool_calls_trace_idx`), one trace's rows in time order.
 Neither scans the whole table; both are limited, and have the reader's timeout.
 """
