@@ -145,6 +145,9 @@ class TimedFeed:
     async def agent_traces(self, agent: str, since: datetime) -> object:
         return await self.inner.agent_traces(agent, since)
 
+    async def agent_steps(self, agent: str, since: datetime) -> object:
+        return await self.inner.agent_steps(agent, since)
+
     async def trace_steps(self, trace_id: str) -> object:
         return await self.inner.trace_steps(trace_id)
 

@@ -33,6 +33,7 @@ from costtop.collector import Settler
 from costtop.config import Settings
 from costtop.engine.engine import Engine, day_of
 from costtop.engine.snapshot import Snapshot, SortKey
+from costtop.engine.traces import with_patterns
 from costtop.pricing.catalog import Catalog
 from costtop.pricing.catalog import current as current_catalog
 from costtop.sources.day_report import DayRecords
@@ -294,7 +295,17 @@ class Session:
         return await self.call(self._write, change)
 
     async def agent_traces(self, agent: str | None, since: datetime) -> list[TraceSummary]:
-        return await self.call(self.feed.agent_traces, agent, since)
+        """The agent's traces, each with the runaway patterns its steps show: both reads and the judging
+        run on the session's loop, so the screen's loop never sums thousands of steps."""
+        return await self.call(self._agent_traces, agent, since)
+
+    async def _agent_traces(self, agent: str | None, since: datetime) -> list[TraceSummary]:
+        traces = await self.feed.agent_traces(agent, since)  # type: ignore[arg-type]
+        if not traces:
+            return traces
+        steps = await self.feed.agent_steps(agent, since)  # type: ignore[arg-type]
+        th = self.settings.thresholds
+        return with_patterns(traces, steps, th.loop_calls, th.context_tokens)
 
     async def agent_models(self, agent: str | None, since: datetime) -> list[ModelShare]:
         return await self.call(self.feed.agent_models, agent, since)

@@ -22,7 +22,9 @@ from costtop.oneshot import render
 from costtop.sources.numbers import MAX_COUNT, in_range
 from costtop.sources.records import Baseline, CallRecord, RedisState, SwitchKind, SwitchRecord, Unparsed
 from costtop.sources.redis_state import RedisReader
+from costtop.text import visible_id
 from costtop.ui.widgets.alert_panel import alerts_text
+from costtop.ui.widgets.row_table import MAX_NAME
 from costtop.ui.widgets.summary import summary_text
 from test_hostile_unit import ALL, DAY, FORBIDDEN, assert_safe, hostile_text, huge_number_text, money
 
@@ -166,7 +168,10 @@ def test_the_whole_screen_shows_hostile_names_as_plain_text(names: list[str], re
 
 async def test_markup_in_names_is_shown_literally() -> None:
     text = await screen_of(["[@click=app.quit]q[/]", "[link=https://evil.example]x[/link]", "[/bold]"], "[b]why")
-    assert "[@click=app.quit]q[/]" in text and "[link=https://evil.example]x[/link]" in text and "[/bold]" in text
+    # The long one is cut the `visible_id` way (the agent table's widest name): literally, still.
+    long = visible_id("[link=https://evil.example]x[/link]", MAX_NAME)
+    assert "[@click=app.quit]q[/]" in text and long.startswith("[link=https://evil") and long in text
+    assert "[/bold]" in text
 
 
 async def test_redis_values_of_any_bytes_and_type(redis, redis_url) -> None:

@@ -98,24 +98,32 @@ async def test_alerts_ring_once_and_can_be_acknowledged() -> None:
         assert all(a.acknowledged for a in app.snapshot.alerts) and len(rings) == 1
 
 
-def test_agent_screen(snap_compare) -> None:
+DRILL_SIZES = [(80, 24), (120, 40), (240, 67)]
+
+
+@pytest.mark.parametrize("size", DRILL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_agent_screen(snap_compare, size: tuple[int, int]) -> None:
+    """Each latest call on one line, the trace list with its rows and the runaway trace marked."""
+
     async def drill(pilot: Pilot[None]) -> None:
         await wait_for_data(pilot)
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: "runaway" in str(pilot.app.screen.query_one("#traces-status").content))
 
-    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=drill)
+    assert snap_compare(make_app(), terminal_size=size, run_before=drill)
 
 
-def test_trace_view_marks_the_runaway_patterns(snap_compare) -> None:
+@pytest.mark.parametrize("size", DRILL_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_trace_view_marks_the_runaway_patterns(snap_compare, size: tuple[int, int]) -> None:
     async def drill(pilot: Pilot[None]) -> None:
         await wait_for_data(pilot)
         await pilot.press("enter")
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: "runaway" in str(pilot.app.screen.query_one("#traces-status").content))
         await pilot.press("down", "down", "enter")  # the oldest trace is the runaway one
-        await pilot.pause(0.3)
+        await wait_until(pilot, lambda: "loop:" in str(pilot.app.screen.query_one("#steps-status").content))
+        await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=(120, 30), run_before=drill)
+    assert snap_compare(make_app(), terminal_size=size, run_before=drill)
 
 
 async def test_drill_down_and_back() -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from costtop.config import Settings
-from costtop.engine.traces import mark
+from costtop.engine.traces import mark, with_patterns
 from costtop.gateway import Call, Gateway
 from costtop.sources.postgres import PostgresReader
 from costtop.sources.traces import (
@@ -14,6 +14,8 @@ from costtop.sources.traces import (
     agent_calls_sql,
     agent_models,
     agent_models_sql,
+    agent_steps,
+    agent_steps_sql,
     agent_traces,
     agent_traces_sql,
     trace_steps,
@@ -64,6 +66,13 @@ async def test_traces_of_an_agent_and_the_steps_of_one_with_their_marks(pg, redi
         assert [n.marks for n in nested if n.step.status == "error"] == [{"errors"}] * 3
         assert not nested[0].marks  # the plan step starts the growth but is not part of it
         assert await trace_steps(reader, "no-such-trace") == []
+        # The list's patterns, judged on the steps read with it: the same as the trace view's marks.
+        by_trace = await agent_steps(reader, "looper", now - timedelta(hours=1))
+        assert list(by_trace) == ["t-loop"] and len(by_trace["t-loop"]) == 18
+        assert [s.created_at for s in by_trace["t-loop"]] == sorted(s.created_at for s in by_trace["t-loop"])
+        assert with_patterns(traces, by_trace)[0].patterns == {"loop", "context", "errors"}
+        newest = await agent_steps(reader, "looper", now - timedelta(hours=1), limit=4)
+        assert [s.status for s in newest["t-loop"]] == ["success"] + ["error"] * 3  # the newest rows
         # Its model mix over the hour, and its latest calls, newest first.
         mix = await agent_models(reader, "looper", now - timedelta(hours=1))
         assert [(m.model, m.calls, m.cost) for m in mix] == [("gpt-5", 11, Decimal("0.15")),
@@ -103,7 +112,8 @@ async def test_both_queries_can_use_their_index(pg, db_url) -> None:
             for sql, args in ((agent_traces_sql(reader), ("a", datetime.now(UTC), 200, bound)),
                               (trace_steps_sql(reader), ("t", 20_000)),
                               (agent_models_sql(reader), ("a", datetime.now(UTC))),
-                              (agent_calls_sql(reader), ("a", 50, bound))):
+                              (agent_calls_sql(reader), ("a", 50, bound)),
+                              (agent_steps_sql(reader), ("a", datetime.now(UTC), 20_000, bound))):
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
                 assert "Index" in plan and "Seq Scan" not in plan, plan
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ from costtop.engine.engine import Engine
 from costtop.engine.live_traces import FORGET_SECONDS, SWEEP_SECONDS, LiveTraces
 from costtop.engine.snapshot import Alert, Severity
 from costtop.sources.records import Baseline, CallRecord, GatewayCounters, RedisState
+from costtop.text import visible_id
+from costtop.ui.widgets.alert_panel import alert_line
 
 NOW = datetime(2026, 11, 22, 12, 0, 0, 500000, tzinfo=UTC)
 ALL = ("agent_id", "tool_name", "latency_ms", "created_at", "cost_usd", "status", "provider", "model")
@@ -225,3 +228,31 @@ def test_live_traces_forget_quiet_ones_and_a_refresh_reads_only_the_flagged() ->
     traces.add(trace_call("a", 0, "new"), 1700)
     traces.advance(0)  # a clock that went back sweeps at once and drops nothing recent
     assert "new" in traces.traces and traces.last_sweep == 0
+
+
+def test_an_alert_names_the_agent_and_the_trace_it_is_about() -> None:
+    """What `enter` on an alert opens comes from typed fields, never from parsing the key."""
+    rows = [call("hot", 1, "16.00"), call("broke", 1, "8.00"), *[call("flaky", i, status="error") for i in range(5)]]
+    long = "3f2a9c1e-7b4d-4c1a-9e2b-0123456789ab"
+    rows += [trace_call("looper", 50 - i, long) for i in range(6)]
+    rows += [trace_call("grower", 30 - i, "g", tool="llm", tokens=t, model="m")
+             for i, t in enumerate((90_000, 100_001, 100_002))]
+    got = alerts_for(rows, {"broke": Decimal(10)}, day=Decimal(20))
+    assert (got["velocity:hot"].agent, got["velocity:hot"].trace) == ("hot", None)
+    assert got["budget:daily:broke"].agent == "broke" and got["errors:flaky"].agent == "flaky"
+    assert (got[f"loop:{long}"].agent, got[f"loop:{long}"].trace) == ("looper", long)
+    assert (got["context:g"].agent, got["context:g"].trace) == ("grower", "g")
+    assert (got["budget:day:fleet"].agent, got["budget:day:fleet"].trace) == (None, None)
+    # The trace's id is cut short in the figure (one-to-one still: `…#` and a hash); enter shows it whole.
+    figure = got[f"loop:{long}"].figure
+    assert long not in figure and figure.startswith("trace 3f2a9c1e-7…#") and figure.endswith("called 6 times")
+
+
+def test_an_alert_line_reads_who_and_what_first_and_cuts_a_long_id() -> None:
+    alert = Alert("velocity:research-bot", "burn rate", Severity.CRITICAL, "research-bot", "$16.20 in 5 min",
+                  since=NOW - timedelta(seconds=130))
+    assert alert_line(alert, NOW).plain == "CRIT  research-bot  $16.20 in 5 min · burn rate  for 2m10s"
+    long = "agent-" + "x" * 40
+    line = alert_line(replace(alert, subject=long), NOW).plain
+    assert long not in line and line.startswith(f"CRIT  {visible_id(long, 24)}  $16.20")
+    assert visible_id(long, 24) != visible_id(long + "y", 24)  # cut, two ids still never look the same

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from costtop.engine.traces import mark, nest
-from costtop.sources.records import Step
+from costtop.engine.traces import mark, nest, patterns, with_patterns
+from costtop.sources.records import Step, TraceSummary
 
 T0 = datetime(2026, 11, 22, 12, tzinfo=UTC)
 
@@ -67,3 +67,28 @@ def test_a_10000_step_chain_nests_without_recursion() -> None:
     steps = [step(i, "search", f"s{i}", f"s{i - 1}" if i else None, tokens=1000 + i) for i in range(10_000)]
     nested = mark(steps)  # a recursive walk would overflow Python's stack here
     assert len(nested) == 10_000 and nested[-1].depth == 9_999 and "loop" in nested[0].marks
+
+
+def test_a_trace_has_the_patterns_its_steps_are_marked_with() -> None:
+    """The agent screen's list and the trace view judge a trace the same way (one definition)."""
+    loop = [step(i, "search") for i in range(6)]
+    growth = [step(i, "llm", tokens=1000 * 2 ** i) for i in range(4)]
+    streak = [step(i, "llm", status="error") for i in range(3)]
+    healthy = [step(i, "search") for i in range(5)] + [step(9, "llm", status="error")]
+    for steps, expected in ((loop, {"loop"}), (growth, {"context"}), (streak, {"errors"}), (healthy, set()),
+                            (loop + [step(20 + i, "llm", status="timeout") for i in range(3)], {"loop", "errors"}),
+                            ([], set())):
+        assert patterns(steps) == expected
+        assert patterns(steps) == frozenset().union(*(n.marks for n in mark(steps)))
+    assert patterns(loop, loop_calls=6) == set()  # the thresholds are the settings'
+    assert patterns([step(0, "llm", tokens=5000)], context_tokens=4000) == {"context"}
+
+
+def test_each_trace_of_a_list_gets_its_own_patterns() -> None:
+    def summary(trace: str) -> TraceSummary:
+        return TraceSummary(trace, T0, T0, 1, 0, 0, None, 0)
+
+    traces = [summary("a"), summary("b"), summary("not-read")]
+    got = with_patterns(traces, {"a": [step(i, "search") for i in range(6)], "b": [step(0)]})
+    assert [(t.trace_id, t.patterns) for t in got] == [("a", {"loop"}), ("b", set()), ("not-read", set())]
+    assert got[0].steps == 1 and traces[0].patterns == set()  # the rest of the summary kept, the input untouched

@@ -171,6 +171,9 @@ class StaticFeed:
                 sum((s.cost_usd or Decimal(0) for s in steps), Decimal(0)), sum(s.status != "success" for s in steps)))
         return summaries
 
+    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
+        return {f"{agent}-t{i}": self._steps(i) for i in (2, 1, 0)}
+
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]:
         model = ROUTES.get(agent, ("openai", "gpt-5"))[1]
         return [ModelShare(model, 110, Decimal("15.95")), ModelShare("gpt-4o-mini", 12, Decimal("0.04"))]

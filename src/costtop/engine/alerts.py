@@ -34,13 +34,14 @@ LEVEL_SEVERITY = {Level.WARNING: Severity.WARNING, Level.CRITICAL: Severity.CRIT
                   Level.EMERGENCY: Severity.EMERGENCY}
 
 
-def budget_alert(subject: str, label: str, budget: BudgetView) -> Alert | None:
-    """80 % is a warning, 100 % critical; a disabled or unknown budget says nothing."""
+def budget_alert(subject: str, label: str, budget: BudgetView, agent: str | None = None) -> Alert | None:
+    """80 % is a warning, 100 % critical; a disabled or unknown budget says nothing. `agent`: the agent
+    whose budget it is (None: the fleet's)."""
     if budget.state not in (BudgetState.WARNING, BudgetState.EXCEEDED) or budget.fraction is None:
         return None
     severity = Severity.CRITICAL if budget.state is BudgetState.EXCEEDED else Severity.WARNING
     return Alert(f"budget:{label}:{subject}", f"{label} budget", severity, subject,
-                 f"{budget.fraction * 100:.0f} % of {usd(budget.limit)}")
+                 f"{budget.fraction * 100:.0f} % of {usd(budget.limit)}", agent=agent)
 
 
 def fallback_alert(fallback: FallbackView) -> Alert:
@@ -62,18 +63,18 @@ def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
         # is not read as a fire still burning.
         killed = ", killed" if a.state is AgentState.KILLED else ""
         alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
-                            f"{usd(a.window_usd)} in 5 min{killed}"))
-    budget = budget_alert(a.agent_id, "daily", a.budget)
+                            f"{usd(a.window_usd)} in 5 min{killed}", agent=a.agent_id))
+    budget = budget_alert(a.agent_id, "daily", a.budget, a.agent_id)
     if budget is not None:
         alerts.append(budget)
     erroring = bool(a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m)
     if erroring:
         alerts.append(Alert(f"errors:{a.agent_id}", "error rate", Severity.WARNING, a.agent_id,
                             f"{a.errors_5m} of {a.calls_5m} calls failed in 5 min "
-                            f"({a.errors_5m / a.calls_5m * 100:.0f} %)"))
+                            f"({a.errors_5m / a.calls_5m * 100:.0f} %)", agent=a.agent_id))
     if a.p95_ms is not None and a.p95_ms > th.slow_p95_ms:
         alerts.append(Alert(f"slow:{a.agent_id}", "slow", Severity.WARNING, a.agent_id,
-                            f"p95 {a.p95_ms / 1000:.1f} s over 5 min"))
+                            f"p95 {a.p95_ms / 1000:.1f} s over 5 min", agent=a.agent_id))
     return tuple(alerts), erroring
 
 
@@ -139,9 +140,11 @@ def evaluate(per_agent: tuple[list[Alert], int], providers: Iterable[ProviderRow
     alerts: list[Alert] = []
     for kind, trace, agent, figure in patterns:
         if kind == "loop":
-            alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.WARNING, agent, figure))
+            alerts.append(Alert(f"loop:{trace}", "stuck loop", Severity.WARNING, agent, figure, agent=agent,
+                                trace=trace))
         else:
-            alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure))
+            alerts.append(Alert(f"context:{trace}", "context explosion", Severity.WARNING, agent, figure,
+                                agent=agent, trace=trace))
     alerts += agent_alerts_now
     if erroring > th.erroring_agents:
         alerts.append(Alert("errors:fleet", "agents erroring", Severity.CRITICAL, "fleet",
@@ -159,7 +162,7 @@ def evaluate(per_agent: tuple[list[Alert], int], providers: Iterable[ProviderRow
         for check in reconciliation.flagged:
             alerts.append(Alert(f"reconcile:{check.agent_id}", "counters ≠ rows", Severity.WARNING,
                                 check.agent_id, f"Redis {usd(check.gateway)} vs rows {usd(check.table)}: calls "
-                                "bypassing attribution, or rows not written yet"))
+                                "bypassing attribution, or rows not written yet", agent=check.agent_id))
         if reconciliation.calls_flagged:
             gateway = "?" if reconciliation.gateway_calls is None else f"{reconciliation.gateway_calls:,}"
             alerts.append(Alert("reconcile:calls", "counters ≠ rows", Severity.WARNING, "fleet",

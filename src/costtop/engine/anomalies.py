@@ -51,7 +51,8 @@ def day_anomaly(agent: str, today: Decimal | None, norm: DayNorm | None, th: Thr
     if norm is None or today is None or today <= norm.limit or today < th.anomaly_min_usd:
         return None
     return Alert(f"anomaly-day:{agent}", "unusual day", Severity.WARNING, agent,
-                 f"{usd(today)} today; {norm.days}-day mean {usd(norm.mean)}, usual up to {usd(norm.limit)}")
+                 f"{usd(today)} today; {norm.days}-day mean {usd(norm.mean)}, usual up to {usd(norm.limit)}",
+                 agent=agent)
 
 
 def day_anomalies(norms: Mapping[str, DayNorm], spend_today: Mapping[str, Decimal], th: Thresholds) -> list[Alert]:
@@ -67,5 +68,5 @@ def hour_anomalies(before: Mapping[str, Decimal], now: Mapping[str, Decimal], th
         if previous and previous > 0 and spent > previous * th.anomaly_hour_factor and spent >= th.anomaly_min_usd:
             alerts.append(Alert(f"anomaly-hour:{agent}", "hour jump", Severity.WARNING, agent,
                                 f"{usd(spent)} this hour, {usd(previous)} the hour before "
-                                f"({spent / previous:.1f}x)"))
+                                f"({spent / previous:.1f}x)", agent=agent))
     return alerts

@@ -84,7 +84,7 @@ def kill_alert(key: str, scope: str, target: str, since: datetime, violations: i
     subject = "fleet" if scope == "global" else target
     return Alert(f"unhonoured:{key}", "kill not honoured", Severity.CRITICAL, subject,
                  f"{violations:,} call{'s' if violations != 1 else ''} since {since.astimezone(UTC):%H:%M:%S} UTC "
-                 f"despite {key}: the gateway is not checking it")
+                 f"despite {key}: the gateway is not checking it", agent=target if scope == "agent" else None)
 
 
 class Engine:

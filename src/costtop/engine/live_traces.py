@@ -22,6 +22,7 @@ from costtop.text import visible_id
 
 ACTIVE_SECONDS = 300  # a pattern is alerted while its trace wrote in the last 5 minutes
 FORGET_SECONDS = ACTIVE_SECONDS  # then forgotten: 75k traces, 26 MB, 3 µs a row at 2,000 calls/s in 8-step traces
+TRACE_SHOWN = 16  # a trace id in an alert's figure: enough to tell it apart
 SWEEP_SECONDS = 10  # how often forgotten traces are dropped (a sweep of 40,000 traces takes 3.6 ms)
 
 
@@ -80,10 +81,12 @@ class LiveTraces:
                 continue
             # The figure is text for the screen: ids in it in their visible form (`<U+001F>`, never the
             # raw control character), as everywhere else an id is shown.
-            shown = visible_id(trace, 40)
+            # Cut short (`…#hash`, still one-to-one): a 36-character trace id would push the figure off an
+            # 80-column alert line; `enter` on the alert opens the whole trace.
+            shown = visible_id(trace, TRACE_SHOWN)
             if s.loop_tool is not None:
                 found.append(("loop", trace, s.agent,
-                              f"trace {shown}: {visible_id(s.loop_tool, 40)} called {s.tools[s.loop_tool]} times"))
+                              f"trace {shown}: {visible_id(s.loop_tool, 24)} called {s.tools[s.loop_tool]} times"))
             if s.context is not None:
                 found.append(("context", trace, s.agent, f"trace {shown}: {s.context}"))
         return found

@@ -173,6 +173,11 @@ class Alert:
     figure: str  # what tripped it, in words
     since: datetime | None = None
     acknowledged: bool = False
+    # What it names, for `enter` on it: the agent (an agent's own rules, and the trace patterns), and
+    # the trace (a stuck loop, a context explosion). None: it names none (fleet, provider, gateway, the
+    # calls without an agent). Typed here, never parsed back out of the key.
+    agent: str | None = None
+    trace: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

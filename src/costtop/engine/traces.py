@@ -12,11 +12,12 @@ Pure functions over the steps a reader returned; nothing here touches a database
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from costtop.config import CONTEXT_LIMIT, LOOP_CALLS
-from costtop.sources.records import Step
+from costtop.sources.records import Step, TraceSummary
 
 GROWTH = Decimal("1.2")  # +20 % ...
 GROWTH_RUN = 3  # ... three times running
@@ -60,9 +61,13 @@ def is_tool(model: str | None) -> bool:
     return model is None
 
 
-def mark(steps: list[Step], loop_calls: int = LOOP_CALLS, context_tokens: int = CONTEXT_LIMIT) -> list[NestedStep]:
-    """The nested steps, each with the runaway patterns it belongs to."""
-    ordered = sorted(steps, key=lambda s: s.created_at)
+PATTERNS = ("loop", "context", "errors")  # in the order the screens list them
+
+
+def step_marks(ordered: list[Step], loop_calls: int = LOOP_CALLS,
+               context_tokens: int = CONTEXT_LIMIT) -> dict[int, set[str]]:
+    """Each step's runaway patterns, by `id(step)`, over steps in time order: the one place the three
+    patterns are defined, for the trace view's steps (`mark`) and the agent screen's list (`patterns`)."""
     marks: dict[int, set[str]] = {id(s): set() for s in ordered}
     for tool, count in Counter(s.tool_name for s in ordered if is_tool(s.model)).items():
         if count > loop_calls:
@@ -93,4 +98,23 @@ def mark(steps: list[Step], loop_calls: int = LOOP_CALLS, context_tokens: int = 
                     marks[id(failed)].add("errors")
         else:
             streak = []
+    return marks
+
+
+def mark(steps: list[Step], loop_calls: int = LOOP_CALLS, context_tokens: int = CONTEXT_LIMIT) -> list[NestedStep]:
+    """The nested steps, each with the runaway patterns it belongs to."""
+    marks = step_marks(sorted(steps, key=lambda s: s.created_at), loop_calls, context_tokens)
     return [NestedStep(step, depth, frozenset(marks[id(step)])) for step, depth in nest(steps)]
+
+
+def patterns(steps: list[Step], loop_calls: int = LOOP_CALLS, context_tokens: int = CONTEXT_LIMIT) -> frozenset[str]:
+    """The runaway patterns anywhere in one trace: the marks its steps would carry in the trace view."""
+    marks = step_marks(sorted(steps, key=lambda s: s.created_at), loop_calls, context_tokens)
+    return frozenset().union(*marks.values())
+
+
+def with_patterns(traces: Iterable[TraceSummary], steps: Mapping[str, list[Step]], loop_calls: int = LOOP_CALLS,
+                  context_tokens: int = CONTEXT_LIMIT) -> list[TraceSummary]:
+    """The traces, each with the patterns its steps show. `steps`: by trace id, the rows read for each (a
+    trace read only in part is judged on its part: a pattern found there holds, one past it is not seen)."""
+    return [replace(t, patterns=patterns(steps.get(t.trace_id, []), loop_calls, context_tokens)) for t in traces]

@@ -35,7 +35,7 @@ from costtop.sources.records import (
     WriteResult,
 )
 from costtop.sources.redis_state import RedisReader
-from costtop.sources.traces import agent_calls, agent_models, agent_traces, trace_steps
+from costtop.sources.traces import agent_calls, agent_models, agent_steps, agent_traces, trace_steps
 from costtop.sources.writer import SwitchWriter, drain
 
 
@@ -58,6 +58,8 @@ class Feed(Protocol):
     # One UTC day's records, for `costtop report`.
     async def read_day(self, day: str) -> DayRecords: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
+    # The steps of those traces, by trace id (the columns the runaway patterns need).
+    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]: ...
     async def trace_steps(self, trace_id: str) -> list[Step]: ...
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
     async def agent_calls(self, agent: str) -> list[CallRecord]: ...
@@ -125,6 +127,9 @@ class LiveFeed:
 
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         return await agent_traces(self.postgres, agent, since)
+
+    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
+        return await agent_steps(self.postgres, agent, since)
 
     async def trace_steps(self, trace_id: str) -> list[Step]:
         return await trace_steps(self.postgres, trace_id)

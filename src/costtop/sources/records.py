@@ -318,6 +318,9 @@ class TraceSummary:
     tokens_out: int
     cost: Decimal | None
     errors: int
+    # The runaway patterns its steps show ("loop", "context", "errors"), as `engine.traces.patterns`
+    # judges them; filled by the session from the steps read with the list.
+    patterns: frozenset[str] = frozenset()
 
     @property
     def duration_seconds(self) -> float:

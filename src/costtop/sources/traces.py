@@ -2,6 +2,7 @@
 
 Both read a bounded slice through an index `costtop db init` creates with the table:
 - an agent's traces: `(agent_id, created_at)` (`tool_calls_agent_created_idx`), its rows since a time;
+  the same rows again, a few columns each, for the patterns the list marks (`agent_steps`);
 - a trace's steps: `(trace_id, created_at)` (`tool_calls_trace_idx`), one trace's rows in time order.
 Neither scans the whole table; both are limited, and have the reader's timeout.
 """
@@ -65,6 +66,38 @@ async def trace_steps(reader: PostgresReader, trace_id: str, limit: int = MAX_ST
     rows = await fetch(reader, trace_steps_sql, trace_id, limit)
     return [Step(r["created_at"], r["tool_name"], r["span_id"], r["parent_span_id"], r["model"], r["tokens_in"],
                  r["tokens_out"], finite_or_none(r["cost"]), r["latency_ms"], r["status"]) for r in rows]
+
+
+def agent_steps_sql(reader: PostgresReader) -> str:
+    opt = reader.optional
+    return (
+        f"SELECT {reader.column('trace_id')} AS trace_id, {reader.column('created_at')} AS created_at, "
+        f"{reader.column('tool_name')} AS tool_name, {opt('model')} AS model, {opt('tokens_in')} AS tokens_in, "
+        f"{opt('status')} AS status "
+        f"FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} AND {reader.since('$2')} "
+        f"AND {reader.since('$4', '<')} AND {reader.raw('trace_id')} IS NOT NULL "
+        f"ORDER BY {reader.raw('created_at')} DESC LIMIT $3"
+    )
+
+
+async def agent_steps(reader: PostgresReader, agent: str, since: datetime,
+                      limit: int = MAX_STEPS) -> dict[str, list[Step]]:
+    """The steps of the agent's traces since `since` (the rows `agent_traces` sums), by trace id, in
+    time order: what the agent screen's list judges the runaway patterns on (`engine.traces.patterns`).
+    Only the columns the patterns need; the newest `limit` rows (index: agent_id, created_at, read
+    backwards), so the newest traces are whole and a runaway one of 100,000 steps costs one bounded read."""
+    if reader.columns is None:
+        await reader.connect()
+    assert reader.columns is not None
+    if not reader.columns.has("trace_id"):
+        return {}
+    rows = await fetch(reader, agent_steps_sql, agent, since, limit, reader.clock_bound())
+    steps: dict[str, list[Step]] = {}
+    for r in reversed(rows):
+        steps.setdefault(r["trace_id"], []).append(
+            Step(r["created_at"], r["tool_name"], None, None, r["model"], r["tokens_in"], None, None, None,
+                 r["status"]))
+    return steps
 
 
 def agent_models_sql(reader: PostgresReader) -> str:

@@ -24,7 +24,7 @@ from costtop.sources.records import Outcome, SwitchChange, WriteResult, switch_k
 from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh
 from costtop.ui.messages import SnapshotReady
-from costtop.ui.screens.drill_down import AgentScreen, DrillContext
+from costtop.ui.screens.drill_down import AgentScreen, DrillContext, TraceScreen
 from costtop.ui.screens.help import HelpScreen, declared_bindings
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
@@ -32,6 +32,7 @@ from costtop.ui.screens.wall import WallScreen
 from costtop.ui.targets import resume_target, switch_target
 from costtop.ui.themes import DEFAULT_THEME, find_themes, status_css_variables
 from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.usage_tables import NO_NAME
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -200,6 +201,14 @@ class CosttopApp(App[None]):
     @on(MainScreen.AgentOpened)
     def _agent_opened(self, message: MainScreen.AgentOpened) -> None:
         self.push_screen(AgentScreen(message.agent, self.drill_context(), self.shown))
+
+    @on(MainScreen.TraceOpened)
+    def _trace_opened(self, message: MainScreen.TraceOpened) -> None:
+        """The trace's steps over its agent's screen: esc goes back to the agent's traces, and k / u / t
+        act on that agent from either."""
+        context = self.drill_context()
+        self.push_screen(AgentScreen(NO_NAME if message.agent is None else message.agent, context, self.shown))
+        self.push_screen(TraceScreen(message.trace, context, self.shown))
 
     def drill_context(self) -> DrillContext:
         return DrillContext(self.session, self.session.clock, self.settings.thresholds,

@@ -43,6 +43,7 @@ MOVING: tuple[tuple[str, str], ...] = (
     ("1 2 3 4  5", "main screen: show / hide alerts, chart, providers and models, switches; zoom the agents"),
     ("enter", "open the selected row: an agent's screen, a trace's steps"),
     ("escape", "back to the previous screen, or close a dialog"),
+    ("enter on an alert", "open what it names: the trace of a loop or a context explosion, or the agent"),
 )
 
 

@@ -20,7 +20,7 @@ from costtop.ui.display import Display
 from costtop.ui.layout import LayoutChoice, LayoutStateError, PaneNeed
 from costtop.ui.screens.base import CosttopScreen
 from costtop.ui.widgets.agent_table import AgentTable
-from costtop.ui.widgets.alert_panel import AlertPanel
+from costtop.ui.widgets.alert_panel import AlertPanel, nothing_to_open
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.summary import Summary
 from costtop.ui.widgets.switch_table import SwitchTable
@@ -72,6 +72,14 @@ class MainScreen(CosttopScreen):
 
         def __init__(self, agent: str) -> None:
             super().__init__()
+            self.agent = agent
+
+    class TraceOpened(Message):
+        """`enter` on an alert naming a trace: open its steps (over its agent's screen)."""
+
+        def __init__(self, trace: str, agent: str | None) -> None:
+            super().__init__()
+            self.trace = trace
             self.agent = agent
 
     class AlertsAcknowledged(Message):
@@ -236,6 +244,18 @@ class MainScreen(CosttopScreen):
         """enter on the agent table: that agent's screen (its traces, then a trace's steps)."""
         if isinstance(self.focused, AgentTable) and self.focused.selected_key is not None:
             self.post_message(self.AgentOpened(self.focused.selected_key))
+
+    @on(AlertPanel.Opened)
+    def _alert_opened(self, message: AlertPanel.Opened) -> None:
+        """enter on an alert: the trace it names (a loop, a context explosion), else its agent; the fleet's,
+        a provider's or the gateway's alerts name neither, and say so."""
+        alert = message.alert
+        if alert.trace is not None:
+            self.post_message(self.TraceOpened(alert.trace, alert.agent))
+        elif alert.agent is not None:
+            self.post_message(self.AgentOpened(alert.agent))
+        else:
+            self.notify(nothing_to_open(alert), timeout=4, markup=False)
 
     def _tables(self) -> list[RowTable[object]]:
         return [self.query_one(AgentTable), self.query_one(ProviderTable), self.query_one(ModelTable)]  # type: ignore[list-item]

@@ -112,7 +112,7 @@ class WallScreen(CosttopScreen):
                 yield TopAgents(id="wall-agents")
             with Vertical(id="wall-alerts-pane"):
                 yield Static(Text("Alerts"), classes="pane-title")
-                yield AlertPanel(lines=ALERT_LINES, id="wall-alerts")
+                yield AlertPanel(lines=ALERT_LINES, focusable=False, id="wall-alerts")
         with Vertical(id="wall-chart-pane"):  # the room below the lists: the last hour's burn, drawn
             yield Static(Text("Burn $/min — completed minutes, last hour"), classes="pane-title")
             yield VelocityChart(id="wall-chart")
