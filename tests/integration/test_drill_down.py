@@ -206,3 +206,38 @@ async def test_at_80x24_the_trace_list_scrolls_to_its_last_trace_and_opens_it() 
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, TraceScreen))
         assert isinstance(app.screen, TraceScreen) and app.screen.trace_id == "trace-49"
+
+
+async def test_k_on_an_alert_offers_to_kill_the_agent_it_names_not_the_tables_selection() -> None:
+    """The on-call tabs to the alert about the runaway and presses `k`: the dialog names that alert's
+    agent, whatever row the agent table's cursor is on; an alert about the fleet names no agent."""
+    from costtop.ui.screens.switch_dialog import SwitchDialog
+
+    app = static_app(feed=LoopFeed(NOW))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_data(pilot)
+        await wait_until(pilot, lambda: app.snapshot is not None
+                         and any(a.key == "budget:day:fleet" for a in app.snapshot.alerts))
+        await fresh_snapshot(pilot)
+        main = app.screen
+        await pilot.press("end")  # the agent table's cursor on its last row, not research-bot
+        assert main.query_one(AgentTable).selected_key != "research-bot"
+        panel = main.query_one(AlertPanel)
+        panel.focus()
+        await pilot.pause()
+        assert panel.selected is not None and panel.selected.agent == "research-bot"
+        await pilot.press("k")
+        await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))
+        dialog = app.screen
+        assert isinstance(dialog, SwitchDialog) and dialog.change.target == "research-bot"
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.screen is main)
+        keys = [a.key for a in app.snapshot.alerts]  # type: ignore[union-attr]
+        panel.focus()
+        await pilot.press(*["down"] * keys.index("budget:day:fleet"))
+        await pilot.pause()
+        notified: list[str] = []
+        app.notify = lambda message, **kw: notified.append(message)  # type: ignore[method-assign,assignment]
+        await pilot.press("k")
+        await pilot.pause()
+        assert app.screen is main and notified and "names no agent" in notified[0]

@@ -3,7 +3,7 @@
 `k`, `t` and `u` name one target, and the confirm dialog can only confirm that one. It is the row under
 the cursor of the focused table, and only if that row is drawn on screen: a filter that hides every row,
 or a terminal too short to show one, keeps a selection that is nowhere to be seen. On an agent's own
-screen the target is that agent.
+screen the target is that agent; on the alert panel, the agent the alert under its cursor names.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from costtop.engine.snapshot import AgentState, ProviderRow, Snapshot
 from costtop.sources.records import SwitchChange
 from costtop.text import visible_id
 from costtop.ui.widgets.agent_table import AgentTable
+from costtop.ui.widgets.alert_panel import AlertPanel
 from costtop.ui.widgets.row_table import RowTable
 from costtop.ui.widgets.switch_table import SwitchTable
 from costtop.ui.widgets.usage_tables import NO_NAME, SwitchableTable
@@ -44,6 +45,12 @@ def switch_target(kind: str, focused: object, agents: AgentTable | None, drilled
         return SwitchChange("set", "kill", focused.scope, name)
     on_screen = agents is not None and row_on_screen(agents)
     agent = drilled if drilled_open else (agents.selected_key if agents is not None and on_screen else None)
+    if isinstance(focused, AlertPanel) and not drilled_open:
+        alert = focused.selected
+        if alert is None or alert.agent is None:
+            return "No alert selected." if alert is None else \
+                f"This alert names no agent; `{kind[0]}` acts on the agent, model or provider selected in its table."
+        agent = alert.agent
     if agent is None:
         return "No agent selected."
     if agent == NO_NAME:
@@ -59,7 +66,11 @@ def switch_target(kind: str, focused: object, agents: AgentTable | None, drilled
 
 def resume_target(snap: Snapshot, focused: object, agent: str | None) -> SwitchChange | None:
     """`u`: the switch under the cursor in the switch panel, else the focused model's or provider's
-    own switch, else the selected agent's. `snap` is what the operator sees (also while paused)."""
+    own switch, else the agent of the alert under the alert panel's cursor, else the selected agent's.
+    `snap` is what the operator sees (also while paused)."""
+    if isinstance(focused, AlertPanel):
+        alert = focused.selected
+        agent = alert.agent if alert is not None else None
     if isinstance(focused, SwitchTable):
         found = next((s for s in snap.switches if s.key == focused.selected_key), None)
         return None if found is None else SwitchChange.removing(found)
