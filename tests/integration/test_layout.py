@@ -8,9 +8,12 @@ import json
 import os
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 from appkit import screen_text
 from costtop.demo.screenshots import settle, static_app
 from costtop.engine.snapshot import SortKey
+from costtop.ui.app import CosttopApp
 from costtop.ui.layout import AGENT_LINES
 from costtop.ui.screens.main import MainScreen
 from costtop.ui.widgets.agent_table import AgentTable
@@ -58,6 +61,16 @@ async def test_right_arrow_scrolls_the_agent_columns_and_keeps_the_names() -> No
         assert "←" not in agents.render_line(0).text
 
 
+async def sort_by(app: CosttopApp, pilot: Pilot[None], key: SortKey) -> None:
+    """`s` until the agents are in that order, a snapshot at a time (`s` steps from the order shown)."""
+    for _ in range(len(SortKey)):
+        if app.snapshot is not None and app.snapshot.sort is key:
+            return
+        await pilot.press("s")
+        await settle(app, pilot)
+    raise AssertionError(f"never sorted by {key}")
+
+
 async def test_sorting_by_a_column_out_of_view_says_so() -> None:
     app = static_app()
     async with app.run_test(size=(52, 30)) as pilot:
@@ -69,7 +82,7 @@ async def test_sorting_by_a_column_out_of_view_says_so() -> None:
         await pilot.press("s")
         await settle(app, pilot)
         assert app.snapshot is not None and app.snapshot.sort is SortKey.RUNS_OUT
-        assert "off screen" in str(title.content)  # `Out in` is past the right edge
+        assert "(Out in is off screen: →)" in str(title.content)  # past the right edge
         agents = screen.query_one(AgentTable)
         for _ in range(60):
             if agents.column_visible("runs_out"):
@@ -77,6 +90,13 @@ async def test_sorting_by_a_column_out_of_view_says_so() -> None:
             await pilot.press("right")
         await pilot.pause()
         assert "off screen" not in str(title.content)  # the title follows the scroll
+        for _ in range(60):
+            await pilot.press("right")
+        await pilot.pause()
+        await sort_by(app, pilot, SortKey.NAME)
+        assert "off screen" not in str(title.content)  # the name column never leaves
+        await sort_by(app, pilot, SortKey.BURN)
+        assert "($/min 5m is off screen: ←)" in str(title.content)  # now left of the view
 
 
 async def test_pane_keys_hide_show_and_zoom_and_the_next_start_remembers() -> None:

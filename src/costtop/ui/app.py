@@ -102,7 +102,7 @@ class CosttopApp(App[None]):
         self._apply_themes()
         self.push_screen(WallScreen() if self.settings.wall else MainScreen(self.layout_path))
         if self.greeting:
-            self.notify(self.greeting, title="costtop demo", timeout=30, markup=False)
+            self.notify(self.greeting, title="costtop demo", timeout=15, markup=False)
         # The reads, the engine and the snapshots run on the session's own loop, in this thread.
         self.run_worker(self.session.run_in_thread, thread=True, group="session", name="session")
 

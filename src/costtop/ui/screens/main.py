@@ -333,8 +333,10 @@ class MainScreen(CosttopScreen):
             return
         title = f"Agents — today, UTC — by {snap.sort.value}{' (reversed)' if snap.sort_reverse else ''}"
         column = SORT_COLUMN.get(snap.sort)
-        if column is not None and agents.column_visible(column) is False:
-            title += " (that column is off screen: ←/→)"
+        side = agents.column_side(column) if column is not None else None
+        if side:
+            label = next(label for key, label, _ in agents.columns if key == column)
+            title += f" ({label} is off screen: {side})"
         if agents.filter:
             title += f" — filter “{agents.filter}”: {agents.row_count} of {agents.total} (/ to change)"
         title += self.layout_note()

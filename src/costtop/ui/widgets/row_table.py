@@ -360,12 +360,21 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             self.post_message(self.ScrolledSideways(self))  # type: ignore[arg-type]
 
     def column_visible(self, key: str) -> bool | None:
-        """Whether a column is wholly in view (scrolled sideways, the table shows a window of its
-        columns); None when the table has no such column."""
+        """Whether a column is wholly in view; None when the table has no such column."""
+        side = self.column_side(key)
+        return None if side is None else side == ""
+
+    def column_side(self, key: str) -> str | None:
+        """Where a column is, scrolled sideways: "" in view, "←" or "→" the way to scroll to it; None
+        when the table has no such column."""
         left, frozen, x = int(self.scroll_offset.x), self._frozen(), 0
         for name, _, width in self.columns:
             if name == key:
-                return x < frozen or (x - left >= frozen and x + width - left <= self.scrollable_content_region.width)
+                if x < frozen:
+                    return ""
+                if x - left < frozen:
+                    return "←"
+                return "" if x + width - left <= self.scrollable_content_region.width else "→"
             x += width + 1
         return None
 
