@@ -9,7 +9,11 @@ them by their ids, `help` and `quit`).
 from __future__ import annotations
 
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
+
+from costtop.engine.snapshot import Snapshot
+from costtop.ui.display import Display
 
 
 class CosttopScreen(Screen[None]):
@@ -18,3 +22,21 @@ class CosttopScreen(Screen[None]):
         Binding("question_mark", "app.help", "Help", id="help"),
         Binding("q", "app.quit", "Quit", id="quit"),
     ]
+
+
+class BoardScreen(CosttopScreen):
+    """A screen drawn from every snapshot the app takes: the main screen, or the wall."""
+
+    def __init__(self, classes: str | None = None) -> None:
+        super().__init__(classes=classes)
+        self.shown: Snapshot | None = None  # the snapshot on screen (the frozen one while paused)
+
+    def show(self, snap: Snapshot, display: Display) -> None:
+        self.shown = snap
+        try:
+            self._show(snap, display)
+        except NoMatches:  # not composed yet, or torn down child by child at exit
+            return
+
+    def _show(self, snap: Snapshot, display: Display) -> None:
+        raise NotImplementedError

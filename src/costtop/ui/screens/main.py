@@ -18,7 +18,7 @@ from costtop.engine.snapshot import Snapshot, SortKey
 from costtop.ui import layout
 from costtop.ui.display import Display
 from costtop.ui.layout import LayoutChoice, LayoutStateError, PaneNeed
-from costtop.ui.screens.base import CosttopScreen
+from costtop.ui.screens.base import BoardScreen
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.alert_panel import AlertPanel, nothing_to_open
 from costtop.ui.widgets.row_table import RowTable
@@ -43,7 +43,7 @@ COLUMN_SORT = {"agent": SortKey.NAME, "today": SortKey.TODAY, "velocity": SortKe
 SORT_COLUMN = {key: column for column, key in COLUMN_SORT.items()}
 
 
-class MainScreen(CosttopScreen):
+class MainScreen(BoardScreen):
     """The fleet at a glance. Its keys act on what it shows (order, chart range, filter, alerts, the
     agent to open); they ask the app through typed messages, and do nothing on other screens."""
 
@@ -91,7 +91,6 @@ class MainScreen(CosttopScreen):
 
     def __init__(self, layout_path: Path | None = None) -> None:
         super().__init__()
-        self.shown: Snapshot | None = None  # the snapshot on screen (the frozen one while paused)
         self.layout_path = layout_path or layout.state_path()
         self.layout_problem: str | None = None
         try:
@@ -288,13 +287,6 @@ class MainScreen(CosttopScreen):
         try:
             self.agents_title()
         except NoMatches:
-            return
-
-    def show(self, snap: Snapshot, display: Display) -> None:
-        self.shown = snap
-        try:
-            self._show(snap, display)
-        except NoMatches:  # not composed yet, or torn down child by child at exit
             return
 
     def _show(self, snap: Snapshot, display: Display) -> None:

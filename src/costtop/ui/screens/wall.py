@@ -14,14 +14,13 @@ from decimal import Decimal
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.css.query import NoMatches
 from textual.widgets import Static
 
 from costtop.engine.snapshot import BudgetState, Level, Snapshot
 from costtop.money import usd
 from costtop.ui.display import Display
 from costtop.ui.format import level_text, runs_out
-from costtop.ui.screens.base import CosttopScreen
+from costtop.ui.screens.base import BoardScreen
 from costtop.ui.themes import Palette, palette
 from costtop.ui.wall_state import WallLevel, WallState, wall_state
 from costtop.ui.widgets.alert_panel import AlertPanel
@@ -91,12 +90,11 @@ def band_text(state: WallState, snap: Snapshot, display: Display, width: int) ->
     return pack(items, width, gap=4)
 
 
-class WallScreen(CosttopScreen):
+class WallScreen(BoardScreen):
     HELP_SCOPE = "wall screen"
 
     def __init__(self) -> None:
         super().__init__(classes=WallLevel.UNKNOWN.css_class)
-        self.shown: Snapshot | None = None
         self.fleet_state: WallState | None = None  # what the colour says now
 
     def compose(self) -> ComposeResult:
@@ -121,13 +119,6 @@ class WallScreen(CosttopScreen):
         width, height = self.app.size
         self.set_class(width < NARROW, "narrow")
         self.set_class(height < SHORT, "short")
-
-    def show(self, snap: Snapshot, display: Display) -> None:
-        self.shown = snap
-        try:
-            self._show(snap, display)
-        except NoMatches:  # not composed yet, or torn down child by child at exit
-            return
 
     def _show(self, snap: Snapshot, display: Display) -> None:
         state = wall_state(snap)
