@@ -47,7 +47,15 @@ async def test_right_arrow_scrolls_the_agent_columns_and_keeps_the_names() -> No
         header = agents.render_line(0).text
         assert "p95 5m" not in header and header.rstrip().endswith("→")
         assert agents.column_visible("p95") is False
-        for _ in range(80):
+        await pilot.press("right")  # a whole column: the view starts at the next one, `Today`
+        await pilot.pause()
+        assert agents.render_line(0).text[agents.columns[0][2] + 1:].startswith("Today")
+        await pilot.press("left")
+        await pilot.pause()
+        assert agents.scroll_offset.x == 0
+        for _ in range(20):  # a column a press
+            if agents.scroll_offset.x >= agents.max_scroll_x:
+                break
             await pilot.press("right")
         await pilot.pause()
         header, first = agents.render_line(0).text, agents.render_line(1).text
@@ -55,7 +63,9 @@ async def test_right_arrow_scrolls_the_agent_columns_and_keeps_the_names() -> No
         assert first.startswith("research-bot")  # the name column stays put
         assert agents.column_visible("p95") is True
         assert "adam (manual): runaway_lo" in screen_text(app)  # the killed agent's who / why
-        for _ in range(80):
+        for _ in range(20):
+            if agents.scroll_offset.x == 0:
+                break
             await pilot.press("left")
         await pilot.pause()
         assert "←" not in agents.render_line(0).text
@@ -84,13 +94,15 @@ async def test_sorting_by_a_column_out_of_view_says_so() -> None:
         assert app.snapshot is not None and app.snapshot.sort is SortKey.RUNS_OUT
         assert "(Out in is off screen: →)" in str(title.content)  # past the right edge
         agents = screen.query_one(AgentTable)
-        for _ in range(60):
+        for _ in range(20):
             if agents.column_visible("runs_out"):
                 break
             await pilot.press("right")
         await pilot.pause()
         assert "off screen" not in str(title.content)  # the title follows the scroll
-        for _ in range(60):
+        for _ in range(20):
+            if agents.scroll_offset.x >= agents.max_scroll_x:
+                break
             await pilot.press("right")
         await pilot.pause()
         await sort_by(app, pilot, SortKey.NAME)

@@ -39,7 +39,7 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 MOVING: tuple[tuple[str, str], ...] = (
     ("tab / shift+tab", "focus the next / previous panel (agents, switches, providers, models, alerts)"),
     ("↑ ↓  pgup pgdn  home end", "move the cursor in the focused table"),
-    ("← →", "scroll the focused table's columns (← / → in its titles: more that way; the names stay)"),
+    ("← →", "scroll the focused table a column at a time (← / → in its titles: more that way; the names stay)"),
     ("1 2 3 4  5", "main screen: show / hide alerts, chart, providers and models, switches; zoom the agents"),
     ("enter", "open the selected row: an agent's screen, a trace's steps"),
     ("escape", "back to the previous screen, or close a dialog"),

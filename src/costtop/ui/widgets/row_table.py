@@ -81,6 +81,8 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="rows.pagedown"),
         Binding("home", "edge(0)", "First", show=False, id="rows.home"),
         Binding("end", "edge(1)", "Last", show=False, id="rows.end"),
+        Binding("right", "column(1)", "Next column", show=False, id="rows.right"),
+        Binding("left", "column(-1)", "Previous column", show=False, id="rows.left"),
     ]
     COMPONENT_CLASSES = {"row-table--header", "row-table--cursor"}
     max_name = MAX_NAME  # the first column's widest; a longer name is cut the `visible_id` way
@@ -312,6 +314,20 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
 
     def action_edge(self, end: int) -> None:
         self._move(len(self.rows) - 1 if end else 0)
+
+    def action_column(self, step: int) -> None:
+        """`→` / `←`: scroll sideways by a whole column (beside the frozen names), not by a cell."""
+        frozen, left = self._frozen(), int(self.scroll_offset.x)
+        starts, x = [], 0
+        for _, _, width in self.columns:
+            if x >= frozen:
+                starts.append(x - frozen)
+            x += width + 1
+        if step > 0:
+            target = next((start for start in starts if start > left), self.max_scroll_x)
+        else:
+            target = next((start for start in reversed(starts) if start < left), 0)
+        self.scroll_to(x=max(0, min(self.max_scroll_x, target)), animate=False)
 
     class HeaderClicked(Message):
         """A click on a column's title: the app may sort by it."""
