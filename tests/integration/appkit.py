@@ -57,3 +57,18 @@ def screen_text(app: CosttopApp) -> str:
     """What the terminal shows now, as plain text."""
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
+
+
+async def writing_keys_refused(pilot: Pilot[None]) -> None:
+    """Read-only: each writing key opens no dialog, says why nothing happened, and writes nothing."""
+    from costtop.ui.screens.switch_dialog import SwitchDialog
+
+    app = pilot.app
+    assert isinstance(app, CosttopApp)
+    for key in ("k", "u", "t", "K"):
+        app.clear_notifications()
+        await pilot.press(key)
+        await pilot.pause()
+        assert not isinstance(app.screen, SwitchDialog), key
+        assert [n.title for n in app._notifications] == ["Read-only"], key
+    assert app.session.feed.writes == []  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from textual.screen import ModalScreen
 
-from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until
+from appkit import fresh_snapshot, screen_text, wait_for_data, wait_until, writing_keys_refused
 from costtop.config import Settings, load_settings
 from costtop.demo.screenshots import NOW, static_app
 from costtop.demo.static_feed import StaticFeed
@@ -83,14 +83,7 @@ async def test_read_only_disables_the_writing_keys() -> None:
     app = make_app(read_only=True)
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_for_data(pilot)
-        for key in ("k", "u", "t", "K"):
-            app.clear_notifications()
-            await pilot.press(key)
-            await pilot.pause()
-            assert not isinstance(app.screen, SwitchDialog), key
-            # Shown disabled, and pressed anyway: it says why nothing happened.
-            assert [n.title for n in app._notifications] == ["Read-only"], key
-        assert app.session.feed.writes == []
+        await writing_keys_refused(pilot)  # shown disabled, and pressed anyway: it says why
         assert all("(disabled: read-only)" in what for _, what, bid in app.help_keys()
                    if bid in ("kill", "resume", "throttle", "kill_all"))
 

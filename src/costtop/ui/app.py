@@ -24,6 +24,7 @@ from costtop.sources.records import Outcome, SwitchChange, WriteResult, switch_k
 from costtop.ui.commands import CosttopCommands
 from costtop.ui.display import Display, next_refresh
 from costtop.ui.messages import SnapshotReady
+from costtop.ui.screens.base import BoardScreen
 from costtop.ui.screens.drill_down import AgentScreen, DrillContext, TraceScreen
 from costtop.ui.screens.help import HelpScreen, declared_bindings
 from costtop.ui.screens.main import MainScreen
@@ -167,9 +168,9 @@ class CosttopApp(App[None]):
     def _main(self) -> MainScreen | None:
         return next((s for s in self.screen_stack if isinstance(s, MainScreen)), None)
 
-    def _board(self) -> MainScreen | WallScreen | None:
+    def _board(self) -> BoardScreen | None:
         """The screen that draws every snapshot: the main screen, or the wall screen in its place."""
-        return next((s for s in self.screen_stack if isinstance(s, MainScreen | WallScreen)), None)
+        return next((s for s in self.screen_stack if isinstance(s, BoardScreen)), None)
 
     def _show(self, snap: Snapshot) -> None:
         board = self._board()

@@ -102,7 +102,7 @@ class MainScreen(BoardScreen):
 
     def compose(self) -> ComposeResult:
         yield Summary("connecting…", id="summary")
-        with Vertical(id="alerts-pane", classes="empty"):
+        with Vertical(id="alerts-pane"):
             yield Static("Alerts (a: acknowledge)", classes="pane-title")
             yield AlertPanel(id="alerts")
         with Vertical(id="agents-pane"):
@@ -291,8 +291,6 @@ class MainScreen(BoardScreen):
 
     def _show(self, snap: Snapshot, display: Display) -> None:
         self.query_one(Summary).show(snap, display)
-        self.query_one("#alerts-pane").set_class(not snap.alerts and not snap.anomaly_note and not snap.data_quality,
-                                                "empty")
         self.query_one(AlertPanel).show(snap)
         # Counted in C: a flood of 100,000 agents can hold tens of thousands of alerts, and a Python
         # generator over them cost tens of milliseconds a show.
@@ -314,7 +312,6 @@ class MainScreen(BoardScreen):
         count = len(snap.switches)
         self.pane_title("#switches-pane", f"Switches ({count})" if snap.switches_known
                         else "Switches (unknown: Redis unavailable)")
-        self.query_one("#switches-pane").set_class(count == 0, "empty")
         self.fit_panels()
         self.agents_title()
 

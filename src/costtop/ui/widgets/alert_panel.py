@@ -52,14 +52,19 @@ def nothing_to_open(alert: Alert) -> str:
     return f"“{alert.rule}” is about {visible_id(alert.subject, 40)}, not an agent or a trace: nothing to open."
 
 
+def note_lines(snap: Snapshot, max_lines: int) -> int:
+    """The lines the notes take in `max_lines`: up to two and never more than half, a `… N more notes`
+    line among them, so a busy incident cannot push them out of sight nor they push out the alerts."""
+    return min(len(snap.data_quality) + bool(snap.anomaly_note), 2, max_lines // 2)
+
+
 def notes_of(snap: Snapshot, p: Palette = DEFAULT_PALETTE, max_lines: int = MAX_LINES) -> list[Text]:
     """Data quality (rows dated in the future, rows that came too late), and why anomalies are not
-    judged: up to two lines and never more than half of `max_lines`, a `… N more notes` line
-    included, so a busy incident cannot push them out of sight nor they push out the alerts."""
+    judged, in `note_lines` lines."""
     notes = [Text(f"DATA  {clean(note, 200)}", style=p.warning) for note in snap.data_quality]
     if snap.anomaly_note:
         notes.append(Text(clean(snap.anomaly_note, 200), style="dim"))
-    room = min(len(notes), 2, max_lines // 2)
+    room = note_lines(snap, max_lines)
     if len(notes) <= room:
         return notes
     if not room:
@@ -137,7 +142,7 @@ class AlertPanel(TextLines, can_focus=True):
             next((i for i, a in enumerate(alerts) if a.key == self._key), None)
         self.cursor = found if found is not None else min(self.cursor, max(0, len(alerts) - 1))
         self._key = alerts[self.cursor].key if alerts else None
-        notes = len(notes_of(snap, DEFAULT_PALETTE, self.most))
+        notes = note_lines(snap, self.most)
         shown = alert_window(len(alerts), self.most - notes)
         self.wanted = shown + (len(alerts) > shown) + notes
         self._draw()
@@ -151,15 +156,14 @@ class AlertPanel(TextLines, can_focus=True):
         if snap is None:
             return
         lines = max(1, min(self.room, self.most))
-        p = palette(self.app)
         # The alerts in view (the cursor's among them): the lines but the notes' and the `… more` one.
-        visible = max(1, alert_window(len(snap.alerts), lines - len(notes_of(snap, p, lines))))
+        visible = max(1, alert_window(len(snap.alerts), lines - note_lines(snap, lines)))
         if self.cursor < self.first:
             self.first = self.cursor
         elif self.cursor >= self.first + visible:
             self.first = self.cursor - visible + 1
         style = self.get_component_rich_style("alert-panel--cursor") if self.has_focus else None
-        self.set_text(alerts_text(snap, p, lines, self.first, self.cursor, style))
+        self.set_text(alerts_text(snap, palette(self.app), lines, self.first, self.cursor, style))
 
     @property
     def selected(self) -> Alert | None:

@@ -318,11 +318,7 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
     def action_column(self, step: int) -> None:
         """`→` / `←`: scroll sideways by a whole column (beside the frozen names), not by a cell."""
         frozen, left = self._frozen(), int(self.scroll_offset.x)
-        starts, x = [], 0
-        for _, _, width in self.columns:
-            if x >= frozen:
-                starts.append(x - frozen)
-            x += width + 1
+        starts = [start - frozen for _, start, _ in self._spans() if start >= frozen]
         if step > 0:
             target = next((start for start in starts if start > left), self.max_scroll_x)
         else:
@@ -346,11 +342,10 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
             self._move(int(self.scroll_offset.y) + event.y - 1)
             return
         x = event.x if event.x < self._frozen() else event.x + int(self.scroll_offset.x)
-        for key, _, width in self.columns:
-            if x < width + 1:
+        for key, start, width in self._spans():
+            if x < start + width + 1:
                 self.post_message(self.HeaderClicked(self, key))  # type: ignore[arg-type]
                 return
-            x -= width + 1
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -375,24 +370,26 @@ class RowTable(ScrollView, Generic[R], can_focus=True):
         if int(old) != int(new):
             self.post_message(self.ScrolledSideways(self))  # type: ignore[arg-type]
 
-    def column_visible(self, key: str) -> bool | None:
-        """Whether a column is wholly in view; None when the table has no such column."""
-        side = self.column_side(key)
-        return None if side is None else side == ""
-
     def column_side(self, key: str) -> str | None:
-        """Where a column is, scrolled sideways: "" in view, "←" or "→" the way to scroll to it; None
-        when the table has no such column."""
-        left, frozen, x = int(self.scroll_offset.x), self._frozen(), 0
-        for name, _, width in self.columns:
+        """Where a column is, scrolled sideways: "" wholly in view, "←" or "→" the way to scroll to it;
+        None when the table has no such column."""
+        left, frozen = int(self.scroll_offset.x), self._frozen()
+        for name, start, width in self._spans():
             if name == key:
-                if x < frozen:
+                if start < frozen:
                     return ""
-                if x - left < frozen:
+                if start - left < frozen:
                     return "←"
-                return "" if x + width - left <= self.scrollable_content_region.width else "→"
-            x += width + 1
+                return "" if start + width - left <= self.scrollable_content_region.width else "→"
         return None
+
+    def _spans(self) -> list[tuple[str, int, int]]:
+        """Each drawn column's key, first cell and width on the whole (unscrolled) line."""
+        spans, start = [], 0
+        for key, _, width in self.columns:
+            spans.append((key, start, width))
+            start += width + 1
+        return spans
 
     def _frozen(self) -> int:
         """The cells that stay put when the table scrolls sideways: the first column (the row's name)
