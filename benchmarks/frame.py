@@ -99,7 +99,7 @@ class ManyAgentsFeed:
     async def agent_traces(self, agent: str, since: datetime) -> list[object]:
         return []
 
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[object]]:
+    async def agent_steps(self, agent: str, since: datetime, traces: object = None) -> dict[str, list[object]]:
         return {}
 
     def audit_pending(self) -> int:

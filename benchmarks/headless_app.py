@@ -145,8 +145,8 @@ class TimedFeed:
     async def agent_traces(self, agent: str, since: datetime) -> object:
         return await self.inner.agent_traces(agent, since)
 
-    async def agent_steps(self, agent: str, since: datetime) -> object:
-        return await self.inner.agent_steps(agent, since)
+    async def agent_steps(self, agent: str, since: datetime, traces: object = None) -> object:
+        return await self.inner.agent_steps(agent, since, traces)  # type: ignore[arg-type]
 
     async def trace_steps(self, trace_id: str) -> object:
         return await self.inner.trace_steps(trace_id)

@@ -135,6 +135,8 @@ class Session:
         self._reads_in_flight = 0  # short reads waiting for their answer: no snapshot is built meanwhile
         self._publish_pending = False  # a snapshot was asked for while one was
         self._next_drain = 0.0  # monotonic time of the next try at writing kept audit rows
+        # The open agent screen's traces, each as judged: (its steps then, its runaway patterns).
+        self._judged_traces: dict[str, tuple[int, frozenset[str]]] = {}
 
     @classmethod
     def live(cls, settings: Settings, clock: Callable[[], datetime] | None = None) -> Session:
@@ -300,12 +302,19 @@ class Session:
         return await self.call(self._agent_traces, agent, since)
 
     async def _agent_traces(self, agent: str | None, since: datetime) -> list[TraceSummary]:
+        """Only the traces that grew since they were judged (or are new) have their steps read again:
+        an open agent screen reloads every few seconds, and a quiet hour's traces do not change."""
         traces = await self.feed.agent_traces(agent, since)  # type: ignore[arg-type]
-        if not traces:
-            return traces
-        steps = await self.feed.agent_steps(agent, since)  # type: ignore[arg-type]
-        th = self.settings.thresholds
-        return with_patterns(traces, steps, th.loop_calls, th.context_tokens)
+        judged = self._judged_traces
+        grown = [t for t in traces if judged.get(t.trace_id, (-1, frozenset()))[0] != t.steps]
+        if grown:
+            steps = await self.feed.agent_steps(agent, since, [t.trace_id for t in grown])  # type: ignore[arg-type]
+            th = self.settings.thresholds
+            for t in with_patterns(grown, steps, th.loop_calls, th.context_tokens):
+                judged[t.trace_id] = (t.steps, t.patterns)
+        # Kept for the traces listed now only: the next agent's screen starts afresh.
+        self._judged_traces = {t.trace_id: judged[t.trace_id] for t in traces}
+        return [replace(t, patterns=judged[t.trace_id][1]) for t in traces]
 
     async def agent_models(self, agent: str | None, since: datetime) -> list[ModelShare]:
         return await self.call(self.feed.agent_models, agent, since)

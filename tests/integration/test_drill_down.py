@@ -55,7 +55,7 @@ class SortFeed(StaticFeed):
         return [summary("d", 2, "2", 30, 1), summary("a", 9, "1", 40, 5), summary("c", 1, None, 20, 20),
                 summary("b", 5, "3", 10, 50)]
 
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
+    async def agent_steps(self, agent: str, since: datetime, traces: object = None) -> dict[str, list[Step]]:
         return {}
 
 
@@ -191,7 +191,7 @@ class ManyTracesFeed(StaticFeed):
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         return [summary(f"trace-{i:02}", i, "1", 5, 3) for i in range(50)]
 
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
+    async def agent_steps(self, agent: str, since: datetime, traces: object = None) -> dict[str, list[Step]]:
         return {}
 
 

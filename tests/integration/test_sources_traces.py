@@ -71,6 +71,9 @@ async def test_traces_of_an_agent_and_the_steps_of_one_with_their_marks(pg, redi
         assert list(by_trace) == ["t-loop"] and len(by_trace["t-loop"]) == 18
         assert [s.created_at for s in by_trace["t-loop"]] == sorted(s.created_at for s in by_trace["t-loop"])
         assert with_patterns(traces, by_trace)[0].patterns == {"loop", "context", "errors"}
+        # Only the traces asked for (those that grew since they were judged).
+        assert (await agent_steps(reader, "looper", now - timedelta(hours=1), ["t-loop"])).keys() == {"t-loop"}
+        assert await agent_steps(reader, "looper", now - timedelta(hours=1), ["t-other"]) == {}
         newest = await agent_steps(reader, "looper", now - timedelta(hours=1), limit=4)
         assert [s.status for s in newest["t-loop"]] == ["success"] + ["error"] * 3  # the newest rows
         # Its model mix over the hour, and its latest calls, newest first.
@@ -113,7 +116,8 @@ async def test_both_queries_can_use_their_index(pg, db_url) -> None:
                               (trace_steps_sql(reader), ("t", 20_000)),
                               (agent_models_sql(reader), ("a", datetime.now(UTC))),
                               (agent_calls_sql(reader), ("a", 50, bound)),
-                              (agent_steps_sql(reader), ("a", datetime.now(UTC), 20_000, bound))):
+                              (agent_steps_sql(reader), ("a", datetime.now(UTC), 20_000, bound, None)),
+                              (agent_steps_sql(reader), ("a", datetime.now(UTC), 20_000, bound, ["t"]))):
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args))
                 assert "Index" in plan and "Seq Scan" not in plan, plan
     finally:

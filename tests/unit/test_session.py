@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from costtop.config import Settings
 from costtop.demo.screenshots import NOW
@@ -12,7 +14,7 @@ from costtop.demo.static_feed import StaticFeed
 from costtop.engine.snapshot import SortKey
 from costtop.pricing.catalog import shipped
 from costtop.session import REDIS_MAX_PAUSE, REDIS_POLL_SECONDS, Backoff, Session, redis_pause
-from costtop.sources.records import RedisState
+from costtop.sources.records import RedisState, Step, TraceSummary
 from costtop.ui.widgets.summary import STALE_AFTER_SECONDS
 
 
@@ -107,3 +109,38 @@ def test_switches_are_read_every_half_second_unless_a_read_is_long() -> None:
     assert redis_pause(0.5) / (redis_pause(0.5) + 0.5) == 0.75  # waiting three quarters of the time
     # A very slow read (a loaded machine) must not leave a healthy Redis unread past the badge's 5 s.
     assert redis_pause(2.5) == REDIS_MAX_PAUSE and REDIS_MAX_PAUSE + 2.5 < STALE_AFTER_SECONDS
+
+
+class CountingTraceFeed(StaticFeed):
+    """The static traces; the test grows one of them, and every steps read is counted."""
+
+    def __init__(self) -> None:
+        super().__init__(NOW)
+        self.asked: list[list[str] | None] = []
+        self.extra = 0
+
+    async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
+        traces = await super().agent_traces(agent, since)
+        return [replace(t, steps=t.steps + self.extra) if t.trace_id.endswith("-t2") else t for t in traces]
+
+    async def agent_steps(self, agent: str, since: datetime,
+                          traces: Sequence[str] | None = None) -> dict[str, list[Step]]:
+        self.asked.append(None if traces is None else sorted(traces))
+        return await super().agent_steps(agent, since, traces)
+
+
+async def test_an_open_agent_screen_reads_again_only_the_steps_of_traces_that_grew() -> None:
+    """The agent screen reloads every few seconds: its quiet traces keep their patterns without their
+    steps being read again; a trace with more steps is judged again, alone."""
+    feed = CountingTraceFeed()
+    session = Session(Settings(), feed, clock=lambda: NOW, catalog=shipped())
+    since = NOW - timedelta(hours=1)
+    first = await session._agent_traces("research-bot", since)
+    assert feed.asked == [sorted(t.trace_id for t in first)]
+    assert {t.trace_id: t.patterns for t in first}["research-bot-t0"] == {"loop", "context", "errors"}
+    again = await session._agent_traces("research-bot", since)
+    assert feed.asked[1:] == [] and again == first  # nothing grew: no read, the same patterns
+    feed.extra = 1
+    grown = await session._agent_traces("research-bot", since)
+    assert feed.asked[1:] == [["research-bot-t2"]]
+    assert [t.patterns for t in grown] == [t.patterns for t in first]

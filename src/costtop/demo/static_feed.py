@@ -6,6 +6,7 @@ Everything is derived from one frozen `now`, so the rendered screen is the same 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -171,8 +172,10 @@ class StaticFeed:
                 sum((s.cost_usd or Decimal(0) for s in steps), Decimal(0)), sum(s.status != "success" for s in steps)))
         return summaries
 
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
-        return {f"{agent}-t{i}": self._steps(i) for i in (2, 1, 0)}
+    async def agent_steps(self, agent: str, since: datetime,
+                          traces: Sequence[str] | None = None) -> dict[str, list[Step]]:
+        steps = {f"{agent}-t{i}": self._steps(i) for i in (2, 1, 0)}
+        return steps if traces is None else {t: s for t, s in steps.items() if t in traces}
 
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]:
         model = ROUTES.get(agent, ("openai", "gpt-5"))[1]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -59,7 +59,8 @@ class Feed(Protocol):
     async def read_day(self, day: str) -> DayRecords: ...
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]: ...
     # The steps of those traces, by trace id (the columns the runaway patterns need).
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]: ...
+    async def agent_steps(self, agent: str, since: datetime,
+                          traces: Sequence[str] | None = None) -> dict[str, list[Step]]: ...
     async def trace_steps(self, trace_id: str) -> list[Step]: ...
     async def agent_models(self, agent: str, since: datetime) -> list[ModelShare]: ...
     async def agent_calls(self, agent: str) -> list[CallRecord]: ...
@@ -128,8 +129,9 @@ class LiveFeed:
     async def agent_traces(self, agent: str, since: datetime) -> list[TraceSummary]:
         return await agent_traces(self.postgres, agent, since)
 
-    async def agent_steps(self, agent: str, since: datetime) -> dict[str, list[Step]]:
-        return await agent_steps(self.postgres, agent, since)
+    async def agent_steps(self, agent: str, since: datetime,
+                          traces: Sequence[str] | None = None) -> dict[str, list[Step]]:
+        return await agent_steps(self.postgres, agent, since, traces)
 
     async def trace_steps(self, trace_id: str) -> list[Step]:
         return await trace_steps(self.postgres, trace_id)

@@ -9,6 +9,7 @@ Neither scans the whole table; both are limited, and have the reader's timeout.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from costtop.sources.errors import SourceError
@@ -76,22 +77,25 @@ def agent_steps_sql(reader: PostgresReader) -> str:
         f"{opt('status')} AS status "
         f"FROM {reader.table_sql()} WHERE {reader.match('agent_id', '$1')} AND {reader.since('$2')} "
         f"AND {reader.since('$4', '<')} AND {reader.raw('trace_id')} IS NOT NULL "
+        f"AND ($5::text[] IS NULL OR {reader.column('trace_id')} = ANY($5::text[])) "
         f"ORDER BY {reader.raw('created_at')} DESC LIMIT $3"
     )
 
 
-async def agent_steps(reader: PostgresReader, agent: str, since: datetime,
+async def agent_steps(reader: PostgresReader, agent: str, since: datetime, traces: Sequence[str] | None = None,
                       limit: int = MAX_STEPS) -> dict[str, list[Step]]:
     """The steps of the agent's traces since `since` (the rows `agent_traces` sums), by trace id, in
     time order: what the agent screen's list judges the runaway patterns on (`engine.traces.patterns`).
-    Only the columns the patterns need; the newest `limit` rows (index: agent_id, created_at, read
-    backwards), so the newest traces are whole and a runaway one of 100,000 steps costs one bounded read."""
+    `traces`: only these (the ones that grew since they were judged); None: all. Only the columns the
+    patterns need; the newest `limit` rows (index: agent_id, created_at, read backwards), so the newest
+    traces are whole and a runaway one of 100,000 steps costs one bounded read."""
     if reader.columns is None:
         await reader.connect()
     assert reader.columns is not None
     if not reader.columns.has("trace_id"):
         return {}
-    rows = await fetch(reader, agent_steps_sql, agent, since, limit, reader.clock_bound())
+    rows = await fetch(reader, agent_steps_sql, agent, since, limit, reader.clock_bound(),
+                       None if traces is None else list(traces))
     steps: dict[str, list[Step]] = {}
     for r in reversed(rows):
         steps.setdefault(r["trace_id"], []).append(
