@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
     db_commands = db.add_subparsers(dest="db_command", required=True)
     init = db_commands.add_parser("init", help="create tool_calls if missing, and the audit table")
     _common(init)
+    rollup = commands.add_parser("rollup", help="keep the rollup that makes start-up instant (for cron or systemd)")
+    _common(rollup)
+    rollup.add_argument("--since", metavar="YYYY-MM-DD",
+                        help="on the first run, roll up from this UTC day (default: the month's first day or "
+                             "8 days back, whichever is earlier)")
+    rollup.add_argument("--verify-hours", type=int, default=24, metavar="N",
+                        help="check the last N hours' row counts and roll again those that changed (default 24)")
+    rollup.add_argument("--keep-minutes-days", type=int, default=8, metavar="N",
+                        help="delete minute buckets older than N days; hours and days stay (default 8)")
     pricing = commands.add_parser("pricing", help="the price list used for flat-rate calls' shadow cost")
     pricing_commands = pricing.add_subparsers(dest="pricing_command", required=True)
     sync = pricing_commands.add_parser("sync", help="fetch OpenRouter's public models list into a dated local copy")
@@ -207,6 +216,32 @@ def report_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def rollup_command(args: argparse.Namespace) -> int:
+    """One run of the rollup job (rollup/job.py): 0 when done or when another run holds the lock."""
+    from datetime import datetime
+
+    from costtop.rollup.job import RollupError, run_rollup
+
+    since = None
+    if args.since is not None:
+        try:
+            since = datetime.strptime(args.since, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            return fail(f"rollup: --since must be a UTC day, YYYY-MM-DD (got {args.since[:40]!r})")
+    if not 1 <= args.verify_hours <= 24 * 400:
+        return fail(f"rollup: --verify-hours must be between 1 and 9600 (got {args.verify_hours})")
+    if not 1 <= args.keep_minutes_days <= 400:
+        return fail(f"rollup: --keep-minutes-days must be between 1 and 400 (got {args.keep_minutes_days})")
+    try:
+        result = asyncio.run(run_rollup(_settings(args), since=since, verify_hours=args.verify_hours,
+                                        keep_minutes_days=args.keep_minutes_days))
+    except RollupError as exc:
+        return fail(f"rollup: {exc}")
+    for line in result.lines:
+        print(line)
+    return 0
+
+
 def serve_command(args: argparse.Namespace) -> int:
     """textual-serve starts `costtop` once per browser tab. The URLs go through the environment, not
     the command line, so their passwords are not in the process list; the session token is only in
@@ -314,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             return snapshot_command(args)
         if args.command == "pricing":
             return pricing_command(args)
+        if args.command == "rollup":
+            return rollup_command(args)
         if args.command == "db":
             from costtop.sources.errors import SourceError
 

@@ -60,6 +60,8 @@ class TableNames(BaseModel):
     calls: str = "tool_calls"
     audit: str = "costtop_audit"
     schema_name: str = Field(default="public", alias="schema")
+    # costtop's own pre-aggregate (rollup/schema.py): the only schema costtop writes besides its audit table.
+    rollup_schema: str = Field(default="costtop_rollup", min_length=1, max_length=63)
     # Logical name -> the real column name, for tables that name a column differently.
     columns: dict[str, str] = Field(default_factory=dict)
     # Logical name -> an SQL expression over the table's columns, for a value no single column holds

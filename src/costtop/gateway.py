@@ -202,8 +202,14 @@ class Gateway:
     # A throttled agent's calls allowed per UTC minute (the LiteLLM callback's rule); past it `check`
     # refuses with `retry_after`. None: `check` only says the agent is throttled and the caller paces it.
     throttle_per_minute: int | None = None
+    # Keep costtop's rollup (rollup/) in the transaction of each insert, so that costtop's start-up reads
+    # buckets instead of the day's rows and they never disagree. Needs `costtop db init` (the rollup's
+    # schema) and a role that may write it. Every process writing the table must keep it, or none.
+    rollup: bool = False
     fallback_rows: int = 0  # rows this gateway wrote to the fallback file (a figure for its own metrics)
     last_error: str | None = None  # why the last insert or drain failed
+    rollup_error: str | None = None  # why this gateway does not keep the rollup although asked to
+    _rollup_source: int | None = field(default=None, init=False, repr=False)
     _next_drain: float = field(default=0.0, init=False, repr=False)
     _drain_lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
@@ -272,10 +278,11 @@ class Gateway:
         broken connection left open); a failure of the COMMIT itself is CommitUnknown."""
         values = [tuple(row.get(n) for n in FALLBACK_COLUMNS) for row in rows]
         async with self.pool.acquire(timeout=self.timeout) as conn:
+            source = await self._rollup_source_id(conn)
             tx = conn.transaction()
             await tx.start()
             try:
-                await conn.executemany(self._insert_sql(), values, timeout=self.timeout)
+                await self._write(conn, source, values, self.timeout)
             except BaseException:
                 with contextlib.suppress(Exception):
                     await tx.rollback()
@@ -284,6 +291,70 @@ class Gateway:
                 await asyncio.wait_for(tx.commit(), self.timeout)
             except Exception as exc:
                 raise CommitUnknown(f"{type(exc).__name__}: {exc}") from exc
+
+    async def _write(self, conn: asyncpg.Connection, source: int | None, values: Sequence[tuple[Any, ...]],
+                     timeout: float, only_new: bool = False) -> None:
+        """Insert the rows; with the rollup, in the same statement add exactly the rows inserted to their
+        buckets (the caller's transaction commits both or neither)."""
+        if source is None:
+            await conn.executemany(self._insert_sql(only_new), values, timeout=timeout)
+            return
+        columns = [list(column) for column in zip(*values, strict=True)]
+        await conn.execute(self._rollup_insert_sql(only_new), source, *columns, timeout=timeout)
+
+    def _rollup_insert_sql(self, only_new: bool = False) -> str:
+        """One statement: the rows from arrays ($2...), inserted (with `only_new`, only those not already
+        there, as `_insert_sql`), and the inserted ones summed into the rollup's buckets of source $1."""
+        from costtop.rollup.schema import buckets_table
+        from costtop.rollup.sums import row_sql, upsert_sql
+        from costtop.sources.schema import qident, qualified
+
+        table = qualified(self.tables, self.tables.calls)
+        names = [qident(self.tables.column(n)) for n in FALLBACK_COLUMNS]
+        arrays = ", ".join(f"${i}::{kind}[]" for i, kind in enumerate(COLUMN_TYPES, 2))
+        aliases = [f"v{i}" for i in range(len(names))]
+        select = f"SELECT {', '.join(aliases)} FROM unnest({arrays}) AS v({', '.join(aliases)})"
+        if only_new:
+            same = " AND ".join(f"t.{names[i]} IS NOT DISTINCT FROM v.{aliases[i]}" for i in (0, 1, 2, 3, 12, 13))
+            select += f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {same})"
+        col = {n: qident(self.tables.column(n)) for n in FALLBACK_COLUMNS}
+        returned = ", ".join(col[n] for n in ("created_at", "agent_id", "provider", "model", "tokens_in", "tokens_out",
+                                              "cached_tokens", "cost_usd", "status"))
+        inserted = f"ins AS (INSERT INTO {table} ({', '.join(names)}) {select} RETURNING {returned}), "
+        rows = row_sql(agent=col["agent_id"], provider=col["provider"], model=col["model"],
+                       created_at=col["created_at"], raw_cost=f"{col['cost_usd']}::numeric",
+                       error=f"{col['status']} = 'error'", tin=f"{col['tokens_in']}::bigint",
+                       tout=f"{col['tokens_out']}::bigint", cached=f"{col['cached_tokens']}::bigint")
+        return upsert_sql(buckets_table(self.tables), "rows", before=f"{inserted}rows AS (SELECT {rows} FROM ins), ")
+
+    async def _rollup_source_id(self, conn: asyncpg.Connection) -> int | None:
+        """The rollup's id for this table, registered on first use with `covered_from` = now: every row
+        this gateway inserts from then on is in the buckets. None when not keeping it: not asked, or
+        the schema is missing or not writable, or a `costtop rollup` job keeps this table (the buckets
+        would count its rows twice); `rollup_error` says which. Decided once, before the first insert:
+        a gateway never stops keeping buckets it has begun to keep."""
+        if not self.rollup or self._rollup_source is not None:
+            return self._rollup_source
+        import asyncpg  # where rows are written: the LiteLLM proxy loads this module without it
+
+        from costtop.rollup.schema import source_name, sources_table
+
+        try:
+            row = await conn.fetchrow(
+                f"INSERT INTO {sources_table(self.tables)} (name, kept_by, covered_from) "
+                "VALUES ($1, 'gateway', now()) ON CONFLICT (name) DO UPDATE SET updated_at = now() "
+                "RETURNING id, kept_by",
+                source_name(self.tables), timeout=self.timeout)
+        except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError,
+                asyncpg.InsufficientPrivilegeError) as exc:
+            self.rollup, self.rollup_error = False, f"rollup not kept: {exc} (run `costtop db init`)"[:200]
+            return None
+        if row["kept_by"] != "gateway":
+            self.rollup = False
+            self.rollup_error = "rollup not kept: a `costtop rollup` job keeps this table's rollup"
+            return None
+        self._rollup_source = int(row["id"])
+        return self._rollup_source
 
     async def drain_fallback(self) -> int:
         """Write the fallback file's rows to the table, exactly once (see the class); the rows
@@ -311,6 +382,7 @@ class Gateway:
         marks = qualified(self.tables, self.drains_table)
         try:
             async with self.pool.acquire(timeout=self.timeout) as conn:
+                source = await self._rollup_source_id(conn)  # outside the transaction: its failure is no abort
                 await conn.execute(f"CREATE TABLE IF NOT EXISTS {marks} (batch text PRIMARY KEY, "
                                    f"{qident('rows')} integer NOT NULL, drained_at timestamptz NOT NULL "
                                    "DEFAULT now())", timeout=self.timeout)
@@ -320,10 +392,9 @@ class Gateway:
                         "ON CONFLICT DO NOTHING RETURNING batch", batch, len(rows), timeout=self.timeout)
                     if fresh is not None:
                         if plain:
-                            await conn.executemany(self._insert_sql(), plain, timeout=self.timeout * 10)
+                            await self._write(conn, source, plain, self.timeout * 10)
                         if maybe:
-                            await conn.executemany(self._insert_sql(only_new=True), maybe,
-                                                   timeout=self.timeout * 10)
+                            await self._write(conn, source, maybe, self.timeout * 10, only_new=True)
         except Exception as exc:
             self.last_error = f"drain: {type(exc).__name__}: {exc}"[:200]
             raise

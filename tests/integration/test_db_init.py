@@ -37,7 +37,9 @@ async def columns(conn: asyncpg.Connection, table: str) -> list[tuple[str, str, 
 
 async def test_creates_everything_in_an_empty_database(conn) -> None:
     report = await init_db(conn, TableNames())
-    assert len(report) == 2 and "created" in report[0] and report[1] == "costtop_audit: created"
+    assert len(report) == 3 and "created" in report[0] and report[1] == "costtop_audit: created"
+    assert report[2].startswith("costtop_rollup:")  # costtop's own schema, the only other thing it writes
+    assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = 'costtop_rollup'") == 2
     cols = {name: (kind, nullable) for name, kind, nullable in await columns(conn, "tool_calls")}
     assert set(cols) == {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, "metadata"}
     assert cols["created_at"] == ("timestamp with time zone", "NO")
@@ -83,7 +85,7 @@ async def test_running_twice_is_harmless(conn) -> None:
     before = (await columns(conn, "tool_calls"), await indexes(conn, "tool_calls"),
               await columns(conn, "costtop_audit"), await indexes(conn, "costtop_audit"))
     report = await init_db(conn, TableNames())
-    assert report == ["tool_calls: exists, left unchanged", "costtop_audit: exists"]
+    assert report[:2] == ["tool_calls: exists, left unchanged", "costtop_audit: exists"]
     after = (await columns(conn, "tool_calls"), await indexes(conn, "tool_calls"),
              await columns(conn, "costtop_audit"), await indexes(conn, "costtop_audit"))
     assert after == before

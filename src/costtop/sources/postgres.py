@@ -20,11 +20,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import TypeVar
 
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.rollup.read import Fetch, Source, find_source, missing_reason, read_groups, rollup_note
+from costtop.rollup.sums import row_sql, usable_cost
 from costtop.sources import litellm_daily
 from costtop.sources.column_types import (
     LEFT_OUT_KEYS,
@@ -36,19 +37,17 @@ from costtop.sources.column_types import (
     schema_changed,
     unreadable_sql,
 )
+from costtop.sources.day_figures import day_figures
 from costtop.sources.dedup import IdWatermark, Watermark, as_utc, epoch_second
 from costtop.sources.errors import SourceError, TableMissing, WrongColumnType
-from costtop.sources.numbers import MAX_LATENCY_MS, MAX_USD, MIN_USD
+from costtop.sources.numbers import MAX_LATENCY_MS
 from costtop.sources.presets import preset_tables, usual_lateness
 from costtop.sources.records import (
     Baseline,
     CallRecord,
-    DayAggregate,
     DayBaseline,
-    MinuteAggregate,
     ProviderSecond,
     ReadQuality,
-    UsageAggregate,
     WindowGroup,
 )
 from costtop.sources.row_counts import RowCounts
@@ -68,6 +67,9 @@ LATE_CHECK_SECONDS = 10.0  # how often the horizon's per-second counts are held 
 SCHEMA_CHECK_SECONDS = 30.0
 LATE_CHECK_RANGES = 50  # runs of differing seconds re-read per check (the rest at the next one)
 LATE_AFTER = 10.0  # a row read more than this long after its created_at is reported as late
+# Past the lateness horizon (which the job's watermark trails by), how much of start-up may come from raw
+# rows before the header says the rollup is behind: a job run every minute or two stays within it.
+ROLLUP_SLACK = 600.0
 HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their time (more: a resync finds them)
 
 # What a Postgres call can raise when the server or the network misbehaves: the server's own errors,
@@ -76,9 +78,6 @@ HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their tim
 PG_ERRORS: tuple[type[BaseException], ...] = (
     OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError,
 )
-
-
-K = TypeVar("K")  # what today_sums groups by
 
 
 def utc_now() -> datetime:
@@ -99,32 +98,6 @@ def utc_day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def today_sums(groups: list[asyncpg.Record], key: Callable[[asyncpg.Record], K],
-               counts: tuple[str, ...]) -> dict[K, tuple[Decimal | None, list[int]]]:
-    """Today's groups summed per `key`: the cost (a NULL sum stays unknown only if every part was),
-    then each of the `counts` columns."""
-    sums: dict[K, tuple[Decimal | None, list[int]]] = {}
-    for r in groups:
-        if not r["today"]:
-            continue
-        k = key(r)
-        found = sums.get(k)
-        cost, totals = found if found is not None else (None, [0] * len(counts))
-        if r["cost"] is not None:
-            cost = r["cost"] if cost is None else cost + r["cost"]
-        for i, name in enumerate(counts):
-            totals[i] += int(r[name])
-        sums[k] = (cost, totals)
-    return sums
-
-
-def day_sums(groups: list[asyncpg.Record], day: str) -> tuple[DayAggregate, ...]:
-    """Per-agent sums of today's groups."""
-    sums = today_sums(groups, lambda r: r["agent"],
-                      ("calls", "priced", "errors", "tin", "cached", "unusable", "negative"))
-    return tuple(DayAggregate(agent, day, cost, *totals) for agent, (cost, totals) in sums.items())
-
-
 def provider_seconds(window: list[asyncpg.Record]) -> tuple[ProviderSecond, ...]:
     """The window's (agent, provider, second) groups summed per (provider, second)."""
     sums: dict[tuple[int, str | None], list] = {}
@@ -135,14 +108,6 @@ def provider_seconds(window: list[asyncpg.Record]) -> tuple[ProviderSecond, ...]
         acc[2].extend(r["latencies"] or ())
     return tuple(ProviderSecond(second, provider, calls, errors, tuple(latencies))
                  for (second, provider), (calls, errors, latencies) in sums.items())
-
-
-def usage_sums(groups: list[asyncpg.Record]) -> tuple[UsageAggregate, ...]:
-    """Per (model, provider) sums of today's groups."""
-    sums = today_sums(groups, lambda r: (r["model"], r["provider"]),
-                      ("calls", "priced", "errors", "tin", "tout", "cached", "flat_tin", "flat_tout", "flat_cached",
-                       "unusable"))
-    return tuple(UsageAggregate(model, provider, cost, *totals) for (model, provider), (cost, totals) in sums.items())
 
 
 class PostgresReader:
@@ -189,6 +154,8 @@ class PostgresReader:
         # LiteLLM's daily tables (preset only), learnt with the columns: a LiteLLM upgrade that adds one
         # is seen at the next connection.
         self._daily: litellm_daily.DailyTables | None = None
+        # What the last start-up read says about the rollup (rollup/read.py), for the header; None: all well.
+        self.rollup_note: str | None = None
 
     def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
         url = self.settings.database_url
@@ -405,9 +372,7 @@ class PostgresReader:
         absurd magnitudes. Negative costs stay: they are summed as SQL sums them, and flagged.
         A row whose cost is NULL here but not in `raw_cost_sql` is left out, never a flat-rate call."""
         cost = self.raw_cost_sql()
-        if cost == "NULL::numeric":
-            return cost
-        return f"(CASE WHEN abs({cost}) < {MAX_USD} AND (abs({cost}) >= {MIN_USD} OR {cost} = 0) THEN {cost} END)"
+        return cost if cost == "NULL::numeric" else usable_cost(cost)
 
     def record_cost_sql(self) -> str:
         """A row's cost for `CallRecord`: the usable cost, NULL for a flat-rate call, and NaN for a
@@ -532,48 +497,29 @@ class PostgresReader:
         month_start = day_start.replace(day=1)
         # 24 whole hours for the chart: this one and the 23 before it.
         day_from = (minute_from + timedelta(minutes=MINUTE_WINDOW - 1)).replace(minute=0) - timedelta(hours=23)
-        # Each agent's spend this clock hour and the one before, for the hour-over-hour anomaly.
-        previous_hour = (minute_from + timedelta(minutes=MINUTE_WINDOW)).replace(minute=0) - timedelta(hours=1)
-        t, ca, cost, err = self.table_sql(), self.column("created_at"), self.cost_sql(), self.error_sql()
-        agent = self.column("agent_id")
+        t, ca = self.table_sql(), self.column("created_at")
         # A background read: the screen already runs on the window, so it may take minutes.
         timeout = max(300.0, self.settings.timeout_seconds * 100)
+        # Per hour before the last clock hour began, per minute from then on (each agent's spend this
+        # clock hour and the one before is the hour-over-hour anomaly's).
+        split = minute_from.replace(minute=0)
+
+        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+            return await conn.fetch(sql, *args, timeout=timeout)
+
         try:
-            # One scan of the last 24 hours, two groupings: per agent, model and provider (per minute
-            # for the last hour, one group before it, the day flagged), so the result stays small at
-            # any table size; and the fleet's spend per hour for the 24-hour chart. Buckets are cut in
-            # UTC whatever the session's time zone (date_trunc, not extract(epoch): 4x faster).
-            tin, tout = self.optional("tokens_in", "::bigint"), self.optional("tokens_out", "::bigint")
-            cached = self.optional("cached_tokens", "::bigint")
-            groups = await conn.fetch(
-                "SELECT agent, provider, model, minute, today, hour, GROUPING(hour) = 0 AS is_hour, "
-                "recent_hour, GROUPING(recent_hour) = 0 AS is_agent_hour, "
-                "sum(cost) AS cost, count(*) AS calls, count(cost) AS priced, "
-                "count(*) FILTER (WHERE error) AS errors, "
-                "coalesce(sum(tin), 0) AS tin, coalesce(sum(tout), 0) AS tout, coalesce(sum(cached), 0) AS cached, "
-                "coalesce(sum(tin) FILTER (WHERE raw_cost IS NULL), 0) AS flat_tin, "
-                "coalesce(sum(tout) FILTER (WHERE raw_cost IS NULL), 0) AS flat_tout, "
-                "coalesce(sum(cached) FILTER (WHERE raw_cost IS NULL), 0) AS flat_cached, "
-                # Recorded but not a figure (NaN, infinite, absurd): left out of the sum, not flat-rate.
-                "count(*) FILTER (WHERE raw_cost IS NOT NULL AND cost IS NULL) AS unusable, "
-                "count(*) FILTER (WHERE cost < 0) AS negative "
-                f"FROM (SELECT {agent} AS agent, {self.optional('provider')} AS provider, "
-                f"{self.optional('model')} AS model, "
-                f"CASE WHEN {ca} >= $2 THEN date_trunc('minute', {ca}, 'UTC') END AS minute, "
-                f"({ca} >= $1 AND {ca} < $6) AS today, "
-                f"date_trunc('hour', {ca}, 'UTC') AS hour, "
-                f"CASE WHEN {ca} >= $4 THEN date_trunc('hour', {ca}, 'UTC') END AS recent_hour, "
-                f"{cost} AS cost, {self.raw_cost_sql()} AS raw_cost, ({err}) AS error, "
-                f"{tin} AS tin, {tout} AS tout, {cached} AS cached "
-                f"FROM {t} WHERE {self.raw('created_at')} >= "
-                f"least({self.param('created_at', '$1')}, {self.param('created_at', '$2')}, "
-                f"{self.param('created_at', '$3')}) AND {self.since('$5', '<')}) AS rows "
-                "GROUP BY GROUPING SETS ((agent, provider, model, minute, today), (hour), (agent, recent_hour))",
-                day_start, minute_from, day_from, previous_hour, bound, day_end, timeout=timeout)
-            hours = [r for r in groups if r["is_hour"]]
-            agent_hours = [r for r in groups if r["is_agent_hour"] and r["recent_hour"] is not None]
-            groups = [r for r in groups if not r["is_hour"] and not r["is_agent_hour"]]
-            month = await self._month_before_today(conn, month_start, day_start, timeout)
+            # The rollup's buckets where they hold every row, the raw rows around them (rollup/read.py),
+            # all in this snapshot: the gateway's buckets commit with its rows, the job's watermark with
+            # its buckets.
+            source, why = await self._rollup_source(conn, timeout)
+            early = await read_groups(run, self.tables, source, self.rows_from(), self.since,
+                                      min(day_start, day_from), split, "hour", self._hashed(conn, timeout))
+            late = await read_groups(run, self.tables, source, self.rows_from(), self.since, split, bound,
+                                     "minute", self._hashed(conn, timeout))
+            figures = day_figures(early.groups, late.groups, day_start, day_end, minute_from, split)
+            self.rollup_note = rollup_note(source, why, [*early.raw, *late.raw],
+                                           self.settings.max_lateness + ROLLUP_SLACK)
+            month = await self._month_before_today(conn, source, month_start, day_start, timeout)
             if isinstance(self.watermark, IdWatermark):
                 await self._deep_gaps(conn, now, timeout)
             if isinstance(self.watermark, Watermark):
@@ -595,31 +541,20 @@ class PostgresReader:
             if self._pending is not None:
                 await self._drop_pending()
         found = RowCounts(int(minute_from.timestamp()) // 60, int(day_from.timestamp()) // 3600)
-        per_minute: dict[int, int] = {}
-        for r in groups:
-            if r["minute"] is not None:
-                minute = int(r["minute"].timestamp()) // 60
-                per_minute[minute] = per_minute.get(minute, 0) + int(r["calls"])
-        found.add_found(per_minute, {int(r["hour"].timestamp()) // 3600: int(r["calls"]) for r in hours})
+        found.add_found(figures.calls_per_minute, figures.calls_per_hour)
         self._resynchronised(now, found)
         day = day_start.strftime("%Y-%m-%d")
         return DayBaseline(
-            day=day,
-            days=day_sums(groups, day),
-            month_before_today=month if month is not None else Decimal(0),
-            month=day[:7],
-            minutes=tuple(MinuteAggregate(r["agent"], int(r["minute"].timestamp()) // 60, r["cost"], r["calls"],
-                                          r["errors"]) for r in groups if r["minute"] is not None),
-            usage=usage_sums(groups),
-            hours=tuple((int(r["hour"].timestamp()) // 3600, r["cost"]) for r in hours if r["cost"] is not None),
-            agent_hours=tuple((r["agent"], int(r["recent_hour"].timestamp()) // 3600, r["cost"])
-                              for r in agent_hours if r["cost"] is not None),
+            day=day, days=figures.days, month_before_today=month if month is not None else Decimal(0),
+            month=day[:7], minutes=figures.minutes, usage=figures.usage, hours=figures.hours,
+            agent_hours=figures.agent_hours,
         )
 
-    async def _month_before_today(self, conn: asyncpg.Connection, month_start: datetime, day_start: datetime,
-                                  timeout: float) -> Decimal | None:
+    async def _month_before_today(self, conn: asyncpg.Connection, source: Source | None, month_start: datetime,
+                                  day_start: datetime, timeout: float) -> Decimal | None:
         """The month's closed days: from LiteLLM's daily tables under the preset when they hold the fleet
-        (a few hundred rows, and the days the spend log's retention deleted), else summed from the log."""
+        (a few hundred rows, and the days the spend log's retention deleted), else from the rollup's day
+        buckets and the raw rows of what they do not cover."""
         async def run(sql: str, *args: object) -> list[asyncpg.Record]:
             return await conn.fetch(sql, *args, timeout=timeout)
         tables = await self.daily_tables(run)
@@ -627,10 +562,43 @@ class PostgresReader:
             found = await litellm_daily.fleet_spend(run, tables, month_start, day_start, day_start)
             if found is not None:
                 return found
-        return await conn.fetchval(
-            f"SELECT sum({self.cost_sql()}) FROM {self.table_sql()} "
-            f"WHERE {self.since('$1')} AND {self.since('$2', '<')}",
-            month_start, day_start, timeout=timeout)
+        read = await read_groups(run, self.tables, source, self.rows_from(), self.since, month_start, day_start,
+                                 "day", self._hashed(conn, timeout))
+        priced = [g.cost for g in read.groups if g.priced]
+        return sum(priced, Decimal(0)) if priced else None
+
+    async def _rollup_source(self, conn: asyncpg.Connection, timeout: float) -> tuple[Source | None, str | None]:
+        """This table's rollup as the snapshot sees it, or None and why (rollup/read.py)."""
+        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+            return await conn.fetch(sql, *args, timeout=timeout)
+        # A failed read would abort the snapshot's transaction: asked under a savepoint.
+        try:
+            async with conn.transaction():
+                source = await find_source(run, self.tables)
+        except asyncpg.PostgresError as exc:
+            return None, missing_reason(exc, self.tables)
+        return source, None if source is not None else "no rollup"
+
+    def _hashed(self, conn: asyncpg.Connection, timeout: float) -> Fetch:
+        """A raw GROUP BY over hours of rows, planned as a hash aggregate. Postgres cannot estimate how few
+        groups date_trunc() makes of a day's rows and expects millions, so it would sort every row
+        instead: at 10 million rows three sorts spilled 7 GiB to disk (issue 19). Hashing keeps only the
+        groups in memory; they are thousands."""
+        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+            await conn.execute("SET LOCAL enable_sort = off", timeout=timeout)
+            rows = await conn.fetch(sql, *args, timeout=timeout)
+            await conn.execute("SET LOCAL enable_sort TO DEFAULT", timeout=timeout)
+            return rows
+        return run
+
+    def rows_from(self) -> str:
+        """Each row's values under the names the rollup's sums read (rollup/sums.py), from the table."""
+        return (row_sql(agent=self.column("agent_id"), provider=self.optional("provider"),
+                        model=self.optional("model"), created_at=self.column("created_at"),
+                        raw_cost=self.raw_cost_sql(), error=self.error_sql(),
+                        tin=self.optional("tokens_in", "::bigint"), tout=self.optional("tokens_out", "::bigint"),
+                        cached=self.optional("cached_tokens", "::bigint"))
+                + f" FROM {self.table_sql()}")
 
     async def _acquire(self) -> asyncpg.Connection:
         assert self.pool is not None
@@ -896,7 +864,7 @@ class PostgresReader:
         return ReadQuality(
             late_rows=self._late_rows, latest_lateness=self._latest_lateness, missed_rows=self._missed_rows,
             resync_at=self._resync_at, future_rows=self._future[0], future_latest=self._future[1],
-            horizon=self.settings.max_lateness, unreadable=self.left_out.message(),
+            horizon=self.settings.max_lateness, unreadable=self.left_out.message(), rollup=self.rollup_note,
         )
 
 

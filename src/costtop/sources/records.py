@@ -155,6 +155,7 @@ class ReadQuality:
     future_latest: datetime | None = None  # the furthest of them
     horizon: float = 300.0  # the lateness horizon (max_lateness) these figures were taken with
     unreadable: str | None = None  # rows with a value that could not be read (column_types.LeftOut)
+    rollup: str | None = None  # the start-up read's word on the rollup (rollup/read.py); None: it answered
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,4 +117,9 @@ async def init_db(conn: asyncpg.Connection, tables: TableNames, create_calls: bo
         for statement in audit_ddl(tables):
             await conn.execute(statement)
         report.append(f"{tables.audit}: {'exists' if existed else 'created'}")
+        from costtop.rollup.schema import rollup_ddl
+
+        for statement in rollup_ddl(tables):
+            await conn.execute(statement)
+        report.append(f"{tables.rollup_schema}: the rollup's schema (sources, buckets) is there")
     return report

@@ -1,0 +1,176 @@
+"""Reading a range of time layer by layer: the rollup's buckets where they are complete, the raw rows
+elsewhere (plan.py), summed per bucket of the resolution asked for. The same figures whichever way
+the range is cut: the buckets hold exactly the sums of ROW_SUMS over their rows (sums.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from costtop.config import TableNames
+from costtop.rollup.plan import RAW, Coverage, Segment, floor, segments
+from costtop.rollup.schema import buckets_table, source_name, sources_table
+from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, ROW_SUMS, read_keys
+
+Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
+# What reading the rollup's own tables may raise when it is not there or not granted: read raw instead.
+MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError, asyncpg.InsufficientPrivilegeError)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A rollup of the table being read, as its `sources` row says in the reader's snapshot."""
+
+    id: int
+    kept_by: str  # "gateway" or "job"
+    covered_from: datetime
+    complete_to: datetime | None  # None: kept in the gateway's transactions, complete up to any bound
+    minutes_from: datetime | None
+
+    def coverage(self, bound: datetime) -> Coverage:
+        return Coverage(self.covered_from, self.complete_to if self.complete_to is not None else bound,
+                        self.minutes_from)
+
+
+@dataclass(slots=True)
+class Group:
+    """The figures of one (agent, provider, model) in one bucket of the resolution read."""
+
+    agent: str | None
+    provider: str | None
+    model: str | None
+    bucket: datetime
+    cost: Decimal
+    priced: int
+    calls: int
+    errors: int
+    unusable: int
+    negative: int
+    tin: int
+    tout: int
+    cached: int
+    flat_tin: int
+    flat_tout: int
+    flat_cached: int
+
+    @property
+    def known_cost(self) -> Decimal | None:
+        """The spend, None when no call in the group was priced (flat-rate only)."""
+        return self.cost if self.priced else None
+
+    def add(self, other: Group) -> None:
+        for name in FIGURES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+SUMMED = tuple(f.name for f in fields(Group) if f.name in FIGURES)
+
+
+async def find_source(fetch: Fetch, tables: TableNames) -> Source | None:
+    """This table's rollup, or None when it has no row. Raises what `fetch` raises (MISSING: the
+    schema is not there or not granted)."""
+    rows = await fetch(f"SELECT id, kept_by, covered_from, complete_to, minutes_from FROM {sources_table(tables)} "
+                       "WHERE name = $1", source_name(tables))
+    if not rows:
+        return None
+    r = rows[0]
+    return Source(r["id"], r["kept_by"], r["covered_from"], r["complete_to"], r["minutes_from"])
+
+
+def missing_reason(exc: BaseException, tables: TableNames) -> str:
+    """Why a rollup could not be used, in a few words for the header."""
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return f"the rollup schema {tables.rollup_schema} is not readable by this role"
+    if isinstance(exc, MISSING):
+        return "no rollup"
+    return f"the rollup could not be read ({type(exc).__name__})"
+
+
+def as_group(r: asyncpg.Record, resolution: str) -> Group:
+    return Group(r["agent"], r["provider"], r["model"], floor(r["bucket"], resolution), r["cost"],
+                 *(int(r[name]) for name in SUMMED[1:]))
+
+
+def bucket_sql(tables: TableNames) -> str:
+    """Buckets of one grain in [$3, $4), summed per key and bucket start truncated to $5."""
+    return (f"SELECT {read_keys()}, date_trunc($5, bucket, 'UTC') AS bucket, {GROUP_SUMS} "
+            f"FROM {buckets_table(tables)} WHERE source = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4 "
+            "GROUP BY agent, provider, model, nulls, 4")
+
+
+def raw_sql(rows_from: str, since: Callable[[str, str], str]) -> str:
+    """The raw rows in [$1, $2), summed per key and bucket of resolution $3: one hash aggregate."""
+    return (f"SELECT agent, provider, model, date_trunc($3, created_at, 'UTC') AS bucket, {ROW_SUMS} "
+            f"FROM (SELECT {rows_from} WHERE {since('$1', '>=')} AND {since('$2', '<')}) AS rows "
+            "GROUP BY 1, 2, 3, 4")
+
+
+def merge(groups: Iterable[Group]) -> list[Group]:
+    """Groups with the same key and bucket (one bucket read partly raw, partly from minutes) summed."""
+    out: dict[tuple[object, ...], Group] = {}
+    for g in groups:
+        key = (g.agent, g.provider, g.model, g.bucket)
+        found = out.get(key)
+        if found is None:
+            out[key] = g
+        else:
+            found.add(g)
+    return list(out.values())
+
+
+@dataclass(frozen=True, slots=True)
+class LayeredRead:
+    """What one layered read did: its groups, and how many of its segments were raw (for the header)."""
+
+    groups: list[Group]
+    plan: list[Segment]
+
+    @property
+    def raw(self) -> list[Segment]:
+        return [s for s in self.plan if s.grain == RAW]
+
+
+async def read_groups(fetch: Fetch, tables: TableNames, source: Source | None, rows_from: str,
+                      since: Callable[[str, str], str], start: datetime, end: datetime, resolution: str,
+                      raw_fetch: Fetch | None = None) -> LayeredRead:
+    """The figures of [start, end) per (agent, provider, model) and bucket of `resolution` ("day", "hour"
+    or "minute"), from the coarsest buckets the rollup holds complete and the raw rows around them.
+    `rows_from` is `row_sql(...) FROM table`; `since(placeholder, op)` compares created_at on its index.
+    `raw_fetch` runs the raw reads (the caller may make their plan a hash aggregate)."""
+    plan = segments(start, end, source.coverage(end) if source is not None else None, resolution)
+    found: list[Group] = []
+    for seg in plan:
+        if seg.grain == RAW:
+            rows = await (raw_fetch or fetch)(raw_sql(rows_from, since), seg.start, seg.end, resolution)
+        else:
+            assert source is not None
+            rows = await fetch(bucket_sql(tables), source.id, seg.grain[0], seg.start, seg.end, resolution)
+        found.extend(as_group(r, resolution) for r in rows)
+    return LayeredRead(merge(found), plan)
+
+
+__all__ = ["KEYS", "Group", "LayeredRead", "Source", "find_source", "read_groups"]
+
+
+def raw_span(plan: Iterable[Segment]) -> float:
+    """Seconds of a read's range that came from the raw rows."""
+    return sum((s.end - s.start).total_seconds() for s in plan if s.grain == RAW)
+
+
+def rollup_note(source: Source | None, why: str | None, raw: list[Segment], behind_after: float) -> str | None:
+    """The header's line about the start-up read, or None when the rollup answered it: no rollup (its
+    day was scanned row by row), or a rollup that left more than `behind_after` seconds to the rows."""
+    scanned = raw_span(raw)
+    if source is None:
+        return (f"{why or 'no rollup'}: start-up summed {scanned / 3600:.1f} h of rows one by one; "
+                "`costtop rollup` (or the gateway's rollup) makes it instant")
+    if scanned > behind_after:
+        upto = source.complete_to.strftime("%H:%M") if source.complete_to is not None else "now"
+        return (f"rollup ({source.kept_by}) complete to {upto} UTC: start-up summed {scanned / 60:.0f} min of "
+                "rows one by one")
+    return None

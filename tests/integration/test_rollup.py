@@ -1,0 +1,234 @@
+"""The rollup (costtop/rollup/) against a real PostgreSQL: start-up read through the buckets gives what SQL
+over the raw rows gives, to the cent, whoever keeps them (the job or the gateway), at bucket boundaries,
+with rows that commit late, with the job behind, and with two jobs at once."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+from test_sources_postgres import assert_matches_sql, insert, make_row, settings, spread_rows, start
+
+from costtop.gateway import Call, Gateway, append_lines, row_of
+from costtop.rollup.job import run_rollup
+from costtop.rollup.plan import floor
+from costtop.sources.fallback_file import encode_row
+
+FAR = timedelta(days=75)  # spread_rows goes 40 days before the month: the rollup covers all of it
+
+
+def boundary_rows(rng: random.Random, now: datetime) -> list:
+    """Rows on and 1 µs before the edges the layers cut at: the job's watermark, every hour of the last
+    day, the minutes around the last clock hour, and UTC midnight."""
+    mark = floor(now - timedelta(seconds=300), "minute")
+    edges = [mark, floor(now, "hour"), floor(now, "hour") - timedelta(hours=1), floor(now, "day")]
+    edges += [floor(now, "hour") - timedelta(hours=h) for h in range(2, 26)]
+    edges += [floor(now, "minute") - timedelta(minutes=m) for m in range(55, 66)]
+    times = [t for edge in edges for t in (edge, edge - timedelta(microseconds=1)) if t <= now]
+    rows = [make_row(rng, t) for t in times]
+    # A call without an agent, provider or model, and one whose agent is '' (not the same agent).
+    rows.append(make_row(rng, now - timedelta(hours=2), agent=""))
+    return rows
+
+
+async def buckets(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    return await pool.fetch("SELECT * FROM costtop_rollup.buckets ORDER BY source, grain, bucket, agent, provider, "
+                            "model, nulls")
+
+
+async def test_job_rollup_equals_sql_at_bucket_boundaries(pg, db_url) -> None:
+    rng = random.Random(19)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now) + boundary_rows(rng, now))
+    result = await run_rollup(settings(db_url), now=now, since=now - FAR)
+    assert result.rows > 0 and not result.locked_out
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is None  # the buckets answered; only the horizon was read row by row
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+    # The figures come from the buckets: one cent more in a bucket of today shows on the screen.
+    await pg.execute("UPDATE costtop_rollup.buckets SET cost = cost + 0.01 WHERE grain = 'h' AND bucket = "
+                     "(SELECT min(bucket) FROM costtop_rollup.buckets WHERE grain = 'h' AND bucket >= $1)",
+                     floor(now, "day"))
+    reader, engine = await start(db_url, now)
+    try:
+        today = engine.snapshot(now, NO_REDIS()).header.spend_today
+        want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at <= $2",
+                                 floor(now, "day"), now)
+        assert today != want
+    finally:
+        await reader.close()
+
+
+def NO_REDIS():  # noqa: N802
+    from test_sources_postgres import NO_REDIS as state
+
+    return state
+
+
+async def test_rows_committed_late_are_counted(pg, db_url) -> None:
+    """A row that commits within the horizon is read raw at once; one that commits later, below the
+    job's watermark, is in the buckets after the job's next run, which rolls its hour again."""
+    rng = random.Random(23)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now))
+    await run_rollup(settings(db_url), now=now, since=now - FAR)
+    await insert(pg, [make_row(rng, now - timedelta(seconds=60)) for _ in range(3)])  # within the horizon
+    reader, engine = await start(db_url, now)
+    try:
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+    late = [make_row(rng, now - timedelta(hours=2, minutes=7)), make_row(rng, now - timedelta(hours=20))]
+    await insert(pg, late)  # below the watermark: the buckets do not have them yet
+    again = await run_rollup(settings(db_url), now=now, since=now - FAR)
+    assert again.hours_rerolled == 2
+    reader, engine = await start(db_url, now)
+    try:
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+    assert (await run_rollup(settings(db_url), now=now)).hours_rerolled == 0  # and nothing differs any more
+
+
+async def test_a_rollup_behind_is_caught_up_by_the_rows(pg, db_url) -> None:
+    rng = random.Random(29)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now))
+    await run_rollup(settings(db_url), now=now - timedelta(hours=3), since=now - FAR)
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is not None and "rollup (job) complete to" in reader.rollup_note
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+    # The next run catches up from where the last one stopped.
+    result = await run_rollup(settings(db_url), now=now)
+    assert result.rows > 0
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is None
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+
+
+async def test_no_rollup_reads_the_rows_and_says_so(pg, db_url) -> None:
+    rng = random.Random(31)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now))
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is not None and "`costtop rollup`" in reader.rollup_note
+        assert reader.read_quality().rollup == reader.rollup_note
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+
+
+async def test_two_jobs_at_once_add_nothing_twice(pg, db_url) -> None:
+    rng = random.Random(37)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now))
+    first, second = await asyncio.gather(run_rollup(settings(db_url), now=now, since=now - FAR),
+                                         run_rollup(settings(db_url), now=now, since=now - FAR))
+    assert not (first.locked_out and second.locked_out)
+    reader, engine = await start(db_url, now)
+    try:
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+    # A run that finds the lock held does nothing at all.
+    before = await buckets(pg)
+    await insert(pg, [make_row(rng, now - timedelta(minutes=30))])
+    holder = await asyncpg.connect(db_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock(hashtext('costtop rollup'), hashtext('public.tool_calls'))")
+        later = now + timedelta(minutes=20)
+        blocked = await run_rollup(settings(db_url), now=later)
+        assert blocked.locked_out and await buckets(pg) == before
+    finally:
+        await holder.close()
+    assert not (await run_rollup(settings(db_url), now=later)).locked_out
+    assert await buckets(pg) != before
+
+
+def call_of(row, trace: str | None = None) -> Call:
+    return Call(row.agent_id, "llm", row.latency_ms, provider=row.provider, model=row.model,
+                tokens_in=row.tokens[0], tokens_out=row.tokens[1], cached_tokens=row.tokens[2], cost_usd=row.cost_usd,
+                status=row.status, trace_id=trace, created_at=row.created_at)
+
+
+async def test_gateway_keeps_the_rollup_in_its_transaction(pg, db_url, redis, tmp_path) -> None:
+    rng = random.Random(41)
+    now = datetime.now(UTC)
+    gw = Gateway(redis, pg, rollup=True, fallback=tmp_path / "fallback.jsonl")
+    await gw.record([call_of(make_row(rng, now - timedelta(seconds=5)))])
+    assert gw.rollup_error is None
+    # As if this gateway had kept the rollup for months: every row below comes through it.
+    await pg.execute("UPDATE costtop_rollup.sources SET covered_from = $1", now - FAR - timedelta(days=1))
+    rows = spread_rows(rng, now) + boundary_rows(rng, now)
+    for i in range(0, len(rows), 97):
+        await gw.record([call_of(r) for r in rows[i:i + 97]])
+    # Rows Postgres did not take, drained later (late rows, hours below the newest): the same transaction.
+    late = [make_row(rng, now - timedelta(hours=3, seconds=s)) for s in range(5)]
+    append_lines(gw.fallback, [encode_row(row_of(call_of(r), now)) for r in late])
+    assert await gw.drain_fallback() == 5
+    result = await run_rollup(settings(db_url), now=now)  # a job on a gateway's table only prunes
+    assert result.rows == 0 and "kept by the gateway" in result.lines[0]
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is None
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()
+
+
+async def test_gateway_leaves_a_table_the_job_keeps(pg, db_url, redis) -> None:
+    rng = random.Random(43)
+    now = datetime.now(UTC)
+    await run_rollup(settings(db_url), now=now)
+    before = await buckets(pg)
+    gw = Gateway(redis, pg, rollup=True)
+    await gw.record([call_of(make_row(rng, now - timedelta(hours=1)))])
+    assert gw.rollup_error is not None and "job" in gw.rollup_error
+    assert await pg.fetchval("SELECT count(*) FROM tool_calls") == 1 and await buckets(pg) == before
+
+
+async def test_month_and_week_from_day_buckets(pg, db_url) -> None:
+    from costtop.sources.history import daily_spend
+
+    rng = random.Random(47)
+    now = datetime.now(UTC)
+    day = floor(now, "day")
+    rows = [make_row(rng, day - timedelta(days=d, seconds=s)) for d in range(0, 9) for s in (1, 3600, 50_000)]
+    await insert(pg, rows)
+    raw = await daily_spend_of(db_url, now)
+    await run_rollup(settings(db_url), now=now, since=now - FAR)
+    assert await daily_spend_of(db_url, now) == raw
+    want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at < $2",
+                             day.replace(day=1), day)
+    reader, engine = await start(db_url, now)
+    try:
+        assert engine.snapshot(now, NO_REDIS()).header.spend_month - engine.snapshot(
+            now, NO_REDIS()).header.spend_today == (want or Decimal(0))
+    finally:
+        await reader.close()
+    del daily_spend
+
+
+async def daily_spend_of(url: str, now: datetime):  # type: ignore[no-untyped-def]
+    from costtop.sources.history import daily_spend
+    from costtop.sources.postgres import PostgresReader
+
+    reader = PostgresReader(settings(url), clock=lambda: now)
+    try:
+        found = await daily_spend(reader, now.strftime("%Y-%m-%d"))
+    finally:
+        await reader.close()
+    return sorted(found.sums, key=lambda s: (s[0] or "", s[1]))
