@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
-from test_sources_postgres import assert_matches_sql, insert, make_row, settings, spread_rows, start
 
 from costtop.gateway import Call, Gateway, append_lines, row_of
 from costtop.rollup.job import run_rollup
 from costtop.rollup.plan import floor
 from costtop.sources.fallback_file import encode_row
+from test_sources_postgres import assert_matches_sql, insert, make_row, settings, spread_rows, start
 
 FAR = timedelta(days=75)  # spread_rows goes 40 days before the month: the rollup covers all of it
 
@@ -65,7 +65,7 @@ async def test_job_rollup_equals_sql_at_bucket_boundaries(pg, db_url) -> None:
         await reader.close()
 
 
-def NO_REDIS():  # noqa: N802
+def NO_REDIS():
     from test_sources_postgres import NO_REDIS as state
 
     return state

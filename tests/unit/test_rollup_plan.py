@@ -3,6 +3,7 @@ complete and raw pieces, which tile it exactly."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -14,7 +15,7 @@ T0 = datetime(2026, 11, 30, 17, 23, 41, 5, tzinfo=UTC)
 def check_tiling(start: datetime, end: datetime, coverage: Coverage | None, coarsest: str) -> None:
     plan = segments(start, end, coverage, coarsest)
     assert plan[0].start == start and plan[-1].end == end
-    for a, b in zip(plan, plan[1:], strict=False):
+    for a, b in itertools.pairwise(plan):
         assert a.end == b.start and a.start < a.end
         assert not (a.grain == RAW and b.grain == RAW)  # raw pieces joined
     allowed = ("day", "hour", "minute")[("day", "hour", "minute").index(coarsest):]
