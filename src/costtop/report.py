@@ -15,8 +15,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-
-import asyncpg
+from typing import Any
 
 from costtop.config import Settings
 from costtop.engine.anomalies import day_anomalies, day_norms
@@ -36,7 +35,7 @@ async def build(settings: Settings, day: str) -> str:
     return render(settings, await Session.live(settings).read_day(day))
 
 
-def peaks(minutes: list[asyncpg.Record]) -> dict[str, tuple[Decimal, datetime]]:
+def peaks(minutes: list[dict[str, Any]]) -> dict[str, tuple[Decimal, datetime]]:
     """Each agent's highest spend over any 5 consecutive minutes of the day, and when that window ended."""
     by_agent: dict[str, dict[datetime, Decimal]] = defaultdict(dict)
     for r in minutes:

@@ -232,3 +232,32 @@ async def daily_spend_of(url: str, now: datetime):  # type: ignore[no-untyped-de
     finally:
         await reader.close()
     return sorted(found.sums, key=lambda s: (s[0] or "", s[1]))
+
+
+async def test_a_past_days_report_reads_the_same_from_buckets(pg, db_url) -> None:
+    from costtop.sources.day_report import day_records
+    from costtop.sources.postgres import PostgresReader
+
+    rng = random.Random(53)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now) + boundary_rows(rng, now))
+    day = (floor(now, "day") - timedelta(days=1)).strftime("%Y-%m-%d")
+
+    async def figures() -> tuple[object, ...]:
+        reader = PostgresReader(settings(db_url), clock=lambda: now)
+        try:
+            got = await day_records(reader, settings(db_url), day)
+        finally:
+            await reader.close()
+        order = lambda items: sorted(items, key=lambda u: (u.name is None, u.name or ""))  # noqa: E731
+        return (order(got.agents), order(got.models), order(got.providers),
+                sorted((m["agent"] or "", m["minute"], m["cost"]) for m in got.minutes),
+                sorted(got.history.sums, key=lambda s: (s[0] or "", s[1])))
+
+    raw = await figures()
+    assert raw[0] and raw[3]  # the day has calls, and priced minutes
+    await run_rollup(settings(db_url), now=now, since=now - FAR)
+    assert await figures() == raw
+    want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at < $2",
+                             floor(now, "day") - timedelta(days=1), floor(now, "day"))
+    assert sum((u.spend for u in raw[0]), Decimal(0)) == want

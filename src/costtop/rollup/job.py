@@ -27,7 +27,7 @@ import asyncpg
 
 from costtop.config import Settings
 from costtop.rollup.plan import floor
-from costtop.rollup.read import find_source
+from costtop.rollup.read import HASH_AGGREGATE, find_source
 from costtop.rollup.schema import buckets_table, rollup_ddl, source_name, sources_table
 from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, upsert_sql
 from costtop.sources.postgres import PG_ERRORS, PostgresReader
@@ -151,7 +151,8 @@ class Run:
             async with self.conn.transaction():
                 if await self._locked_to(source) != upto:
                     raise RollupError(f"{self.name}: another writer moved the rollup on; run again")
-                await self.conn.execute("SET LOCAL enable_sort = off")  # hash the groups (postgres.py _hashed)
+                for statement in HASH_AGGREGATE:  # (read.py: why)
+                    await self.conn.execute(statement)
                 await self.conn.execute(upsert_sql(self.buckets, self._rows("$2", "$3")), source, upto, end)
                 await self.conn.execute(f"UPDATE {sources} SET complete_to = $2, updated_at = now() WHERE id = $1",
                                         source, end)
@@ -190,7 +191,8 @@ class Run:
             await self._locked_to(source)
             await self.conn.execute(f"DELETE FROM {self.buckets} WHERE source = $1 AND grain IN ('m', 'h') "
                                     "AND bucket >= $2 AND bucket < $3", source, first, end)
-            await self.conn.execute("SET LOCAL enable_sort = off")
+            for statement in HASH_AGGREGATE:
+                await self.conn.execute(statement)
             await self.conn.execute(upsert_sql(self.buckets, self._rows("$2", "$3"), ("minute", "hour")),
                                     source, first, end)
             await self.conn.execute(f"DELETE FROM {self.buckets} WHERE source = $1 AND grain = 'd' AND bucket = $2",

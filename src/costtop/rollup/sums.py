@@ -58,11 +58,6 @@ def stored_keys() -> str:
     return ", ".join(f"coalesce({k}, '') AS {k}" for k in KEYS) + f", ({bits})::smallint AS nulls"
 
 
-def read_keys(prefix: str = "") -> str:
-    """A bucket's keys read back, NULL where its bit says so."""
-    return ", ".join(f"CASE WHEN {prefix}nulls & {NULL_BITS[k]} = 0 THEN {prefix}{k} END AS {k}" for k in KEYS)
-
-
 def upsert_sql(buckets: str, rows: str, grains: tuple[str, ...] = ("minute", "hour", "day"), before: str = "") -> str:
     """Add the rows of the relation `rows` (named by row_sql) to their minute, hour and day buckets of
     source $1, in one statement. The rows are summed per minute first, and the minutes into hours and

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
 import asyncpg
 
 from costtop.config import Settings
 from costtop.money import usd
+from costtop.rollup.read import Group
 from costtop.sources import litellm_daily
 from costtop.sources.errors import SourceError
 from costtop.sources.history import daily_spend
@@ -32,7 +34,7 @@ class DayRecords:
     agents: list[Usage]
     models: list[Usage]
     providers: list[Usage]
-    minutes: list[asyncpg.Record]  # agent, minute, cost
+    minutes: list[dict[str, Any]]  # agent, minute, cost (priced minutes only)
     traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended
     history: SpendHistory  # the 7 days before, for the day's anomaly
     audit: list[asyncpg.Record] | str  # or why the audit table could not be read
@@ -50,24 +52,15 @@ class Usage:
     errors: int | None
 
 
-def usage_sql(reader: PostgresReader) -> str:
-    return (
-        f"SELECT {reader.column('agent_id')} AS agent, {reader.optional('model')} AS model, "
-        f"{reader.optional('provider')} AS provider, GROUPING({reader.column('agent_id')}) AS g_agent, "
-        f"GROUPING({reader.optional('model')}) AS g_model, coalesce(sum({reader.cost_sql()}), 0) AS spend, "
-        f"count(*) AS calls, count(*) FILTER (WHERE {reader.error_sql()}) AS errors "
-        f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
-        f"GROUP BY GROUPING SETS (({reader.column('agent_id')}), ({reader.optional('model')}), "
-        f"({reader.optional('provider')}))"
-    )
-
-
-def minutes_sql(reader: PostgresReader) -> str:
-    ca = reader.column("created_at")
-    return (f"SELECT {reader.column('agent_id')} AS agent, date_trunc('minute', {ca}, 'UTC') AS minute, "
-            f"sum({reader.cost_sql()}) AS cost FROM {reader.table_sql()} "
-            f"WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
-            "GROUP BY 1, 2 HAVING sum(" + reader.cost_sql() + ") IS NOT NULL")
+def usage_of(groups: list[Group], key: str) -> list[Usage]:
+    """The groups' spend, calls and errors summed per agent, model or provider."""
+    sums: dict[str | None, list] = {}
+    for g in groups:
+        acc = sums.setdefault(getattr(g, key), [Decimal(0), 0, 0])
+        acc[0] += g.cost
+        acc[1] += g.calls
+        acc[2] += g.errors
+    return [Usage(name, spend, calls, errors) for name, (spend, calls, errors) in sums.items()]
 
 
 def traces_sql(reader: PostgresReader) -> str:
@@ -86,24 +79,23 @@ async def day_records(reader: PostgresReader, settings: Settings, day: str) -> D
     if reader.columns is None:
         await reader.connect()
     assert reader.columns is not None
-    rows = await fetch(reader, usage_sql, start, end, timeout=READ_TIMEOUT)
-    minutes = await fetch(reader, minutes_sql, start, end, timeout=READ_TIMEOUT)
+    # Spend, calls and errors per agent, model and provider, and each agent's spend per minute: from the
+    # rollup's day and minute buckets where it holds them (rollup/), the rows elsewhere.
+    groups = (await reader.read_layered(start, end, "day", READ_TIMEOUT)).groups
+    by_minute = (await reader.read_layered(start, end, "minute", READ_TIMEOUT, by=("agent",))).groups
+    minutes = [{"agent": g.agent, "minute": g.bucket, "cost": g.cost} for g in by_minute if g.priced]
     traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
         if reader.columns.has("trace_id") else []
     history = await daily_spend(reader, day)
     closed = await _closed_day(reader, settings, day)
     audit = await _audit(reader, settings, start, end)
-    agents = [Usage(r["agent"], r["spend"], r["calls"], r["errors"]) for r in rows if r["g_agent"] == 0]
-    models = [Usage(r["model"], r["spend"], r["calls"], r["errors"])
-              for r in rows if r["g_agent"] == 1 and r["g_model"] == 0]
-    providers = [Usage(r["provider"], r["spend"], r["calls"], r["errors"])
-                 for r in rows if r["g_agent"] == 1 and r["g_model"] == 1]
+    agents, models, providers = (usage_of(groups, key) for key in ("agent", "model", "provider"))
     if closed is None:
         return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
     # LiteLLM's daily tables hold the day's spend; the spend log still gives calls, errors, minutes and
     # traces, for as much of the day as its retention left.
     logged = sum((a.spend for a in agents), Decimal(0)).quantize(CENT, ROUND_HALF_UP)
-    gone = not rows and bool(closed.models)
+    gone = not groups and bool(closed.models)
     if gone:
         note = ("LiteLLM's spend log no longer holds this day (its retention deleted it): spend is from "
                 "LiteLLM's daily tables; calls, errors, alerts and traces are not known.")

@@ -1,7 +1,8 @@
 """The agents' spend per day over the trailing week, for the day-over-week anomaly (engine/anomalies.py).
 
-One query, in the background, when a UTC day starts (and at start-up): the sums per agent and UTC day
-over the seven whole days before today, through the created_at index (`tool_calls_created_at_idx`).
+One read, in the background, when a UTC day starts (and at start-up): the sums per agent and UTC day
+over the seven whole days before today, from the rollup's day buckets (rollup/) and, for what they do
+not cover, the rows through the created_at index (`tool_calls_created_at_idx`).
 Past days do not change, so nothing here is read again until the next day; the refresh never
 rescans rows for it.
 """
@@ -10,8 +11,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from costtop.rollup.read import raw_sql
 from costtop.sources import litellm_daily
-from costtop.sources.postgres import PostgresReader, fetch, utc_day_start
+from costtop.sources.postgres import PostgresReader, utc_day_start
 from costtop.sources.records import SpendHistory
 
 HISTORY_DAYS = 7
@@ -19,12 +21,8 @@ HISTORY_TIMEOUT = 300.0  # a background read over a week of rows: minutes are fi
 
 
 def daily_spend_sql(reader: PostgresReader) -> str:
-    ca = reader.column("created_at")
-    return (
-        f"SELECT {reader.column('agent_id')} AS agent, date_trunc('day', {ca}, 'UTC') AS day, "
-        f"coalesce(sum({reader.cost_sql()}), 0) AS cost "
-        f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} GROUP BY 1, 2"
-    )
+    """The raw part's read: per agent and UTC day, in [$1, $2) (rollup/read.py)."""
+    return raw_sql(reader.rows_from(), reader.since, "day", ("agent",))
 
 
 async def daily_spend(reader: PostgresReader, day: str, days: int = HISTORY_DAYS) -> SpendHistory:
@@ -34,10 +32,11 @@ async def daily_spend(reader: PostgresReader, day: str, days: int = HISTORY_DAYS
     from_daily = await litellm_spend(reader, day, start, end)
     if from_daily is not None:
         return from_daily
-    rows = await fetch(reader, daily_spend_sql, start, end,
-                       timeout=max(HISTORY_TIMEOUT, reader.settings.timeout_seconds * 100))
+    # From the rollup's day buckets where it holds them (rollup/), the rows elsewhere.
+    read = await reader.read_layered(start, end, "day", max(HISTORY_TIMEOUT, reader.settings.timeout_seconds * 100),
+                                     by=("agent",))
     # A day of flat-rate calls only spent $0: the agent was there, and that day counts.
-    sums = tuple((r["agent"], (r["day"] - start).days, r["cost"]) for r in rows)
+    sums = tuple((g.agent, (g.bucket - start).days, g.cost) for g in read.groups)
     return SpendHistory(day, days, sums)
 
 
