@@ -6,16 +6,16 @@ the range is cut: the buckets hold exactly the sums of ROW_SUMS over their rows 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 
 from costtop.config import TableNames
-from costtop.rollup.plan import GRAINS, RAW, Coverage, Segment, floor, segments
+from costtop.rollup.plan import GRAINS, RAW, Coverage, Segment, segments
 from costtop.rollup.schema import buckets_table, source_name, sources_table
-from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, NULL_BITS, ROW_SUMS
+from costtop.rollup.sums import GROUP_SUMS, KEYS, NULL_BITS, ROW_SUMS
 
 Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 # A raw GROUP BY over hours of rows, planned as a hash aggregate. Postgres cannot estimate how few groups
@@ -47,38 +47,46 @@ class Source:
                         self.minutes_from)
 
 
+def _figure(index: int) -> property:
+    return property(lambda self: self.figures[index])
+
+
 @dataclass(slots=True)
 class Group:
-    """The figures of one (agent, provider, model) in one bucket of the resolution read."""
+    """The figures of one (agent, provider, model) in one bucket of the resolution read, in the order of
+    sums.FIGURES: a list, so that summing groups is one loop (a start-up sums tens of thousands)."""
 
     agent: str | None
     provider: str | None
     model: str | None
     bucket: datetime
-    cost: Decimal
-    priced: int
-    calls: int
-    errors: int
-    unusable: int
-    negative: int
-    tin: int
-    tout: int
-    cached: int
-    flat_tin: int
-    flat_tout: int
-    flat_cached: int
+    figures: list  # Decimal cost, then the counts and token sums as int
+
+    cost = _figure(0)
+    priced = _figure(1)
+    calls = _figure(2)
+    errors = _figure(3)
+    unusable = _figure(4)
+    negative = _figure(5)
+    tin = _figure(6)
+    tout = _figure(7)
+    cached = _figure(8)
+    flat_tin = _figure(9)
+    flat_tout = _figure(10)
+    flat_cached = _figure(11)
 
     @property
     def known_cost(self) -> Decimal | None:
         """The spend, None when no call in the group was priced (flat-rate only)."""
-        return self.cost if self.priced else None
+        return self.figures[0] if self.figures[1] else None
 
     def add(self, other: Group) -> None:
-        for name in FIGURES:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        mine = self.figures
+        for i, value in enumerate(other.figures):
+            mine[i] += value
 
-
-SUMMED = tuple(f.name for f in fields(Group) if f.name in FIGURES)
+    def copy(self) -> Group:
+        return Group(self.agent, self.provider, self.model, self.bucket, list(self.figures))
 
 
 async def find_source(fetch: Fetch, tables: TableNames) -> Source | None:
@@ -101,9 +109,10 @@ def missing_reason(exc: BaseException, tables: TableNames) -> str:
     return f"the rollup could not be read ({type(exc).__name__})"
 
 
-def as_group(r: asyncpg.Record, resolution: str) -> Group:
-    return Group(r["agent"], r["provider"], r["model"], floor(r["bucket"], resolution), r["cost"],
-                 *(int(r[name]) for name in SUMMED[1:]))
+def as_group(r: asyncpg.Record) -> Group:
+    """A row of bucket_sql or raw_sql: the keys, the bucket (already cut to the resolution), the figures."""
+    values = tuple(r)
+    return Group(values[0], values[1], values[2], values[3], [values[4], *map(int, values[5:])])
 
 
 def bucket_sql(tables: TableNames, resolution: str, by: tuple[str, ...] = KEYS) -> str:
@@ -111,7 +120,8 @@ def bucket_sql(tables: TableNames, resolution: str, by: tuple[str, ...] = KEYS) 
     `resolution` (one of plan.GRAINS)."""
     keys = ", ".join(f"CASE WHEN nulls & {NULL_BITS[k]} = 0 THEN {k} END AS {k}" if k in by else f"NULL::text AS {k}"
                      for k in KEYS)
-    grouped = ", ".join((*(k for k in KEYS if k in by), *(["nulls"] if by else []), "4"))
+    # Grouped by the keys as read back (NULL and '' apart), the ones not kept being constants.
+    grouped = "1, 2, 3, 4"
     assert resolution in GRAINS
     return (f"SELECT {keys}, date_trunc('{resolution}', bucket, 'UTC') AS bucket, {GROUP_SUMS} "
             f"FROM {buckets_table(tables)} WHERE source = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4 "
@@ -122,7 +132,7 @@ def raw_sql(rows_from: str, since: Callable[[str, str], str], resolution: str, b
     """The raw rows in [$1, $2), summed per the keys `by` (the others NULL) and bucket of `resolution`:
     one hash aggregate (HASH_AGGREGATE)."""
     keys = ", ".join(k if k in by else f"NULL::text AS {k}" for k in KEYS)
-    grouped = ", ".join((*(k for k in KEYS if k in by), "4"))
+    grouped = "1, 2, 3, 4"
     assert resolution in GRAINS
     return (f"SELECT {keys}, date_trunc('{resolution}', created_at, 'UTC') AS bucket, {ROW_SUMS} "
             f"FROM (SELECT {rows_from} WHERE {since('$1', '>=')} AND {since('$2', '<')}) AS rows "
@@ -138,7 +148,7 @@ def merge(groups: Iterable[Group]) -> list[Group]:
         if found is None:
             out[key] = g
         else:
-            found.add(g)
+            found.add(g)  # the first group of a key is the read's own: summing into it is safe
     return list(out.values())
 
 
@@ -156,22 +166,24 @@ class LayeredRead:
 
 async def read_groups(fetch: Fetch, tables: TableNames, source: Source | None, rows_from: str,
                       since: Callable[[str, str], str], start: datetime, end: datetime, resolution: str,
-                      raw_fetch: Fetch | None = None, by: tuple[str, ...] = KEYS) -> LayeredRead:
+                      aggregate: Fetch | None = None, by: tuple[str, ...] = KEYS) -> LayeredRead:
     """The figures of [start, end) per (agent, provider, model) and bucket of `resolution` ("day", "hour"
     or "minute"), from the coarsest buckets the rollup holds complete and the raw rows around them.
     `rows_from` is `row_sql(...) FROM table`; `since(placeholder, op)` compares created_at on its index.
-    `raw_fetch` runs the raw reads (the caller may make their plan a hash aggregate); `by` narrows the
+    `aggregate` runs the GROUP BYs (the caller makes their plan a hash aggregate); `by` narrows the
     keys (a group per agent alone, say: the others are NULL)."""
     plan = segments(start, end, source.coverage(end) if source is not None else None, resolution)
     found: list[Group] = []
     for seg in plan:
         if seg.grain == RAW:
-            rows = await (raw_fetch or fetch)(raw_sql(rows_from, since, resolution, by), seg.start, seg.end)
+            rows = await (aggregate or fetch)(raw_sql(rows_from, since, resolution, by), seg.start, seg.end)
         else:
             assert source is not None
-            rows = await fetch(bucket_sql(tables, resolution, by), source.id, seg.grain[0], seg.start, seg.end)
-        found.extend(as_group(r, resolution) for r in rows)
-    return LayeredRead(merge(found), plan)
+            rows = await (aggregate or fetch)(bucket_sql(tables, resolution, by), source.id, seg.grain[0],
+                                              seg.start, seg.end)
+        found.extend(as_group(r) for r in rows)
+    # Each piece's groups are distinct; only a bucket cut between two pieces needs summing.
+    return LayeredRead(merge(found) if len(plan) > 1 else found, plan)
 
 
 __all__ = ["KEYS", "Group", "LayeredRead", "Source", "find_source", "read_groups"]

@@ -524,11 +524,14 @@ class PostgresReader:
             # all in this snapshot: the gateway's buckets commit with its rows, the job's watermark with
             # its buckets.
             source, why = await self._rollup_source(conn, timeout)
-            early = await read_groups(run, self.tables, source, self.rows_from(), self.since,
-                                      min(day_start, day_from), split, "hour", self._hashed(conn, timeout))
-            late = await read_groups(run, self.tables, source, self.rows_from(), self.since, split, bound,
-                                     "minute", self._hashed(conn, timeout))
-            figures = day_figures(early.groups, late.groups, day_start, day_end, minute_from, split)
+            hashed = self._hashed(conn, timeout)
+            rows = self.rows_from()
+            early = await read_groups(run, self.tables, source, rows, self.since, min(day_start, day_from), split,
+                                      "hour", hashed)
+            late = await read_groups(run, self.tables, source, rows, self.since, split, bound, "hour", hashed)
+            minutes = await read_groups(run, self.tables, source, rows, self.since, split, bound, "minute", hashed,
+                                        by=("agent",))
+            figures = day_figures(early.groups, late.groups, minutes.groups, day_start, day_end, minute_from)
             self.rollup_note = rollup_note(source, why, [*early.raw, *late.raw],
                                            self.settings.max_lateness + ROLLUP_SLACK)
             month = await self._month_before_today(conn, source, month_start, day_start, timeout)
