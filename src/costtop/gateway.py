@@ -304,8 +304,11 @@ class Gateway:
 
     def _rollup_insert_sql(self, only_new: bool = False) -> str:
         """One statement: the rows from arrays ($2...), inserted (with `only_new`, only those not already
-        there, as `_insert_sql`), and the inserted ones summed into the rollup's buckets of source $1."""
-        from costtop.rollup.schema import buckets_table
+        there, as `_insert_sql`), and the inserted ones summed into the rollup's minute buckets of source
+        $1, and into its hour and day buckets when the job has already summed their hour. An hour and a
+        day bucket are added to by every batch of the fleet: kept from the minutes once an hour, they
+        cost a 2,000-row batch no more than the minutes (benchmarks.startup)."""
+        from costtop.rollup.schema import buckets_table, sources_table
         from costtop.rollup.sums import row_sql, upsert_sql
         from costtop.sources.schema import qident, qualified
 
@@ -325,7 +328,11 @@ class Gateway:
                        created_at=col["created_at"], raw_cost=f"{col['cost_usd']}::numeric",
                        error=f"{col['status']} = 'error'", tin=f"{col['tokens_in']}::bigint",
                        tout=f"{col['tokens_out']}::bigint", cached=f"{col['cached_tokens']}::bigint")
-        return upsert_sql(buckets_table(self.tables), "rows", before=f"{inserted}rows AS (SELECT {rows} FROM ins), ")
+        # The hours the job has summed the minutes of: read under a share lock, which the job's summing
+        # waits for (and this for it), so a row is in its hour and day once, whichever commits first.
+        mark = f"mark AS (SELECT hours_to FROM {sources_table(self.tables)} WHERE id = $1 FOR SHARE), "
+        return upsert_sql(buckets_table(self.tables), "rows", coarse_before="(SELECT hours_to FROM mark)",
+                          before=f"{mark}{inserted}rows AS (SELECT {rows} FROM ins), ")
 
     async def _rollup_source_id(self, conn: asyncpg.Connection) -> int | None:
         """The rollup's id for this table, registered on first use with `covered_from` = now: every row
@@ -341,9 +348,9 @@ class Gateway:
 
         try:
             row = await conn.fetchrow(
-                f"INSERT INTO {sources_table(self.tables)} (name, kept_by, covered_from) "
-                "VALUES ($1, 'gateway', now()) ON CONFLICT (name) DO UPDATE SET updated_at = now() "
-                "RETURNING id, kept_by",
+                f"INSERT INTO {sources_table(self.tables)} (name, kept_by, covered_from, hours_to) "
+                "VALUES ($1, 'gateway', now(), date_trunc('hour', now(), 'UTC') + interval '1 hour') "
+                "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING id, kept_by",
                 source_name(self.tables), timeout=self.timeout)
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError,
                 asyncpg.InsufficientPrivilegeError) as exc:

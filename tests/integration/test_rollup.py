@@ -11,8 +11,9 @@ from decimal import Decimal
 
 import asyncpg
 
+from costtop.config import TableNames
 from costtop.gateway import Call, Gateway, append_lines, row_of
-from costtop.rollup.job import run_rollup
+from costtop.rollup.job import compact, run_rollup
 from costtop.rollup.plan import floor
 from costtop.sources.fallback_file import encode_row
 from test_sources_postgres import assert_matches_sql, insert, make_row, settings, spread_rows, start
@@ -167,26 +168,55 @@ def call_of(row, trace: str | None = None) -> Call:
 async def test_gateway_keeps_the_rollup_in_its_transaction(pg, db_url, redis, tmp_path) -> None:
     rng = random.Random(41)
     now = datetime.now(UTC)
+    # As if this gateway had kept the rollup for months, its minutes summed into hours until 30 hours
+    # ago: every row below comes through it, older ones straight into their hour and day too.
+    await pg.execute("INSERT INTO costtop_rollup.sources (name, kept_by, covered_from, hours_to) "
+                     "VALUES ('public.tool_calls', 'gateway', $1, $2)",
+                     now - FAR - timedelta(days=1), floor(now, "hour") - timedelta(hours=30))
     gw = Gateway(redis, pg, rollup=True, fallback=tmp_path / "fallback.jsonl")
-    await gw.record([call_of(make_row(rng, now - timedelta(seconds=5)))])
-    assert gw.rollup_error is None
-    # As if this gateway had kept the rollup for months: every row below comes through it.
-    await pg.execute("UPDATE costtop_rollup.sources SET covered_from = $1", now - FAR - timedelta(days=1))
     rows = spread_rows(rng, now) + boundary_rows(rng, now)
-    for i in range(0, len(rows), 97):
-        await gw.record([call_of(r) for r in rows[i:i + 97]])
+    rng.shuffle(rows)
+    batches = [rows[i:i + 97] for i in range(0, len(rows), 97)]
+    half = len(batches) // 2
+    for batch in batches[:half]:
+        await gw.record([call_of(r) for r in batch])
+    # The job sums the minutes into hours while the gateway goes on writing, hours before it included.
+    conn = await asyncpg.connect(db_url)
+    try:
+        await asyncio.gather(compact(conn, TableNames(), 1, now),
+                             *(gw.record([call_of(r) for r in batch]) for batch in batches[half:]))
+    finally:
+        await conn.close()
     # Rows Postgres did not take, drained later (late rows, hours below the newest): the same transaction.
     late = [make_row(rng, now - timedelta(hours=3, seconds=s)) for s in range(5)]
     append_lines(gw.fallback, [encode_row(row_of(call_of(r), now)) for r in late])
     assert await gw.drain_fallback() == 5
-    result = await run_rollup(settings(db_url), now=now)  # a job on a gateway's table only prunes
+    result = await run_rollup(settings(db_url), now=now)  # a job on a gateway's table sums minutes, rolls nothing
     assert result.rows == 0 and "kept by the gateway" in result.lines[0]
+    assert await pg.fetchval("SELECT hours_to FROM costtop_rollup.sources") == floor(now, "hour")
     reader, engine = await start(db_url, now)
     try:
         assert reader.rollup_note is None
         await assert_matches_sql(pg, engine, now)
     finally:
         await reader.close()
+    assert gw.rollup_error is None
+    # Every hour and day bucket summed from the minutes is the sum of its minutes: none counted twice,
+    # none left out (the current hour's and day's are not summed yet).
+    since = floor(now, "day") - timedelta(days=2)
+    found = await pg.fetch("SELECT grain, bucket, agent, provider, model, nulls, calls, cost FROM "
+                           "costtop_rollup.buckets WHERE bucket >= $1", since)
+    summed: dict[tuple[object, ...], list] = {}
+    for r in found:
+        if r["grain"] == "m" and r["bucket"] < floor(now, "hour"):
+            for grain in ("hour", "day") if r["bucket"] < floor(now, "day") else ("hour",):
+                key = (grain[0], floor(r["bucket"], grain), r["agent"], r["provider"], r["model"], r["nulls"])
+                acc = summed.setdefault(key, [0, Decimal(0)])
+                acc[0] += r["calls"]
+                acc[1] += r["cost"]
+    coarse = {(r["grain"], r["bucket"], r["agent"], r["provider"], r["model"], r["nulls"]): [r["calls"], r["cost"]]
+              for r in found if r["grain"] == "h" or (r["grain"] == "d" and r["bucket"] < floor(now, "day"))}
+    assert coarse == summed
 
 
 async def test_gateway_leaves_a_table_the_job_keeps(pg, db_url, redis) -> None:

@@ -13,7 +13,8 @@ gateway), from cron or a systemd timer. One run:
    missing from the buckets (as from the live reads, until their next resynchronisation);
 5. deletes minute buckets older than `keep_minutes_days`.
 
-For a table whose gateway keeps the rollup in its own transactions (gateway.py), a run only does 5.
+For a table whose gateway keeps the rollup in its own transactions (gateway.py), a run sums the
+gateway's minute buckets of each closed hour into hour and day buckets (`compact`), then does 5.
 It reads the gateway's table and writes nothing but the rollup schema.
 """
 
@@ -25,11 +26,11 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from costtop.config import Settings
+from costtop.config import Settings, TableNames
 from costtop.rollup.plan import floor
 from costtop.rollup.read import HASH_AGGREGATE, find_source
 from costtop.rollup.schema import buckets_table, rollup_ddl, source_name, sources_table
-from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, upsert_sql
+from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, compact_sql, upsert_sql
 from costtop.sources.postgres import PG_ERRORS, PostgresReader
 
 HISTORY_DAYS = 8  # the anomalies' week and today
@@ -128,9 +129,12 @@ class Run:
                 f"({time.monotonic() - started:.1f} s)")
             await self.verify(source.id, max(source.covered_from, floor(upto - timedelta(hours=self.verify_hours),
                                                                          "hour")), upto)
+            await self.prune(source.id, source.minutes_from, upto)
         else:
-            self.result.lines.append(f"{self.name}: kept by the gateway in its own transactions; nothing to roll up")
-        await self.prune(source.id, source.minutes_from)
+            upto = await compact(self.conn, tables, source.id, self.now)
+            self.result.lines.append(f"{self.name}: kept by the gateway; its minutes summed into hours and days to "
+                                     f"{upto:%Y-%m-%d %H:%M} UTC")
+            await self.prune(source.id, source.minutes_from, upto)
         return self.result
 
     def _rows(self, first: str, end: str) -> str:
@@ -203,8 +207,9 @@ class Run:
                 "WHERE source = $1 AND grain = 'h' AND bucket >= $2 AND bucket < $2::timestamptz + interval '1 day' "
                 f"GROUP BY {keys} ORDER BY {keys}", source, day)
 
-    async def prune(self, source: int, minutes_from: datetime | None) -> None:
-        cut = floor(self.now - timedelta(days=self.keep_minutes_days), "day")
+    async def prune(self, source: int, minutes_from: datetime | None, summed_to: datetime) -> None:
+        """Minute buckets older than `keep_minutes_days` go, never ones not yet summed into hours."""
+        cut = min(floor(self.now - timedelta(days=self.keep_minutes_days), "day"), floor(summed_to, "hour"))
         if minutes_from is not None and minutes_from >= cut:
             return
         async with self.conn.transaction():
@@ -215,4 +220,22 @@ class Run:
         self.result.lines.append(f"{self.name}: minute buckets before {cut:%Y-%m-%d} deleted (hours and days kept)")
 
 
-__all__ = ["RollupError", "RunResult", "run_rollup"]
+async def compact(conn: asyncpg.Connection, tables: TableNames, source: int, now: datetime) -> datetime:
+    """A gateway's minute buckets of the hours closed since `hours_to` added to their hour and day buckets,
+    an hour per transaction; returns the new `hours_to`. The row lock on the source waits for the
+    gateway transactions reading it (FOR SHARE, gateway.py) and holds back new ones: each row reaches its
+    hour and day once, through this sum or through the gateway's own insert."""
+    sources, buckets = sources_table(tables), buckets_table(tables)
+    target = floor(now, "hour")
+    while True:
+        async with conn.transaction():
+            upto = await conn.fetchval(f"SELECT hours_to FROM {sources} WHERE id = $1 FOR UPDATE", source)
+            if upto is None or upto >= target:
+                return upto if upto is not None else target
+            end = upto + CHUNK
+            for grain in ("hour", "day"):
+                await conn.execute(compact_sql(buckets, grain), source, upto, end)
+            await conn.execute(f"UPDATE {sources} SET hours_to = $2, updated_at = now() WHERE id = $1", source, end)
+
+
+__all__ = ["RollupError", "RunResult", "compact", "run_rollup"]

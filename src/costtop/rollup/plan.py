@@ -19,17 +19,21 @@ RAW = "raw"
 @dataclass(frozen=True, slots=True)
 class Coverage:
     """Where each grain's buckets hold every row: [covered_from, complete_to), minutes from
-    `minutes_from` at the earliest (older minute buckets are pruned)."""
+    `minutes_from` at the earliest (older minute buckets are pruned), hours and days to `hours_to` at
+    the latest (a gateway's minutes not summed into them yet)."""
 
     covered_from: datetime
     complete_to: datetime
     minutes_from: datetime | None = None
+    hours_to: datetime | None = None
 
     def span(self, grain: str) -> tuple[datetime, datetime]:
-        start = self.covered_from
+        start, end = self.covered_from, self.complete_to
         if grain == "minute" and self.minutes_from is not None:
             start = max(start, self.minutes_from)
-        return start, self.complete_to
+        if grain != "minute" and self.hours_to is not None:
+            end = min(end, self.hours_to)
+        return start, end
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,10 +41,11 @@ class Source:
     covered_from: datetime
     complete_to: datetime | None  # None: kept in the gateway's transactions, complete up to any bound
     minutes_from: datetime | None
+    hours_to: datetime | None = None  # a gateway's minutes summed into hours and days up to here
 
     def coverage(self, bound: datetime) -> Coverage:
         return Coverage(self.covered_from, self.complete_to if self.complete_to is not None else bound,
-                        self.minutes_from)
+                        self.minutes_from, self.hours_to)
 
 
 def _figure(index: int) -> property:
@@ -92,12 +93,12 @@ class Group:
 async def find_source(fetch: Fetch, tables: TableNames) -> Source | None:
     """This table's rollup, or None when it has no row. Raises what `fetch` raises (MISSING: the
     schema is not there or not granted)."""
-    rows = await fetch(f"SELECT id, kept_by, covered_from, complete_to, minutes_from FROM {sources_table(tables)} "
-                       "WHERE name = $1", source_name(tables))
+    rows = await fetch(f"SELECT id, kept_by, covered_from, complete_to, minutes_from, hours_to "
+                       f"FROM {sources_table(tables)} WHERE name = $1", source_name(tables))
     if not rows:
         return None
     r = rows[0]
-    return Source(r["id"], r["kept_by"], r["covered_from"], r["complete_to"], r["minutes_from"])
+    return Source(r["id"], r["kept_by"], r["covered_from"], r["complete_to"], r["minutes_from"], r["hours_to"])
 
 
 def missing_reason(exc: BaseException, tables: TableNames) -> str:

@@ -3,8 +3,10 @@ far, and the buckets. Created by `costtop db init` and by `costtop rollup`; noth
 
 `sources` has one row per rolled-up table and reading rule: `kept_by` says who adds to its buckets (the
 gateway in its own insert's transaction, or the job), `covered_from` where that began, `complete_to`
-how far the job has gone (NULL for the gateway: every committed row is in), `minutes_from` how far back
-minute buckets are kept.
+how far the job has gone (NULL for the gateway: every committed row is in its minute), `hours_to` how
+far a gateway's minutes have been summed into hours and days (the job does that; rows the gateway
+writes later for an hour before it go to all three at once), `minutes_from` how far back minute
+buckets are kept.
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ def rollup_ddl(tables: TableNames) -> list[str]:
             covered_from timestamptz NOT NULL,
             complete_to timestamptz,
             minutes_from timestamptz,
+            hours_to timestamptz,
             checked_at timestamptz,
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
+        # Where the gateway's hour and day buckets are complete to (NULL for the job's: `complete_to`).
+        f"ALTER TABLE {s}.sources ADD COLUMN IF NOT EXISTS hours_to timestamptz",
         f"""CREATE TABLE IF NOT EXISTS {s}.buckets (
             source integer NOT NULL,
             grain text NOT NULL CHECK (grain IN ('m', 'h', 'd')),

@@ -58,12 +58,14 @@ def stored_keys() -> str:
     return ", ".join(f"coalesce({k}, '') AS {k}" for k in KEYS) + f", ({bits})::smallint AS nulls"
 
 
-def upsert_sql(buckets: str, rows: str, grains: tuple[str, ...] = ("minute", "hour", "day"), before: str = "") -> str:
+def upsert_sql(buckets: str, rows: str, grains: tuple[str, ...] = ("minute", "hour", "day"), before: str = "",
+               coarse_before: str | None = None) -> str:
     """Add the rows of the relation `rows` (named by row_sql) to their minute, hour and day buckets of
     source $1, in one statement. The rows are summed per minute first, and the minutes into hours and
     days. `before` is any common table expressions `rows` needs ("name AS (...), "). Buckets are written
     in primary-key order, so two writers adding to the same buckets take their locks in the same order
-    and cannot deadlock."""
+    and cannot deadlock. With `coarse_before` (an SQL expression), only rows before it go to the hour
+    and day buckets."""
     key_list = ", ".join((*KEYS, "nulls"))
     per_minute = (f"SELECT {stored_keys()}, date_trunc('minute', created_at, 'UTC') AS bucket, {ROW_SUMS} "
                   f"FROM {rows} GROUP BY 1, 2, 3, 4, 5")
@@ -72,12 +74,27 @@ def upsert_sql(buckets: str, rows: str, grains: tuple[str, ...] = ("minute", "ho
         if grain == "minute":
             layers.append(f"SELECT 'm'::text AS grain, bucket, {key_list}, {', '.join(FIGURES)} FROM per_minute")
         else:
+            only = f" WHERE bucket < {coarse_before}" if coarse_before is not None else ""
             layers.append(f"SELECT '{grain[0]}'::text, date_trunc('{grain}', bucket, 'UTC'), {key_list}, "
-                          f"{GROUP_SUMS} FROM per_minute GROUP BY 2, 3, 4, 5, 6")
+                          f"{GROUP_SUMS} FROM per_minute{only} GROUP BY 2, 3, 4, 5, 6")
     columns = ", ".join(("source", "grain", "bucket", *KEYS, "nulls", *FIGURES))
-    added = ", ".join(f"{name} = b.{name} + EXCLUDED.{name}" for name in FIGURES)
     return (f"WITH {before}per_minute AS ({per_minute}) "
             f"INSERT INTO {buckets} AS b ({columns}) "
             f"SELECT $1::integer, grain, bucket, {key_list}, {', '.join(FIGURES)} FROM ({' UNION ALL '.join(layers)}) "
             f"AS layers ORDER BY grain, bucket, {key_list} "
-            f"ON CONFLICT (source, grain, bucket, {key_list}) DO UPDATE SET {added}")
+            f"{ADD_ON_CONFLICT}")
+
+
+# Buckets already there are added to: every writer of the buckets ends its INSERT with this.
+ADD_ON_CONFLICT = ("ON CONFLICT (source, grain, bucket, agent, provider, model, nulls) DO UPDATE SET "
+                   + ", ".join(f"{name} = b.{name} + EXCLUDED.{name}" for name in FIGURES))
+
+
+def compact_sql(buckets: str, grain: str) -> str:
+    """Source $1's minute buckets in [$2, $3) added to their `grain` ("hour" or "day") buckets."""
+    key_list = ", ".join((*KEYS, "nulls"))
+    columns = ", ".join(("source", "grain", "bucket", *KEYS, "nulls", *FIGURES))
+    return (f"INSERT INTO {buckets} AS b ({columns}) "
+            f"SELECT $1::integer, '{grain[0]}', date_trunc('{grain}', bucket, 'UTC'), {key_list}, {GROUP_SUMS} "
+            f"FROM {buckets} WHERE source = $1 AND grain = 'm' AND bucket >= $2 AND bucket < $3 "
+            f"GROUP BY 3, {key_list} ORDER BY 3, {key_list} {ADD_ON_CONFLICT}")
