@@ -168,6 +168,12 @@ async def gateway_cost(admin_url: str, batches: int) -> dict[str, object]:
     from costtop.gateway import Call, Gateway
 
     url = await database(admin_url, "startup_gateway", 0, 0, datetime.now(UTC))
+    conn = await asyncpg.connect(url)
+    try:  # a gateway that starts keeping the rollup now: its hours are summed by the job, not per batch
+        await conn.execute("TRUNCATE tool_calls; DROP SCHEMA IF EXISTS costtop_rollup CASCADE")
+        await init_db(conn, TableNames())
+    finally:
+        await conn.close()
     redis_server = RedisServer(Path(tempfile.mkdtemp(prefix="costtop-startup-redis-"))).start()
     pool = await asyncpg.create_pool(url, min_size=2, max_size=2)
     redis = Redis.from_url(redis_server.url)

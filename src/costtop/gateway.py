@@ -349,7 +349,7 @@ class Gateway:
         try:
             row = await conn.fetchrow(
                 f"INSERT INTO {sources_table(self.tables)} (name, kept_by, covered_from, hours_to) "
-                "VALUES ($1, 'gateway', now(), date_trunc('hour', now(), 'UTC') + interval '1 hour') "
+                "VALUES ($1, 'gateway', now(), date_trunc('hour', now(), 'UTC')) "
                 "ON CONFLICT (name) DO UPDATE SET updated_at = now() RETURNING id, kept_by",
                 source_name(self.tables), timeout=self.timeout)
         except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError,
