@@ -24,7 +24,10 @@ from redis.asyncio import Redis
 from costtop.config import Settings
 from costtop.demo.servers import ServerError, ServerPair
 from costtop.demo.simulator import AGENTS, INCIDENT_AGENT, PRICES, AgentProfile, Ids, task_calls
-from costtop.sources.schema import init_db, qident, qualified
+from costtop.gateway import Call, Gateway
+from costtop.rollup.plan import floor
+from costtop.rollup.schema import source_name, sources_table
+from costtop.sources.schema import init_db
 
 PAST_DAYS = 7
 INCIDENT_BUDGET = Decimal("40")  # the runaway agent's, small: its loop runs through it within the demo
@@ -97,18 +100,31 @@ def month_budget(usual: dict[str, Decimal]) -> Decimal:
 
 
 async def prepare(settings: Settings, rate: float = 40.0) -> None:
-    """Schema, budgets and a past week, as an operator's fleet would have them."""
+    """Schema, budgets and a past week, as an operator's fleet would have them. The demo's gateway keeps
+    the rollup (gateway.py) and has kept it all week: the week's rows go in through it, its hours summed
+    up to this one, so that start-up reads buckets as it would in production."""
+    now = datetime.now(UTC)
+    usual = usual_days(rate)
+    week = past_week(now, usual)
     conn = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         await init_db(conn, settings.tables)
-        c, t = settings.tables.column, qualified(settings.tables, settings.tables.calls)
-        columns = ", ".join(qident(c(n)) for n in ("created_at", "agent_id", "tool_name", "latency_ms", "provider",
-                                                       "model", "cost_usd", "status"))
-        usual = usual_days(rate)
-        week = past_week(datetime.now(UTC), usual)
-        await conn.executemany(f"INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", week)
+        await conn.execute(
+            f"INSERT INTO {sources_table(settings.tables)} (name, kept_by, covered_from, hours_to) "
+            "VALUES ($1, 'gateway', $2, $3) ON CONFLICT (name) DO NOTHING",
+            source_name(settings.tables), min(row[0] for row in week), floor(now, "hour"))
     finally:
         await conn.close()
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1, timeout=10)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+    try:
+        gateway = Gateway(redis, pool, keys=settings.keys, tables=settings.tables, rollup=True, timeout=30)
+        await gateway.record([Call(agent, tool, latency, provider=provider, model=model, cost_usd=cost,
+                                   status=status, created_at=at)
+                              for at, agent, tool, latency, provider, model, cost, status in week], counters=False)
+    finally:
+        await pool.close()
+        await redis.aclose()
     redis = Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
         prefix = settings.keys.budget

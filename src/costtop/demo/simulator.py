@@ -607,7 +607,9 @@ async def _serve(args: argparse.Namespace) -> None:
     redis = Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2,
                            retry=Retry(NoBackoff(), 0))
     try:
-        fleet = Fleet(Gateway(redis, pool, keys=settings.keys, tables=settings.tables), rate=args.rate,
+        # The gateway keeps costtop's rollup, as a production gateway would (README, "The rollup").
+        gateway = Gateway(redis, pool, keys=settings.keys, tables=settings.tables, rollup=True)
+        fleet = Fleet(gateway, rate=args.rate,
                       speed=args.speed, incident_after=args.incident_after, seed=args.seed)
         await fleet.run(stop)
     finally:
