@@ -72,6 +72,8 @@ async def roles(db_url: str) -> tuple[str, str]:
             await conn.execute(f"GRANT CONNECT ON DATABASE {db} TO {role}")
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
             await conn.execute(f"GRANT SELECT ON tool_calls TO {role}")
+            await conn.execute(f"GRANT USAGE ON SCHEMA costtop_rollup TO {role}")
+            await conn.execute(f"GRANT SELECT ON costtop_rollup.sources, costtop_rollup.buckets TO {role}")
         await conn.execute(f"GRANT INSERT ON costtop_audit TO {writer}")
         await conn.execute(f"GRANT USAGE ON SEQUENCE costtop_audit_id_seq TO {writer}")
     finally:
@@ -118,6 +120,8 @@ async def test_the_writer_user_and_role_run_everything_and_are_refused_nothing(a
         await wait_for_data(pilot)
         assert [a.agent_id for a in app.snapshot.agents] == ["alpha"]
         assert app.snapshot.agents[0].budget.limit == Decimal("20")
+        await wait_until(pilot, lambda: "no rollup" in screen_text(app))  # it looked, and was let look
+        assert "not readable" not in screen_text(app)
         assert any(s.key == "kill:model:m-old" for s in app.snapshot.switches)
         await pilot.press("k")
         await wait_until(pilot, lambda: isinstance(app.screen, SwitchDialog))

@@ -291,3 +291,29 @@ async def test_a_past_days_report_reads_the_same_from_buckets(pg, db_url) -> Non
     want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at < $2",
                              floor(now, "day") - timedelta(days=1), floor(now, "day"))
     assert sum((u.spend for u in raw[0]), Decimal(0)) == want
+
+
+async def test_the_job_runs_with_a_role_of_its_own(pg, db_url) -> None:
+    """The grants README gives the job: read the calls, write the rollup's two tables, nothing else."""
+    rng = random.Random(59)
+    now = datetime.now(UTC)
+    await insert(pg, spread_rows(rng, now))
+    db = db_url.rsplit("/", 1)[1]
+    role = f"rollup_job_{db}"
+    for statement in (f"CREATE ROLE {role} LOGIN", f"GRANT CONNECT ON DATABASE {db} TO {role}",
+                      f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT ON tool_calls TO {role}",
+                      f"GRANT USAGE ON SCHEMA costtop_rollup TO {role}",
+                      "GRANT SELECT, INSERT, UPDATE, DELETE ON costtop_rollup.sources, costtop_rollup.buckets "
+                      f"TO {role}",
+                      f"GRANT USAGE ON SEQUENCE costtop_rollup.sources_id_seq TO {role}"):
+        await pg.execute(statement)
+    job_url = db_url.replace("//postgres@", f"//{role}@")
+    result = await run_rollup(settings(job_url), now=now, since=now - FAR)
+    upto = floor(now - timedelta(seconds=300), "minute")  # the horizon is left to the rows
+    assert result.rows == await pg.fetchval("SELECT count(*) FROM tool_calls WHERE created_at < $1", upto)
+    reader, engine = await start(db_url, now)
+    try:
+        assert reader.rollup_note is None
+        await assert_matches_sql(pg, engine, now)
+    finally:
+        await reader.close()

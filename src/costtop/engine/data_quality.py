@@ -43,8 +43,6 @@ def data_quality_lines(quality: ReadQuality, before_month: int, now: datetime,
         whose = "its" if quality.late_rows == 1 else "their"
         lines.append(f"{rows(quality.late_rows)} committed late, up to {span(quality.latest_lateness)} after "
                      f"{whose} time stamp: counted")
-    if quality.rollup:
-        lines.append(quality.rollup)  # slow start-up, no wrong figure: last
     return tuple(lines)
 
 

@@ -447,7 +447,7 @@ class Engine:
             anomaly_note=f"Unusual days not judged: {self._history_error}" if self._history_error else None,
             audit_pending=self._audit_pending, audit_error=self._audit_error,
             audit_spool_error=self._audit_spool_error,
-            data_quality=self.data_quality(now), fallback=fallback,
+            data_quality=self.data_quality(now), fallback=fallback, rollup_note=self.read_quality.rollup,
             kill_checks=checks, calls_seen_from=self.liveness.seen_from,
         )
 

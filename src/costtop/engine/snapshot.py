@@ -280,6 +280,9 @@ class Snapshot:
     # naming the agents; plain text, cleaned where it is drawn.
     data_quality: tuple[str, ...] = ()
     fallback: FallbackView | None = None  # None: no fallback file is watched
+    # What the start-up read said about the rollup (sources/postgres.py): no rollup, or one far behind, so
+    # start-up summed rows one by one. No figure is wrong; the next start could be instant. None: all well.
+    rollup_note: str | None = None
     kill_checks: tuple[KillCheck, ...] = ()  # one per kill switch on
     calls_seen_from: float | None = None  # epoch: every call since then was read (older: "before that")
 

@@ -108,9 +108,10 @@ class Run:
             self.result.locked_out = True
             self.result.lines.append(f"{self.name}: another costtop rollup is running on it; nothing done")
             return self.result
-        async with self.conn.transaction():
-            for statement in rollup_ddl(tables):
-                await self.conn.execute(statement)
+        if await self.conn.fetchval("SELECT to_regclass($1) IS NULL", sources_table(tables)):
+            async with self.conn.transaction():  # a first run made by the schema's owner-to-be
+                for statement in rollup_ddl(tables):
+                    await self.conn.execute(statement)
         start = floor(since or default_since(self.now), "minute")
         await self.conn.execute(
             f"INSERT INTO {sources_table(tables)} (name, kept_by, covered_from, complete_to, minutes_from) "

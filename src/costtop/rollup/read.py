@@ -200,10 +200,9 @@ def rollup_note(source: Source | None, why: str | None, raw: list[Segment], behi
     day was scanned row by row), or a rollup that left more than `behind_after` seconds to the rows."""
     scanned = raw_span(raw)
     if source is None:
-        return (f"{why or 'no rollup'}: start-up summed {scanned / 3600:.1f} h of rows one by one; "
-                "`costtop rollup` (or the gateway's rollup) makes it instant")
+        return (f"{why or 'no rollup'}: start-up read {scanned / 3600:.1f} h of rows one by one "
+                "(`costtop rollup`: instant)")
     if scanned > behind_after:
         upto = source.complete_to.strftime("%H:%M") if source.complete_to is not None else "now"
-        return (f"rollup ({source.kept_by}) complete to {upto} UTC: start-up summed {scanned / 60:.0f} min of "
-                "rows one by one")
+        return f"rollup ({source.kept_by}) complete to {upto} UTC: start-up read {scanned / 60:.0f} min of rows"
     return None

@@ -33,8 +33,6 @@ def rollup_ddl(tables: TableNames) -> list[str]:
             checked_at timestamptz,
             updated_at timestamptz NOT NULL DEFAULT now()
         )""",
-        # Where the gateway's hour and day buckets are complete to (NULL for the job's: `complete_to`).
-        f"ALTER TABLE {s}.sources ADD COLUMN IF NOT EXISTS hours_to timestamptz",
         f"""CREATE TABLE IF NOT EXISTS {s}.buckets (
             source integer NOT NULL,
             grain text NOT NULL CHECK (grain IN ('m', 'h', 'd')),

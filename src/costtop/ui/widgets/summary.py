@@ -155,6 +155,8 @@ def summary_text(snap: Snapshot, display: Display | None = None, width: int = 16
         # The safety net itself is torn: the next Postgres outage would lose audit rows.
         second.append(Text(f"▲ audit spool cannot be written ({clean(snap.audit_spool_error, 60)})",
                            style=p.strong_critical))
+    if snap.rollup_note:  # start-up was slow, no figure is wrong: said quietly, in the header's last line
+        second.append(Text(clean(snap.rollup_note, max(20, width - 1)), style="dim"))
     out = pack(first + second, width) if width < 150 else Text.assemble(pack(first, width), "\n",
                                                                          pack(second, width))
     out.no_wrap = True
