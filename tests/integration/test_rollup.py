@@ -317,3 +317,24 @@ async def test_the_job_runs_with_a_role_of_its_own(pg, db_url) -> None:
         await assert_matches_sql(pg, engine, now)
     finally:
         await reader.close()
+
+
+async def test_a_gateway_keeps_it_with_the_grants_readme_gives(pg, db_url, redis) -> None:
+    db = db_url.rsplit("/", 1)[1]
+    role = f"gateway_{db}"
+    for statement in (f"CREATE ROLE {role} LOGIN", f"GRANT CONNECT ON DATABASE {db} TO {role}",
+                      f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT, INSERT ON tool_calls TO {role}",
+                      f"GRANT USAGE ON SEQUENCE tool_calls_id_seq TO {role}",
+                      f"GRANT USAGE ON SCHEMA costtop_rollup TO {role}",
+                      f"GRANT SELECT, INSERT, UPDATE ON costtop_rollup.sources, costtop_rollup.buckets TO {role}",
+                      f"GRANT USAGE ON SEQUENCE costtop_rollup.sources_id_seq TO {role}"):
+        await pg.execute(statement)
+    pool = await asyncpg.create_pool(db_url.replace("//postgres@", f"//{role}@"), min_size=1, max_size=1)
+    try:
+        gw = Gateway(redis, pool, rollup=True)
+        now = datetime.now(UTC)
+        await gw.record([call_of(make_row(random.Random(61), now - timedelta(seconds=s))) for s in range(20)])
+        assert gw.rollup_error is None and gw.last_error is None
+    finally:
+        await pool.close()
+    assert await pg.fetchval("SELECT sum(calls) FROM costtop_rollup.buckets WHERE grain = 'm'") == 20
