@@ -16,7 +16,7 @@ from costtop.gateway import Call, Gateway, append_lines, row_of
 from costtop.rollup.job import compact, run_rollup
 from costtop.rollup.plan import floor
 from costtop.sources.fallback_file import encode_row
-from test_sources_postgres import assert_matches_sql, insert, make_row, settings, spread_rows, start
+from test_sources_postgres import NO_REDIS, assert_matches_sql, insert, make_row, settings, spread_rows, start
 
 FAR = timedelta(days=75)  # spread_rows goes 40 days before the month: the rollup covers all of it
 
@@ -35,6 +35,18 @@ def boundary_rows(rng: random.Random, now: datetime) -> list:
     return rows
 
 
+async def started_as_sql(pg: asyncpg.Pool, db_url: str, now: datetime) -> str | None:
+    """Start as costtop does at `now`, check every figure against SQL over the raw rows, and return what
+    the reader said about the rollup (None: the buckets answered)."""
+    reader, engine = await start(db_url, now)
+    try:
+        await assert_matches_sql(pg, engine, now)
+        assert reader.read_quality().rollup == reader.rollup_note
+        return reader.rollup_note
+    finally:
+        await reader.close()
+
+
 async def buckets(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     return await pool.fetch("SELECT * FROM costtop_rollup.buckets ORDER BY source, grain, bucket, agent, provider, "
                             "model, nulls")
@@ -46,30 +58,19 @@ async def test_job_rollup_equals_sql_at_bucket_boundaries(pg, db_url) -> None:
     await insert(pg, spread_rows(rng, now) + boundary_rows(rng, now))
     result = await run_rollup(settings(db_url), now=now, since=now - FAR)
     assert result.rows > 0 and not result.locked_out
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is None  # the buckets answered; only the horizon was read row by row
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    assert await started_as_sql(pg, db_url, now) is None  # the buckets answered; only the horizon was read row by row
     # The figures come from the buckets: one cent more in a bucket of today shows on the screen.
     await pg.execute("UPDATE costtop_rollup.buckets SET cost = cost + 0.01 WHERE grain = 'h' AND bucket = "
                      "(SELECT min(bucket) FROM costtop_rollup.buckets WHERE grain = 'h' AND bucket >= $1)",
                      floor(now, "day"))
     reader, engine = await start(db_url, now)
     try:
-        today = engine.snapshot(now, NO_REDIS()).header.spend_today
+        today = engine.snapshot(now, NO_REDIS).header.spend_today
         want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at <= $2",
                                  floor(now, "day"), now)
         assert today != want
     finally:
         await reader.close()
-
-
-def NO_REDIS():
-    from test_sources_postgres import NO_REDIS as state
-
-    return state
 
 
 async def test_rows_committed_late_are_counted(pg, db_url) -> None:
@@ -80,20 +81,12 @@ async def test_rows_committed_late_are_counted(pg, db_url) -> None:
     await insert(pg, spread_rows(rng, now))
     await run_rollup(settings(db_url), now=now, since=now - FAR)
     await insert(pg, [make_row(rng, now - timedelta(seconds=60)) for _ in range(3)])  # within the horizon
-    reader, engine = await start(db_url, now)
-    try:
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    await started_as_sql(pg, db_url, now)
     late = [make_row(rng, now - timedelta(hours=2, minutes=7)), make_row(rng, now - timedelta(hours=20))]
     await insert(pg, late)  # below the watermark: the buckets do not have them yet
     again = await run_rollup(settings(db_url), now=now, since=now - FAR)
     assert again.hours_rerolled == 2
-    reader, engine = await start(db_url, now)
-    try:
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    await started_as_sql(pg, db_url, now)
     assert (await run_rollup(settings(db_url), now=now)).hours_rerolled == 0  # and nothing differs any more
 
 
@@ -102,34 +95,20 @@ async def test_a_rollup_behind_is_caught_up_by_the_rows(pg, db_url) -> None:
     now = datetime.now(UTC)
     await insert(pg, spread_rows(rng, now))
     await run_rollup(settings(db_url), now=now - timedelta(hours=3), since=now - FAR)
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is not None and "rollup (job) complete to" in reader.rollup_note
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    note = await started_as_sql(pg, db_url, now)
+    assert note is not None and "rollup (job) complete to" in note
     # The next run catches up from where the last one stopped.
     result = await run_rollup(settings(db_url), now=now)
     assert result.rows > 0
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is None
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    assert await started_as_sql(pg, db_url, now) is None
 
 
 async def test_no_rollup_reads_the_rows_and_says_so(pg, db_url) -> None:
     rng = random.Random(31)
     now = datetime.now(UTC)
     await insert(pg, spread_rows(rng, now))
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is not None and "`costtop rollup`" in reader.rollup_note
-        assert reader.read_quality().rollup == reader.rollup_note
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    note = await started_as_sql(pg, db_url, now)
+    assert note is not None and "`costtop rollup`" in note
 
 
 async def test_two_jobs_at_once_add_nothing_twice(pg, db_url) -> None:
@@ -139,11 +118,7 @@ async def test_two_jobs_at_once_add_nothing_twice(pg, db_url) -> None:
     first, second = await asyncio.gather(run_rollup(settings(db_url), now=now, since=now - FAR),
                                          run_rollup(settings(db_url), now=now, since=now - FAR))
     assert not (first.locked_out and second.locked_out)
-    reader, engine = await start(db_url, now)
-    try:
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    await started_as_sql(pg, db_url, now)
     # A run that finds the lock held does nothing at all.
     before = await buckets(pg)
     await insert(pg, [make_row(rng, now - timedelta(minutes=30))])
@@ -194,12 +169,7 @@ async def test_gateway_keeps_the_rollup_in_its_transaction(pg, db_url, redis, tm
     result = await run_rollup(settings(db_url), now=now)  # a job on a gateway's table sums minutes, rolls nothing
     assert result.rows == 0 and "kept by the gateway" in result.lines[0]
     assert await pg.fetchval("SELECT hours_to FROM costtop_rollup.sources") == floor(now, "hour")
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is None
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    assert await started_as_sql(pg, db_url, now) is None
     assert gw.rollup_error is None
     # Every hour and day bucket summed from the minutes is the sum of its minutes: none counted twice,
     # none left out (the current hour's and day's are not summed yet).
@@ -245,8 +215,8 @@ async def test_month_and_week_from_day_buckets(pg, db_url) -> None:
                              day.replace(day=1), day)
     reader, engine = await start(db_url, now)
     try:
-        assert engine.snapshot(now, NO_REDIS()).header.spend_month - engine.snapshot(
-            now, NO_REDIS()).header.spend_today == (want or Decimal(0))
+        assert engine.snapshot(now, NO_REDIS).header.spend_month - engine.snapshot(
+            now, NO_REDIS).header.spend_today == (want or Decimal(0))
     finally:
         await reader.close()
     del daily_spend
@@ -311,12 +281,7 @@ async def test_the_job_runs_with_a_role_of_its_own(pg, db_url) -> None:
     result = await run_rollup(settings(job_url), now=now, since=now - FAR)
     upto = floor(now - timedelta(seconds=300), "minute")  # the horizon is left to the rows
     assert result.rows == await pg.fetchval("SELECT count(*) FROM tool_calls WHERE created_at < $1", upto)
-    reader, engine = await start(db_url, now)
-    try:
-        assert reader.rollup_note is None
-        await assert_matches_sql(pg, engine, now)
-    finally:
-        await reader.close()
+    assert await started_as_sql(pg, db_url, now) is None
 
 
 async def test_a_gateway_keeps_it_with_the_grants_readme_gives(pg, db_url, redis) -> None:
