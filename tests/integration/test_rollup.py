@@ -303,3 +303,30 @@ async def test_a_gateway_keeps_it_with_the_grants_readme_gives(pg, db_url, redis
     finally:
         await pool.close()
     assert await pg.fetchval("SELECT sum(calls) FROM costtop_rollup.buckets WHERE grain = 'm'") == 20
+
+
+async def test_the_job_rolls_up_litellms_spend_log(empty_db_url) -> None:
+    """The job reads LiteLLM's own spend log (its real migrations) the way the preset reads it: agent from
+    the identity rule, cost, status and tokens from LiteLLM's columns. Figures equal with and without."""
+    from test_litellm_preset import by_agent, fleet, insert, litellm_db, loaded_engine, preset
+
+    now = datetime.now(UTC)
+    columns = await litellm_db(empty_db_url, None)
+    rng = random.Random(67)
+    await insert(empty_db_url, fleet(rng, floor(now, "day") - timedelta(days=1), now - timedelta(seconds=1), 400,
+                                     "r"), columns)
+
+    def figures(snap) -> tuple[object, ...]:  # type: ignore[no-untyped-def]
+        return (by_agent(snap), snap.header.spend_today, snap.header.spend_month, snap.header.per_hour,
+                snap.header.per_minute, sorted((m.model or "", m.spend_today, m.calls_today) for m in snap.models))
+
+    raw = figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS))
+    result = await run_rollup(preset(empty_db_url), now=now, since=now - FAR)
+    assert result.rows > 0 and result.lines[0].startswith('public.LiteLLM_SpendLogs#')
+    assert figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS)) == raw
+    conn = await asyncpg.connect(empty_db_url)  # and the buckets are what answered
+    try:
+        await conn.execute("UPDATE costtop_rollup.buckets SET cost = cost + 1 WHERE grain = 'h'")
+    finally:
+        await conn.close()
+    assert figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS)) != raw

@@ -497,9 +497,11 @@ class PostgresReader:
         )
 
     async def finish_baseline(self) -> DayBaseline:
-        """The slow half, in the snapshot `start_baseline` opened: per-agent sums of the day and
-        per-minute sums of the hour in one scan, and the month before today. Rows read since by
-        `new_rows` came after that snapshot, so the two never overlap."""
+        """The slow half, in the snapshot `start_baseline` opened: the day's sums per agent, model and
+        provider, per hour over 24 hours and per agent and minute over the last hour, and the month
+        before today. From the rollup's buckets where it holds them (rollup/), else from the rows:
+        with a rollup this takes a second at any size of the day, without one it sums the last 24
+        hours of rows. Rows read since by `new_rows` came after that snapshot, so the two never overlap."""
         if self._pending is None:
             raise SourceError("no start-up snapshot is open (Postgres reconnected): starting over")
         conn, _, now, minute_from = self._pending
