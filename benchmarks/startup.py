@@ -141,12 +141,16 @@ async def first_screen(url: str, rollup: bool) -> dict[str, float]:
 
 
 async def history(url: str, rollup: bool, day: str) -> dict[str, float]:
-    from costtop.sources.day_report import day_records
+    """The anomalies' week, the month to date as it stood at the end of `day`, and `day`'s report: the
+    whole of it, and its costliest-traces read alone (rows only: the rollup keeps no traces)."""
+    from costtop.sources.day_report import READ_TIMEOUT, TOP_TRACES, day_records, traces_sql
     from costtop.sources.history import daily_spend
+    from costtop.sources.postgres import fetch
 
     tables = TableNames() if rollup else TableNames(rollup_schema="costtop_benchmark_no_rollup")
     settings = Settings(database_url=url, tables=tables, timeout_seconds=600)
     reader = PostgresReader(settings)
+    start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     try:
         await reader.connect()
         today = datetime.now(UTC).strftime("%Y-%m-%d")
@@ -154,11 +158,18 @@ async def history(url: str, rollup: bool, day: str) -> dict[str, float]:
         await daily_spend(reader, today)
         week = time.perf_counter() - started
         started = time.perf_counter()
+        await reader.read_layered(start.replace(day=1), start + timedelta(days=1), "day", READ_TIMEOUT, by=())
+        month = time.perf_counter() - started
+        started = time.perf_counter()
         await day_records(reader, settings, day)
         report = time.perf_counter() - started
+        started = time.perf_counter()
+        await fetch(reader, traces_sql, start, start + timedelta(days=1), TOP_TRACES, timeout=READ_TIMEOUT)
+        traces = time.perf_counter() - started
     finally:
         await reader.close()
-    return {"week_ms": ms(week), "report_ms": ms(report)}
+    return {"week_ms": ms(week), "month_ms": ms(month), "report_ms": ms(report), "report_traces_ms": ms(traces),
+            "report_without_traces_ms": ms(report - traces)}
 
 
 async def gateway_cost(admin_url: str, batches: int) -> dict[str, object]:
