@@ -330,3 +330,33 @@ async def test_the_job_rolls_up_litellms_spend_log(empty_db_url) -> None:
     finally:
         await conn.close()
     assert figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS)) != raw
+
+
+async def test_gateways_writing_the_same_buckets_at_once_never_deadlock(db_url, redis) -> None:
+    """Four gateways, each batch the same keys in another order, all at once: the buckets are written in
+    key order, so no two transactions wait on each other in a circle (Postgres would abort one)."""
+    now = datetime.now(UTC)
+    rng = random.Random(71)
+    base = [make_row(rng, now - timedelta(seconds=rng.uniform(0, 240))) for _ in range(300)]
+    pools = [await asyncpg.create_pool(db_url, min_size=1, max_size=1) for _ in range(4)]
+    try:
+        gateways = [Gateway(redis, pool, rollup=True) for pool in pools]
+
+        async def write(gw: Gateway, seed: int) -> None:
+            order = random.Random(seed)
+            for _ in range(5):
+                batch = base[:]
+                order.shuffle(batch)
+                await gw.record([call_of(r) for r in batch])
+
+        await asyncio.gather(*(write(gw, i) for i, gw in enumerate(gateways)))
+    finally:
+        for pool in pools:
+            await pool.close()
+    conn = await asyncpg.connect(db_url)
+    try:
+        assert await conn.fetchval("SELECT sum(calls) FROM costtop_rollup.buckets WHERE grain = 'm'") == 300 * 20
+        assert await conn.fetchval("SELECT sum(calls) FROM costtop_rollup.buckets WHERE grain = 'm'") == \
+            await conn.fetchval("SELECT count(*) FROM tool_calls")
+    finally:
+        await conn.close()
