@@ -15,7 +15,7 @@ import asyncpg
 from costtop.config import TableNames
 from costtop.rollup.plan import GRAINS, RAW, Coverage, Segment, segments
 from costtop.rollup.schema import buckets_table, source_name, sources_table
-from costtop.rollup.sums import GROUP_SUMS, KEYS, NULL_BITS, ROW_SUMS
+from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, NULL_BITS, ROW_SUMS
 
 Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 # A raw GROUP BY over hours of rows, planned as a hash aggregate. Postgres cannot estimate how few groups
@@ -116,28 +116,29 @@ def as_group(r: asyncpg.Record) -> Group:
     return Group(values[0], values[1], values[2], values[3], [values[4], *map(int, values[5:])])
 
 
-def bucket_sql(tables: TableNames, resolution: str, by: tuple[str, ...] = KEYS) -> str:
+def bucket_sql(tables: TableNames, resolution: str, by: tuple[str, ...] = KEYS, grain: str | None = None) -> str:
     """Buckets of one grain in [$3, $4), summed per the keys `by` (the others NULL) and bucket of
-    `resolution` (one of plan.GRAINS)."""
+    `resolution` (one of plan.GRAINS). Buckets of the resolution's own grain with every key are read as
+    they are: each is already one group."""
     keys = ", ".join(f"CASE WHEN nulls & {NULL_BITS[k]} = 0 THEN {k} END AS {k}" if k in by else f"NULL::text AS {k}"
                      for k in KEYS)
-    # Grouped by the keys as read back (NULL and '' apart), the ones not kept being constants.
-    grouped = "1, 2, 3, 4"
     assert resolution in GRAINS
-    return (f"SELECT {keys}, date_trunc('{resolution}', bucket, 'UTC') AS bucket, {GROUP_SUMS} "
-            f"FROM {buckets_table(tables)} WHERE source = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4 "
-            f"GROUP BY {grouped}")
+    where = (f"FROM {buckets_table(tables)} WHERE source = $1 AND grain = $2 AND bucket >= $3 AND bucket < $4")
+    if grain == resolution and tuple(by) == KEYS:
+        return f"SELECT {keys}, bucket, {', '.join(FIGURES)} {where}"
+    # Grouped by the keys as read back (NULL and '' apart), the ones not kept being constants.
+    return (f"SELECT {keys}, date_trunc('{resolution}', bucket, 'UTC') AS bucket, {GROUP_SUMS} {where} "
+            "GROUP BY 1, 2, 3, 4")
 
 
 def raw_sql(rows_from: str, since: Callable[[str, str], str], resolution: str, by: tuple[str, ...] = KEYS) -> str:
     """The raw rows in [$1, $2), summed per the keys `by` (the others NULL) and bucket of `resolution`:
     one hash aggregate (HASH_AGGREGATE)."""
     keys = ", ".join(k if k in by else f"NULL::text AS {k}" for k in KEYS)
-    grouped = "1, 2, 3, 4"
     assert resolution in GRAINS
     return (f"SELECT {keys}, date_trunc('{resolution}', created_at, 'UTC') AS bucket, {ROW_SUMS} "
             f"FROM (SELECT {rows_from} WHERE {since('$1', '>=')} AND {since('$2', '<')}) AS rows "
-            f"GROUP BY {grouped}")
+            "GROUP BY 1, 2, 3, 4")
 
 
 def merge(groups: Iterable[Group]) -> list[Group]:
@@ -180,8 +181,8 @@ async def read_groups(fetch: Fetch, tables: TableNames, source: Source | None, r
             rows = await (aggregate or fetch)(raw_sql(rows_from, since, resolution, by), seg.start, seg.end)
         else:
             assert source is not None
-            rows = await (aggregate or fetch)(bucket_sql(tables, resolution, by), source.id, seg.grain[0],
-                                              seg.start, seg.end)
+            rows = await (aggregate or fetch)(bucket_sql(tables, resolution, by, seg.grain), source.id,
+                                              seg.grain[0], seg.start, seg.end)
         found.extend(as_group(r) for r in rows)
     # Each piece's groups are distinct; only a bucket cut between two pieces needs summing.
     return LayeredRead(merge(found) if len(plan) > 1 else found, plan)

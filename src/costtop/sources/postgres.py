@@ -531,8 +531,8 @@ class PostgresReader:
             early = await read_groups(run, self.tables, source, rows, self.since, min(day_start, day_from), split,
                                       "hour", hashed)
             late = await read_groups(run, self.tables, source, rows, self.since, split, bound, "hour", hashed)
-            minutes = await read_groups(run, self.tables, source, rows, self.since, split, bound, "minute", hashed,
-                                        by=("agent",))
+            minutes = await read_groups(run, self.tables, source, rows, self.since, minute_from, bound, "minute",
+                                        hashed, by=("agent",))
             figures = day_figures(early.groups, late.groups, minutes.groups, day_start, day_end, minute_from)
             self.rollup_note = rollup_note(source, why, [*early.raw, *late.raw],
                                            self.settings.max_lateness + ROLLUP_SLACK)
