@@ -115,9 +115,17 @@ async def temp_bytes(url: str) -> int:
         await conn.close()
 
 
+def no_rollup() -> TableNames:
+    """Table names whose rollup schema is not there; on a commit before the rollup, the defaults."""
+    try:
+        return TableNames(rollup_schema="costtop_benchmark_no_rollup")
+    except ValueError:  # pydantic's ValidationError: no such setting before issue 19
+        return TableNames()
+
+
 async def first_screen(url: str, rollup: bool) -> dict[str, float]:
     """Start-up to the complete first snapshot; `rollup=False` reads a rollup schema that is not there."""
-    tables = TableNames() if rollup else TableNames(rollup_schema="costtop_benchmark_no_rollup")
+    tables = TableNames() if rollup else no_rollup()
     settings = Settings(database_url=url, tables=tables, timeout_seconds=600)
     spilled = await temp_bytes(url)
     started = time.perf_counter()
@@ -133,7 +141,7 @@ async def first_screen(url: str, rollup: bool) -> dict[str, float]:
         engine.complete(await reader.finish_baseline())
         snap = engine.snapshot(datetime.now(UTC), NO_REDIS)
         total = time.perf_counter() - started
-        note = reader.rollup_note
+        note = getattr(reader, "rollup_note", None)
     finally:
         await reader.close()
     return {"window_ms": ms(window), "complete_ms": ms(total), "agents": len(snap.agents),
@@ -147,7 +155,7 @@ async def history(url: str, rollup: bool, day: str) -> dict[str, float]:
     from costtop.sources.history import daily_spend
     from costtop.sources.postgres import fetch
 
-    tables = TableNames() if rollup else TableNames(rollup_schema="costtop_benchmark_no_rollup")
+    tables = TableNames() if rollup else no_rollup()
     settings = Settings(database_url=url, tables=tables, timeout_seconds=600)
     reader = PostgresReader(settings)
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
@@ -213,8 +221,6 @@ async def gateway_cost(admin_url: str, batches: int) -> dict[str, object]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
-    from costtop.rollup.job import run_rollup
-
     own: PostgresServer | None = None
     admin_url = args.database_url
     if admin_url is None:
@@ -229,6 +235,11 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             result: dict[str, object] = {"rows_today": rows, "rows_yesterday": args.yesterday}
             result["raw"] = [await first_screen(url, rollup=False) for _ in range(args.raw_runs)]
             print(json.dumps({"rows": rows, "raw": result["raw"]}), flush=True)
+            if args.raw_only:
+                out["sizes"].append(result)  # type: ignore[union-attr]
+                continue
+            from costtop.rollup.job import run_rollup
+
             conn = await asyncpg.connect(url)
             await conn.execute("DROP SCHEMA IF EXISTS costtop_rollup CASCADE")
             await init_db(conn, TableNames())
@@ -252,12 +263,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             print(json.dumps(result), flush=True)
             out["sizes"].append(result)  # type: ignore[union-attr]
         sizes = out["sizes"]
-        if len(sizes) >= 2:  # type: ignore[arg-type]
+        if len(sizes) >= 2 and not args.raw_only:  # type: ignore[arg-type]
             a, b = sizes[0], sizes[-1]  # type: ignore[index]
             slope = (b["rollup_median_ms"] - a["rollup_median_ms"]) / ((b["rows_today"] - a["rows_today"]) / 1e6)
             out["rollup_ms_per_million_rows"] = round(slope, 2)
             out["rollup_173m_ms_extrapolated"] = round(b["rollup_median_ms"] + slope * (173 - b["rows_today"] / 1e6), 1)
-        if args.gateway_batches:
+        if args.gateway_batches and not args.raw_only:
             out["gateway"] = await gateway_cost(admin_url, args.gateway_batches)
             print(json.dumps(out["gateway"]), flush=True)
     finally:
@@ -275,6 +286,9 @@ def main() -> None:
     parser.add_argument("--raw-runs", type=int, default=2, help="start-ups without the rollup per size (slow)")
     parser.add_argument("--skip-raw-history", action="store_true", help="do not time the week and report raw")
     parser.add_argument("--gateway-batches", type=int, default=50, help="2,000-row batches each way (0: skip)")
+    parser.add_argument("--raw-only", action="store_true",
+                        help="only start-up without a rollup: runs on a commit from before it too (the baseline: "
+                             "PYTHONPATH=<that commit's src>:. python -m benchmarks.startup --raw-only ...)")
     parser.add_argument("--database-url", help="an existing server to build the databases on (kept afterwards)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/startup.json"))
     args = parser.parse_args()
