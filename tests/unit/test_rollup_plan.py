@@ -65,3 +65,20 @@ def test_pruned_minutes_are_read_raw() -> None:
     day = floor(T0, "day")
     plan = segments(day, T0, Coverage(day - timedelta(days=9), T0, minutes_from=T0 + timedelta(days=1)), "minute")
     assert {s.grain for s in plan} == {RAW}
+
+
+def test_the_header_note_names_what_start_up_read_one_by_one() -> None:
+    from costtop.rollup.read import Source, rollup_note
+
+    day = floor(T0, "day")
+    raw = segments(day - timedelta(days=1), T0, None)
+    assert "no rollup" in (rollup_note(None, None, raw, 900) or "")
+    behind = Source(1, "job", day - timedelta(days=9), T0 - timedelta(hours=2), None)
+    late = [s for s in segments(day, T0, behind.coverage(T0), "hour") if s.grain == RAW]
+    assert "complete to 15:23 UTC" in (rollup_note(behind, None, late, 900) or "")
+    gateway = Source(2, "gateway", T0 - timedelta(hours=3), None, None, floor(T0, "hour"))
+    late = [s for s in segments(day, T0, gateway.coverage(T0), "hour") if s.grain == RAW]
+    assert "since 2026-11-30 14:23 UTC" in (rollup_note(gateway, None, late, 900) or "")
+    current = Source(1, "job", day - timedelta(days=9), floor(T0 - timedelta(minutes=5), "minute"), None)
+    late = [s for s in segments(day, T0, current.coverage(T0), "hour") if s.grain == RAW]
+    assert rollup_note(current, None, late, 900) is None

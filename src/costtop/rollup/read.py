@@ -204,6 +204,9 @@ def rollup_note(source: Source | None, why: str | None, raw: list[Segment], behi
         return (f"{why or 'no rollup'}: start-up read {scanned / 3600:.1f} h of rows one by one "
                 "(`costtop rollup`: instant)")
     if scanned > behind_after:
-        upto = source.complete_to.strftime("%H:%M") if source.complete_to is not None else "now"
-        return f"rollup ({source.kept_by}) complete to {upto} UTC: start-up read {scanned / 60:.0f} min of rows"
+        if source.complete_to is None:  # a gateway's: complete from when it began
+            return (f"rollup (gateway) since {source.covered_from:%Y-%m-%d %H:%M} UTC: start-up read "
+                    f"{scanned / 60:.0f} min of older rows")
+        return (f"rollup ({source.kept_by}) complete to {source.complete_to:%H:%M} UTC: start-up read "
+                f"{scanned / 60:.0f} min of rows")
     return None
