@@ -27,7 +27,7 @@ from costtop.demo.simulator import AGENTS, INCIDENT_AGENT, PRICES, AgentProfile,
 from costtop.gateway import Call, Gateway
 from costtop.rollup.plan import floor
 from costtop.rollup.schema import source_name, sources_table
-from costtop.sources.schema import init_db
+from costtop.sources.schema import init_db, qident, qualified
 
 PAST_DAYS = 7
 INCIDENT_BUDGET = Decimal("40")  # the runaway agent's, small: its loop runs through it within the demo
@@ -99,32 +99,41 @@ def month_budget(usual: dict[str, Decimal]) -> Decimal:
     return round_up(sum(usual.values(), Decimal(0)) * 31, 1000)
 
 
-async def prepare(settings: Settings, rate: float = 40.0) -> None:
-    """Schema, budgets and a past week, as an operator's fleet would have them. The demo's gateway keeps
-    the rollup (gateway.py) and has kept it all week: the week's rows go in through it, its hours summed
-    up to this one, so that start-up reads buckets as it would in production."""
+async def prepare(settings: Settings, rate: float = 40.0, rollup: bool = False) -> None:
+    """Schema, budgets and a past week, as an operator's fleet would have them. With `rollup` (the demo:
+    its gateway keeps costtop's rollup, gateway.py) the week was written by that gateway all along: its
+    rows go in through it and its hours are summed up to this one, so that start-up reads buckets as
+    it would in production. Without (the benchmarks, whose load generators write rows of their own
+    and keep no rollup) the week is plain rows: a rollup claimed here would leave theirs out."""
     now = datetime.now(UTC)
     usual = usual_days(rate)
     week = past_week(now, usual)
     conn = await asyncpg.connect(settings.database_url, timeout=10)
     try:
         await init_db(conn, settings.tables)
-        await conn.execute(
-            f"INSERT INTO {sources_table(settings.tables)} (name, kept_by, covered_from, hours_to) "
-            "VALUES ($1, 'gateway', $2, $3) ON CONFLICT (name) DO NOTHING",
-            source_name(settings.tables), min(row[0] for row in week), floor(now, "hour"))
+        if rollup:
+            await conn.execute(
+                f"INSERT INTO {sources_table(settings.tables)} (name, kept_by, covered_from, hours_to) "
+                "VALUES ($1, 'gateway', $2, $3) ON CONFLICT (name) DO NOTHING",
+                source_name(settings.tables), min(row[0] for row in week), floor(now, "hour"))
+        else:
+            c, t = settings.tables.column, qualified(settings.tables, settings.tables.calls)
+            columns = ", ".join(qident(c(n)) for n in ("created_at", "agent_id", "tool_name", "latency_ms",
+                                                           "provider", "model", "cost_usd", "status"))
+            await conn.executemany(f"INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", week)
     finally:
         await conn.close()
-    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1, timeout=10)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=5)
-    try:
-        gateway = Gateway(redis, pool, keys=settings.keys, tables=settings.tables, rollup=True, timeout=30)
-        await gateway.record([Call(agent, tool, latency, provider=provider, model=model, cost_usd=cost,
-                                   status=status, created_at=at)
-                              for at, agent, tool, latency, provider, model, cost, status in week], counters=False)
-    finally:
-        await pool.close()
-        await redis.aclose()
+    if rollup:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=1, timeout=10)
+        redis = Redis.from_url(settings.redis_url, socket_timeout=5)
+        try:
+            gateway = Gateway(redis, pool, keys=settings.keys, tables=settings.tables, rollup=True, timeout=30)
+            await gateway.record([Call(agent, tool, latency, provider=provider, model=model, cost_usd=cost,
+                                       status=status, created_at=at)
+                                  for at, agent, tool, latency, provider, model, cost, status in week], counters=False)
+        finally:
+            await pool.close()
+            await redis.aclose()
     redis = Redis.from_url(settings.redis_url, socket_timeout=5)
     try:
         prefix = settings.keys.budget
@@ -184,7 +193,7 @@ def run_demo(settings: Settings, rate: float = 40.0, incident_after: float = 30.
                                            "audit_spool": str(pair.root / "audit-pending.jsonl")})
         where = servers_line(pair.redis.url, pair.postgres.url)
         print(where, file=sys.stderr, flush=True)
-        asyncio.run(prepare(demo, rate))
+        asyncio.run(prepare(demo, rate, rollup=True))
         simulator = start_simulator(demo, rate, incident_after, pair.root / "simulator.log")
         app = CosttopApp(demo, Session(demo, LiveFeed(demo)), greeting=where)
 
