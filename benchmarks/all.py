@@ -13,9 +13,9 @@ each one's key figures from the JSON it writes, and records them with the commit
 (or all-full.json). That file is committed: the next run's baseline is the one in HEAD. Then it rewrites
 the section of docs/performance.md between the two markers (BEGIN, END) from the files.
 
-A benchmark that failed, timed out, was skipped or does not exist yet (benchmarks.startup, being written)
-gives "not measured (why)" for its figures, never the last value. `--only` runs a subset and keeps the
-other benchmarks' records from the file as they were, each row still saying its own commit.
+A benchmark that failed, timed out, was skipped or does not exist in the checkout (benchmarks.startup
+came after this file) gives "not measured (why)" for its figures, never the last value. `--only` runs a
+subset and keeps the other benchmarks' records from the file as they were, each row saying its commit.
 
 The pure part (reading figures from a benchmark's JSON, baselines, the markdown, the marker replacement)
 is separate from the running part, and tested in tests/unit/test_benchmarks_all.py.
@@ -30,6 +30,7 @@ import os
 import platform
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -87,6 +88,11 @@ def at(*path: str | int | tuple[str, Any], scale: float = 1.0) -> Getter:
     return lambda data: float(walk(data, path)) * scale
 
 
+def median_of(*path: str | int | tuple[str, Any], key: str) -> Getter:
+    """The median of `key` over the list of repeated runs at `path` (a benchmark that keeps every run)."""
+    return lambda data: float(statistics.median(float(run[key]) for run in walk(data, path)))
+
+
 @dataclass(frozen=True)
 class Target:
     """A bound from the issue or the doc, in the figure's unit; `text` is how the doc says it."""
@@ -118,8 +124,6 @@ class Entry:
     args: tuple[str, ...]
     timeout: float
     figures: tuple[Figure, ...] = ()
-    # For a benchmark whose output is not known in advance (benchmarks.startup): the figures, from it.
-    discover: Callable[[Any], list[Figure]] | None = None
     module: str = ""
     # Why it cannot run here (a missing virtualenv), or None.
     requires: Callable[[], str | None] = field(default=lambda: None)
@@ -158,62 +162,14 @@ def read_figures(figures: Sequence[Figure], data: Any, command: str) -> list[dic
     return out
 
 
-def not_measured(figures: Sequence[Figure], reason: str, command: str, name: str) -> list[dict[str, Any]]:
-    """Every figure of a benchmark that gave no output; one row for the benchmark if its figures are unknown."""
-    rows = list(figures) or [Figure(f"{name}: all figures", "", lambda d: 0.0)]
-    out = read_figures(rows, None, command)
+def not_measured(figures: Sequence[Figure], reason: str, command: str) -> list[dict[str, Any]]:
+    """Every figure of a benchmark that gave no output (failed, timed out, skipped, not written yet)."""
+    out = read_figures(figures, None, command)
     for record in out:
         record["value"], record["met"], record["not_measured"] = None, None, reason
         if record["comparator"] is not None:
             record["comparator"]["value"] = None
     return out
-
-
-UNIT_SUFFIXES = {"_ms": "ms", "_s": "s", "_mb": "MB", "_percent": "%", "_kb": "KB"}
-
-
-def discover_numbers(benchmark: str) -> Callable[[Any], list[Figure]]:
-    """Figures for an output not known in advance: every number whose key ends in a unit (_ms, _s, _mb...).
-
-    A list of results (or {"results": [...]} / {"runs": [...]}) is read item by item, each named by its
-    "rows" when it has one. Narrow it to the key figures once the benchmark's output is settled.
-    """
-    def figures(data: Any) -> list[Figure]:
-        if isinstance(data, dict):
-            key = next((k for k in ("results", "runs") if isinstance(data.get(k), list)), None)
-            if key is None:
-                return [Figure(f"{benchmark}: {'.'.join(p)}", unit, at(*p)) for p, unit in _numbers(data, ())]
-            base: tuple[str, ...] = (key,)
-            items = data[key]
-        elif isinstance(data, list):
-            base, items = (), data
-        else:
-            return []
-        out: list[Figure] = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                continue
-            rows = item.get("rows")
-            step: int | tuple[str, Any] = ("rows", rows) if rows is not None else i
-            label = f" ({rows:,} rows)" if isinstance(rows, int) else f" ({i})"
-            out += [Figure(f"{benchmark}{label}: {'.'.join(p)}", unit, at(*base, step, *p))
-                    for p, unit in _numbers(item, ())]
-        return out
-    return figures
-
-
-def _numbers(node: dict[str, Any], path: tuple[str, ...]) -> list[tuple[tuple[str, ...], str]]:
-    found = []
-    for key, value in node.items():
-        if isinstance(value, dict):
-            found += _numbers(value, (*path, key))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            unit = next((u for s, u in UNIT_SUFFIXES.items() if key.endswith(s)), None)
-            if unit is None and path:  # {"first_screen_ms": {"median": ...}}: the parent names the unit
-                unit = next((u for s, u in UNIT_SUFFIXES.items() if path[-1].endswith(s)), None)
-            if unit is not None:
-                found.append(((*path, key), unit))
-    return found
 
 
 # -- the plan ----------------------------------------------------------------------------------------------------
@@ -318,9 +274,33 @@ def scale(sizes: Sequence[int]) -> Entry:
     return Entry("scale", ("--rows", *map(str, sizes)), 900 + sum(sizes) / 2_000, tuple(figures))
 
 
-def startup(sizes: Sequence[int]) -> Entry:
-    return Entry("startup", ("--rows", *map(str, sizes)), 900 + sum(sizes) / 2_000,
-                 discover=discover_numbers("startup"))
+def startup(sizes: Sequence[int], yesterday: int | None = None) -> Entry:
+    """The complete first screen with and without the rollup (issue 19); `yesterday`: calls the day before
+    (the benchmark's default is 10M, too many for the quick run)."""
+    figures: list[Figure] = []
+    for rows in sizes:
+        n, s = f"startup ({rows:,} rows today)", ("sizes", ("rows_today", rows))
+        figures += [
+            Figure(f"{n}: complete first screen with the rollup, median", "ms", at(*s, "rollup_median_ms"),
+                   Target("< 2 s", "<", 2000), ("without the rollup", median_of(*s, "raw", key="complete_ms"))),
+            Figure(f"{n}: the rollup job filling it from nothing", "s", at(*s, "job_fill_s")),
+            Figure(f"{n}: the rollup job's next run", "s", at(*s, "job_next_run_s")),
+            Figure(f"{n}: the week of daily sums from the rollup, median", "ms",
+                   median_of(*s, "history_rollup", key="week_ms"),
+                   comparator=("raw", at(*s, "history_raw", "week_ms"))),
+            Figure(f"{n}: yesterday's report from the rollup, median", "ms",
+                   median_of(*s, "history_rollup", key="report_ms"),
+                   comparator=("raw", at(*s, "history_raw", "report_ms"))),
+        ]
+    if len(sizes) >= 2:
+        figures.append(Figure("startup: complete first screen with the rollup, extrapolated to a day of 173M rows",
+                              "ms", at("rollup_173m_ms_extrapolated"), Target("< 2 s", "<", 2000)))
+    figures.append(Figure("startup: a gateway batch of 2,000 rows keeping the rollup, median", "ms",
+                          at("gateway", "with_rollup_ms"),
+                          comparator=("without the rollup", at("gateway", "plain_ms"))))
+    extra = () if yesterday is None else ("--yesterday", str(yesterday))
+    built = sum(sizes) + len(sizes) * (10_000_000 if yesterday is None else yesterday)
+    return Entry("startup", ("--rows", *map(str, sizes), *extra), 900 + built / 4_000, tuple(figures))
 
 
 def live(args: tuple[str, ...], rates: Sequence[int], timeout: float) -> Entry:
@@ -436,7 +416,7 @@ def plan(kind: str) -> list[Entry]:
             frame(10_000, 500, 10),
             history([1_000_000]),
             scale([1_000_000]),
-            startup([1_000_000]),
+            startup([1_000_000], yesterday=1_000_000),
             faults(3),
             late_rows(30),
             terminal_bytes(20),
@@ -668,7 +648,7 @@ def run_entry(entry: Entry, kind: str) -> dict[str, Any]:
         record["status"], reason = "skipped", why
     if reason is not None:
         record["reason"] = reason
-        record["figures"] = not_measured(entry.figures, f"{record['status']}: {reason}", command, entry.name)
+        record["figures"] = not_measured(entry.figures, f"{record['status']}: {reason}", command)
         return record
     work.mkdir(parents=True, exist_ok=True)
     out.unlink(missing_ok=True)
@@ -699,13 +679,11 @@ def run_entry(entry: Entry, kind: str) -> dict[str, Any]:
         record["status"] = "failed"
         record["reason"] = record["reason"] or f"exit code {record['exit_code']}: {last_line(log)}"
     if data is None:
-        record["figures"] = not_measured(entry.figures, record["reason"], command, entry.name)
+        record["figures"] = not_measured(entry.figures, record["reason"], command)
     else:
         if record["exit_code"]:
             record["reason"] = f"exit code {record['exit_code']} (JSON written: {last_line(log)})"
-        figures = entry.discover(data) if entry.discover is not None else list(entry.figures)
-        record["figures"] = (read_figures(figures, data, command) if figures
-                             else not_measured((), "no figures found in the output", command, entry.name))
+        record["figures"] = read_figures(entry.figures, data, command)
     print(f"[{entry.name}] {record['status']} in {record['seconds']} s"
           + (f": {record['reason']}" if record["reason"] else ""), flush=True)
     return record

@@ -18,7 +18,6 @@ from benchmarks.all import (
     Target,
     at,
     attach_baselines,
-    discover_numbers,
     merge,
     not_measured,
     number,
@@ -50,7 +49,7 @@ def cells(table: str, figure: str) -> list[str]:
 
 def test_a_failed_benchmark_reads_not_measured_with_its_reason_and_never_the_previous_value() -> None:
     previous = {"benchmarks": [record("frame", "aaa1111", read_figures([DRAW], {"draw_ms": {"median": 45.5}}, "c"))]}
-    failed = record("frame", "bbb2222", not_measured([DRAW], "exit code 1: Traceback", "c", "frame"), status="failed")
+    failed = record("frame", "bbb2222", not_measured([DRAW], "exit code 1: Traceback", "c"), status="failed")
     table = render_table({"benchmarks": [attach_baselines(failed, previous)]})
     _, now, baseline, target, commit = cells(table, "frame: draw, median")
     assert now == "not measured (exit code 1: Traceback)"
@@ -146,20 +145,32 @@ def test_only_replaces_the_benchmarks_it_ran_and_the_others_keep_their_commit() 
     assert cells(table, "frame: draw, median")[4] == "bbb2222"
 
 
-def test_an_output_not_known_in_advance_gives_every_number_with_a_unit_in_its_key() -> None:
-    data = [{"rows": 1_000_000, "first_screen_ms": 1490.0, "complete_s": 28.8, "note": "x",
-             "read": {"median_ms": 14.4, "n": 10}}]
-    figures = discover_numbers("startup")(data)
-    values = {f.name: (f.get(data), f.unit) for f in figures}
-    assert values == {"startup (1,000,000 rows): first_screen_ms": (1490.0, "ms"),
-                      "startup (1,000,000 rows): complete_s": (28.8, "s"),
-                      "startup (1,000,000 rows): read.median_ms": (14.4, "ms")}
+def test_startup_figures_come_from_its_sizes_with_the_raw_start_up_as_the_comparator() -> None:
+    def run(ms: float) -> dict[str, float]:
+        return {"window_ms": 1.0, "complete_ms": ms}
+
+    size = {"rows_today": 1_000_000, "raw": [run(9000.0), run(7000.0)], "job_fill_s": 12.5, "job_next_run_s": 0.4,
+            "rollup": [run(300.0)] * 5, "rollup_median_ms": 310.0, "rollup_max_ms": 400.0,
+            "history_rollup": [{"week_ms": 20.0, "report_ms": 90.0}, {"week_ms": 40.0, "report_ms": 70.0},
+                               {"week_ms": 30.0, "report_ms": 80.0}],
+            "history_raw": {"week_ms": 2000.0, "report_ms": 5000.0}}
+    data = {"commit": "x", "sizes": [size], "gateway": {"plain_ms": 30.0, "with_rollup_ms": 33.0}}
+    entry = next(e for e in plan("quick") if e.name == "startup")
+    got = {f["name"]: f for f in read_figures(entry.figures, data, "c")}
+    first = got["startup (1,000,000 rows today): complete first screen with the rollup, median"]
+    assert first["value"] == 310.0 and first["met"] is True
+    assert first["comparator"] == {"what": "without the rollup", "value": 8000.0}  # the median of the raw runs
+    week = got["startup (1,000,000 rows today): the week of daily sums from the rollup, median"]
+    assert week["value"] == 30.0 and week["comparator"]["value"] == 2000.0
+    assert got["startup: a gateway batch of 2,000 rows keeping the rollup, median"]["value"] == 33.0
+    assert all(f["value"] is not None for f in got.values()), got
+    assert entry.args == ("--rows", "1000000", "--yesterday", "1000000")
 
 
 def test_a_benchmark_module_that_does_not_exist_yet_is_recorded_missing_without_running() -> None:
-    entry = Entry("startup", ("--rows", "1000000"), 1, module="benchmarks.not_written_yet")
+    entry = Entry("startup", ("--rows", "1000000"), 1, (DRAW,), module="benchmarks.not_written_yet")
     result = run_entry(entry, "quick")
-    assert result["status"] == "missing" and result["exit_code"] is None
+    assert result["status"] == "missing" and result["exit_code"] is None and result["seconds"] is None
     assert result["figures"][0]["value"] is None
     assert result["figures"][0]["not_measured"].startswith("missing: benchmarks/not_written_yet.py does not exist")
 
@@ -173,7 +184,7 @@ def test_the_quick_plan_builds_no_10m_rows_and_runs_no_soak_and_the_full_plan_ru
     assert {"soak", "floods", "scale", "startup", "live", "keys"} <= {e.name for e in full}
     startup = {k: next(e for e in p if e.name == "startup") for k, p in (("quick", quick), ("full", full))}
     assert startup["full"].command("F") == "python -m benchmarks.startup --rows 10000000 30000000 --out F"
-    assert startup["quick"].command("F") == "python -m benchmarks.startup --rows 1000000 --out F"
+    assert startup["quick"].command("F") == "python -m benchmarks.startup --rows 1000000 --yesterday 1000000 --out F"
     assert "--million" in next(e for e in full if e.name == "floods").args
 
 
