@@ -274,9 +274,9 @@ def scale(sizes: Sequence[int]) -> Entry:
     return Entry("scale", ("--rows", *map(str, sizes)), 900 + sum(sizes) / 2_000, tuple(figures))
 
 
-def startup(sizes: Sequence[int], yesterday: int | None = None) -> Entry:
-    """The complete first screen with and without the rollup (issue 19); `yesterday`: calls the day before
-    (the benchmark's default is 10M, too many for the quick run)."""
+def startup(sizes: Sequence[int], args: tuple[str, ...] = ()) -> Entry:
+    """The complete first screen with and without the rollup (issue 19). The benchmark also writes
+    `--yesterday` calls the day before, 10M by default: the quick run asks for fewer."""
     figures: list[Figure] = []
     for rows in sizes:
         n, s = f"startup ({rows:,} rows today)", ("sizes", ("rows_today", rows))
@@ -298,9 +298,9 @@ def startup(sizes: Sequence[int], yesterday: int | None = None) -> Entry:
     figures.append(Figure("startup: a gateway batch of 2,000 rows keeping the rollup, median", "ms",
                           at("gateway", "with_rollup_ms"),
                           comparator=("without the rollup", at("gateway", "plain_ms"))))
-    extra = () if yesterday is None else ("--yesterday", str(yesterday))
-    built = sum(sizes) + len(sizes) * (10_000_000 if yesterday is None else yesterday)
-    return Entry("startup", ("--rows", *map(str, sizes), *extra), 900 + built / 4_000, tuple(figures))
+    yesterday = int(args[args.index("--yesterday") + 1]) if "--yesterday" in args else 10_000_000
+    built = sum(sizes) + len(sizes) * yesterday
+    return Entry("startup", ("--rows", *map(str, sizes), *args), 900 + built / 4_000, tuple(figures))
 
 
 def live(args: tuple[str, ...], rates: Sequence[int], timeout: float) -> Entry:
@@ -416,17 +416,17 @@ def plan(kind: str) -> list[Entry]:
             frame(10_000, 500, 10),
             history([1_000_000]),
             scale([1_000_000]),
-            startup([1_000_000], yesterday=1_000_000),
+            startup([1_000_000], ("--yesterday", "1000000", "--raw-runs", "1", "--gateway-batches", "20")),
             faults(3),
-            late_rows(30),
+            late_rows(20),
             terminal_bytes(20),
-            litellm_callback(300, 30),
-            live(("--rates", "2000", "--seconds", "30", "--warmup", "5", "--trials", "3"), [2000], 900),
+            litellm_callback(200, 20),
+            live(("--rates", "2000", "--seconds", "20", "--warmup", "5", "--trials", "3"), [2000], 900),
             # At 10,000 calls/s the backfill alone is 3.3M rows, and on the busy two cores costtop did not
             # catch up with the load within the benchmark's 300 s: the quick run presses keys at 2,000.
             keys(2000, ("--rounds", "10", "--steady", "10"), 900),
-            refresh(),
-            floods(("--only", "agents", "--rounds", "10"), FLOODS_ALL[:1], 1200),
+            # 100,000 agents are on screen within 20 s when all is well: give up after 3 minutes, not 10.
+            floods(("--only", "agents", "--rounds", "10", "--start-timeout", "180"), FLOODS_ALL[:1], 900),
         ]
     return [
         ingest(),
@@ -681,8 +681,9 @@ def run_entry(entry: Entry, kind: str) -> dict[str, Any]:
     if data is None:
         record["figures"] = not_measured(entry.figures, record["reason"], command)
     else:
-        if record["exit_code"]:
-            record["reason"] = f"exit code {record['exit_code']} (JSON written: {last_line(log)})"
+        if record["exit_code"]:  # a scenario failed (its figures say why), or soak's bar was not met
+            record["status"] = "partial"
+            record["reason"] = f"exit code {record['exit_code']}, its JSON written: {last_line(log)}"
         record["figures"] = read_figures(entry.figures, data, command)
     print(f"[{entry.name}] {record['status']} in {record['seconds']} s"
           + (f": {record['reason']}" if record["reason"] else ""), flush=True)
@@ -726,8 +727,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(DOC, "w", encoding="utf-8", newline="") as f:
         f.write(replace_section(doc, render_section(others)))
     print(f"\n{render_table(results)}\n\n-> {path.relative_to(REPO)}, {DOC.relative_to(REPO)}")
-    # A benchmark not written yet or not runnable here is said in the table; only a failure fails the run.
-    return 1 if any(r["status"] in ("failed", "timeout") for r in records) else 0
+    # A benchmark not in the checkout or not runnable here is said in the table; only a failure fails the run.
+    return 1 if any(r["status"] in ("failed", "timeout", "partial") for r in records) else 0
 
 
 if __name__ == "__main__":

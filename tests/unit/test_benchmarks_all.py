@@ -164,7 +164,7 @@ def test_startup_figures_come_from_its_sizes_with_the_raw_start_up_as_the_compar
     assert week["value"] == 30.0 and week["comparator"]["value"] == 2000.0
     assert got["startup: a gateway batch of 2,000 rows keeping the rollup, median"]["value"] == 33.0
     assert all(f["value"] is not None for f in got.values()), got
-    assert entry.args == ("--rows", "1000000", "--yesterday", "1000000")
+    assert entry.args[:4] == ("--rows", "1000000", "--yesterday", "1000000")
 
 
 def test_a_benchmark_module_that_does_not_exist_yet_is_recorded_missing_without_running() -> None:
@@ -184,7 +184,7 @@ def test_the_quick_plan_builds_no_10m_rows_and_runs_no_soak_and_the_full_plan_ru
     assert {"soak", "floods", "scale", "startup", "live", "keys"} <= {e.name for e in full}
     startup = {k: next(e for e in p if e.name == "startup") for k, p in (("quick", quick), ("full", full))}
     assert startup["full"].command("F") == "python -m benchmarks.startup --rows 10000000 30000000 --out F"
-    assert startup["quick"].command("F") == "python -m benchmarks.startup --rows 1000000 --yesterday 1000000 --out F"
+    assert startup["quick"].command("F").startswith("python -m benchmarks.startup --rows 1000000 --yesterday 1000000 ")
     assert "--million" in next(e for e in full if e.name == "floods").args
 
 
