@@ -461,7 +461,8 @@ def attach_baselines(record: dict[str, Any], previous: dict[str, Any] | None) ->
         old = before.get(fig["name"])
         baseline = None
         if old is not None:
-            baseline = {"value": old[0].get("value"), "unit": old[0].get("unit"), "commit": old[1]}
+            baseline = {"value": old[0].get("value"), "unit": old[0].get("unit"), "commit": old[1],
+                        "command": old[0].get("command")}
             if old[0].get("value") is None:
                 baseline["not_measured"] = old[0].get("not_measured", "?")
         figures.append({**fig, "baseline": baseline})
@@ -510,6 +511,8 @@ def figure_row(fig: dict[str, Any], commit: str) -> str:
         baseline = f"not measured at {base['commit']}"
     else:
         baseline = f"{with_unit(base['value'], base.get('unit') or fig['unit'])} at {base['commit']}"
+    if base is not None and base.get("command") not in (None, fig.get("command")):
+        baseline += " (other arguments)"  # a plan changed since: a difference may be the arguments'
     comparator = fig.get("comparator")
     if comparator is not None:
         same = "not measured" if comparator["value"] is None else with_unit(comparator["value"], fig["unit"])

@@ -65,11 +65,14 @@ def test_the_baseline_is_the_previous_files_figure_with_that_files_commit() -> N
     now = record("frame", "def5678-dirty", read_figures([DRAW, other], {"draw_ms": {"median": 19.7}, "build": 204.3},
                                                       "python -m benchmarks.frame"))
     with_base = attach_baselines(now, previous)
-    assert with_base["figures"][0]["baseline"] == {"value": 61.0, "unit": "ms", "commit": "abc1234"}
+    assert with_base["figures"][0]["baseline"] == {"value": 61.0, "unit": "ms", "commit": "abc1234", "command": "c"}
     assert with_base["figures"][1]["baseline"] is None
     table = render_table({"benchmarks": [with_base]})
-    assert cells(table, "frame: draw, median") == ["frame: draw, median", "**19.7 ms**", "61 ms at abc1234",
-                                                   "< 50 ms: met", "def5678-dirty"]
+    assert cells(table, "frame: draw, median") == ["frame: draw, median", "**19.7 ms**",
+                                                   "61 ms at abc1234 (other arguments)", "< 50 ms: met",
+                                                   "def5678-dirty"]
+    same = attach_baselines(record("frame", "d", read_figures([DRAW], {"draw_ms": {"median": 1.0}}, "c")), previous)
+    assert cells(render_table({"benchmarks": [same]}), "frame: draw, median")[2] == "61 ms at abc1234"
     assert cells(table, "frame: build, median")[2] == "none (no previous run)"
     assert with_base["figures"][0]["command"] == "python -m benchmarks.frame"
 
