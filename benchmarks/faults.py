@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 from redis.asyncio import Redis
@@ -106,8 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=3.0)
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(run(args.runs, args.timeout)), indent=2))
+    result = asyncio.run(run(args.runs, args.timeout))
+    print(json.dumps(result, indent=2))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=1000, help="timed requests per proxy")
     parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/litellm_callback-<ts>.json)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="costtop-bench-litellm-"))
     redis = RedisServer(root / "redis").start()
@@ -135,8 +136,8 @@ def main() -> int:
             "median_paired_ms": round(statistics.median(paired), 3),
         }
     result["hook_alone"] = hook
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"litellm_callback-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out = args.out or RESULTS / f"litellm_callback-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     for variant in VARIANTS:
         s = result[variant]

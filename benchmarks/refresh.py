@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
@@ -38,7 +41,15 @@ def ms(values: list[float]) -> str:
             f" ms, max {values[-1] * 1000:.2f} ms (n={len(values)})")
 
 
-async def measure(settings: Settings, seconds: float) -> None:
+def stats(values: list[float]) -> dict[str, float]:
+    """The figures `ms` prints, for --out."""
+    values = sorted(values)
+    return {"median_ms": round(statistics.median(values) * 1000, 2),
+            "p95_ms": round(values[int(0.95 * (len(values) - 1))] * 1000, 2), "max_ms": round(values[-1] * 1000, 2),
+            "n": len(values)}
+
+
+async def measure(settings: Settings, seconds: float) -> dict[str, Any]:
     conn = await asyncpg.connect(settings.database_url)
     first = await conn.fetchval("SELECT count(*) FROM tool_calls")
     t0 = time.monotonic()
@@ -102,12 +113,16 @@ async def measure(settings: Settings, seconds: float) -> None:
                 await pilot.pause(0.01)
         await redis.aclose()
         print(f"switch set by another client -> shown in the snapshot: {ms(latencies)}")
+    return {"demo_rows_per_s": round((second - first) / elapsed, 1), "postgres_read": stats(reads),
+            "engine_ingest": stats(ingests), "engine_snapshot": stats(snaps), "render": stats(renders),
+            "switch_to_snapshot": stats(latencies)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=40)
+    parser.add_argument("--out", type=Path, help="also write the figures as JSON to this file")
     args = parser.parse_args()
     pair = ServerPair.start(prefix="costtop-bench-")
     sim = None
@@ -116,7 +131,10 @@ def main() -> int:
         asyncio.run(prepare(settings))
         sim = start_simulator(settings, args.rate, 5, pair.root / "sim.log")
         time.sleep(3)
-        asyncio.run(measure(settings, args.seconds))
+        result = asyncio.run(measure(settings, args.seconds))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         stop_process(sim)
         pair.stop()

@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=60)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--interval", type=float, default=60)
+    parser.add_argument("--out", type=Path, help="JSON path (default benchmarks/results/soak-<time>.json)")
     args = parser.parse_args()
     pair = ServerPair.start(prefix="costtop-soak-")
     work = Path(tempfile.mkdtemp(prefix="costtop-soak-log-"))
@@ -101,8 +102,8 @@ def main() -> int:
                     "rss_change": round(growth, 4), "errors": final["errors"], "alive_at_end": final["alive"],
                     "met": errors == 0 and abs(growth) <= 0.10 and final["alive"]}
     print(json.dumps(verdict), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out = args.out or RESULTS / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"verdict": verdict, "samples": samples}, indent=2) + "\n")
     return 0 if verdict.get("met") else 1
 
