@@ -271,8 +271,7 @@ class Gateway:
         params = [f"${i}::{kind}" for i, kind in enumerate(COLUMN_TYPES, 1)]
         if not only_new:
             return f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(params)})"
-        same = " AND ".join(f"{n} IS NOT DISTINCT FROM {p}" for n, p in zip(names, params, strict=True)
-                            if n in (names[0], names[1], names[2], names[3], names[12], names[13]))
+        same = " AND ".join(f"{names[i]} IS NOT DISTINCT FROM {params[i]}" for i in SAME_ROW)
         return (f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(params)} "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE {same})")
 
@@ -321,7 +320,7 @@ class Gateway:
         aliases = [f"v{i}" for i in range(len(names))]
         select = f"SELECT {', '.join(aliases)} FROM unnest({arrays}) AS v({', '.join(aliases)})"
         if only_new:
-            same = " AND ".join(f"t.{names[i]} IS NOT DISTINCT FROM v.{aliases[i]}" for i in (0, 1, 2, 3, 12, 13))
+            same = " AND ".join(f"t.{names[i]} IS NOT DISTINCT FROM v.{aliases[i]}" for i in SAME_ROW)
             select += f" WHERE NOT EXISTS (SELECT 1 FROM {table} AS t WHERE {same})"
         col = {n: qident(self.tables.column(n)) for n in FALLBACK_COLUMNS}
         returned = ", ".join(col[n] for n in ("created_at", "agent_id", "provider", "model", "tokens_in", "tokens_out",
@@ -412,6 +411,9 @@ class Gateway:
         return len(rows) if fresh is not None else 0
 
 
+# The columns (indexes in FALLBACK_COLUMNS) a row whose commit reply was lost is recognised by: time,
+# agent, tool, latency, trace and span.
+SAME_ROW = (0, 1, 2, 3, 12, 13)
 # The parameter types of FALLBACK_COLUMNS: a row read back from JSON holds strings and numbers only.
 COLUMN_TYPES = ("timestamptz", "text", "text", "integer", "text", "text", "integer", "integer", "integer",
                 "numeric", "text", "text", "text", "text", "text")

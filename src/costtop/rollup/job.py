@@ -28,10 +28,11 @@ import asyncpg
 
 from costtop.config import Settings, TableNames
 from costtop.rollup.plan import floor
-from costtop.rollup.read import HASH_AGGREGATE, find_source
+from costtop.rollup.read import HASH_AGGREGATE, find_source, rows_between
 from costtop.rollup.schema import buckets_table, rollup_ddl, source_name, sources_table
-from costtop.rollup.sums import FIGURES, GROUP_SUMS, KEYS, compact_sql, upsert_sql
-from costtop.sources.postgres import PG_ERRORS, PostgresReader
+from costtop.rollup.sums import compact_sql, upsert_sql
+from costtop.sources.errors import SourceError
+from costtop.sources.postgres import PG_ERRORS, PostgresReader, conn_fetch
 
 HISTORY_DAYS = 8  # the anomalies' week and today
 VERIFY_HOURS = 24
@@ -64,7 +65,7 @@ async def run_rollup(settings: Settings, now: datetime | None = None, since: dat
     reader = PostgresReader(settings, clock=lambda: now)
     try:
         await reader.connect()  # the columns and their types: the same SQL as costtop's own reads
-    except Exception as exc:
+    except SourceError as exc:
         raise RollupError(str(exc)) from None
     finally:
         await reader.close()
@@ -117,9 +118,7 @@ class Run:
             f"INSERT INTO {sources_table(tables)} (name, kept_by, covered_from, complete_to, minutes_from) "
             "VALUES ($1, 'job', $2, $2, $2) ON CONFLICT (name) DO NOTHING", self.name, start)
 
-        async def fetch(sql: str, *args: object) -> list[asyncpg.Record]:
-            return await self.conn.fetch(sql, *args)
-        source = await find_source(fetch, tables)
+        source = await find_source(conn_fetch(self.conn, STATEMENT_TIMEOUT), tables)
         assert source is not None
         if source.kept_by == "job":
             assert source.complete_to is not None
@@ -139,8 +138,7 @@ class Run:
         return self.result
 
     def _rows(self, first: str, end: str) -> str:
-        since = self.reader.since
-        return f"(SELECT {self.reader.rows_from()} WHERE {since(first)} AND {since(end, '<')}) AS rows"
+        return rows_between(self.reader.rows_from(), self.reader.since, first, end)
 
     async def _locked_to(self, source: int) -> datetime:
         """complete_to, locked until the transaction ends: a second writer (a run without the advisory
@@ -156,8 +154,7 @@ class Run:
             async with self.conn.transaction():
                 if await self._locked_to(source) != upto:
                     raise RollupError(f"{self.name}: another writer moved the rollup on; run again")
-                for statement in HASH_AGGREGATE:  # (read.py: why)
-                    await self.conn.execute(statement)
+                await self.conn.execute(HASH_AGGREGATE)  # (read.py: why)
                 await self.conn.execute(upsert_sql(self.buckets, self._rows("$2", "$3")), source, upto, end)
                 await self.conn.execute(f"UPDATE {sources} SET complete_to = $2, updated_at = now() WHERE id = $1",
                                         source, end)
@@ -191,22 +188,16 @@ class Run:
     async def reroll(self, source: int, first: datetime, end: datetime) -> None:
         """Sum [first, end) again from the rows, then its day from its hours, in one transaction."""
         day = floor(first, "day")
-        keys = ", ".join((*KEYS, "nulls"))
         async with self.conn.transaction():
             await self._locked_to(source)
             await self.conn.execute(f"DELETE FROM {self.buckets} WHERE source = $1 AND grain IN ('m', 'h') "
                                     "AND bucket >= $2 AND bucket < $3", source, first, end)
-            for statement in HASH_AGGREGATE:
-                await self.conn.execute(statement)
+            await self.conn.execute(HASH_AGGREGATE)
             await self.conn.execute(upsert_sql(self.buckets, self._rows("$2", "$3"), ("minute", "hour")),
                                     source, first, end)
             await self.conn.execute(f"DELETE FROM {self.buckets} WHERE source = $1 AND grain = 'd' AND bucket = $2",
                                     source, day)
-            await self.conn.execute(
-                f"INSERT INTO {self.buckets} (source, grain, bucket, {keys}, {', '.join(FIGURES)}) "
-                f"SELECT $1, 'd', $2::timestamptz, {keys}, {GROUP_SUMS} FROM {self.buckets} "
-                "WHERE source = $1 AND grain = 'h' AND bucket >= $2 AND bucket < $2::timestamptz + interval '1 day' "
-                f"GROUP BY {keys} ORDER BY {keys}", source, day)
+            await self.conn.execute(compact_sql(self.buckets, "day", "hour"), source, day, day + timedelta(days=1))
 
     async def prune(self, source: int, minutes_from: datetime | None, summed_to: datetime) -> None:
         """Minute buckets older than `keep_minutes_days` go, never ones not yet summed into hours."""

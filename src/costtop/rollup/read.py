@@ -24,9 +24,9 @@ Fetch = Callable[..., Awaitable[list[asyncpg.Record]]]
 # created_at) index into an incremental sort, 100 s of random reads. Hashing keeps only the groups in
 # memory: 2 MB for a day's hours at 10 million rows, 9 MB for the last hour's 33,000 minute groups, which
 # the default 4 MB work_mem would spill (165 MB). For the transaction, then back to the defaults.
-HASH_AGGREGATE = ("SET LOCAL enable_sort = off", "SET LOCAL enable_incremental_sort = off",
-                  "SET LOCAL work_mem = '64MB'")
-AFTER_AGGREGATE = ("SET LOCAL enable_sort TO DEFAULT", "SET LOCAL enable_incremental_sort TO DEFAULT",
+# One round trip each (simple protocol: several statements in one string).
+HASH_AGGREGATE = "SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off; SET LOCAL work_mem = '64MB'"
+AFTER_AGGREGATE = ("SET LOCAL enable_sort TO DEFAULT; SET LOCAL enable_incremental_sort TO DEFAULT; "
                    "SET LOCAL work_mem TO DEFAULT")
 # What reading the rollup's own tables may raise when it is not there or not granted: read raw instead.
 MISSING = (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError, asyncpg.InsufficientPrivilegeError)
@@ -48,7 +48,9 @@ class Source:
                         self.minutes_from, self.hours_to)
 
 
-def _figure(index: int) -> property:
+def _figure(name: str) -> property:
+    """A figure by its name in sums.FIGURES, whose order the list follows."""
+    index = FIGURES.index(name)
     return property(lambda self: self.figures[index])
 
 
@@ -63,23 +65,23 @@ class Group:
     bucket: datetime
     figures: list  # Decimal cost, then the counts and token sums as int
 
-    cost = _figure(0)
-    priced = _figure(1)
-    calls = _figure(2)
-    errors = _figure(3)
-    unusable = _figure(4)
-    negative = _figure(5)
-    tin = _figure(6)
-    tout = _figure(7)
-    cached = _figure(8)
-    flat_tin = _figure(9)
-    flat_tout = _figure(10)
-    flat_cached = _figure(11)
+    cost = _figure("cost")
+    priced = _figure("priced")
+    calls = _figure("calls")
+    errors = _figure("errors")
+    unusable = _figure("unusable")
+    negative = _figure("negative")
+    tin = _figure("tin")
+    tout = _figure("tout")
+    cached = _figure("cached")
+    flat_tin = _figure("flat_tin")
+    flat_tout = _figure("flat_tout")
+    flat_cached = _figure("flat_cached")
 
     @property
     def known_cost(self) -> Decimal | None:
         """The spend, None when no call in the group was priced (flat-rate only)."""
-        return self.figures[0] if self.figures[1] else None
+        return self.cost if self.priced else None
 
     def add(self, other: Group) -> None:
         mine = self.figures
@@ -137,8 +139,12 @@ def raw_sql(rows_from: str, since: Callable[[str, str], str], resolution: str, b
     keys = ", ".join(k if k in by else f"NULL::text AS {k}" for k in KEYS)
     assert resolution in GRAINS
     return (f"SELECT {keys}, date_trunc('{resolution}', created_at, 'UTC') AS bucket, {ROW_SUMS} "
-            f"FROM (SELECT {rows_from} WHERE {since('$1', '>=')} AND {since('$2', '<')}) AS rows "
-            "GROUP BY 1, 2, 3, 4")
+            f"FROM {rows_between(rows_from, since, '$1', '$2')} GROUP BY 1, 2, 3, 4")
+
+
+def rows_between(rows_from: str, since: Callable[[str, str], str], first: str, end: str) -> str:
+    """The rows with created_at in [first, end) (placeholders), as the relation `rows` that ROW_SUMS reads."""
+    return f"(SELECT {rows_from} WHERE {since(first, '>=')} AND {since(end, '<')}) AS rows"
 
 
 def merge(groups: Iterable[Group]) -> list[Group]:
@@ -168,27 +174,24 @@ class LayeredRead:
 
 async def read_groups(fetch: Fetch, tables: TableNames, source: Source | None, rows_from: str,
                       since: Callable[[str, str], str], start: datetime, end: datetime, resolution: str,
-                      aggregate: Fetch | None = None, by: tuple[str, ...] = KEYS) -> LayeredRead:
+                      by: tuple[str, ...] = KEYS) -> LayeredRead:
     """The figures of [start, end) per (agent, provider, model) and bucket of `resolution` ("day", "hour"
     or "minute"), from the coarsest buckets the rollup holds complete and the raw rows around them.
-    `rows_from` is `row_sql(...) FROM table`; `since(placeholder, op)` compares created_at on its index.
-    `aggregate` runs the GROUP BYs (the caller makes their plan a hash aggregate); `by` narrows the
-    keys (a group per agent alone, say: the others are NULL)."""
+    `fetch` runs the GROUP BYs (the caller plans them as hash aggregates: HASH_AGGREGATE);
+    `rows_from` is `row_sql(...) FROM table`; `since(placeholder, op)` compares created_at on its index;
+    `by` narrows the keys (a group per agent alone, say: the others are NULL)."""
     plan = segments(start, end, source.coverage(end) if source is not None else None, resolution)
     found: list[Group] = []
     for seg in plan:
         if seg.grain == RAW:
-            rows = await (aggregate or fetch)(raw_sql(rows_from, since, resolution, by), seg.start, seg.end)
+            rows = await fetch(raw_sql(rows_from, since, resolution, by), seg.start, seg.end)
         else:
             assert source is not None
-            rows = await (aggregate or fetch)(bucket_sql(tables, resolution, by, seg.grain), source.id,
-                                              seg.grain[0], seg.start, seg.end)
+            rows = await fetch(bucket_sql(tables, resolution, by, seg.grain), source.id, seg.grain[0], seg.start,
+                               seg.end)
         found.extend(as_group(r) for r in rows)
     # Each piece's groups are distinct; only a bucket cut between two pieces needs summing.
     return LayeredRead(merge(found) if len(plan) > 1 else found, plan)
-
-
-__all__ = ["KEYS", "Group", "LayeredRead", "Source", "find_source", "read_groups"]
 
 
 def raw_span(plan: Iterable[Segment]) -> float:
@@ -210,3 +213,6 @@ def rollup_note(source: Source | None, why: str | None, raw: list[Segment], behi
         return (f"rollup ({source.kept_by}) complete to {source.complete_to:%H:%M} UTC: start-up read "
                 f"{scanned / 60:.0f} min of rows")
     return None
+
+
+__all__ = ["KEYS", "Group", "LayeredRead", "Source", "find_source", "read_groups", "rollup_note"]

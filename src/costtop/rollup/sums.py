@@ -93,11 +93,11 @@ ADD_ON_CONFLICT = ("ON CONFLICT (source, grain, bucket, agent, provider, model, 
                    + ", ".join(f"{name} = b.{name} + EXCLUDED.{name}" for name in FIGURES))
 
 
-def compact_sql(buckets: str, grain: str) -> str:
-    """Source $1's minute buckets in [$2, $3) added to their `grain` ("hour" or "day") buckets."""
+def compact_sql(buckets: str, grain: str, finer: str = "minute") -> str:
+    """Source $1's `finer` buckets in [$2, $3) added to their `grain` ("hour" or "day") buckets."""
     key_list = ", ".join((*KEYS, "nulls"))
     columns = ", ".join(("source", "grain", "bucket", *KEYS, "nulls", *FIGURES))
     return (f"INSERT INTO {buckets} AS b ({columns}) "
             f"SELECT $1::integer, '{grain[0]}', date_trunc('{grain}', bucket, 'UTC'), {key_list}, {GROUP_SUMS} "
-            f"FROM {buckets} WHERE source = $1 AND grain = 'm' AND bucket >= $2 AND bucket < $3 "
+            f"FROM {buckets} WHERE source = $1 AND grain = '{finer[0]}' AND bucket >= $2 AND bucket < $3 "
             f"GROUP BY 3, {key_list} ORDER BY 3, {key_list} {ADD_ON_CONFLICT}")

@@ -106,6 +106,13 @@ class Columns:
         return logical in self.present
 
 
+def conn_fetch(conn: asyncpg.Connection, timeout: float) -> Fetch:
+    """`conn.fetch` with a fixed timeout: the reads that run inside one snapshot's connection."""
+    async def run(sql: str, *args: object) -> list[asyncpg.Record]:
+        return await conn.fetch(sql, *args, timeout=timeout)
+    return run
+
+
 def utc_day_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -518,9 +525,6 @@ class PostgresReader:
         # clock hour and the one before is the hour-over-hour anomaly's).
         split = minute_from.replace(minute=0)
 
-        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-            return await conn.fetch(sql, *args, timeout=timeout)
-
         try:
             # The rollup's buckets where they hold every row, the raw rows around them (rollup/read.py),
             # all in this snapshot: the gateway's buckets commit with its rows, the job's watermark with
@@ -528,11 +532,11 @@ class PostgresReader:
             source, why = await self._rollup_source(conn, timeout)
             hashed = self._hashed(conn, timeout)
             rows = self.rows_from()
-            early = await read_groups(run, self.tables, source, rows, self.since, min(day_start, day_from), split,
-                                      "hour", hashed)
-            late = await read_groups(run, self.tables, source, rows, self.since, split, bound, "hour", hashed)
-            minutes = await read_groups(run, self.tables, source, rows, self.since, minute_from, bound, "minute",
-                                        hashed, by=("agent",))
+            early = await read_groups(hashed, self.tables, source, rows, self.since, min(day_start, day_from),
+                                      split, "hour")
+            late = await read_groups(hashed, self.tables, source, rows, self.since, split, bound, "hour")
+            minutes = await read_groups(hashed, self.tables, source, rows, self.since, minute_from, bound, "minute",
+                                        by=("agent",))
             figures = day_figures(early.groups, late.groups, minutes.groups, day_start, day_end, minute_from)
             self.rollup_note = rollup_note(source, why, [*early.raw, *late.raw],
                                            self.settings.max_lateness + ROLLUP_SLACK)
@@ -572,22 +576,20 @@ class PostgresReader:
         """The month's closed days: from LiteLLM's daily tables under the preset when they hold the fleet
         (a few hundred rows, and the days the spend log's retention deleted), else from the rollup's day
         buckets and the raw rows of what they do not cover."""
-        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-            return await conn.fetch(sql, *args, timeout=timeout)
+        run = conn_fetch(conn, timeout)
         tables = await self.daily_tables(run)
         if tables is not None:
             found = await litellm_daily.fleet_spend(run, tables, month_start, day_start, day_start)
             if found is not None:
                 return found
-        read = await read_groups(run, self.tables, source, self.rows_from(), self.since, month_start, day_start,
-                                 "day", self._hashed(conn, timeout))
+        read = await read_groups(self._hashed(conn, timeout), self.tables, source, self.rows_from(), self.since,
+                                 month_start, day_start, "day")
         priced = [g.cost for g in read.groups if g.priced]
         return sum(priced, Decimal(0)) if priced else None
 
     async def _rollup_source(self, conn: asyncpg.Connection, timeout: float) -> tuple[Source | None, str | None]:
         """This table's rollup as the snapshot sees it, or None and why (rollup/read.py)."""
-        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-            return await conn.fetch(sql, *args, timeout=timeout)
+        run = conn_fetch(conn, timeout)
         # A failed read would abort the snapshot's transaction: asked under a savepoint.
         try:
             async with conn.transaction():
@@ -604,15 +606,12 @@ class PostgresReader:
             await self.connect()
         conn = await self._acquire()
         tr = conn.transaction(isolation="repeatable_read", readonly=True)
-
-        async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-            return await conn.fetch(sql, *args, timeout=timeout)
         try:
             async with asyncio.timeout(timeout * 2 + RELEASE_SECONDS):
                 await tr.start()
                 source, _ = await self._rollup_source(conn, timeout)
-                return await read_groups(run, self.tables, source, self.rows_from(), self.since, start, end,
-                                         resolution, self._hashed(conn, timeout), by)
+                return await read_groups(self._hashed(conn, timeout), self.tables, source, self.rows_from(),
+                                         self.since, start, end, resolution, by)
         except PG_ERRORS as exc:
             raise self.error(exc, timeout) from None
         finally:
@@ -621,11 +620,9 @@ class PostgresReader:
     def _hashed(self, conn: asyncpg.Connection, timeout: float) -> Fetch:
         """A raw GROUP BY run as a hash aggregate (rollup/read.py, HASH_AGGREGATE: why)."""
         async def run(sql: str, *args: object) -> list[asyncpg.Record]:
-            for statement in HASH_AGGREGATE:
-                await conn.execute(statement, timeout=timeout)
+            await conn.execute(HASH_AGGREGATE, timeout=timeout)
             rows = await conn.fetch(sql, *args, timeout=timeout)
-            for statement in AFTER_AGGREGATE:
-                await conn.execute(statement, timeout=timeout)
+            await conn.execute(AFTER_AGGREGATE, timeout=timeout)
             return rows
         return run
 
