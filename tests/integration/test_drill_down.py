@@ -127,13 +127,17 @@ class LoopFeed(StaticFeed):
         return replace(state, global_day_budget=Decimal("100"))
 
 
+async def alert_shown(pilot, app, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Data in, the alert `key` among the alerts, and a snapshot drawn since."""
+    await wait_for_data(pilot)
+    await wait_until(pilot, lambda: app.snapshot is not None and any(a.key == key for a in app.snapshot.alerts))
+    await fresh_snapshot(pilot)
+
+
 async def test_enter_on_an_alert_opens_the_trace_or_the_agent_it_names() -> None:
     app = static_app(feed=LoopFeed(NOW))
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for_data(pilot)
-        await wait_until(pilot, lambda: app.snapshot is not None
-                         and any(a.key == "loop:research-bot-t0" for a in app.snapshot.alerts))
-        await fresh_snapshot(pilot)
+        await alert_shown(pilot, app, "loop:research-bot-t0")
         main = app.screen
         panel = main.query_one(AlertPanel)
         for _ in range(8):  # tab reaches the alerts
@@ -215,10 +219,7 @@ async def test_k_on_an_alert_offers_to_kill_the_agent_it_names_not_the_tables_se
 
     app = static_app(feed=LoopFeed(NOW))
     async with app.run_test(size=(80, 24)) as pilot:
-        await wait_for_data(pilot)
-        await wait_until(pilot, lambda: app.snapshot is not None
-                         and any(a.key == "budget:day:fleet" for a in app.snapshot.alerts))
-        await fresh_snapshot(pilot)
+        await alert_shown(pilot, app, "budget:day:fleet")
         main = app.screen
         await pilot.press("end")  # the agent table's cursor on its last row, not research-bot
         assert main.query_one(AgentTable).selected_key != "research-bot"
