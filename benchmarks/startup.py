@@ -9,11 +9,12 @@ it). Then, on the same data in the same run:
 - `raw`: costtop's start-up with no rollup: `PostgresReader.connect` + `start_baseline` +
   `finish_baseline` + the engine's complete snapshot, and the bytes Postgres wrote to temporary files
   meanwhile (a sort that spills shows there);
-- `job`: `costtop rollup` filling the rollup from nothing, then a run with nothing new (its check of
-  the last hours' counts);
+- `job`: `costtop rollup` filling the rollup from nothing (of which: working out yesterday's peaks and
+  costliest traces), then a run with nothing new (its check of the last hours' counts);
 - `rollup`: the same start-up reading the buckets, five times: median and maximum;
 - history from the buckets: the anomalies' week (`daily_spend`), and yesterday's report
-  (`day_records`), with the raw read of each beside it once;
+  (`day_records`: its peaks and costliest traces from the job's summary of the day), with the raw read
+  of each beside it once;
 - the gateway's added cost per 2,000-row batch: `Gateway.record` with and without `rollup=True`,
   alternating, on a table of its own.
 The slope of the rollup's start-up between the sizes, per million rows, extrapolates a day of 173M rows.
@@ -149,9 +150,11 @@ async def first_screen(url: str, rollup: bool) -> dict[str, float]:
 
 
 async def history(url: str, rollup: bool, day: str) -> dict[str, float]:
-    """The anomalies' week, the month to date as it stood at the end of `day`, and `day`'s report: the
-    whole of it, and its costliest-traces read alone (rows only: the rollup keeps no traces)."""
-    from costtop.sources.day_report import READ_TIMEOUT, TOP_TRACES, day_records, traces_sql
+    """The anomalies' week, the month to date as it stood at the end of `day`, and `day`'s report, whole
+    (from the buckets and the job's day summary, or from the rows); without the rollup, also its
+    costliest-traces read alone (the scan the summary saves)."""
+    from costtop.rollup.days import traces_sql
+    from costtop.sources.day_report import READ_TIMEOUT, day_records
     from costtop.sources.history import daily_spend
     from costtop.sources.postgres import fetch
 
@@ -159,25 +162,26 @@ async def history(url: str, rollup: bool, day: str) -> dict[str, float]:
     settings = Settings(database_url=url, tables=tables, timeout_seconds=600)
     reader = PostgresReader(settings)
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    out: dict[str, float] = {}
     try:
         await reader.connect()
         today = datetime.now(UTC).strftime("%Y-%m-%d")
         started = time.perf_counter()
         await daily_spend(reader, today)
-        week = time.perf_counter() - started
+        out["week_ms"] = ms(time.perf_counter() - started)
         started = time.perf_counter()
         await reader.read_layered(start.replace(day=1), start + timedelta(days=1), "day", READ_TIMEOUT, by=())
-        month = time.perf_counter() - started
+        out["month_ms"] = ms(time.perf_counter() - started)
         started = time.perf_counter()
         await day_records(reader, settings, day)
-        report = time.perf_counter() - started
-        started = time.perf_counter()
-        await fetch(reader, traces_sql, start, start + timedelta(days=1), TOP_TRACES, timeout=READ_TIMEOUT)
-        traces = time.perf_counter() - started
+        out["report_ms"] = ms(time.perf_counter() - started)
+        if not rollup:
+            started = time.perf_counter()
+            await fetch(reader, traces_sql, start, start + timedelta(days=1), timeout=READ_TIMEOUT)
+            out["report_traces_ms"] = ms(time.perf_counter() - started)
     finally:
         await reader.close()
-    return {"week_ms": ms(week), "month_ms": ms(month), "report_ms": ms(report), "report_traces_ms": ms(traces),
-            "report_without_traces_ms": ms(report - traces)}
+    return out
 
 
 async def gateway_cost(admin_url: str, batches: int) -> dict[str, object]:
@@ -249,6 +253,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             filled = await run_rollup(settings)
             result["job_fill_s"] = round(time.perf_counter() - started, 1)
             result["job_rows"] = filled.rows
+            result["job_days_s"] = filled.days_seconds  # of the fill: the closed days' peaks and traces
             started = time.perf_counter()
             await run_rollup(settings)
             result["job_next_run_s"] = round(time.perf_counter() - started, 1)

@@ -4,7 +4,7 @@ Everything comes from Postgres, so a report of a past day is the same whenever i
 - spend, calls and errors by agent, model and provider (one GROUPING SETS scan of the day);
 - the costliest traces;
 - the alerts of the day, recomputed from the rows: each agent's highest 5-minute spend against the
-  velocity thresholds (from its per-minute sums), and error rates above the threshold over the day;
+  velocity thresholds (rollup/days.py), and error rates above the threshold over the day;
 - the anomalies: the day against each agent's 7 days before (the same rule as the live screen);
 - every switch change that day, with who and why, from the audit table.
 Budgets live in Redis and change over time, so the report does not judge them.
@@ -12,10 +12,8 @@ Budgets live in Redis and change over time, so the report does not judge them.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC
 from decimal import Decimal
-from typing import Any
 
 from costtop.config import Settings
 from costtop.engine.anomalies import day_anomalies, day_norms
@@ -23,31 +21,16 @@ from costtop.engine.budgets import velocity_level
 from costtop.engine.snapshot import Level
 from costtop.escape import markdown
 from costtop.money import UNKNOWN, usd
+from costtop.rollup.days import PEAK_MINUTES
 from costtop.session import Session
 from costtop.sources.day_report import DayRecords
 from costtop.text import clean, none_last, visible_id
 
-WINDOW_MINUTES = 5
 TABLE_CELL = 1000  # cells are cut to their column's length by the caller; this only bounds the escaping
 
 
 async def build(settings: Settings, day: str) -> str:
     return render(settings, await Session.live(settings).read_day(day))
-
-
-def peaks(minutes: list[dict[str, Any]]) -> dict[str, tuple[Decimal, datetime]]:
-    """Each agent's highest spend over any 5 consecutive minutes of the day, and when that window ended."""
-    by_agent: dict[str, dict[datetime, Decimal]] = defaultdict(dict)
-    for r in minutes:
-        by_agent[r["agent"]][r["minute"]] = r["cost"]
-    best: dict[str, tuple[Decimal, datetime]] = {}
-    for agent, costs in by_agent.items():
-        for minute in costs:
-            total = sum((costs.get(minute - timedelta(minutes=i), Decimal(0)) for i in range(WINDOW_MINUTES)),
-                        Decimal(0))
-            if agent not in best or total > best[agent][0]:
-                best[agent] = (total, minute)
-    return best
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
@@ -70,7 +53,7 @@ def render(settings: Settings, records: DayRecords) -> str:
     """The Markdown: pure, from what Session.read_day returned."""
     th = settings.thresholds
     day, agents, models, providers = records.day, records.agents, records.models, records.providers
-    minutes, traces, history, audit = records.minutes, records.traces, records.history, records.audit
+    traces, history, audit = records.traces, records.history, records.audit
     total = records.total if records.total is not None else sum((a.spend for a in agents), Decimal(0))
     calls = sum(a.calls or 0 for a in agents)
     errors = sum(a.errors or 0 for a in agents)
@@ -96,11 +79,11 @@ def render(settings: Settings, records: DayRecords) -> str:
     lines += ["", "## Alerts of the day", ""]
     alerts = []
     # An agent may be None (a LiteLLM call with no identity): sorted after the named ones, shown `(none)`.
-    for agent, (peak, ended) in sorted(peaks(minutes).items(), key=lambda item: none_last(item[0])):
-        level = velocity_level(peak, th)
+    for peak in sorted(records.peaks, key=lambda p: none_last(p.agent)):
+        level = velocity_level(peak.cost, th)
         if level is not Level.OK:
-            alerts.append((level.value.upper(), "burn rate", _name(agent),
-                           f"{usd(peak)} in the 5 minutes to {ended:%H:%M}"))
+            alerts.append((level.value.upper(), "burn rate", _name(peak.agent),
+                           f"{usd(peak.cost)} in the {PEAK_MINUTES} minutes to {peak.ended:%H:%M}"))
     for a in sorted(agents, key=lambda u: none_last(u.name)):
         if a.calls and a.errors is not None and Decimal(a.errors) / a.calls > Decimal(str(th.error_rate_5m)):
             alerts.append(("WARNING", "error rate", _name(a.name), f"{a.errors} of {a.calls} calls failed"))

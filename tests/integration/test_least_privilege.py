@@ -73,7 +73,7 @@ async def roles(db_url: str) -> tuple[str, str]:
             await conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
             await conn.execute(f"GRANT SELECT ON tool_calls TO {role}")
             await conn.execute(f"GRANT USAGE ON SCHEMA costtop_rollup TO {role}")
-            await conn.execute(f"GRANT SELECT ON costtop_rollup.sources, costtop_rollup.buckets TO {role}")
+            await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA costtop_rollup TO {role}")
         await conn.execute(f"GRANT INSERT ON costtop_audit TO {writer}")
         await conn.execute(f"GRANT USAGE ON SEQUENCE costtop_audit_id_seq TO {writer}")
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,8 +15,9 @@ import asyncpg
 from costtop.config import TableNames
 from costtop.gateway import Call, Gateway, append_lines, row_of
 from costtop.rollup.job import compact, run_rollup
-from costtop.rollup.plan import floor
+from costtop.rollup.plan import ceil, floor
 from costtop.sources.fallback_file import encode_row
+from costtop.sources.schema import init_db
 from test_sources_postgres import NO_REDIS, assert_matches_sql, insert, make_row, settings, spread_rows, start
 
 FAR = timedelta(days=75)  # spread_rows goes 40 days before the month: the rollup covers all of it
@@ -187,6 +189,21 @@ async def test_gateway_keeps_the_rollup_in_its_transaction(pg, db_url, redis, tm
     coarse = {(r["grain"], r["bucket"], r["agent"], r["provider"], r["model"], r["nulls"]): [r["calls"], r["cost"]]
               for r in found if r["grain"] == "h" or (r["grain"] == "d" and r["bucket"] < floor(now, "day"))}
     assert coarse == summed
+    # Yesterday's peaks and traces, worked out by the job: the report reads them, and after the gateway
+    # writes a row into yesterday, reads the rows until the next run works the day out again.
+    yesterday = floor(now, "day") - timedelta(days=1)
+    day, no_rollup = f"{yesterday:%Y-%m-%d}", TableNames(rollup_schema="no_rollup_here")
+    assert result.days_summarised > 0 and await report_of(db_url, now, day) == await report_of(
+        db_url, now, day, no_rollup)
+    costly = replace(make_row(rng, yesterday + timedelta(hours=5)), cost_usd=Decimal(50))
+    await gw.record([call_of(costly, trace="t-late")])
+    raw = await report_of(db_url, now, day, no_rollup)
+    assert raw[4][0][0] == "t-late"  # the costliest trace now
+    assert await report_of(db_url, now, day) == raw
+    assert (await run_rollup(settings(db_url), now=now)).days_summarised == 1
+    assert await report_of(db_url, now, day) == raw
+    assert await pg.fetchval("SELECT calls FROM costtop_rollup.days WHERE day = $1", yesterday) == sum(
+        a.calls for a in raw[0])
 
 
 async def test_gateway_leaves_a_table_the_job_keeps(pg, db_url, redis) -> None:
@@ -234,37 +251,94 @@ async def daily_spend_of(url: str, now: datetime):  # type: ignore[no-untyped-de
     return sorted(found.sums, key=lambda s: (s[0] or "", s[1]))
 
 
-async def test_a_past_days_report_reads_the_same_from_buckets(pg, db_url) -> None:
+def report_rows(rng: random.Random, day: datetime) -> list:
+    """A day whose peaks and traces have edges: two equal 5-minute windows (the earlier is the peak),
+    an agent '' beside the others, and rows at both ends of the day."""
+    rows = [make_row(rng, day + timedelta(seconds=rng.uniform(0, 86_399))) for _ in range(300)]
+    tie = [day + timedelta(hours=h, minutes=m, seconds=5) for h in (9, 15) for m in (0, 1)]
+    rows += [replace(make_row(rng, t, agent="peaky"), cost_usd=Decimal("0.75")) for t in tie]
+    rows += [make_row(rng, day + timedelta(hours=7, minutes=m), agent="") for m in range(8)]
+    rows += [make_row(rng, t) for t in (day, day + timedelta(days=1) - timedelta(microseconds=1))]
+    return rows
+
+
+# Traces of the day: 't<n>' over its rows; two costing the same, more than any other (the lower id
+# first), and one with no cost (not ranked).
+TRACE_IDS = "UPDATE tool_calls SET trace_id = 't' || (id % 37) WHERE created_at >= $1 AND created_at < $2"
+TIED_TRACES = """
+INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd, status, trace_id)
+SELECT $1::timestamptz + interval '6 hours' + g * interval '1 minute', 'beta', 'llm', 10, c, 'success', t
+FROM (VALUES ('tie-b', 10.0), ('tie-b', 10.0), ('tie-a', 20.0), ('unpriced', NULL)) v(t, c), generate_series(0, 1) g
+"""
+
+
+async def report_of(url: str, now: datetime, day: str, tables: TableNames | None = None) -> tuple[object, ...]:
+    """`day`'s report as costtop reads it at `now` (with `tables`: another rollup schema, none)."""
     from costtop.sources.day_report import day_records
     from costtop.sources.postgres import PostgresReader
 
+    config = settings(url, tables=tables or TableNames())
+    reader = PostgresReader(config, clock=lambda: now)
+    try:
+        got = await day_records(reader, config, day)
+    finally:
+        await reader.close()
+    order = lambda items: sorted(items, key=lambda u: (u.name is None, u.name or ""))  # noqa: E731
+    return (order(got.agents), order(got.models), order(got.providers),
+            sorted(got.peaks, key=lambda p: (p.agent is None, p.agent or "")),
+            [tuple(t) for t in got.traces], sorted(got.history.sums, key=lambda s: (s[0] or "", s[1])))
+
+
+async def test_a_past_days_report_reads_the_same_from_buckets_and_the_days_summary(pg, db_url) -> None:
+    """Everything in a past day's report, its 5-minute peaks and costliest traces included, is what the
+    rows give: read through the day buckets and the job's summary of the day, through the rows, and
+    after a row reaches the day late (the summary is set aside until the job works the day out again)."""
     rng = random.Random(53)
     now = datetime.now(UTC)
-    await insert(pg, spread_rows(rng, now) + boundary_rows(rng, now))
-    day = (floor(now, "day") - timedelta(days=1)).strftime("%Y-%m-%d")
+    yesterday = floor(now, "day") - timedelta(days=1)
+    day = f"{yesterday:%Y-%m-%d}"
+    await insert(pg, spread_rows(rng, now) + boundary_rows(rng, now) + report_rows(rng, yesterday))
+    await pg.execute(TRACE_IDS, yesterday, yesterday + timedelta(days=1))
+    await pg.execute(TIED_TRACES, yesterday)
+    no_rollup = TableNames(rollup_schema="no_rollup_here")
+    raw = await report_of(db_url, now, day, no_rollup)
+    agents, _, _, peaks, traces, _ = raw
+    assert len(traces) == 10 and [t[0] for t in traces[:2]] == ["tie-a", "tie-b"]
+    assert traces[0][3] == traces[1][3] == Decimal(40) and "unpriced" not in [t[0] for t in traces]
+    peaky = next(p for p in peaks if p.agent == "peaky")
+    assert (peaky.cost, peaky.ended) == (Decimal("1.50"), yesterday + timedelta(hours=9, minutes=1))
+    assert "" in [p.agent for p in peaks]
 
-    async def figures() -> tuple[object, ...]:
-        reader = PostgresReader(settings(db_url), clock=lambda: now)
-        try:
-            got = await day_records(reader, settings(db_url), day)
-        finally:
-            await reader.close()
-        order = lambda items: sorted(items, key=lambda u: (u.name is None, u.name or ""))  # noqa: E731
-        return (order(got.agents), order(got.models), order(got.providers),
-                sorted((m["agent"] or "", m["minute"], m["cost"]) for m in got.minutes),
-                sorted(got.history.sums, key=lambda s: (s[0] or "", s[1])))
+    result = await run_rollup(settings(db_url), now=now, since=now - FAR)
+    assert result.days_summarised >= 2  # yesterday and the days before it
+    assert await pg.fetchval("SELECT calls FROM costtop_rollup.days WHERE day = $1", yesterday) == \
+        sum(a.calls for a in agents)
+    assert await report_of(db_url, now, day) == raw
+    # The summary is what answered: a cent on its costliest trace shows in the report.
+    await pg.execute("UPDATE costtop_rollup.day_traces SET cost = cost + 0.01 WHERE day = $1 AND rank = 1", yesterday)
+    assert (await report_of(db_url, now, day))[4][0][3] == traces[0][3] + Decimal("0.01")
+    await pg.execute("UPDATE costtop_rollup.day_traces SET cost = cost - 0.01 WHERE day = $1 AND rank = 1", yesterday)
 
-    raw = await figures()
-    assert raw[0] and raw[3]  # the day has calls, and priced minutes
-    await run_rollup(settings(db_url), now=now, since=now - FAR)
-    assert await figures() == raw
-    want = await pg.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= $1 AND created_at < $2",
-                             floor(now, "day") - timedelta(days=1), floor(now, "day"))
-    assert sum((u.spend for u in raw[0]), Decimal(0)) == want
+    # A row reaches the day late, in the costliest trace and peaky's peak: the report reads the rows
+    # again until the job has rolled its hour again and worked the day out again.
+    late = yesterday + timedelta(hours=9, minutes=1, seconds=30)
+    await pg.execute("INSERT INTO tool_calls (created_at, agent_id, tool_name, latency_ms, cost_usd, status, "
+                     "trace_id) VALUES ($1, 'peaky', 'llm', 10, 0.5, 'success', 'tie-a')", late)
+    changed = await report_of(db_url, now, day, no_rollup)
+    assert changed[4][0][:4] == ("tie-a", "beta", 3, Decimal("40.5"))
+    assert next(p for p in changed[3] if p.agent == "peaky").cost == Decimal("2.00")
+    assert await report_of(db_url, now, day) == raw  # the buckets do not have it yet: as before
+    again = await run_rollup(settings(db_url), now=now, verify_hours=72)
+    assert again.hours_rerolled == 1 and again.days_summarised == 1
+    assert await report_of(db_url, now, day) == changed
+    # A summary of another number of rows than the buckets hold is set aside: the rows answer.
+    await pg.execute("UPDATE costtop_rollup.days SET calls = calls - 1 WHERE day = $1", yesterday)
+    await pg.execute("UPDATE costtop_rollup.day_traces SET cost = cost + 1 WHERE day = $1", yesterday)
+    assert await report_of(db_url, now, day) == changed
 
 
 async def test_the_job_runs_with_a_role_of_its_own(pg, db_url) -> None:
-    """The grants README gives the job: read the calls, write the rollup's two tables, nothing else."""
+    """The grants README gives the job: read the calls, write the rollup's tables, nothing else."""
     rng = random.Random(59)
     now = datetime.now(UTC)
     await insert(pg, spread_rows(rng, now))
@@ -273,14 +347,25 @@ async def test_the_job_runs_with_a_role_of_its_own(pg, db_url) -> None:
     for statement in (f"CREATE ROLE {role} LOGIN", f"GRANT CONNECT ON DATABASE {db} TO {role}",
                       f"GRANT USAGE ON SCHEMA public TO {role}", f"GRANT SELECT ON tool_calls TO {role}",
                       f"GRANT USAGE ON SCHEMA costtop_rollup TO {role}",
-                      "GRANT SELECT, INSERT, UPDATE, DELETE ON costtop_rollup.sources, costtop_rollup.buckets "
-                      f"TO {role}",
+                      f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA costtop_rollup TO {role}",
                       f"GRANT USAGE ON SEQUENCE costtop_rollup.sources_id_seq TO {role}"):
         await pg.execute(statement)
     job_url = db_url.replace("//postgres@", f"//{role}@")
+    # A rollup schema from before the day summaries: this role may not add their tables. It rolls up,
+    # and says that reports of past days read their rows.
+    await pg.execute("DROP TABLE costtop_rollup.days, costtop_rollup.day_peaks, costtop_rollup.day_traces")
     result = await run_rollup(settings(job_url), now=now, since=now - FAR)
     upto = floor(now - timedelta(seconds=300), "minute")  # the horizon is left to the rows
     assert result.rows == await pg.fetchval("SELECT count(*) FROM tool_calls WHERE created_at < $1", upto)
+    assert result.days_summarised == 0 and any("no day summaries" in line for line in result.lines)
+    # `costtop db init` as the owner adds them; the role's next run works the closed days out.
+    async with pg.acquire() as owner:
+        await init_db(owner, TableNames())
+    await pg.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA costtop_rollup TO {role}")
+    result = await run_rollup(settings(job_url), now=now)
+    assert result.days_summarised == await pg.fetchval(
+        "SELECT count(DISTINCT date_trunc('day', created_at, 'UTC')) FROM tool_calls WHERE created_at >= $1 "
+        "AND created_at < $2", ceil(floor(now - FAR, "minute"), "day"), floor(now, "day")) > 0
     assert await started_as_sql(pg, db_url, now) is None
 
 

@@ -52,7 +52,8 @@ def make_row(rng: random.Random, at: datetime, agent: str | None = None) -> Row:
     status = "error" if rng.random() < 0.2 else rng.choice(("success", "success", "timeout", "killed"))
     provider, model = rng.choice(ROUTES)
     tokens = (rng.randrange(0, 5000), rng.randrange(0, 800), rng.randrange(0, 100))
-    return Row(at, agent or rng.choice(AGENTS), rng.randrange(5, 20_000), cost, status, provider, model, tokens)
+    agent = agent if agent is not None else rng.choice(AGENTS)  # '' is an agent id of its own
+    return Row(at, agent, rng.randrange(5, 20_000), cost, status, provider, model, tokens)
 
 
 async def insert(pool: asyncpg.Pool, rows: list[Row]) -> None:

@@ -11,10 +11,13 @@ gateway), from cron or a systemd timer. One run:
 4. holds each of the last `verify_hours` hours' row counts against its bucket, and rolls again every
    hour that differs: rows that committed later than the horizon. Between two runs such a row is
    missing from the buckets (as from the live reads, until their next resynchronisation);
-5. deletes minute buckets older than `keep_minutes_days`.
+5. works out each closed day's peaks and costliest traces from its rows (days.py), once, and again for
+   a day of the last `verify_hours` whose buckets now count other rows than it was worked out from;
+6. deletes minute buckets older than `keep_minutes_days`.
 
 For a table whose gateway keeps the rollup in its own transactions (gateway.py), a run sums the
-gateway's minute buckets of each closed hour into hour and day buckets (`compact`), then does 5.
+gateway's minute buckets of each closed hour into hour and day buckets (`compact`), then does 5 (for
+any day whose rows changed: a gateway's rows and buckets change together) and 6.
 It reads the gateway's table and writes nothing but the rollup schema.
 """
 
@@ -27,9 +30,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from costtop.config import Settings, TableNames
-from costtop.rollup.plan import floor
-from costtop.rollup.read import HASH_AGGREGATE, find_source, rows_between
-from costtop.rollup.schema import buckets_table, rollup_ddl, source_name, sources_table
+from costtop.rollup.days import stale_days, summarise_day
+from costtop.rollup.plan import ceil, floor
+from costtop.rollup.read import HASH_AGGREGATE, Source, find_source, rows_between
+from costtop.rollup.schema import buckets_table, rollup_ddl, rollup_table, source_name, sources_table
 from costtop.rollup.sums import compact_sql, upsert_sql
 from costtop.sources.errors import SourceError
 from costtop.sources.postgres import PG_ERRORS, PostgresReader, conn_fetch
@@ -50,6 +54,8 @@ class RunResult:
     lines: list[str] = field(default_factory=list)
     rows: int = 0  # rows rolled up
     hours_rerolled: int = 0
+    days_summarised: int = 0
+    days_seconds: float = 0.0  # spent working out their peaks and traces
     locked_out: bool = False
 
 
@@ -96,6 +102,7 @@ class Run:
     verify_hours: int
     keep_minutes_days: int
     result: RunResult = field(default_factory=RunResult)
+    summaries: bool = True  # the day tables are there
 
     @property
     def buckets(self) -> str:
@@ -109,10 +116,19 @@ class Run:
             self.result.locked_out = True
             self.result.lines.append(f"{self.name}: another costtop rollup is running on it; nothing done")
             return self.result
-        if await self.conn.fetchval("SELECT to_regclass($1) IS NULL", sources_table(tables)):
-            async with self.conn.transaction():  # a first run made by the schema's owner-to-be
-                for statement in rollup_ddl(tables):
-                    await self.conn.execute(statement)
+        if await self.conn.fetchval("SELECT to_regclass($1) IS NULL", rollup_table(tables, "days")):
+            # A first run, made by the schema's owner-to-be, or the first since the day tables came.
+            try:
+                async with self.conn.transaction():
+                    for statement in rollup_ddl(tables):
+                        await self.conn.execute(statement)
+            except asyncpg.InsufficientPrivilegeError:
+                if await self.conn.fetchval("SELECT to_regclass($1) IS NULL", sources_table(tables)):
+                    raise
+                self.summaries = False  # a rollup made by an older costtop, and a role that may not add tables
+                self.result.lines.append(
+                    f"{self.name}: no day summaries (this role may not create their tables: `costtop db init` as "
+                    "the schema's owner does); reports of past days read their rows")
         start = floor(since or default_since(self.now), "minute")
         await self.conn.execute(
             f"INSERT INTO {sources_table(tables)} (name, kept_by, covered_from, complete_to, minutes_from) "
@@ -127,13 +143,17 @@ class Run:
             self.result.lines.append(
                 f"{self.name}: {self.result.rows:,} rows rolled up, complete to {upto:%Y-%m-%d %H:%M} UTC "
                 f"({time.monotonic() - started:.1f} s)")
-            await self.verify(source.id, max(source.covered_from, floor(upto - timedelta(hours=self.verify_hours),
-                                                                         "hour")), upto)
+            checked_from = max(source.covered_from, floor(upto - timedelta(hours=self.verify_hours), "hour"))
+            await self.verify(source.id, checked_from, upto)
+            await self.summarise(source, floor(upto, "day"), floor(checked_from, "day"))
             await self.prune(source.id, source.minutes_from, upto)
         else:
             upto = await compact(self.conn, tables, source.id, self.now)
             self.result.lines.append(f"{self.name}: kept by the gateway; its minutes summed into hours and days to "
                                      f"{upto:%Y-%m-%d %H:%M} UTC")
+            # Rows a gateway drains late reach their buckets with them: any day may have changed.
+            closed = floor(self.now - timedelta(seconds=self.reader.settings.max_lateness), "day")
+            await self.summarise(source, closed, source.covered_from)
             await self.prune(source.id, source.minutes_from, upto)
         return self.result
 
@@ -184,6 +204,23 @@ class Run:
         if differ:
             self.result.lines.append(f"{self.name}: {len(differ)} hour(s) rolled again (rows that committed after "
                                      f"the horizon), from {differ[0]:%Y-%m-%d %H:%M} UTC")
+
+    async def summarise(self, source: Source, closed: datetime, recount_from: datetime) -> None:
+        """Work out the peaks and traces of each day before `closed` that has none, or (from
+        `recount_from`) whose buckets count other rows than its summary (days.py)."""
+        if not self.summaries:
+            return
+        first = ceil(source.covered_from, "day")
+        days = await stale_days(conn_fetch(self.conn, STATEMENT_TIMEOUT), self.reader.tables, source.id, first,
+                                closed, recount_from)
+        started = time.monotonic()
+        for day in days:
+            await summarise_day(self.conn, self.reader, source.id, day, HASH_AGGREGATE)
+        if days:
+            self.result.days_summarised = len(days)
+            self.result.days_seconds = round(time.monotonic() - started, 1)
+            self.result.lines.append(f"{self.name}: peaks and costliest traces of {len(days)} day(s) worked out, "
+                                     f"{days[0]:%Y-%m-%d} to {days[-1]:%Y-%m-%d} ({self.result.days_seconds:.1f} s)")
 
     async def reroll(self, source: int, first: datetime, end: datetime) -> None:
         """Sum [first, end) again from the rows, then its day from its hours, in one transaction."""

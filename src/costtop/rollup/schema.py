@@ -1,5 +1,6 @@
 """The rollup's own schema (`tables.rollup_schema`, default `costtop_rollup`): which tables it rolls up, how
-far, and the buckets. Created by `costtop db init` and by `costtop rollup`; nothing else is written.
+far, the buckets, and closed days' peaks and costliest traces (days.py). Created by `costtop db init`
+and by `costtop rollup`; nothing else is written.
 
 `sources` has one row per rolled-up table and reading rule: `kept_by` says who adds to its buckets (the
 gateway in its own insert's transaction, or the job), `covered_from` where that began, `complete_to`
@@ -55,15 +56,47 @@ def rollup_ddl(tables: TableNames) -> list[str]:
             flat_cached numeric NOT NULL,
             PRIMARY KEY (source, grain, bucket, agent, provider, model, nulls)
         )""",
+        # A closed day's peaks and costliest traces, and how many rows they were worked out from (days.py).
+        f"""CREATE TABLE IF NOT EXISTS {s}.days (
+            source integer NOT NULL,
+            day timestamptz NOT NULL,
+            calls bigint NOT NULL,
+            made_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (source, day)
+        )""",
+        f"""CREATE TABLE IF NOT EXISTS {s}.day_peaks (
+            source integer NOT NULL,
+            day timestamptz NOT NULL,
+            agent text,
+            cost numeric NOT NULL,
+            ended timestamptz NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS day_peaks_day ON {s}.day_peaks (source, day)",
+        f"""CREATE TABLE IF NOT EXISTS {s}.day_traces (
+            source integer NOT NULL,
+            day timestamptz NOT NULL,
+            rank smallint NOT NULL,
+            trace text NOT NULL,
+            agent text,
+            steps bigint NOT NULL,
+            cost numeric NOT NULL,
+            started timestamptz NOT NULL,
+            ended timestamptz NOT NULL,
+            PRIMARY KEY (source, day, rank)
+        )""",
     ]
 
 
+def rollup_table(tables: TableNames, name: str) -> str:
+    return f"{qident(tables.rollup_schema)}.{name}"
+
+
 def buckets_table(tables: TableNames) -> str:
-    return f"{qident(tables.rollup_schema)}.buckets"
+    return rollup_table(tables, "buckets")
 
 
 def sources_table(tables: TableNames) -> str:
-    return f"{qident(tables.rollup_schema)}.sources"
+    return rollup_table(tables, "sources")
 
 
 def source_name(tables: TableNames) -> str:

@@ -1,7 +1,11 @@
-"""The reads behind `costtop report`: one UTC day's sums, per-minute spend, costliest traces and audit rows.
+"""The reads behind `costtop report`: one UTC day's sums, each agent's 5-minute peak, the costliest traces
+and the audit rows.
 
-Each read is bounded to the day through the created_at index (the audit table through its `at` index)
-and has a timeout; the rendering is costtop/report.py.
+The sums come from the rollup's day buckets where it holds the day; the peaks and traces from what
+`costtop rollup` worked out once the day closed (rollup/days.py), while the buckets still count the
+rows those came from. Otherwise the peaks come from minute buckets or rows and the traces from a scan
+of the day's rows. Each read is bounded to the day through the created_at index (the audit table
+through its `at` index) and has a timeout; the rendering is costtop/report.py.
 """
 
 from __future__ import annotations
@@ -9,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 import asyncpg
 
 from costtop.config import Settings
 from costtop.money import usd
+from costtop.rollup.days import Peak, traces_sql
+from costtop.rollup.days import peaks as peaks_of
 from costtop.rollup.read import Group
 from costtop.sources import litellm_daily
 from costtop.sources.errors import SourceError
@@ -23,7 +28,6 @@ from costtop.sources.postgres import PostgresReader, fetch, utc_day_start
 from costtop.sources.records import SpendHistory
 from costtop.sources.schema import qualified
 
-TOP_TRACES = 10
 READ_TIMEOUT = 300.0  # a whole day of rows, read once
 CENT = Decimal("0.01")
 
@@ -34,8 +38,8 @@ class DayRecords:
     agents: list[Usage]
     models: list[Usage]
     providers: list[Usage]
-    minutes: list[dict[str, Any]]  # agent, minute, cost (priced minutes only)
-    traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended
+    peaks: list[Peak]  # each agent's highest 5-minute spend
+    traces: list[asyncpg.Record]  # trace, agent, steps, cost, started, ended; costliest first
     history: SpendHistory  # the 7 days before, for the day's anomaly
     audit: list[asyncpg.Record] | str  # or why the audit table could not be read
     # The day's spend and where it came from, when LiteLLM's daily tables gave it (preset `litellm`):
@@ -63,15 +67,6 @@ def usage_of(groups: list[Group], key: str) -> list[Usage]:
     return [Usage(name, spend, calls, errors) for name, (spend, calls, errors) in sums.items()]
 
 
-def traces_sql(reader: PostgresReader) -> str:
-    ca, trace = reader.column("created_at"), reader.column("trace_id")
-    return (f"SELECT {trace} AS trace, min({reader.column('agent_id')}) AS agent, count(*) AS steps, "
-            f"sum({reader.cost_sql()}) AS cost, min({ca}) AS started, max({ca}) AS ended "
-            f"FROM {reader.table_sql()} WHERE {reader.since('$1')} AND {reader.since('$2', '<')} "
-            f"AND {trace} IS NOT NULL "
-            f"GROUP BY 1 HAVING sum({reader.cost_sql()}) IS NOT NULL ORDER BY 4 DESC, 1 LIMIT $3")
-
-
 async def day_records(reader: PostgresReader, settings: Settings, day: str) -> DayRecords:
     """The day's records through `reader` (connected here if it is not yet)."""
     start = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
@@ -79,20 +74,21 @@ async def day_records(reader: PostgresReader, settings: Settings, day: str) -> D
     if reader.columns is None:
         await reader.connect()
     assert reader.columns is not None
-    # Spend, calls and errors per agent, model and provider, and each agent's spend per minute: from the
-    # rollup's day and minute buckets where it holds them (rollup/), the rows elsewhere.
-    groups = (await reader.read_layered(start, end, "day", READ_TIMEOUT)).groups
-    by_minute = (await reader.read_layered(start, end, "minute", READ_TIMEOUT, by=("agent",))).groups
-    minutes = [{"agent": g.agent, "minute": g.bucket, "cost": g.cost} for g in by_minute if g.priced]
-    traces = await fetch(reader, traces_sql, start, end, TOP_TRACES, timeout=READ_TIMEOUT) \
-        if reader.columns.has("trace_id") else []
+    groups, summary = await reader.read_closed_day(start, READ_TIMEOUT)
+    if summary is not None:
+        peaks, traces = summary.peaks, summary.traces
+    else:
+        by_minute = (await reader.read_layered(start, end, "minute", READ_TIMEOUT, by=("agent",))).groups
+        peaks = peaks_of((g.agent, g.bucket, g.cost) for g in by_minute if g.priced)
+        traces = await fetch(reader, traces_sql, start, end, timeout=READ_TIMEOUT) \
+            if reader.columns.has("trace_id") else []
     history = await daily_spend(reader, day)
     closed = await _closed_day(reader, settings, day)
     audit = await _audit(reader, settings, start, end)
     agents, models, providers = (usage_of(groups, key) for key in ("agent", "model", "provider"))
     if closed is None:
-        return DayRecords(day, agents, models, providers, minutes, traces, history, audit)
-    # LiteLLM's daily tables hold the day's spend; the spend log still gives calls, errors, minutes and
+        return DayRecords(day, agents, models, providers, peaks, traces, history, audit)
+    # LiteLLM's daily tables hold the day's spend; the spend log still gives calls, errors, peaks and
     # traces, for as much of the day as its retention left.
     logged = sum((a.spend for a in agents), Decimal(0)).quantize(CENT, ROUND_HALF_UP)
     gone = not groups and bool(closed.models)
@@ -108,7 +104,7 @@ async def day_records(reader: PostgresReader, settings: Settings, day: str) -> D
     if closed.agents is not None:
         agents = _merged(closed.agents, agents, gone)
     return DayRecords(day, agents, _merged(closed.models, models, gone), _merged(closed.providers, providers, gone),
-                      minutes, traces, history, audit, closed.total, note)
+                      peaks, traces, history, audit, closed.total, note)
 
 
 def _merged(spend: dict[str | None, Decimal], logged: list[Usage], gone: bool) -> list[Usage]:

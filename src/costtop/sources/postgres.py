@@ -17,19 +17,22 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 import asyncpg
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Settings
+from costtop.rollup.days import DaySummary, day_summary
 from costtop.rollup.read import (
     AFTER_AGGREGATE,
     HASH_AGGREGATE,
     KEYS,
     Fetch,
+    Group,
     LayeredRead,
     Source,
     find_source,
@@ -67,6 +70,8 @@ from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
 
 # Start-up reads the 5-minute window (plus a margin) row by row; everything else as sums.
+Read = TypeVar("Read")  # what a read in one snapshot returns
+
 RAW_SECONDS = 301  # the exact 5-minute window, and the second the clock may move on meanwhile
 MINUTE_WINDOW = 60
 RELEASE_SECONDS = 0.5  # past a query's own timeout, how long giving its connection back may take
@@ -602,6 +607,34 @@ class PostgresReader:
                            by: tuple[str, ...] = KEYS) -> LayeredRead:
         """[start, end) per key and bucket of `resolution`, from the rollup where it is complete and the rows
         elsewhere (rollup/read.py), in one read-only snapshot on the pool: history and the day report."""
+        async def read(conn: asyncpg.Connection, source: Source | None) -> LayeredRead:
+            return await read_groups(self._hashed(conn, timeout), self.tables, source, self.rows_from(),
+                                     self.since, start, end, resolution, by)
+        return await self._in_snapshot(read, timeout)
+
+    async def read_closed_day(self, day: datetime, timeout: float) -> tuple[list[Group], DaySummary | None]:
+        """The UTC day's groups per key (its day buckets, or its rows) and, in the same snapshot, the
+        job's peaks and costliest traces of it: only while the buckets count the rows those were worked
+        out from (rollup/days.py)."""
+        async def read(conn: asyncpg.Connection, source: Source | None) -> tuple[list[Group], DaySummary | None]:
+            groups = (await read_groups(self._hashed(conn, timeout), self.tables, source, self.rows_from(),
+                                        self.since, day, day + timedelta(days=1), "day")).groups
+            if source is None:
+                return groups, None
+            try:
+                async with conn.transaction():  # tables older than the summaries: no summary
+                    summary = await day_summary(conn_fetch(conn, timeout), self.tables, source.id, day)
+            except asyncpg.PostgresError:
+                return groups, None
+            if summary is None or summary.calls != sum(g.calls for g in groups):
+                return groups, None
+            return groups, summary
+        return await self._in_snapshot(read, timeout)
+
+    async def _in_snapshot(self, read: Callable[[asyncpg.Connection, Source | None], Awaitable[Read]],
+                           timeout: float) -> Read:
+        """`read` on a pooled connection in one read-only repeatable-read snapshot, given this table's
+        rollup as that snapshot sees it."""
         if self.pool is None or self.columns is None:
             await self.connect()
         conn = await self._acquire()
@@ -610,8 +643,7 @@ class PostgresReader:
             async with asyncio.timeout(timeout * 2 + RELEASE_SECONDS):
                 await tr.start()
                 source, _ = await self._rollup_source(conn, timeout)
-                return await read_groups(self._hashed(conn, timeout), self.tables, source, self.rows_from(),
-                                         self.since, start, end, resolution, by)
+                return await read(conn, source)
         except PG_ERRORS as exc:
             raise self.error(exc, timeout) from None
         finally:

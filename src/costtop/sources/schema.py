@@ -121,5 +121,5 @@ async def init_db(conn: asyncpg.Connection, tables: TableNames, create_calls: bo
 
         for statement in rollup_ddl(tables):
             await conn.execute(statement)
-        report.append(f"{tables.rollup_schema}: the rollup's schema (sources, buckets) is there")
+        report.append(f"{tables.rollup_schema}: the rollup's schema (sources, buckets, days) is there")
     return report
