@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from costtop.config import TableNames
+from costtop.config import Settings, TableNames
 from costtop.gateway import Call, Gateway, append_lines, row_of
 from costtop.rollup.job import compact, run_rollup
 from costtop.rollup.plan import ceil, floor
@@ -272,12 +272,15 @@ FROM (VALUES ('tie-b', 10.0), ('tie-b', 10.0), ('tie-a', 20.0), ('unpriced', NUL
 """
 
 
-async def report_of(url: str, now: datetime, day: str, tables: TableNames | None = None) -> tuple[object, ...]:
+async def report_of(url: str, now: datetime, day: str, tables: TableNames | None = None,
+                    config: Settings | None = None) -> tuple[object, ...]:
     """`day`'s report as costtop reads it at `now` (with `tables`: another rollup schema, none)."""
     from costtop.sources.day_report import day_records
     from costtop.sources.postgres import PostgresReader
 
-    config = settings(url, tables=tables or TableNames())
+    config = config or settings(url)
+    if tables is not None:
+        config = config.model_copy(update={"tables": tables})
     reader = PostgresReader(config, clock=lambda: now)
     try:
         got = await day_records(reader, config, day)
@@ -406,9 +409,14 @@ async def test_the_job_rolls_up_litellms_spend_log(empty_db_url) -> None:
                 snap.header.per_minute, sorted((m.model or "", m.spend_today, m.calls_today) for m in snap.models))
 
     raw = figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS))
+    day = f"{floor(now, 'day') - timedelta(days=1):%Y-%m-%d}"
+    raw_report = await report_of(empty_db_url, now, day, config=preset(empty_db_url))
+    assert raw_report[4] and None in [p.agent for p in raw_report[3]]  # traces (sessions); a call with no agent
     result = await run_rollup(preset(empty_db_url), now=now, since=now - FAR)
     assert result.rows > 0 and result.lines[0].startswith('public.LiteLLM_SpendLogs#')
+    assert result.days_summarised == 1
     assert figures((await loaded_engine(empty_db_url, now)).snapshot(now, NO_REDIS)) == raw
+    assert await report_of(empty_db_url, now, day, config=preset(empty_db_url)) == raw_report
     conn = await asyncpg.connect(empty_db_url)  # and the buckets are what answered
     try:
         await conn.execute("UPDATE costtop_rollup.buckets SET cost = cost + 1 WHERE grain = 'h'")
