@@ -285,12 +285,14 @@ def startup(sizes: Sequence[int], args: tuple[str, ...] = ()) -> Entry:
                    Target("< 2 s", "<", 2000), ("without the rollup", median_of(*s, "raw", key="complete_ms"))),
             Figure(f"{n}: the rollup job filling it from nothing", "s", at(*s, "job_fill_s")),
             Figure(f"{n}: the rollup job's next run", "s", at(*s, "job_next_run_s")),
+            Figure(f"{n}: of the job's first run, working out yesterday's peaks and costliest traces", "s",
+                   at(*s, "job_days_s")),
             Figure(f"{n}: the week of daily sums from the rollup, median", "ms",
                    median_of(*s, "history_rollup", key="week_ms"),
                    comparator=("raw", at(*s, "history_raw", "week_ms"))),
             Figure(f"{n}: yesterday's report from the rollup, median", "ms",
-                   median_of(*s, "history_rollup", key="report_ms"),
-                   comparator=("raw", at(*s, "history_raw", "report_ms"))),
+                   median_of(*s, "history_rollup", key="report_ms"), Target("< 1 s", "<", 1000),
+                   ("raw", at(*s, "history_raw", "report_ms"))),
         ]
     if len(sizes) >= 2:
         figures.append(Figure("startup: complete first screen with the rollup, extrapolated to a day of 173M rows",

@@ -153,6 +153,7 @@ def test_startup_figures_come_from_its_sizes_with_the_raw_start_up_as_the_compar
         return {"window_ms": 1.0, "complete_ms": ms}
 
     size = {"rows_today": 1_000_000, "raw": [run(9000.0), run(7000.0)], "job_fill_s": 12.5, "job_next_run_s": 0.4,
+            "job_days_s": 3.5,
             "rollup": [run(300.0)] * 5, "rollup_median_ms": 310.0, "rollup_max_ms": 400.0,
             "history_rollup": [{"week_ms": 20.0, "report_ms": 90.0}, {"week_ms": 40.0, "report_ms": 70.0},
                                {"week_ms": 30.0, "report_ms": 80.0}],
@@ -165,6 +166,8 @@ def test_startup_figures_come_from_its_sizes_with_the_raw_start_up_as_the_compar
     assert first["comparator"] == {"what": "without the rollup", "value": 8000.0}  # the median of the raw runs
     week = got["startup (1,000,000 rows today): the week of daily sums from the rollup, median"]
     assert week["value"] == 30.0 and week["comparator"]["value"] == 2000.0
+    report = got["startup (1,000,000 rows today): yesterday's report from the rollup, median"]
+    assert report["value"] == 80.0 and report["met"] is True and report["comparator"]["value"] == 5000.0
     assert got["startup: a gateway batch of 2,000 rows keeping the rollup, median"]["value"] == 33.0
     assert all(f["value"] is not None for f in got.values()), got
     assert entry.args[:4] == ("--rows", "1000000", "--yesterday", "1000000")
