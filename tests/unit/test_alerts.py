@@ -148,17 +148,23 @@ def test_the_agents_alerts_kept_between_frames_are_those_a_fresh_evaluation_give
         snap = engine.snapshot(NOW + timedelta(seconds=step), RedisState((), budgets, None, None))
         kept, erroring = cache.update(rows.rows, rows.touched, th, norms, engine.days)
         fresh, fresh_erroring = fleet_agent_alerts(snap.agents, th)
-        assert sorted(kept, key=key_of) == sorted(fresh, key=key_of) and erroring == fresh_erroring == 1
-        assert {"velocity:hot", "slow:slow", "errors:bad", "budget:daily:calm"} <= {a.key for a in kept}
+        assert sorted(kept.values(), key=key_of) == sorted(fresh, key=key_of) and erroring == fresh_erroring == 1
+        assert all(key == alert.key for key, alert in kept.items())
+        assert {"velocity:hot", "slow:slow", "errors:bad", "budget:daily:calm"} <= set(kept)
         assert rows.touched is None or len(rows.touched) <= 2  # after the first build, only what changed
-    first = cache.update(rows.rows, set(), th, norms, engine.days)[0]
-    assert all(x is y for x, y in zip(cache.update(rows.rows, set(), th, norms, engine.days)[0], first, strict=True))
-    # An agent gone from the table leaves the cache too.
+    first = dict(cache.update(rows.rows, set(), th, norms, engine.days)[0])
+    cache.take_changed()
+    again = cache.update(rows.rows, set(rows.rows), th, norms, engine.days)[0]  # every row, none changed
+    assert again.keys() == first.keys() and all(again[key] is first[key] for key in first)
+    assert cache.take_changed() == set()
+    # An agent gone from the table leaves the cache too, and the book is told.
     gone = {name: row for name, row in rows.rows.items() if name != "slow"}
-    assert "slow:slow" not in {a.key for a in cache.update(gone, {"slow"}, th, norms, engine.days)[0]}
+    assert "slow:slow" not in cache.update(gone, {"slow"}, th, norms, engine.days)[0]
+    assert cache.take_changed() == {"slow:slow"}
     # Other thresholds: every agent again.
     strict = Thresholds(slow_p95_ms=86_400_000)
-    assert "slow:slow" not in {a.key for a in cache.update(rows.rows, set(), strict, norms, engine.days)[0]}
+    assert "slow:slow" not in cache.update(rows.rows, set(), strict, norms, engine.days)[0]
+    assert cache.take_changed() is None
 
 
 def key_of(alert: Alert) -> str:

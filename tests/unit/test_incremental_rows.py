@@ -16,8 +16,9 @@ from decimal import Decimal
 import pytest
 
 from costtop.config import OPTIONAL_COLUMNS, REQUIRED_COLUMNS, Thresholds
+from costtop.engine.agent_rows import sort_columns, sort_key
 from costtop.engine.engine import Engine
-from costtop.engine.snapshot import Snapshot, SortKey
+from costtop.engine.snapshot import AgentRow, AgentState, BudgetState, BudgetView, Level, Snapshot, SortKey
 from costtop.sources.records import Baseline, CallRecord, RedisState, SpendHistory, SwitchKind, SwitchRecord
 
 START = datetime(2026, 11, 22, 10, 0, 0, tzinfo=UTC)
@@ -107,3 +108,17 @@ def test_a_snapshot_of_changed_rows_reads_as_one_built_from_scratch(seed: int) -
         fresh = engine.snapshot(now, redis)
         same_picture(kept, fresh)
 
+
+
+@pytest.mark.parametrize("sort", list(SortKey))
+def test_a_rows_key_is_the_one_its_column_sort_gives(sort: SortKey) -> None:
+    """`sort_key` keys a rebuilt row directly; the full sort goes column by column (`sort_columns`):
+    a row moved by the one must land where the other puts it."""
+    rng = random.Random(sort.value)
+    spends = (None, Decimal(0), Decimal("0.01"), Decimal("12.5"), Decimal("-3"))
+    rows = [AgentRow(rng.choice((None, "a", "", "b")), rng.choice(spends), rng.choice(spends), None, Level.OK,
+                     BudgetView(BudgetState.OK, runs_out_in=rng.choice((None, 0.0, 61.5))), None, None, None,
+                     None, AgentState.OK, None) for _ in range(40)]
+    columns = sort_columns(sort, rows)
+    assert [sort_key(sort, row) for row in rows] == list(zip(*columns, strict=True))
+    assert len({sort_key(sort, row)[0] for row in rows}) > 1 or sort is SortKey.NAME  # keys that differ

@@ -55,8 +55,18 @@ def sort_columns(sort: SortKey, rows: Sequence[AgentRow], named: bool = True) ->
 
 
 def sort_key(sort: SortKey, row: AgentRow) -> tuple[Any, ...]:
-    """One row's key, as `sort_columns` makes it."""
-    return tuple(column[0] for column in sort_columns(sort, (row,)))
+    """One row's key, as `sort_columns` makes it, made directly: a frame keys every row it rebuilds."""
+    name = row.agent_id
+    if sort is SortKey.NAME:
+        return name is None, name or ""
+    burn = -float(row.window_usd or 0)
+    if sort is SortKey.RUNS_OUT:
+        left = row.budget.runs_out_in
+        return NEVER if left is None else left, burn, name is None, name or ""
+    today = -float(row.spend_today or 0)
+    if sort is SortKey.TODAY:
+        return today, burn, name is None, name or ""
+    return burn, today, name is None, name or ""
 
 
 def in_order(sort: SortKey, by_name: Sequence[AgentRow]) -> Sequence[AgentRow]:
@@ -79,9 +89,11 @@ def name_order(names: Iterable[str | None]) -> list[str | None]:
     return named + [None] * (len(listed) - len(named))
 
 
-def keyed_list(sort: SortKey, ascending: Sequence[AgentRow]) -> SortedList:
-    """(key, row) for rows already in key order, as a SortedList."""
-    return SortedList(zip(zip(*sort_columns(sort, ascending), strict=True), ascending, strict=True))
+def keyed_list(sort: SortKey, ascending: Sequence[AgentRow]) -> tuple[SortedList, dict[str | None, tuple[Any, ...]]]:
+    """(key, agent) for rows already in key order, as a SortedList, and each agent's key."""
+    keys = list(zip(*sort_columns(sort, ascending), strict=True))
+    names = [row.agent_id for row in ascending]
+    return SortedList(zip(keys, names, strict=True)), dict(zip(names, keys, strict=True))
 
 
 class AgentRows:
@@ -92,10 +104,12 @@ class AgentRows:
         self.changed: set[str] = set()  # agents whose day or window changed since the last build
         self.sort = SortKey.BURN
         self.reverse = False  # a second click on the same column's title
-        # (key, row) in key order. A key ends with the agent's id, so no two are equal and rows are never
-        # compared; a changed row leaves and comes back in O(log n), not a sort of 100,000. None after a
-        # new order: made from it at the next build that changes a row, so the new order shows sooner.
+        # (key, agent) in key order. A key ends with the agent's id, so no two are equal; a row whose key
+        # changed leaves and comes back in O(log n), not a sort of 100,000, and one whose key did not
+        # stays. None after a new order: made from it at the next build that changes a row, so the new
+        # order shows sooner.
         self._ordered: SortedList | None = SortedList()
+        self._keys: dict[str | None, tuple[Any, ...]] = {}  # each agent's key in `_ordered`
         self._agents: tuple[AgentRow, ...] = ()  # the table, in order (reversed when `reverse`)
         self._context: object = None
         self._sorted_as: SortKey | None = None  # the order `_ordered` follows
@@ -124,7 +138,8 @@ class AgentRows:
         switch_targets = redis.targets("agent")
         # Not the sort: the rows do not depend on it, only their keys and order (a new order re-sorts them).
         context = (has_cost, th, known)
-        changed = self.changed | window.take_changed()
+        ingested = self.changed  # agents with rows read since the last build: their trend may have moved
+        changed = ingested | window.take_changed()
         self.changed = set()
         totals_5m = window.totals
         rows = self.rows
@@ -142,7 +157,8 @@ class AgentRows:
             self._trend_minute = -1
         else:
             changed |= from_redis
-        if now_minute != self._trend_minute:
+        minute_turned = now_minute != self._trend_minute
+        if minute_turned:
             # A minute on: the forecasts (time left in the day) and the trends (their minutes) move, but
             # only for agents burning now or with spend in the trend's minutes, now or a minute ago.
             trending = set().union(*trend_slots)
@@ -155,15 +171,19 @@ class AgentRows:
         resort = sort is not self._sorted_as or full
         ordered = self._ordered
         if ordered is None and changed and not resort:
-            ordered = self._ordered = keyed_list(sort, self._agents[::-1] if self._shown_reversed else self._agents)
+            ordered, self._keys = keyed_list(sort, self._agents[::-1] if self._shown_reversed else self._agents)
+            self._ordered = ordered
+        keys = self._keys
+        keep_order = ordered is not None and not resort
+        left = Decimal(day_left)  # once, not per row: the forecasts all count from it
         for name in changed:
             old = rows.get(name)
-            if ordered is not None and old is not None and not resort:
-                ordered.remove((sort_key(sort, old), old))
             if not (name in days or name in totals_5m or name in budgets or name in switch_targets):
                 if old is not None:  # nothing left to show for it
                     del rows[name]
                     self._by_name = None
+                    if keep_order:
+                        ordered.remove((keys.pop(name), name))
                 continue
             if old is None:
                 self._by_name = None
@@ -173,36 +193,47 @@ class AgentRows:
             spend = totals.cost if has_cost and known else None
             per_minute = usd / FIVE if has_cost else None
             state, switch = redis.agent(name)
+            if old is None or minute_turned or name in ingested:
+                trend = tuple([slot.get(name, ZERO) for slot in trend_slots])
+            else:  # only its window moved (a second left it): its minutes' sums are what they were
+                trend = old.trend
+            # Positional, in the order of AgentRow's fields: a frozen dataclass's keywords cost a third more,
+            # and a frame makes thousands of rows.
             rows[name] = AgentRow(
-                agent_id=name,
-                spend_today=spend,
-                window_usd=usd if has_cost else None,
-                velocity_per_min=per_minute,
-                velocity_level=velocity_level(usd if has_cost else None, th),
-                budget=budget_view(budgets.get(name), spend, th.budget_warning, redis.known, per_minute,
-                                   day_left),
-                calls_today=totals.calls if known else None,
-                errors_today=totals.errors if known else None,
-                flat_calls_today=(totals.flat if has_cost else 0) if known else None,
-                p95_ms=window.p95(name),
-                state=state,
-                switch=switch,
-                projected_today=projected(spend, per_minute, day_left),
-                trend=tuple([slot.get(name, ZERO) for slot in trend_slots]),
-                calls_5m=in_window.calls if in_window is not None else 0,
-                errors_5m=in_window.errors if in_window is not None else 0,
-                last_call_at=last_calls.get(name),
+                name,  # agent_id
+                spend,  # spend_today
+                usd if has_cost else None,  # window_usd
+                per_minute,  # velocity_per_min
+                velocity_level(usd if has_cost else None, th),
+                budget_view(budgets.get(name), spend, th.budget_warning, redis.known, per_minute, day_left),
+                totals.calls if known else None,  # calls_today
+                totals.errors if known else None,  # errors_today
+                (totals.flat if has_cost else 0) if known else None,  # flat_calls_today
+                window.p95(name),  # p95_ms
+                state,
+                switch,
+                projected(spend, per_minute, left),  # projected_today
+                trend,
+                in_window.calls if in_window is not None else 0,  # calls_5m
+                in_window.errors if in_window is not None else 0,  # errors_5m
+                last_calls.get(name),  # last_call_at
             )
-            if ordered is not None and not resort:
-                ordered.add((sort_key(sort, rows[name]), rows[name]))
+            if keep_order:
+                key = sort_key(sort, rows[name])
+                before = keys.get(name)
+                if key != before:
+                    if before is not None:
+                        ordered.remove((before, name))
+                    ordered.add((key, name))
+                    keys[name] = key
         if resort:
             # Another order (or every row new): one full sort; the SortedList follows at the next change.
-            self._sorted_as, self._ordered = sort, None
+            self._sorted_as, self._ordered, self._keys = sort, None, {}
             if self._by_name is None:
                 self._by_name = name_order(rows)
             ascending: Sequence[AgentRow] = in_order(sort, list(map(rows.__getitem__, self._by_name)))
         elif changed and ordered is not None:
-            ascending = list(map(itemgetter(1), ordered))
+            ascending = list(map(rows.__getitem__, map(itemgetter(1), ordered)))
         elif self.reverse == self._shown_reversed:
             return self._agents
         else:

@@ -4,13 +4,24 @@ A rule sees only figures that are known: an unknown figure (Redis down, the day 
 no calls in the window) raises nothing, so missing data never cries wolf. An alert keeps the time it
 first held; it stays until its condition clears, acknowledged or not, and comes back unacknowledged
 if it clears and trips again.
+
+With 10,000 agents, 7,000 of them over budget, a frame holds 7,000 alerts of which a handful change:
+each agent's own alerts are kept until its figures change (`AgentAlerts`), and the book changes only
+the alerts that did (`AlertBook`), so neither work nor `usd()` formatting grows with the alerts held.
+What moves with the clock alone is not kept: an agent's row is rebuilt when its window loses a second
+(and its alerts with it), and the alerts that are not an agent's own are evaluated whole every frame.
+The book itself has no timer: an alert holds from the first snapshot that raised it, and leaves at the
+first that did not.
 """
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Collection, Container, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal
+
+from sortedcontainers import SortedKeyList
 
 from costtop.config import Thresholds
 from costtop.engine.anomalies import DayNorm, day_anomaly
@@ -34,14 +45,15 @@ LEVEL_SEVERITY = {Level.WARNING: Severity.WARNING, Level.CRITICAL: Severity.CRIT
                   Level.EMERGENCY: Severity.EMERGENCY}
 
 
-def budget_alert(subject: str, label: str, budget: BudgetView, agent: str | None = None) -> Alert | None:
+def budget_alert(subject: str, label: str, budget: BudgetView, agent: str | None = None,
+                 limit_text: str | None = None) -> Alert | None:
     """80 % is a warning, 100 % critical; a disabled or unknown budget says nothing. `agent`: the agent
-    whose budget it is (None: the fleet's)."""
+    whose budget it is (None: the fleet's). `limit_text`: `usd(budget.limit)` when the caller kept it."""
     if budget.state not in (BudgetState.WARNING, BudgetState.EXCEEDED) or budget.fraction is None:
         return None
     severity = Severity.CRITICAL if budget.state is BudgetState.EXCEEDED else Severity.WARNING
     return Alert(f"budget:{label}:{subject}", f"{label} budget", severity, subject,
-                 f"{budget.fraction * 100:.0f} % of {usd(budget.limit)}", agent=agent)
+                 f"{budget.fraction * 100:.0f} % of {limit_text or usd(budget.limit)}", agent=agent)
 
 
 def fallback_alert(fallback: FallbackView) -> Alert:
@@ -53,9 +65,9 @@ def fallback_alert(fallback: FallbackView) -> Alert:
                  f"{waiting} waiting, the oldest {age / 60:.0f} min old")
 
 
-def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
+def agent_alerts(a: AgentRow, th: Thresholds, limit_text: str | None = None) -> tuple[tuple[Alert, ...], bool]:
     """One agent's rules (burn rate, its daily budget, its error rate, slowness), and whether it counts
-    among the agents erroring."""
+    among the agents erroring. `limit_text`: `usd()` of its budget's limit, when the caller kept it."""
     alerts: list[Alert] = []
     severity = LEVEL_SEVERITY.get(a.velocity_level)
     if severity is not None and a.window_usd is not None:
@@ -64,7 +76,7 @@ def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
         killed = ", killed" if a.state is AgentState.KILLED else ""
         alerts.append(Alert(f"velocity:{a.agent_id}", "burn rate", severity, a.agent_id,
                             f"{usd(a.window_usd)} in 5 min{killed}", agent=a.agent_id))
-    budget = budget_alert(a.agent_id, "daily", a.budget, a.agent_id)
+    budget = budget_alert(a.agent_id, "daily", a.budget, a.agent_id, limit_text)
     if budget is not None:
         alerts.append(budget)
     erroring = bool(a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m)
@@ -78,45 +90,108 @@ def agent_alerts(a: AgentRow, th: Thresholds) -> tuple[tuple[Alert, ...], bool]:
     return tuple(alerts), erroring
 
 
+def alert_inputs(a: AgentRow, th: Thresholds) -> tuple[object, ...]:
+    """What `agent_alerts` reads from a row, each part only where it can raise an alert: two rows with
+    equal inputs get equal alerts. A row is rebuilt whenever its window changes, so most rebuilt rows
+    of a busy fleet differ in figures no rule reads (calls, the trend, the forecast) or only in ones
+    that raise nothing (the spend of an agent under its burn and budget limits)."""
+    velocity = None
+    if a.velocity_level in LEVEL_SEVERITY and a.window_usd is not None:
+        velocity = (a.velocity_level, a.window_usd, a.state is AgentState.KILLED)
+    b = a.budget
+    budget = (b.state, b.limit, b.used) if b.state in (BudgetState.WARNING, BudgetState.EXCEEDED) else None
+    erroring = a.calls_5m and a.errors_5m / a.calls_5m > th.error_rate_5m
+    slow = a.p95_ms if a.p95_ms is not None and a.p95_ms > th.slow_p95_ms else None
+    return velocity, budget, (a.errors_5m, a.calls_5m) if erroring else None, slow, a.spend_today
+
+
 class AgentAlerts:
     """Each agent's own alerts (its rules and its unusual day), redone only for the agents whose row the
-    last build touched: with 100,000 agents a snapshot evaluates the few that changed, not all. Their
-    order does not matter: the alert book orders what holds."""
+    last build touched, and of those only for the ones whose figures the rules read changed
+    (`alert_inputs`): with 100,000 agents a snapshot evaluates the few that changed, not all.
+
+    `by_key` holds every agent's alerts by key; an alert that did not change stays the same object, so
+    the book can tell it is the same at a glance. `take_changed` says which keys changed since it was
+    last asked: the book updates those and keeps the rest."""
 
     def __init__(self) -> None:
+        self.by_key: dict[str, Alert] = {}
         self._by_agent: dict[str, tuple[Alert, ...]] = {}  # only agents with alerts
+        self._inputs: dict[str, tuple[object, ...]] = {}  # what each agent's alerts were made from
+        self._limits: dict[str, tuple[Decimal, str]] = {}  # an agent's budget limit and its usd() text
         self._erroring: set[str] = set()
         self._context: tuple[Thresholds, Mapping[str, DayNorm]] | None = None
+        self._changed: set[str] | None = set()  # keys of `by_key` changed since take_changed(); None: all
 
     def update(self, rows: Mapping[str, AgentRow], touched: Iterable[str] | None, th: Thresholds,
-               norms: Mapping[str, DayNorm], days: Container[str]) -> tuple[list[Alert], int]:
+               norms: Mapping[str, DayNorm], days: Container[str]) -> tuple[Mapping[str, Alert], int]:
         """`touched`: the agents rebuilt or removed since the last update (None: all of them). `norms`:
-        the usual days (one object per history read), `days`: the agents with calls today."""
+        the usual days (one object per history read), `days`: the agents with calls today. Returns
+        `by_key` (read only) and how many agents are erroring."""
         context = self._context
         if touched is None or context is None or context[0] != th or context[1] is not norms:
             self._context = (th, norms)
-            self._by_agent, self._erroring = {}, set()
+            self.by_key, self._by_agent, self._inputs, self._limits = {}, {}, {}, {}
+            self._erroring = set()
+            self._changed = None
             touched = rows.keys()
-        by_agent, erroring = self._by_agent, self._erroring
+        by_key, by_agent, inputs, erroring = self.by_key, self._by_agent, self._inputs, self._erroring
+        changed = self._changed
         for name in touched:
             row = rows.get(name)
+            before = by_agent.get(name, ())
             if row is None:
-                by_agent.pop(name, None)
+                inputs.pop(name, None)
+                self._limits.pop(name, None)
                 erroring.discard(name)
-                continue
-            alerts, is_erroring = agent_alerts(row, th)
-            unusual = day_anomaly(name, row.spend_today, norms.get(name), th) if name in days else None
-            if unusual is not None:
-                alerts = (*alerts, unusual)
+                alerts: tuple[Alert, ...] = ()
+            else:
+                norm = norms.get(name) if name in days else None
+                now_in = (*alert_inputs(row, th), norm)
+                if inputs.get(name) == now_in:
+                    continue  # the same figures: the same alerts, and the same erroring
+                inputs[name] = now_in
+                alerts, is_erroring = agent_alerts(row, th, self._limit_text(name, row))
+                unusual = day_anomaly(name, row.spend_today, norm, th)
+                if unusual is not None:
+                    alerts = (*alerts, unusual)
+                if is_erroring:
+                    erroring.add(name)
+                else:
+                    erroring.discard(name)
+            if alerts == before:
+                continue  # equal alerts from other figures: the ones held stay, as the same objects
             if alerts:
                 by_agent[name] = alerts
             else:
                 by_agent.pop(name, None)
-            if is_erroring:
-                erroring.add(name)
-            else:
-                erroring.discard(name)
-        return [alert for alerts in by_agent.values() for alert in alerts], len(erroring)
+            kept = {alert.key for alert in alerts}
+            for old in before:
+                if old.key not in kept and by_key.get(old.key) is old:
+                    del by_key[old.key]
+                    if changed is not None:
+                        changed.add(old.key)
+            for alert in alerts:
+                by_key[alert.key] = alert
+                if changed is not None:
+                    changed.add(alert.key)
+        return by_key, len(erroring)
+
+    def _limit_text(self, name: str, row: AgentRow) -> str | None:
+        """`usd()` of the agent's budget limit, made again only when the limit changes: an agent over its
+        budget has its row, and its alert's percentage, redone at each call it makes."""
+        limit = row.budget.limit
+        if limit is None:
+            return None
+        kept = self._limits.get(name)
+        if kept is None or kept[0] != limit:
+            kept = self._limits[name] = (limit, usd(limit))
+        return kept[1]
+
+    def take_changed(self) -> set[str] | None:
+        """The keys of `by_key` added, changed or removed since the last call (None: any of them)."""
+        changed, self._changed = self._changed, set()
+        return changed
 
 
 def fleet_agent_alerts(agents: Iterable[AgentRow], th: Thresholds) -> tuple[list[Alert], int]:
@@ -130,12 +205,12 @@ def fleet_agent_alerts(agents: Iterable[AgentRow], th: Thresholds) -> tuple[list
     return alerts, erroring
 
 
-def evaluate(per_agent: tuple[list[Alert], int], providers: Iterable[ProviderRow], header: HeaderStats,
+def evaluate(per_agent: tuple[Iterable[Alert], int], providers: Iterable[ProviderRow], header: HeaderStats,
              reconciliation: Reconciliation | None, th: Thresholds,
              patterns: Iterable[tuple[str, str, str, str]] = ()) -> list[Alert]:
     """Every rule that holds now. `per_agent`: the agents' own alerts and how many agents are erroring
-    (`AgentAlerts.update`, or `fleet_agent_alerts`); `patterns`: (kind, trace, agent, figure) from live
-    traces."""
+    (`fleet_agent_alerts`; the engine passes no alerts here and hands `AgentAlerts.by_key` to the book
+    instead); `patterns`: (kind, trace, agent, figure) from live traces."""
     agent_alerts_now, erroring = per_agent
     alerts: list[Alert] = []
     for kind, trace, agent, figure in patterns:
@@ -170,35 +245,100 @@ def evaluate(per_agent: tuple[list[Alert], int], providers: Iterable[ProviderRow
     return alerts
 
 
+def book_order(alert: Alert) -> tuple[int, datetime | None, str]:
+    """Most severe first, then the oldest, then by key (keys are unique: no two alerts tie)."""
+    return -alert.severity, alert.since, alert.key
+
+
 class AlertBook:
-    """Which alerts hold, since when, and which the operator has acknowledged."""
+    """Which alerts hold, since when, and which the operator has acknowledged.
+
+    Kept in order from one update to the next: an update books only the alerts that came, went or
+    changed (each in O(log n)), and the ordered tuple is made again only when one did."""
 
     def __init__(self) -> None:
-        self.active: dict[str, Alert] = {}
+        self.active: dict[str, Alert] = {}  # booked: with `since` and `acknowledged`
         self.acknowledged: set[str] = set()
+        self._raw: dict[str, Alert] = {}  # each active alert as the rules last gave it
+        self._rest: dict[str, Alert] = {}  # the last update's `alerts`, by key
+        self._order = SortedKeyList(key=book_order)
+        self._shown: tuple[Alert, ...] | None = ()  # `_order` as a tuple; None: to make again
 
-    def update(self, alerts: Iterable[Alert], now: datetime) -> tuple[tuple[Alert, ...], bool]:
-        """The active alerts, most severe and oldest first, and whether a critical one is new."""
-        current: dict[str, Alert] = {}
+    def update(self, alerts: Iterable[Alert], now: datetime, kept: Mapping[str, Alert] | None = None,
+               kept_changed: Collection[str] | None = ()) -> tuple[tuple[Alert, ...], bool]:
+        """The active alerts, most severe and oldest first, and whether a critical one is new.
+
+        `alerts`: every alert that holds now, or, with `kept`, every one but those in `kept` (the
+        agents' own, by key), of which only `kept_changed` are looked at: the keys added, changed or
+        removed there since the last update (None: any may have been). Where both name a key, the one
+        in `alerts` holds (and of two there, the later), but the others still ring if new or worse,
+        as when every alert was booked in turn."""
+        active, raw, order, acknowledged = self.active, self._raw, self._order, self.acknowledged
+        kept = kept if kept is not None else {}
         new_critical = False
+        rest: dict[str, Alert] = {}
+        shadowed: list[Alert] = []  # alerts whose key a later one takes (two rules naming one key)
         for alert in alerts:
-            before = self.active.get(alert.key)
+            if alert.key in rest:
+                shadowed.append(rest[alert.key])
+            elif alert.key in kept:
+                shadowed.append(kept[alert.key])
+            rest[alert.key] = alert
+        forced: set[str] = set()
+        for alert in shadowed:
+            # Still judged against what was booked, as when every alert was booked in turn: one new or
+            # worse rings, and one worse takes the acknowledgement from the key.
+            before = active.get(alert.key)
             if before is None:
-                since = now
                 new_critical = new_critical or alert.severity >= Severity.CRITICAL
-            else:
+            elif alert.severity > before.severity:
+                if alert.key in acknowledged:
+                    acknowledged.discard(alert.key)
+                    forced.add(alert.key)
+                new_critical = new_critical or alert.severity >= Severity.CRITICAL
+        if kept_changed is None:
+            candidates: Iterable[str] = active.keys() | kept.keys() | rest.keys()
+        else:
+            candidates = self._rest.keys() | rest.keys() | set(kept_changed)
+        self._rest = rest
+        for key in candidates:
+            alert = rest[key] if key in rest else kept.get(key)
+            before = active.get(key)
+            if alert is None:
+                if before is not None:  # cleared: it forgets its acknowledgement
+                    order.remove(before)
+                    del active[key], raw[key]
+                    acknowledged.discard(key)
+                    self._shown = None
+                continue
+            if before is not None:
+                held = raw[key]
+                if (held is alert or held == alert) and key not in forced:
+                    continue  # the same alert: booked as it was
                 since = before.since or now
                 if alert.severity > before.severity:  # it got worse: ask again
-                    self.acknowledged.discard(alert.key)
+                    acknowledged.discard(key)
                     new_critical = new_critical or alert.severity >= Severity.CRITICAL
-            current[alert.key] = replace(alert, since=since, acknowledged=alert.key in self.acknowledged)
-        self.acknowledged &= set(current)  # a cleared alert forgets its acknowledgement
-        self.active = current
-        ordered = sorted(current.values(), key=lambda a: (-a.severity, a.since, a.key))
-        return tuple(ordered), new_critical
+                order.remove(before)
+            else:
+                since = now
+                new_critical = new_critical or alert.severity >= Severity.CRITICAL
+            booked = active[key] = replace(alert, since=since, acknowledged=key in acknowledged)
+            raw[key] = alert
+            order.add(booked)
+            self._shown = None
+        if self._shown is None:
+            self._shown = tuple(order)
+        return self._shown, new_critical
 
     def acknowledge(self, keys: Iterable[str] | None = None) -> None:
         """The given alerts, or all active ones."""
         chosen = set(self.active) if keys is None else set(keys) & set(self.active)
         self.acknowledged |= chosen
-        self.active = {k: replace(a, acknowledged=a.acknowledged or k in chosen) for k, a in self.active.items()}
+        for key in chosen:
+            before = self.active[key]
+            if not before.acknowledged:
+                self._order.remove(before)
+                self.active[key] = replace(before, acknowledged=True)
+                self._order.add(self.active[key])
+                self._shown = None

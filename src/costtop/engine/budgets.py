@@ -88,8 +88,9 @@ def seconds_until_spent(limit: Decimal, used: Decimal, per_minute: Decimal | Non
     return seconds if seconds <= period_left else None
 
 
-def projected(spent: Decimal | None, per_minute: Decimal | None, period_left: float) -> Decimal | None:
-    """Spend at the end of the period if the current burn rate holds."""
+def projected(spent: Decimal | None, per_minute: Decimal | None, period_left: float | Decimal) -> Decimal | None:
+    """Spend at the end of the period if the current burn rate holds. `period_left` in seconds, as a
+    float or as its exact Decimal (the same figure: for many rows, converted once)."""
     if spent is None or per_minute is None:
         return None
     return spent + per_minute * Decimal(period_left) / 60

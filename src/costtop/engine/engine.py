@@ -407,9 +407,11 @@ class Engine:
         return self._view
 
     def update_alert_book(self, active: Iterable[Alert], now: datetime) -> tuple[tuple[Alert, ...], bool]:
-        """The alerts holding now: each keeps the time it started and its acknowledgement. Returns them
-        most severe and oldest first, and whether a critical one is new."""
-        return self._alerts.update(active, now)
+        """The alerts holding now, `active` and the agents' own (`AgentAlerts`, of which the book looks
+        only at those that changed since the last snapshot): each keeps the time it started and its
+        acknowledgement. Returns them most severe and oldest first, and whether a critical one is new."""
+        kept = self._agent_alerts
+        return self._alerts.update(active, now, kept.by_key, kept.take_changed())
 
     # -- output ------------------------------------------------------------------------------------
 
@@ -502,13 +504,14 @@ class Engine:
                        reconciliation: Reconciliation | None, checks: Sequence[KillCheck],
                        silence_alert: Alert | None, fallback: FallbackView | None, now_s: int, known: bool,
                        has_cost: bool) -> list[Alert]:
-        """Every alert that holds at this snapshot, before the book says since when."""
+        """Every alert that holds at this snapshot but the agents' own, before the book says since when."""
         th = self.thresholds
         # An agent's unusual day needs its day's spend (a row has none while the sums are pending) and
         # this day's norms.
         norms = self.day_norms if self.history_day == self.day else NO_NORMS
-        per_agent = self._agent_alerts.update(self._rows.rows, self._rows.touched, th, norms, self.days)
-        active = evaluate(per_agent, providers, header, reconciliation, th, self.live_traces.patterns(now_s))
+        # The agents' own alerts stay in `_agent_alerts`: the book reads the ones that changed from there.
+        _, erroring = self._agent_alerts.update(self._rows.rows, self._rows.touched, th, norms, self.days)
+        active = evaluate(((), erroring), providers, header, reconciliation, th, self.live_traces.patterns(now_s))
         if known and has_cost:  # no day's sums, no cost column: no history, so nothing is unusual
             before, this_hour = self.agent_hours.slots(now_s // 3600)
             active += hour_anomalies(before, this_hour, th)
