@@ -40,6 +40,11 @@ def make_styles() -> list[Style | None]:
         Style(bold=True, dim=True, strike=True, color=Color.parse("red")),
         Style(color=GRAY, bgcolor=Color.parse("color(16)"), meta={"@click": "app.bell"}),  # looks as STYLES[1]
         Style(color=Color.default(), bgcolor=Color.default()),
+        # The same colours with attributes on and off: a change of look that turns some off.
+        Style(bold=True, dim=True, color=GRAY, bgcolor=Color.parse("color(16)")),
+        Style(dim=True, color=GRAY, bgcolor=Color.parse("color(16)")),
+        Style(strike=True, italic=True, color=GRAY, bgcolor=Color.parse("color(16)")),
+        Style(reverse=True, underline=True, color=GRAY, bgcolor=Color.parse("color(16)")),
     ]
 
 
@@ -251,9 +256,13 @@ def look(*attributes: str, fg: str = "", bg: str = "") -> Look:
     (None, look("1", fg="38;5;254"), "\x1b[0;1;38;5;254m"),
     (look(fg="38;5;254", bg="48;5;16"), look("1", fg="38;5;254", bg="48;5;16"), "\x1b[1m"),  # only what is added
     (look(fg="38;5;254", bg="48;5;16"), look(fg="38;5;80", bg="48;5;16"), "\x1b[38;5;80m"),
-    (look("1", fg="38;5;254"), look(fg="38;5;254"), "\x1b[0;38;5;254m"),  # bold off: reset, then the rest
-    (look(fg="38;5;254", bg="48;5;16"), look(fg="38;5;254"), "\x1b[0;38;5;254m"),  # a colour gone: reset
-    (look("2", fg="31"), PLAIN, "\x1b[0m"),
+    (look("1", fg="38;5;254"), look(fg="38;5;254"), "\x1b[22m"),  # bold off, not a reset and all again
+    (look(fg="38;5;254", bg="48;5;16"), look(fg="38;5;254"), "\x1b[49m"),  # a colour gone: the default
+    (look("1", "2", fg="31"), look("2", fg="31"), "\x1b[22;2m"),  # 22 ends bold and dim: dim back on
+    (look("4", "21", fg="38;5;80"), look("4", fg="38;5;80"), "\x1b[24;4m"),  # 24 ends both underlines
+    (look("2", fg="31"), PLAIN, "\x1b[0m"),  # a reset is shorter than turning each off
+    (look("1", fg="38;5;254", bg="48;5;16"), look("7", fg="38;5;80", bg="48;5;16"), "\x1b[22;7;38;5;80m"),
+    (look("4", "21"), look("4"), "\x1b[0;4m"),  # shorter than 24;4
 ])
 def test_a_look_change_sends_only_what_it_must(before: Look | None, after: Look, sent: str) -> None:
     assert transition(before, after) == sent

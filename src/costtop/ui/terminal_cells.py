@@ -59,21 +59,33 @@ class Look:
 PLAIN = Look((), "", "")  # a segment without a style: the terminal's defaults
 
 
+# The SGR code that turns each attribute off; some turn off two (22: bold and dim, 24: both
+# underlines, 25: both blinks, 54: frame and encircle), and what the look keeps is added back.
+OFF = {"1": "22", "2": "22", "3": "23", "4": "24", "21": "24", "5": "25", "6": "25", "7": "27", "8": "28",
+       "9": "29", "51": "54", "52": "54", "53": "55"}
+
+
 def transition(before: Look | None, after: Look) -> str:
     """The SGR sequence that takes the terminal from `before` (None: not known) to `after`: nothing when
-    they are the same; only what is added when nothing must be turned off; else a reset and all of it."""
+    they are the same; else the shorter of what changes (attributes turned off and on, the colours
+    that differ) and a reset with all of `after`."""
     if before is after:
         return ""
-    if before is not None and set(before.attributes) <= set(after.attributes) \
-            and (after.fg or not before.fg) and (after.bg or not before.bg):
-        added = [code for code in after.attributes if code not in before.attributes]
-        if after.fg != before.fg:
-            added.append(after.fg)
-        if after.bg != before.bg:
-            added.append(after.bg)
-        return f"\x1b[{';'.join(added)}m" if added else ""
     codes = after.codes
-    return f"\x1b[0;{codes}m" if codes else "\x1b[0m"
+    reset = f"\x1b[0;{codes}m" if codes else "\x1b[0m"
+    if before is None:
+        return reset
+    on = set(after.attributes)
+    gone = [code for code in before.attributes if code not in on]
+    off = sorted({OFF[code] for code in gone}, key=int)
+    cleared = {code for code, off_code in OFF.items() if off_code in off}  # all that those codes turned off
+    added = [code for code in after.attributes if code not in before.attributes or code in cleared]
+    if after.fg != before.fg:
+        added.append(after.fg or "39")
+    if after.bg != before.bg:
+        added.append(after.bg or "49")
+    delta = f"\x1b[{';'.join(off + added)}m" if off or added else ""
+    return delta if len(delta) < len(reset) else reset
 
 
 class Looks:
