@@ -158,7 +158,10 @@ def lay_out(strips: Iterable[tuple[int, Strip]], width: int, chars: list[str | N
 class TerminalCells:
     """What the terminal shows, cell by cell, as this app wrote it (None: not known)."""
 
-    def __init__(self) -> None:
+    def __init__(self, orders: tuple[str, ...] = ("lines", "looks")) -> None:
+        """`orders`: the orders to write the changed cells in, the shortest taken: "lines" (top to
+        bottom, left to right) and "looks" (each look's cells together); a test tries each alone."""
+        self.orders = orders
         self.width = 0
         self.height = 0
         self.chars: list[list[str | None]] = []
@@ -217,18 +220,27 @@ class TerminalCells:
                 if strip is None or x > x2 or end <= x1:
                     continue
                 ranges.setdefault(y, []).append((x, min(end, x2)))
-        out: list[str] = []
-        state: Look | None = None  # not known at the start: the first colour code resets
+        chunks: list[Chunk] = []
         for y in sorted(ranges):
             new_chars: list[str | None] = [None] * width
             new_looks: list[Look | None] = [None] * width
             lay_out([(x, s) for x, s in chops[y].items() if s is not None], width, new_chars, new_looks,
                     system, self.styles)
             runs = self._runs(y, merge(ranges[y]), new_chars, new_looks)
-            state = self._write(y, runs, new_chars, new_looks, state, out)
-        if state is not None and state is not PLAIN:
-            out.append("\x1b[0m")  # as Textual leaves it: what is written next starts from the defaults
-        return "".join(out)
+            chunks += self._chunks(y, runs, new_chars, new_looks)
+        if not chunks:
+            return ""
+        # Line by line, or each look's cells together (one colour code for all the digits of one
+        # colour, a longer move between them): whichever is shorter this time.
+        written = []
+        if "lines" in self.orders:
+            written.append(self._emit(chunks))
+        if "looks" in self.orders:
+            first_seen: dict[Look, int] = {}
+            for chunk in chunks:
+                first_seen.setdefault(chunk.look, len(first_seen))
+            written.append(self._emit(sorted(chunks, key=lambda chunk: first_seen[chunk.look])))
+        return min(written, key=len)
 
     def _runs(self, y: int, spans: list[tuple[int, int]], new_chars: list[str | None],
               new_looks: list[Look | None]) -> list[tuple[int, int]]:
@@ -268,37 +280,61 @@ class TerminalCells:
             return False
         return sum(len(c.encode()) for c in gap if c is not None) <= len(f"\x1b[{start + 1}G")
 
-    def _write(self, y: int, runs: list[tuple[int, int]], new_chars: list[str | None],
-               new_looks: list[Look | None], state: Look | None, out: list[str]) -> Look | None:
+    def _chunks(self, y: int, runs: list[tuple[int, int]], new_chars: list[str | None],
+                new_looks: list[Look | None]) -> list[Chunk]:
+        """The runs' cells as chunks of one look each, and the runs recorded as written."""
         old_chars, old_looks = self.chars[y], self.looks[y]
-        column: int | None = None  # where the cursor is on this line
+        chunks: list[Chunk] = []
         for start, end in runs:
-            out.append(f"\x1b[{start + 1}G" if column is not None else f"\x1b[{y + 1};{start + 1}H")
-            chunk: list[str] = []
-            link = ""
+            current: Chunk | None = None
             for x in range(start, end):
                 char, look = new_chars[x], new_looks[x]
                 if char == WIDE or char is None or look is None:
-                    continue
-                if look is not state:
-                    out.append("".join(chunk))
-                    chunk = []
-                    if look.link != link:
-                        if link:
-                            out.append("\x1b]8;;\x1b\\")
-                        if look.link:
-                            out.append(f"\x1b]8;id={look.link_id};{look.link}\x1b\\")
-                        link = look.link
-                    out.append(transition(state, look))
-                    state = look
-                chunk.append(char)
-            out.append("".join(chunk))
-            if link:
-                out.append("\x1b]8;;\x1b\\")
+                    continue  # the character before covers it (or nothing is known to write)
+                if current is not None and current.look is look and current.end == x:
+                    current.text.append(char)
+                else:
+                    current = Chunk(y, x, look, [char])
+                    chunks.append(current)
+                current.end = x + (2 if x + 1 < self.width and new_chars[x + 1] == WIDE else 1)
             old_chars[start:end] = new_chars[start:end]
             old_looks[start:end] = new_looks[start:end]
-            column = end if end < self.width else None  # the last column: the next write would wrap
-        return state
+        return chunks
+
+    def _emit(self, chunks: Iterable[Chunk]) -> str:
+        """The chunks as terminal sequences: a move where the cursor is not already, a look change where
+        the look is not already; the defaults at the end, as Textual leaves the terminal."""
+        out: list[str] = []
+        state: Look | None = None  # not known at the start: the first colour code resets
+        at: tuple[int, int] | None = None  # where the cursor is
+        for chunk in chunks:
+            if at is None or at[0] != chunk.y:
+                out.append(f"\x1b[{chunk.y + 1};{chunk.x + 1}H")
+            elif at[1] != chunk.x:
+                out.append(f"\x1b[{chunk.x + 1}G")
+            look = chunk.look
+            out.append(transition(state, look))
+            state = look
+            if look.link:
+                out.append(f"\x1b]8;id={look.link_id};{look.link}\x1b\\")
+            out.append("".join(chunk.text))
+            if look.link:
+                out.append("\x1b]8;;\x1b\\")
+            at = (chunk.y, chunk.end) if chunk.end < self.width else None  # the last column: it would wrap
+        if state is not PLAIN:
+            out.append("\x1b[0m")
+        return "".join(out)
+
+
+@dataclass
+class Chunk:
+    """Cells of one look side by side on one line, to be written in one go."""
+
+    y: int
+    x: int
+    look: Look
+    text: list[str]
+    end: int = 0  # one past its last cell
 
 
 def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
