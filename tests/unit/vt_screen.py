@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import pyte
-from rich.console import Console
+from rich.color import ColorSystem
+from rich.console import COLOR_SYSTEMS, Console
 from textual.strip import Strip
 
 Cell = tuple[str, str, str, bool, bool, bool, bool, bool, bool]
@@ -50,8 +51,21 @@ class Terminal:
 
 
 def full_repaint(strips: list[Strip], console: Console) -> str:
-    """What Textual writes for a full repaint of these lines: each line's cells with their colour codes."""
-    return "".join(f"\x1b[{y + 1};1H{strip.render(console)}" for y, strip in enumerate(strips))
+    """What Textual writes for a full repaint of these lines: each run of cells with its colour codes
+    (`Strip.render_style`), in the console's colour system. The codes are worked out afresh: Textual
+    keeps them on the style object for the colour system it first wrote that style in, and styles are
+    shared by the apps one pytest process runs, not all in the same colour system."""
+    system = COLOR_SYSTEMS[console.color_system] if console.color_system else ColorSystem.TRUECOLOR
+    lines = []
+    for y, strip in enumerate(strips):
+        cells = []
+        for text, style, control in strip:
+            if control:
+                continue
+            codes = Strip.render_ansi(style, system) if style is not None else ""
+            cells.append(f"\x1b[{codes}m{text}\x1b[0m" if codes else text)
+        lines.append(f"\x1b[{y + 1};1H{''.join(cells)}")
+    return "".join(lines)
 
 
 def differences(got: list[list[Cell]], want: list[list[Cell]], limit: int = 5) -> list[str]:

@@ -10,7 +10,7 @@ turns each of Textual's partial updates into the changed cells only: a short cur
 of changed cells, the colour codes only where the look changes (and only the part of it that
 changes), no reset after every run. The cells compared are exactly those Textual would have rewritten,
 so the terminal ends up holding what Textual's own update would leave there, cell for cell; a full
-update is written as Textual writes it, and recorded. What the app has not written itself (at start,
+update is written whole, the same way, and recorded. What the app has not written itself (at start,
 after a suspend, in inline mode, after anything this module does not know) is unknown, and an
 unknown cell is always written.
 
@@ -188,20 +188,26 @@ class TerminalCells:
 
     # -- a full update -----------------------------------------------------------------------------
 
-    def record_layout(self, update: LayoutUpdate, system: ColorSystem) -> None:
+    def layout(self, update: LayoutUpdate, system: ColorSystem) -> str:
+        """A full update: every cell in it written, and recorded. Written from the cells with the codes
+        worked out here, as a partial update's are, not with Textual's: Textual keeps a style's codes on
+        the style object for the first colour system it wrote it in (a screenshot's truecolor, say), and
+        the terminal would then hold cells that look other than the ones recorded."""
         region = update.region
         width, height = region.right, region.bottom
         if region.x or region.y or (width, height) != (self.width, self.height):
             self.forget(max(width, self.width), max(height, self.height))
+        chunks: list[Chunk] = []
         for y, line in enumerate(update.strips, region.y):
-            chars, looks = self.chars[y], self.looks[y]
             x, placed = region.x, []
             for strip in line:
                 placed.append((x, strip))
                 x += strip.cell_length
-            chars[region.x:] = [None] * (width - region.x)
-            looks[region.x:] = [None] * (width - region.x)
-            lay_out(placed, width, chars, looks, system, self.styles)
+            new_chars: list[str | None] = [None] * self.width
+            new_looks: list[Look | None] = [None] * self.width
+            lay_out(placed, width, new_chars, new_looks, system, self.styles)
+            chunks += self._chunks(y, [(region.x, width)], new_chars, new_looks)
+        return self._emit(chunks) if chunks else ""
 
     # -- a partial update --------------------------------------------------------------------------
 
@@ -364,15 +370,14 @@ class ChangedCells(CompositorUpdate):
 
 
 class RecordedLayout(CompositorUpdate):
-    """A full update, written as Textual writes it, and recorded."""
+    """A full update, written whole (`TerminalCells.layout`) and recorded."""
 
     def __init__(self, update: LayoutUpdate, cells: TerminalCells) -> None:
         self.update = update
         self.cells = cells
 
     def render_segments(self, console: Console) -> str:
-        self.cells.record_layout(self.update, color_system(console))
-        return self.update.render_segments(console)
+        return self.cells.layout(self.update, color_system(console))
 
     def __rich_console__(self, console: Console, options: object) -> Iterable[object]:
         self.cells.forget()
