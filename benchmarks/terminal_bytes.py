@@ -153,9 +153,22 @@ def measure(argv: list[str], args: argparse.Namespace, env: dict[str, str], labe
         "write_bursts_per_s": round(bursts / args.measure, 2),
         "bytes_per_burst": round(len(data) / bursts) if bursts else None,
         "cursor_moves_per_s": round(len(CURSOR_MOVE.findall(data)) / args.measure, 1),
-        "agent_rows_seen": data.count(b"agent-"),  # a sanity check: the table was drawn, not an error screen
+        "agent_rows_seen": data.count(b"agent-"),  # names sent in the counted seconds (costtop sends a name again
+        # only when its row moves)
+        "agent_rows_on_screen": agent_rows_on_screen(total, int(cols), int(rows)),  # the table was drawn
         "bytes_first_skip_s": len(total) - len(data),
     }
+
+
+def agent_rows_on_screen(written: bytes, cols: int, rows: int) -> int:
+    """The lines that start with an agent's name on the screen all the bytes written make, in a VT100
+    emulator (pyte): a sanity check that the table was drawn, not an error screen, whatever the app
+    sends again per second."""
+    import pyte
+
+    screen = pyte.Screen(cols, rows)
+    pyte.ByteStream(screen).feed(written)
+    return sum(1 for line in screen.display if line.lstrip().startswith("agent-"))
 
 
 def child_env(home: Path, colorterm: str | None) -> dict[str, str]:
