@@ -17,8 +17,9 @@ are counted. Nothing answers the terminal's queries (as with a terminal that doe
   values that drift like a live fleet's.
 
 costtop runs from a frozen copy of src/ (benchmarks/frozen.py). Prints bytes/s per app, write bursts
-per second (reads more than 20 ms apart: roughly frames), cursor moves per second (Textual starts each
-line segment it rewrites with one) and synchronized-update blocks (ESC[?2026h, if the app emits them),
+per second (reads more than 20 ms apart: roughly frames), cursor moves per second (one per run of cells
+rewritten: ESC[row;colH, or ESC[colG along the same line, which costtop's ui/terminal_cells.py uses)
+and synchronized-update blocks (ESC[?2026h, if the app emits them),
 and writes benchmarks/results/terminal_bytes-<timestamp>.json. Not part of pytest.
 """
 
@@ -48,7 +49,7 @@ from benchmarks import frozen
 
 RESULTS = Path(__file__).with_name("results")
 SYNC_BEGIN = b"\x1b[?2026h"
-CURSOR_MOVE = re.compile(rb"\x1b\[\d+;\d+H")  # Textual starts every line it rewrites with one
+CURSOR_MOVE = re.compile(rb"\x1b\[\d+;\d+H|\x1b\[\d+G")  # one before every run of cells rewritten
 CURSOR_ROW = re.compile(rb"\x1b\[(\d+);\d+H")
 
 
@@ -152,9 +153,22 @@ def measure(argv: list[str], args: argparse.Namespace, env: dict[str, str], labe
         "write_bursts_per_s": round(bursts / args.measure, 2),
         "bytes_per_burst": round(len(data) / bursts) if bursts else None,
         "cursor_moves_per_s": round(len(CURSOR_MOVE.findall(data)) / args.measure, 1),
-        "agent_rows_seen": data.count(b"agent-"),  # a sanity check: the table was drawn, not an error screen
+        "agent_rows_seen": data.count(b"agent-"),  # names sent in the counted seconds (costtop sends a name again
+        # only when its row moves)
+        "agent_rows_on_screen": agent_rows_on_screen(total, int(cols), int(rows)),  # the table was drawn
         "bytes_first_skip_s": len(total) - len(data),
     }
+
+
+def agent_rows_on_screen(written: bytes, cols: int, rows: int) -> int:
+    """The lines that start with an agent's name on the screen all the bytes written make, in a VT100
+    emulator (pyte): a sanity check that the table was drawn, not an error screen, whatever the app
+    sends again per second."""
+    import pyte
+
+    screen = pyte.Screen(cols, rows)
+    pyte.ByteStream(screen).feed(written)
+    return sum(1 for line in screen.display if line.lstrip().startswith("agent-"))
 
 
 def child_env(home: Path, colorterm: str | None) -> dict[str, str]:
@@ -305,7 +319,7 @@ def _main(args: argparse.Namespace, source: dict[str, Any]) -> int:
         else:
             print(f"{r['app']}: {r['bytes_per_s']:,.0f} bytes/s ({r['bytes']:,} bytes in {r['seconds']:g} s; "
                   f"{r['write_bursts_per_s']:g} write bursts/s of {r['bytes_per_burst']} bytes, "
-                  f"{r['cursor_moves_per_s']:g} cursor moves/s (about one per line segment rewritten); "
+                  f"{r['cursor_moves_per_s']:g} cursor moves/s (one per run of cells rewritten); "
                   f"{r['sync_frames_per_s']:g} synchronized-update frames/s)")
     out = args.out or RESULTS / f"terminal_bytes-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

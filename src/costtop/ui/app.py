@@ -31,6 +31,7 @@ from costtop.ui.screens.main import MainScreen
 from costtop.ui.screens.switch_dialog import SwitchDialog
 from costtop.ui.screens.wall import WallScreen
 from costtop.ui.targets import resume_target, switch_target
+from costtop.ui.terminal_cells import TerminalCells
 from costtop.ui.themes import DEFAULT_THEME, find_themes, status_css_variables
 from costtop.ui.widgets.agent_table import AgentTable
 from costtop.ui.widgets.usage_tables import NO_NAME
@@ -38,8 +39,10 @@ from costtop.ui.widgets.usage_tables import NO_NAME
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from rich.console import RenderableType
     from textual.actions import ActionParseResult
     from textual.dom import DOMNode
+    from textual.screen import Screen
 
     from costtop.session import Session
 
@@ -90,6 +93,7 @@ class CosttopApp(App[None]):
         self._frozen: Snapshot | None = None
         self.theme_dir = theme_dir  # where the user's own themes are; None: the config dir's
         self._help_variables: dict[str, str] | None = None  # the theme's variables the kept help was made in
+        self.terminal_cells = TerminalCells()  # what the terminal shows, so only changed cells are sent
         session.on_snapshot = lambda: self.post_message(SnapshotReady())  # from the session's thread
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -109,6 +113,11 @@ class CosttopApp(App[None]):
 
     def on_resize(self) -> None:
         self.call_after_refresh(self.session.request_snapshot)
+
+    def _display(self, screen: Screen[object], renderable: RenderableType | None) -> None:
+        """Every screen update reaches the terminal here: a partial one goes as the cells that changed
+        (ui/terminal_cells.py), a slow link's bytes; a full one is recorded as it is written."""
+        super()._display(screen, self.terminal_cells.wrap(renderable, self.is_inline))  # type: ignore[arg-type]
 
     async def on_unmount(self) -> None:
         """Stop the session and wait for its thread (which closes the connections), boundedly."""

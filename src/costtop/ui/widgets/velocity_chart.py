@@ -65,8 +65,10 @@ class VelocityChart(TextLines):
         super().__init__("", id=id)
         self.hours = False
         self._key: tuple[object, ...] = ()
+        self._snap: Snapshot | None = None
 
     def show(self, snap: Snapshot) -> None:
+        self._snap = snap
         width, height = self.content_size.width, self.content_size.height
         points = rates(snap, self.hours)
         colours = palette(self.app)
@@ -79,3 +81,10 @@ class VelocityChart(TextLines):
             self.set_text(Text("Reading the day's rows: the chart follows.", style="dim"))
             return
         self.set_text(chart(points, levels, width, height, self.hours, colours))
+
+    def on_resize(self) -> None:
+        """Drawn again at the new size: the plot is made for a width and a height, and a layout that
+        gives the chart other lines (a panel folding, the header growing) came after the last show."""
+        super().on_resize()
+        if self._snap is not None:
+            self.show(self._snap)
