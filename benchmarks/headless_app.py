@@ -163,6 +163,9 @@ class TimedFeed:
     def read_quality(self) -> object:
         return self.inner.read_quality()
 
+    def reads_per_refresh(self) -> int:
+        return self.inner.reads_per_refresh()
+
     async def baseline(self, now: datetime) -> Baseline:
         t0 = time.time()
         try:

@@ -267,7 +267,7 @@ async def test_the_reads_use_the_created_at_index_whatever_its_type(empty_db_url
     try:
         await reader.connect()
         await reader.start_baseline(now)
-        window = next(q for q in logged if "GROUP BY 1, 2, 3" in q[0])
+        window = next(q for q in logged if "GROUPING SETS ((agent), (provider))" in q[0])
         await reader.finish_baseline()
         await reader.new_rows()
         await agent_calls(reader, "7")

@@ -112,6 +112,8 @@ async def sql_expected(pool: asyncpg.Pool, now: datetime) -> dict[str, object]:
         f"SELECT agent_id, coalesce(sum(cost_usd) FILTER (WHERE {today}), 0) AS spend, "
         f"count(*) FILTER (WHERE {today}) AS calls, count(*) FILTER (WHERE {today} AND status = 'error') AS errors, "
         f"coalesce(sum(cost_usd) FILTER (WHERE {window}), 0) AS window_usd, "
+        f"count(*) FILTER (WHERE {window}) AS window_calls, "
+        f"count(*) FILTER (WHERE {window} AND status = 'error') AS window_errors, "
         f"count(*) FILTER (WHERE {today} AND cost_usd IS NULL) AS flat, "
         f"percentile_disc(0.95) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE {window}) AS p95 "
         f"FROM tool_calls WHERE created_at <= $1 AND ({today} OR {window}) GROUP BY agent_id", now)
@@ -170,6 +172,7 @@ async def assert_matches_sql(pool: asyncpg.Pool, engine: Engine, now: datetime) 
         assert a.calls_today == row["calls"], a.agent_id
         assert a.errors_today == row["errors"], a.agent_id
         assert a.window_usd == row["window_usd"], a.agent_id
+        assert (a.calls_5m, a.errors_5m) == (row["window_calls"], row["window_errors"]), a.agent_id
         assert a.flat_calls_today == row["flat"], a.agent_id
         assert a.p95_ms == row["p95"], a.agent_id
     # The chart: the fleet's spend per minute over the hour and per hour over 24 hours.
@@ -527,3 +530,34 @@ async def test_the_weeks_daily_spend_equals_sql_in_utc_days(pg, db_url) -> None:
     finally:
         await reader.close()
 
+
+
+async def test_a_dense_window_read_at_start_up_slides_exactly_as_sql_counts_it(pg, db_url) -> None:
+    """Many calls per agent and second, latencies repeating (the multisets count them), and late rows
+    committed into seconds the start-up read summed: as each of those seconds leaves the window, what
+    it held comes out of the right agent and provider, to the cent and the millisecond."""
+    rng = random.Random(303)
+    now = utc_now().replace(microsecond=0) - timedelta(seconds=400)
+    if (now + timedelta(seconds=302)).date() != now.date():
+        pytest.skip("the window would cross midnight UTC: the day's figures would start over")
+    pool_ms = (100, 250, 250, 900, 4_000, 17)
+    rows = []
+    for back in range(1, 301):
+        for agent in AGENTS[:3]:
+            for _ in range(rng.randrange(0, 6)):
+                row = make_row(rng, now - timedelta(seconds=back) + timedelta(microseconds=rng.randrange(1, 999_999)),
+                               agent)
+                rows.append(Row(row.created_at, agent, rng.choice(pool_ms) if rng.random() < 0.7 else row.latency_ms,
+                                row.cost_usd, row.status, row.provider, row.model, row.tokens))
+    await insert(pg, rows)
+    reader, engine = await start(db_url, now)
+    try:
+        await assert_matches_sql(pg, engine, now)
+        late = [make_row(rng, now - timedelta(seconds=rng.uniform(1, 290))) for _ in range(25)]
+        await insert(pg, late)
+        engine.ingest(await reader.new_rows())
+        for later in (0, 1, 7, 60, 61, 150, 240, 298, 299, 300):
+            await assert_matches_sql(pg, engine, now + timedelta(seconds=later))
+        assert engine.window.totals == {} and not engine.provider_window.totals
+    finally:
+        await reader.close()

@@ -142,7 +142,7 @@ def test_late_row_of_yesterday_counts_for_the_month_not_today() -> None:
     assert snap.header.spend_month == Decimal("3.00")
 
 
-@pytest.mark.parametrize("kind", ["LatencyCounts", "SortedLatencies"])
+@pytest.mark.parametrize("kind", ["CountedLatencies"])
 def test_latency_multisets_match_the_list_percentile(kind: str) -> None:
     import random
 
@@ -384,7 +384,7 @@ def test_old_buckets_are_pruned() -> None:
     engine = engine_with([row("a", 10, "1")])
     engine.snapshot(NOW + timedelta(hours=2), redis_state())
     assert engine.window.slots == {} and engine.window.totals == {} and engine.hour.slots == {}
-    assert engine.hour.calls == 0 and not engine.window.all_latencies.keys
+    assert engine.hour.calls == 0 and not engine.window.all_latencies.values
 
 
 def test_window_slides_by_subtracting_what_leaves() -> None:
@@ -628,3 +628,73 @@ def test_a_window_moved_on_holds_exactly_what_a_window_of_only_its_rows_holds() 
         assert moved.p95(agent) == fresh.p95(agent), agent
     assert moved.overall.cost == fresh.overall.cost and moved.overall.calls == fresh.overall.calls
     assert moved.global_p95() == fresh.global_p95()
+
+
+def test_calls_summed_per_second_at_start_up_hold_what_the_same_calls_one_by_one_hold() -> None:
+    """`add_groups` (start-up: an agent's or a provider's calls of a second, latencies counted at once)
+    against `add` (live, call by call), while the windows slide past every second: the same totals,
+    finer-than-nano costs included, and the same percentiles, down to an empty window."""
+    import random
+    from array import array
+
+    from costtop.engine.windows import KeyedSeconds, SlidingWindow
+
+    rng = random.Random(5)
+    calls = []
+    for second in range(2_000, 2_300):
+        for _ in range(rng.randrange(0, 40)):
+            cost = rng.choice((None, Decimal(rng.randrange(0, 10_000)) / 10_000,
+                               Decimal(rng.randrange(1, 10**6)) / 10**12))
+            calls.append((second, rng.choice(("a", "b", None)), rng.choice(("p", "q", None)), cost,
+                          rng.random() < 0.2, rng.choice((None, 7, 7, 300, rng.randrange(0, 9_000)))))
+    one, grouped = SlidingWindow(), SlidingWindow()
+    one_p, grouped_p = KeyedSeconds(), KeyedSeconds()
+    agents: dict[tuple[int, str | None], list] = {}
+    providers: dict[tuple[int, str | None], list] = {}
+    for second, agent, provider, cost, error, latency in calls:
+        one.add(second, agent, cost, error, latency)
+        one_p.add(second, provider, 1, int(error), () if latency is None else (latency,))
+        group = agents.setdefault((second, agent), [None, 0, 0, 0, array("i")])
+        if cost is not None:
+            group[0] = cost if group[0] is None else group[0] + cost
+            group[1] += 1
+        group[2] += 1
+        group[3] += error
+        p = providers.setdefault((second, provider), [0, 0, array("i")])
+        p[0] += 1
+        p[1] += error
+        if latency is not None:
+            group[4].append(latency)
+            p[2].append(latency)
+    grouped.add_groups((s, a, *g) for (s, a), g in agents.items())
+    grouped_p.add_groups((s, k, *p) for (s, k), p in providers.items())
+    for now in (2_299, 2_300, 2_350, 2_450, 2_598, 2_599, 2_600):
+        for window in (one, grouped):
+            window.advance(now)
+        for window in (one_p, grouped_p):
+            window.advance(now)
+        assert set(one.totals) == set(grouped.totals), now
+        for agent, total in one.totals.items():
+            kept = grouped.totals[agent]
+            assert (kept.cost, kept.calls, kept.errors, kept.priced) == (total.cost, total.calls, total.errors,
+                                                                         total.priced), (now, agent)
+            assert grouped.p95(agent) == one.p95(agent), (now, agent)
+        assert (grouped.overall.cost, grouped.global_p95()) == (one.overall.cost, one.global_p95()), now
+        assert grouped_p.totals == one_p.totals, now
+        for key in one_p.totals:
+            assert grouped_p.p95(key) == one_p.p95(key), (now, key)
+            assert grouped_p.recent(key, now, 120) == one_p.recent(key, now, 120), (now, key)
+    assert grouped.totals == {} and not grouped.all_latencies and grouped_p.totals == {}
+
+
+def test_counted_latencies_merge_many_at_once_with_what_they_hold() -> None:
+    from collections import Counter
+
+    from costtop.engine.windows import CountedLatencies
+
+    counts = CountedLatencies()
+    for value in (5, 9, 9, 40):
+        counts.add(value)
+    counts.add_counts(Counter({9: 2, 1: 3, 40: 1}))
+    assert (list(counts.values), list(counts.counts), counts.total) == ([1, 5, 9, 40], [3, 1, 4, 2], 10)
+    assert counts.percentile() == percentile_disc([5, 9, 9, 40, 9, 9, 1, 1, 1, 40])

@@ -198,12 +198,14 @@ class Engine:
                           agg.cached_tokens, agg.unusable_costs, agg.negative_costs)
         self._add_minutes(baseline.minutes, baseline.hours, baseline.agent_hours)
         self.usage.add_sums(baseline.usage)
+        self.window.add_groups((g.second, g.agent_id, g.cost, g.priced, g.calls, g.errors, g.latencies)
+                               for g in baseline.window)
         for group in baseline.window:
-            self.window.add_group(group.second, group.agent_id, group.cost, group.priced, group.calls,
-                                  group.errors, group.latencies)
             self.liveness.group(group.second, group.agent_id, group.calls)
-        for p in baseline.providers:  # their costs are the agents' and the day's business
-            self.provider_window.add(p.second, p.provider, p.calls, p.errors, p.latencies)
+        # Their costs are the agents' and the day's business.
+        self.provider_window.add_groups((p.second, p.provider, p.calls, p.errors, p.latencies)
+                                        for p in baseline.providers)
+        for p in baseline.providers:
             self.liveness.provider_group(p.second, p.provider)
 
     def complete(self, part: DayBaseline) -> None:

@@ -38,6 +38,10 @@ from costtop.sources.redis_state import RedisReader
 from costtop.sources.traces import agent_calls, agent_models, agent_steps, agent_traces, trace_steps
 from costtop.sources.writer import SwitchWriter, drain
 
+# Reads of new rows per refresh where a read costs only its new rows (by id): each frame then waits
+# for a quarter of a refresh's rows at most, not for the whole refresh's (session.py).
+READS_PER_REFRESH = 4
+
 
 class Feed(Protocol):
     read_only: bool
@@ -116,6 +120,11 @@ class LiveFeed:
 
     async def new_rows(self) -> list[CallRecord]:
         return await self.postgres.new_rows()
+
+    def reads_per_refresh(self) -> int:
+        """By id, a read costs the rows new since the last one, however often it runs: several per
+        refresh. By created_at each read also re-reads its overlap (dedup.py), so once per refresh."""
+        return READS_PER_REFRESH if self.postgres.id_mode else 1
 
     def read_quality(self) -> ReadQuality:
         return self.postgres.read_quality()

@@ -3,6 +3,7 @@ the name of its switch key); what is rendered is cleaned where it is drawn."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -84,7 +85,8 @@ class UsageAggregate:
 @dataclass(frozen=True, slots=True)
 class WindowGroup:
     """One agent's rows in one second of the 5-minute window, read at start-up as sums plus the
-    exact latencies (for p95). They are already in the day and minute sums."""
+    exact latencies (for p95; an int array from the reader, so no Python int per call). They are
+    already in the day and minute sums."""
 
     second: int  # epoch seconds
     agent_id: str | None  # None: a NULL agent_id (calls without an agent), shown as `(none)`
@@ -92,7 +94,7 @@ class WindowGroup:
     priced: int
     calls: int
     errors: int
-    latencies: tuple[int, ...]
+    latencies: Sequence[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class ProviderSecond:
     provider: str | None
     calls: int
     errors: int
-    latencies: tuple[int, ...]
+    latencies: Sequence[int]
 
 
 @dataclass(frozen=True, slots=True)
