@@ -209,15 +209,10 @@ class SlidingWindow:
 
     def add(self, second: int, agent: str | None, cost: Decimal | None, error: bool, latency_ms: int | None) -> None:
         """One call read live."""
-        if self.first is not None and second < self.first:
+        placed = self._place(second, agent)
+        if placed is None:
             return  # arrived after its second left the window
-        slot = self.slots.get(second)
-        if slot is None:
-            slot = self.slots[second] = Second()
-        at = slot.entry(agent)
-        total = self.totals.get(agent)
-        if total is None:
-            total = self.totals[agent] = Totals()
+        slot, at, total = placed
         if cost is not None:
             self._add_cost(slot, at, total, cost)
             slot.priced[at] += 1
@@ -236,6 +231,19 @@ class SlidingWindow:
         self._dirty.add(agent)
         self._changed.add(agent)
 
+    def _place(self, second: int, agent: str | None) -> tuple[Second, int, Totals] | None:
+        """The second's slot, the agent's entry in it and the agent's totals, made if new; None when the
+        second has already left the window."""
+        if self.first is not None and second < self.first:
+            return None
+        slot = self.slots.get(second)
+        if slot is None:
+            slot = self.slots[second] = Second()
+        total = self.totals.get(agent)
+        if total is None:
+            total = self.totals[agent] = Totals()
+        return slot, slot.entry(agent), total
+
     def _add_cost(self, slot: Second, at: int, total: Totals, cost: Decimal) -> None:
         nanos = nanos_of(cost)
         if nanos is not None and -NANO_BOUND < slot.costs[at] + nanos < NANO_BOUND:
@@ -253,15 +261,10 @@ class SlidingWindow:
         counted: dict[str | None, Counter[int]] = {}
         everyone: Counter[int] = Counter()
         for second, agent, cost, priced, calls, errors, latencies in groups:
-            if self.first is not None and second < self.first:
+            placed = self._place(second, agent)
+            if placed is None:
                 continue
-            slot = self.slots.get(second)
-            if slot is None:
-                slot = self.slots[second] = Second()
-            at = slot.entry(agent)
-            total = self.totals.get(agent)
-            if total is None:
-                total = self.totals[agent] = Totals()
+            slot, at, total = placed
             if cost is not None:
                 self._add_cost(slot, at, total, cost)
             slot.priced[at] += priced
@@ -352,17 +355,22 @@ class KeyedSeconds:
             self.latencies[key] = CountedLatencies()
         return entry
 
-    def add(self, second: int, key: str | None, calls: int, errors: int, latencies: Sequence[int] = ()) -> None:
+    def _count(self, second: int, key: str | None, calls: int, errors: int, latencies: Sequence[int]) -> bool:
+        """Add to the second's entry and the key's totals; False when the second has left the window.
+        The latencies go to the entry only: the caller counts them in the key's multiset."""
         entry = self._entry(second, key)
         if entry is None:
-            return
+            return False
         entry[0] += calls
         entry[1] += errors
         total = self.totals[key]
         total[0] += calls
         total[1] += errors
-        if latencies:
-            entry[2].extend(latencies)
+        entry[2].extend(latencies)
+        return True
+
+    def add(self, second: int, key: str | None, calls: int, errors: int, latencies: Sequence[int] = ()) -> None:
+        if self._count(second, key, calls, errors, latencies) and latencies:
             counts = self.latencies[key]
             for latency in latencies:
                 counts.add(latency)
@@ -372,16 +380,7 @@ class KeyedSeconds:
         counted in one go."""
         counted: dict[str | None, Counter[int]] = {}
         for second, key, calls, errors, latencies in groups:
-            entry = self._entry(second, key)
-            if entry is None:
-                continue
-            entry[0] += calls
-            entry[1] += errors
-            total = self.totals[key]
-            total[0] += calls
-            total[1] += errors
-            if latencies:
-                entry[2].extend(latencies)
+            if self._count(second, key, calls, errors, latencies) and latencies:
                 counted.setdefault(key, Counter()).update(latencies)
         for key, counts in counted.items():
             self.latencies[key].add_counts(counts)
