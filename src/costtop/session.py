@@ -507,14 +507,12 @@ class Session:
         a fraction of a refresh's rows (read, ingested), not all of them. At 10,000 calls/s a second's
         rows took 300-450 ms to read and ingest, all between a batch's read and its frame; in quarters,
         most of that is done before the frame's read begins. Frames stay one per refresh. A feed says
-        how many reads a refresh is worth with `reads_per_refresh()` (LiveFeed); one without it (a
-        benchmark's or a test's stand-in) is read once per refresh, as before."""
+        how many reads a refresh is worth with `reads_per_refresh()`."""
         backoff = Backoff()
         self._need_baseline = True
         while True:
             started = time.monotonic()
-            reads = getattr(self.feed, "reads_per_refresh", None)
-            period = self.refresh_seconds / max(1, reads() if reads is not None else 1)
+            period = self.refresh_seconds / max(1, self.feed.reads_per_refresh())
             try:
                 if self._need_baseline:
                     await self._read_baseline()

@@ -83,6 +83,9 @@ class StaticFeed:
     async def read_fallback(self) -> FallbackState | None:
         return None  # the demo's gateway watches no fallback file
 
+    def reads_per_refresh(self) -> int:
+        return 1  # the same fixed rows at every read
+
     async def read_counters(self, day: str) -> GatewayCounters:
         # email-bot's counter runs ahead of its rows: the reconciliation flags it.
         spent: dict[str, Decimal | Unparsed] = {**DAY_SPEND, "email-bot": Decimal("2.64")}
