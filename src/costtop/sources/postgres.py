@@ -33,6 +33,7 @@ from costtop.rollup.read import (
     AFTER_AGGREGATE,
     HASH_AGGREGATE,
     KEYS,
+    MISSING,
     Fetch,
     Group,
     LayeredRead,
@@ -649,7 +650,7 @@ class PostgresReader:
             try:
                 async with conn.transaction():  # tables older than the summaries: no summary
                     summary = await day_summary(conn_fetch(conn, timeout), self.tables, source.id, day)
-            except asyncpg.PostgresError:
+            except MISSING:
                 return groups, None
             if summary is None or summary.calls != sum(g.calls for g in groups):
                 return groups, None

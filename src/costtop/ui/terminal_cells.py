@@ -178,10 +178,8 @@ class TerminalCells:
     def wrap(self, update: object, inline: bool = False) -> object:
         """The update to write instead of `update`: the changed cells of a partial update, a full
         update recorded as it is written; anything else is passed on and the terminal is not known."""
-        if not inline and isinstance(update, ChopsUpdate):
-            return ChangedCells(update, self)
-        if not inline and isinstance(update, LayoutUpdate):
-            return RecordedLayout(update, self)
+        if not inline and isinstance(update, ChopsUpdate | LayoutUpdate):
+            return RecordedUpdate(update, self)
         if update is not None:
             self.forget()
         return update
@@ -354,31 +352,19 @@ def merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-class ChangedCells(CompositorUpdate):
-    """A partial update written as its changed cells (`TerminalCells.changed`)."""
+class RecordedUpdate(CompositorUpdate):
+    """Textual's update written through the recorder: a partial one as its changed cells
+    (`TerminalCells.changed`), a full one whole and recorded (`TerminalCells.layout`)."""
 
-    def __init__(self, update: ChopsUpdate, cells: TerminalCells) -> None:
+    def __init__(self, update: ChopsUpdate | LayoutUpdate, cells: TerminalCells) -> None:
         self.update = update
         self.cells = cells
 
     def render_segments(self, console: Console) -> str:
-        return self.cells.changed(self.update, color_system(console))
-
-    def __rich_console__(self, console: Console, options: object) -> Iterable[object]:
-        self.cells.forget()  # printed some other way: what reaches the terminal is not known here
-        return self.update.__rich_console__(console, options)  # type: ignore[arg-type]
-
-
-class RecordedLayout(CompositorUpdate):
-    """A full update, written whole (`TerminalCells.layout`) and recorded."""
-
-    def __init__(self, update: LayoutUpdate, cells: TerminalCells) -> None:
-        self.update = update
-        self.cells = cells
-
-    def render_segments(self, console: Console) -> str:
+        if isinstance(self.update, ChopsUpdate):
+            return self.cells.changed(self.update, color_system(console))
         return self.cells.layout(self.update, color_system(console))
 
     def __rich_console__(self, console: Console, options: object) -> Iterable[object]:
-        self.cells.forget()
+        self.cells.forget()  # printed some other way: what reaches the terminal is not known here
         return self.update.__rich_console__(console, options)  # type: ignore[arg-type]
