@@ -1,0 +1,89 @@
+"""A hot standby as costtop's database: how far behind its primary it is, and why it cancelled a read.
+
+`--database-url` may name a streaming replica. costtop reads there; what it writes (audit rows, and the
+rollup under `costtop rollup`) goes to the primary, `audit_database_url` (writer.py, rollup/job.py).
+
+The lag, as the standby itself can tell it (docs/reliability.md says the same):
+
+- no WAL receiver running: the standby is not streaming from its primary, so how far behind it is
+  cannot be known: **unknown**, never a number;
+- everything the standby received is replayed (receive LSN = replay LSN): **0 s**. Not
+  `now() - pg_last_xact_replay_timestamp()`, which on a primary with no commits for an hour says an
+  hour while the standby is exactly up to date. WAL still on its way over the network is not seen:
+  the receiver's own timeout (`wal_receiver_timeout`, 60 s by default) ends a link that stalled, and
+  the lag is then unknown;
+- a replay backlog: **at most** the age of the last transaction replayed, `now() -
+  pg_last_xact_replay_timestamp()`: the transactions still waiting committed after it. An upper bound
+  (a backlog of WAL with no commit in it makes it larger than the truth), never an under-estimate;
+  with nothing replayed yet, unknown.
+
+Every function here is granted to PUBLIC, and the receiver is found by its pid, the one column of
+`pg_stat_wal_receiver` an unprivileged role sees: the least-privilege reader needs nothing more.
+
+A query on a standby is cancelled when replaying the primary's WAL would remove rows its snapshot may
+still see, once `max_standby_streaming_delay` has passed (SQLSTATE 40001, "conflict with recovery");
+a session idle inside such a snapshot is disconnected instead. `conflict_line` says that in one
+line, so the retry that follows (the session starts its baseline over) is explained on the badge.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from costtop.sources.records import ReplicaLag
+from costtop.text import clean
+
+LAG_SQL = (
+    "SELECT pg_is_in_recovery() AS standby, "
+    "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() AS replayed_all, "
+    "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age, "
+    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL) AS receiving"
+)
+# Queries the standby cancelled for a conflict with recovery, in this database, since its stats reset.
+CONFLICTS_SQL = (
+    "SELECT coalesce(confl_tablespace + confl_lock + confl_snapshot + confl_bufferpin + confl_deadlock, 0) "
+    "FROM pg_stat_database_conflicts WHERE datname = current_database()"
+)
+DELAY_SQL = "SELECT current_setting('max_standby_streaming_delay'), current_setting('hot_standby_feedback')"
+STANDBY_SQL = "SELECT pg_is_in_recovery()"
+
+
+def lag_from(row: asyncpg.Record | dict[str, object]) -> ReplicaLag | None:
+    """The lag from LAG_SQL's row; None on a primary (not a replica: nothing to show)."""
+    if not row["standby"]:
+        return None
+    if not row["receiving"]:
+        return ReplicaLag(None, why="not streaming from the primary")
+    if row["replayed_all"]:
+        return ReplicaLag(0.0)
+    age = row["replay_age"]
+    if age is None:
+        return ReplicaLag(None, why="nothing replayed yet")
+    return ReplicaLag(max(0.0, float(age)), at_most=True)  # type: ignore[arg-type]
+
+
+async def read_lag(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> ReplicaLag | None:
+    return lag_from(await conn.fetchrow(LAG_SQL, timeout=timeout))
+
+
+def recovery_conflict(exc: BaseException) -> bool:
+    """A query the standby cancelled (or a session it ended) to go on replaying its primary's WAL."""
+    return (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == "40001"
+            and "conflict with recovery" in str(exc))
+
+
+async def conflicts(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> int:
+    """This database's recovery conflicts so far (0 on a primary)."""
+    return int(await conn.fetchval(CONFLICTS_SQL, timeout=timeout) or 0)
+
+
+async def standby_limits(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> str:
+    """The settings that decide when the standby cancels a read, as a parenthesis for `conflict_line`."""
+    delay, feedback = await conn.fetchrow(DELAY_SQL, timeout=timeout)  # type: ignore[misc]
+    return f" (max_standby_streaming_delay = {clean(delay, 20)}, hot_standby_feedback = {clean(feedback, 10)})"
+
+
+def conflict_line(what: str, limits: str) -> str:
+    """One line: the standby cancelled `what` for a conflict with recovery, under which settings, and
+    that costtop reads again (the session starts its baseline over)."""
+    return f"the standby cancelled {what} for a conflict with recovery{limits}: reading again"
