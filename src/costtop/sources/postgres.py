@@ -747,7 +747,10 @@ class PostgresReader:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 await tr.rollback()
         except PG_ERRORS:
-            conn.terminate()  # mid-query, broken, or a server that stopped answering: not to be reused
+            # Mid-query, broken, or a server that stopped answering: not to be reused. A connection the
+            # server closed (a standby ending a snapshot's session) is already detached from its pool.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         finally:
             if pool is not None:
                 with contextlib.suppress(Exception):
