@@ -18,7 +18,10 @@ The lag, as the standby itself can tell it (docs/reliability.md says the same):
   with nothing replayed yet, unknown.
 
 Every function here is granted to PUBLIC, and the receiver is found by its pid, the one column of
-`pg_stat_wal_receiver` an unprivileged role sees: the least-privilege reader needs nothing more.
+`pg_stat_wal_receiver` an unprivileged role sees: the least-privilege reader needs nothing more. Such a
+role cannot tell a receiver that is still connecting from one that streams (its `status` is hidden):
+both count as streaming. A role with `pg_monitor` (or `pg_read_all_stats`) sees the status, and only
+`streaming` counts.
 
 A query on a standby is cancelled when replaying the primary's WAL would remove rows its snapshot may
 still see, once `max_standby_streaming_delay` has passed (SQLSTATE 40001, "conflict with recovery");
@@ -37,7 +40,9 @@ LAG_SQL = (
     "SELECT pg_is_in_recovery() AS standby, "
     "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() AS replayed_all, "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age, "
-    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL) AS receiving"
+    # The receiver's status is shown to roles with pg_read_all_stats only; to others, its pid alone.
+    "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL AND coalesce(status, 'streaming') = "
+    "'streaming') AS receiving"
 )
 # Queries the standby cancelled for a conflict with recovery, in this database, since its stats reset.
 CONFLICTS_SQL = (
