@@ -3,6 +3,10 @@ alert allowing for it, and the Postgres badge showing it."""
 
 from __future__ import annotations
 
+import pytest
+
+from costtop.cli import main
+from costtop.config import load_settings
 from costtop.engine.engine import Engine
 from costtop.engine.snapshot import SourceView
 from costtop.sources.records import GatewayCounters, ReadQuality, ReplicaLag, SourceStatus
@@ -78,3 +82,13 @@ def test_the_postgres_badge_shows_the_lag() -> None:
         "● Postgres 1s replica lag ? (not streaming from the primary)")
     # A stale source says so, lag or not.
     assert badge(SourceView("Postgres", False, 30.0, "x", ReplicaLag(0.0))).plain.startswith("✖ Postgres STALE")
+
+
+def test_the_primarys_url_is_a_setting_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    primary = "postgresql://costtop@primary:5432/gateway"
+    assert load_settings({}, env={"COSTTOP_AUDIT_DATABASE_URL": primary}).audit_database_url == primary
+    assert load_settings({}, env={}).audit_database_url is None
+    assert main(["snapshot", "--redis-url", "redis://127.0.0.1:1/0", "--database-url", "postgresql://127.0.0.1:1/x",
+                 "--audit-database-url", "mysql://primary/x"]) == 2
+    assert capsys.readouterr().err == (
+        "costtop: audit_database_url: database URL must start with postgresql:// (got mysql scheme)\n")
