@@ -207,6 +207,8 @@ async def test_switches_write_audit_rows_to_the_primary_or_keep_them_and_say_why
     alone = LiveFeed(Settings(database_url=standby_url, redis_url=redis_url, audit_spool=spool))
     try:
         await alone.connect_postgres()
+        await alone.postgres.check_replica(start=True)
+        assert alone.read_quality().replica == ReplicaLag(0.0, spooled=True)  # said before any key is pressed
         result = await alone.write(kill)
     finally:
         await alone.close()
@@ -219,6 +221,8 @@ async def test_switches_write_audit_rows_to_the_primary_or_keep_them_and_say_why
                              audit_spool=spool))
     try:
         await both.connect_postgres()
+        await both.postgres.check_replica(start=True)
+        assert both.read_quality().replica == ReplicaLag(0.0)
         resumed = await both.write(SwitchChange("remove", "kill", "agent", "research-bot"))
         drained = await both.drain_audit()
     finally:
@@ -240,8 +244,8 @@ async def test_costtop_reads_the_standby_with_its_lag_on_the_badge(
         await replayed(primary, replica.standby.url)
     snap = await Session.live(Settings(database_url=standby_url, redis_url=redis_url)).read_once()
     postgres = next(s for s in snap.sources if s.name == "Postgres")
-    assert postgres.connected and postgres.replica == ReplicaLag(0.0)
-    assert badge(postgres).plain.endswith(" replica 0s")
+    assert postgres.connected and postgres.replica == ReplicaLag(0.0, spooled=True)
+    assert badge(postgres).plain.endswith(" replica 0s · audit rows to the local spool: set audit_database_url")
     assert snap.header.spend_today == Decimal("10.00") and sum(a.calls_5m for a in snap.agents) == 40
 
 

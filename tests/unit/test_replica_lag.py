@@ -80,6 +80,8 @@ def test_the_postgres_badge_shows_the_lag() -> None:
     assert shown(ReplicaLag(12.0, at_most=True)) == ["● Redis 1s", "● Postgres 1s replica ≤12s"]
     assert shown(ReplicaLag(None, why="not streaming from the primary"))[1] == (
         "● Postgres 1s replica lag ? (not streaming from the primary)")
+    assert shown(ReplicaLag(0.0, spooled=True))[1] == (
+        "● Postgres 1s replica 0s · audit rows to the local spool: set audit_database_url")
     # A stale source says so, lag or not.
     assert badge(SourceView("Postgres", False, 30.0, "x", ReplicaLag(0.0))).plain.startswith("✖ Postgres STALE")
 

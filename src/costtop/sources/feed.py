@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -132,7 +133,10 @@ class LiveFeed:
         return READS_PER_REFRESH if self.postgres.id_mode else 1
 
     def read_quality(self) -> ReadQuality:
-        return self.postgres.read_quality()
+        quality = self.postgres.read_quality()
+        if quality.replica is not None and not self.read_only and self.settings.audit_database_url is None:
+            return replace(quality, replica=replace(quality.replica, spooled=True))  # audit_db.py
+        return quality
 
     async def spend_history(self, day: str) -> SpendHistory:
         return await daily_spend(self.postgres, day)

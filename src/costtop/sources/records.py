@@ -151,6 +151,9 @@ class ReplicaLag:
     seconds: float | None  # None: unknown
     at_most: bool = False  # an upper bound (a replay backlog), not a measurement
     why: str = ""  # for an unknown lag: why, in a few words
+    # costtop may write and no audit_database_url names the primary: the standby refuses audit rows,
+    # which wait in the local spool (sources/audit_db.py). Said on the badge before any switch is pressed.
+    spooled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

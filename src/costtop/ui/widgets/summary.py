@@ -49,11 +49,15 @@ def badge(source: SourceView, p: Palette = DEFAULT_PALETTE) -> Text:
 def replica_lag(lag: ReplicaLag, p: Palette = DEFAULT_PALETTE) -> Text:
     """A standby's lag behind its primary (sources/replica.py): `replica 0s`, `replica ≤12s` for a replay
     backlog's upper bound, `replica lag ?` with why when it cannot be known. Over STALE_AFTER_SECONDS
-    its figures are that old: a warning colour."""
+    its figures are that old: a warning colour. Then, if so, that audit rows go to the local spool."""
     if lag.seconds is None:
-        return Text(f" replica lag ? ({clean(lag.why, 40)})", style=p.strong_warning)
-    style = p.warning if lag.seconds > STALE_AFTER_SECONDS else p.ok
-    return Text(f" replica {'≤' if lag.at_most else ''}{whole(lag.seconds)}", style=style)
+        text = Text(f" replica lag ? ({clean(lag.why, 40)})", style=p.strong_warning)
+    else:
+        style = p.warning if lag.seconds > STALE_AFTER_SECONDS else p.ok
+        text = Text(f" replica {'≤' if lag.at_most else ''}{whole(lag.seconds)}", style=style)
+    if lag.spooled:  # a standby refuses audit rows, and no primary was named for them
+        text.append(" · audit rows to the local spool: set audit_database_url", style=p.strong_warning)
+    return text
 
 
 def fallback_segment(view: FallbackView, p: Palette = DEFAULT_PALETTE) -> Text:
