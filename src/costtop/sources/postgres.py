@@ -69,7 +69,15 @@ from costtop.sources.records import (
     ReplicaLag,
     WindowGroup,
 )
-from costtop.sources.replica import conflict_line, conflicts, read_lag, recovery_conflict, standby_limits
+from costtop.sources.replica import (
+    CONFLICTS_SQL,
+    DELAY_SQL,
+    LAG_SQL,
+    conflict_line,
+    lag_from,
+    limits_from,
+    recovery_conflict,
+)
 from costtop.sources.row_counts import RowCounts
 from costtop.sources.schema import qident, qualified
 from costtop.text import clean, mask_url, one_line
@@ -619,16 +627,11 @@ class PostgresReader:
     async def check_replica(self, start: bool = False) -> None:
         """Ask whether the database is a hot standby and how far behind its primary (replica.py); at
         start-up also the settings under which it cancels reads, and its conflict count so far."""
-        assert self.pool is not None
-        timeout = self.settings.timeout_seconds
-        try:
-            self.lag = await read_lag(self.pool, timeout)
-            self._next_lag = time.monotonic() + LAG_CHECK_SECONDS
-            if start and self.lag is not None:
-                self._limits = await standby_limits(self.pool, timeout)
-                self._conflicts_before = await conflicts(self.pool, timeout)
-        except PG_ERRORS as exc:
-            raise self.error(exc) from None
+        self.lag = lag_from((await self.fetch_rows(LAG_SQL))[0])
+        self._next_lag = time.monotonic() + LAG_CHECK_SECONDS
+        if start and self.lag is not None:
+            self._limits = limits_from((await self.fetch_rows(DELAY_SQL))[0])
+            self._conflicts_before = int((await self.fetch_rows(CONFLICTS_SQL))[0][0] or 0)
 
     async def _ended_by_standby(self, exc: BaseException) -> bool:
         """Whether the standby ended start-up's snapshot (a session idle inside it is disconnected, not
@@ -638,8 +641,8 @@ class PostgresReader:
         if self.lag is None or self._conflicts_before is None or self.pool is None:
             return False
         try:
-            return await conflicts(self.pool, self.settings.timeout_seconds) > self._conflicts_before
-        except PG_ERRORS:
+            return int((await self.fetch_rows(CONFLICTS_SQL))[0][0] or 0) > self._conflicts_before
+        except SourceError:
             return False
 
     async def _month_before_today(self, conn: asyncpg.Connection, source: Source | None, month_start: datetime,

@@ -67,25 +67,16 @@ def lag_from(row: asyncpg.Record | dict[str, object]) -> ReplicaLag | None:
     return ReplicaLag(max(0.0, float(age)), at_most=True)  # type: ignore[arg-type]
 
 
-async def read_lag(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> ReplicaLag | None:
-    return lag_from(await conn.fetchrow(LAG_SQL, timeout=timeout))
-
-
 def recovery_conflict(exc: BaseException) -> bool:
     """A query the standby cancelled (or a session it ended) to go on replaying its primary's WAL."""
     return (isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == "40001"
             and "conflict with recovery" in str(exc))
 
 
-async def conflicts(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> int:
-    """This database's recovery conflicts so far (0 on a primary)."""
-    return int(await conn.fetchval(CONFLICTS_SQL, timeout=timeout) or 0)
-
-
-async def standby_limits(conn: asyncpg.Connection | asyncpg.Pool, timeout: float) -> str:
-    """The settings that decide when the standby cancels a read, as a parenthesis for `conflict_line`."""
-    delay, feedback = await conn.fetchrow(DELAY_SQL, timeout=timeout)  # type: ignore[misc]
-    return f" (max_standby_streaming_delay = {clean(delay, 20)}, hot_standby_feedback = {clean(feedback, 10)})"
+def limits_from(row: asyncpg.Record) -> str:
+    """DELAY_SQL's row: the settings that decide when the standby cancels a read, as a parenthesis for
+    `conflict_line`."""
+    return f" (max_standby_streaming_delay = {clean(row[0], 20)}, hot_standby_feedback = {clean(row[1], 10)})"
 
 
 def conflict_line(what: str, limits: str) -> str:
