@@ -143,6 +143,7 @@ async def test_the_lag_a_real_standby_shows(replica: Replica, urls: tuple[str, s
     reader = PostgresReader(Settings(database_url=standby_url))
     on_primary = PostgresReader(Settings(database_url=primary_url))
     async with connected(primary_url) as primary, connected(replica.standby.url) as standby:
+        conninfo = await standby.fetchval("SHOW primary_conninfo")  # as pg_basebackup -R wrote it
         try:
             await reader.connect()
             await on_primary.connect()
@@ -168,7 +169,6 @@ async def test_the_lag_a_real_standby_shows(replica: Replica, urls: tuple[str, s
             await reader.check_replica()
             assert reader.lag == ReplicaLag(0.0)
             # Cut from its primary (a conninfo to a closed port): the lag is unknown, never the last figure.
-            conninfo = await standby.fetchval("SHOW primary_conninfo")
             await standby.execute(f"ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port={free_port()}'")
             await standby.execute("SELECT pg_reload_conf()")
             async with asyncio.timeout(10):
@@ -180,9 +180,8 @@ async def test_the_lag_a_real_standby_shows(replica: Replica, urls: tuple[str, s
             assert reader.lag == ReplicaLag(None, why="not streaming from the primary")
             assert reader.read_quality().replica == reader.lag  # what the engine gets
         finally:
-            with contextlib.suppress(NameError):
-                await standby.execute("ALTER SYSTEM SET primary_conninfo = $$" + conninfo.replace("$", "") + "$$")
-                await standby.execute("SELECT pg_reload_conf()")
+            await standby.execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo.replace(chr(39), chr(39) * 2)}'")
+            await standby.execute("SELECT pg_reload_conf()")
             await standby.execute("SELECT pg_wal_replay_resume()")
             await reader.close()
             await on_primary.close()
