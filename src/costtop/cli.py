@@ -134,6 +134,9 @@ async def _db_init(settings: Settings) -> list[str]:
         raise SourceError(f"cannot connect to {mask_url(url)}: {one_line(exc, (url,))}") from None
     try:
         return await init_db(conn, settings.tables, create_calls=settings.preset is None)
+    except asyncpg.ReadOnlySQLTransactionError:
+        raise SourceError(f"{mask_url(url)} is a read-only standby: db init runs on the primary (set "
+                          "audit_database_url, or --audit-database-url, to its URL)") from None
     except asyncpg.PostgresError as exc:
         raise SourceError(one_line(exc)) from None
     finally:

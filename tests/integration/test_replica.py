@@ -26,6 +26,7 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from costtop.cli import main
 from costtop.config import Settings, TableNames
 from costtop.demo.servers import PostgresServer, ServerError, free_port
 from costtop.rollup.job import RollupError, run_rollup
@@ -305,3 +306,12 @@ async def test_a_read_the_standby_cancels_says_why_and_the_next_one_is_right(
             await reader.close()
             await admin.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
             await admin.execute("SELECT pg_reload_conf()")
+
+
+def test_db_init_is_run_on_the_primary(urls: tuple[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    primary_url, standby_url = urls
+    assert main(["db", "init", "--database-url", standby_url]) == 2
+    assert capsys.readouterr().err == (
+        f"costtop: {standby_url} is a read-only standby: db init runs on the primary (set audit_database_url, "
+        "or --audit-database-url, to its URL)\n")
+    assert main(["db", "init", "--database-url", standby_url, "--audit-database-url", primary_url]) == 0
