@@ -16,6 +16,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -153,6 +154,7 @@ async def test_the_lag_a_real_standby_shows(replica: Replica, urls: tuple[str, s
             # The primary commits nothing for a while: the standby is up to date all the same, though
             # its last replayed commit ages (what now() - pg_last_xact_replay_timestamp() would show).
             await asyncio.sleep(1.1)
+            checked = time.monotonic()
             await reader.check_replica(start=True)
             assert reader.lag == ReplicaLag(0.0)
             assert await standby.fetchval("SELECT now() - pg_last_xact_replay_timestamp() > interval '1 second'")
@@ -162,7 +164,10 @@ async def test_the_lag_a_real_standby_shows(replica: Replica, urls: tuple[str, s
             async with asyncio.timeout(10):
                 while not await standby.fetchval("SELECT pg_last_wal_receive_lsn() > pg_last_wal_replay_lsn()"):
                     await asyncio.sleep(0.02)
-            await reader.check_replica()
+            await reader.check_replica()  # replay had passed what the last check saw received: that long ago
+            assert reader.lag is not None and reader.lag.at_most and reader.lag.seconds is not None
+            assert reader.lag.seconds <= time.monotonic() - checked
+            await reader.check_replica()  # now it has not: at most the age of the last commit replayed
             assert reader.lag is not None and reader.lag.at_most and reader.lag.seconds is not None
             assert reader.lag.seconds >= 1.0
             await standby.execute("SELECT pg_wal_replay_resume()")

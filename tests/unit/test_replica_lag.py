@@ -16,8 +16,9 @@ from test_liveness import alert, at, call, engine, flowing, state
 
 
 def row(standby: bool = True, replayed_all: bool = True, replay_age: float | None = 3600.0,
-        receiving: bool = True) -> dict[str, object]:
-    return {"standby": standby, "replayed_all": replayed_all, "replay_age": replay_age, "receiving": receiving}
+        receiving: bool = True, replayed_before: bool = False) -> dict[str, object]:
+    return {"standby": standby, "replayed_all": replayed_all, "replay_age": replay_age, "receiving": receiving,
+            "replayed_before": replayed_before}
 
 
 def test_the_lag_is_honest_about_what_a_standby_can_tell() -> None:
@@ -27,6 +28,13 @@ def test_the_lag_is_honest_about_what_a_standby_can_tell() -> None:
     # A replay backlog: at most the age of the last transaction replayed.
     assert lag_from(row(replayed_all=False, replay_age=12.5)) == ReplicaLag(12.5, at_most=True)
     assert lag_from(row(replayed_all=False, replay_age=None)) == ReplicaLag(None, why="nothing replayed yet")
+    # An idle primary's periodic WAL caught between receipt and replay: replay has passed what the check
+    # a second ago saw received, so the data is at most that second old, not the hour since the last commit.
+    assert lag_from(row(replayed_all=False, replay_age=3600.0, replayed_before=True), since=1.2) == (
+        ReplicaLag(1.2, at_most=True))
+    assert lag_from(row(replayed_all=False, replay_age=3600.0), since=1.2) == ReplicaLag(3600.0, at_most=True)
+    assert lag_from(row(replayed_all=False, replay_age=None, replayed_before=True), since=1.2) == (
+        ReplicaLag(1.2, at_most=True))
     # Not streaming: unknown, never the last figure or zero.
     assert lag_from(row(receiving=False)) == ReplicaLag(None, why="not streaming from the primary")
 

@@ -197,6 +197,7 @@ class PostgresReader:
         self.lag: ReplicaLag | None = None
         self._limits = ""
         self._conflicts_before: int | None = None
+        self._received: tuple[str | None, float] = (None, 0.0)  # the last check's receive LSN, and when
         self._next_lag = 0.0
 
     def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
@@ -627,7 +628,11 @@ class PostgresReader:
     async def check_replica(self, start: bool = False) -> None:
         """Ask whether the database is a hot standby and how far behind its primary (replica.py); at
         start-up also the settings under which it cancels reads, and its conflict count so far."""
-        self.lag = lag_from((await self.fetch_rows(LAG_SQL))[0])
+        previous, at = self._received
+        asked = time.monotonic()  # before the LSNs are read, after them: both bounds err on the safe side
+        row = (await self.fetch_rows(LAG_SQL, previous))[0]
+        self.lag = lag_from(row, time.monotonic() - at if previous is not None else None)
+        self._received = (row["received"], asked)
         self._next_lag = time.monotonic() + LAG_CHECK_SECONDS
         if start and self.lag is not None:
             self._limits = limits_from((await self.fetch_rows(DELAY_SQL))[0])

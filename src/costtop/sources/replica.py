@@ -12,10 +12,13 @@ The lag, as the standby itself can tell it (docs/reliability.md says the same):
   hour while the standby is exactly up to date. WAL still on its way over the network is not seen:
   the receiver's own timeout (`wal_receiver_timeout`, 60 s by default) ends a link that stalled, and
   the lag is then unknown;
-- a replay backlog: **at most** the age of the last transaction replayed, `now() -
-  pg_last_xact_replay_timestamp()`: the transactions still waiting committed after it. An upper bound
-  (a backlog of WAL with no commit in it makes it larger than the truth), never an under-estimate;
-  with nothing replayed yet, unknown.
+- a replay backlog: **at most** the smaller of two bounds. The age of the last transaction replayed,
+  `now() - pg_last_xact_replay_timestamp()`: the transactions still waiting committed after it. And,
+  when replay has passed what had been received at the previous check, the time since that check:
+  an idle primary's periodic WAL (a checkpoint, a snapshot record) caught between its receipt and its
+  replay would otherwise read as the hour since the last commit for one check. Upper bounds (a
+  backlog with no commit in it makes the first larger than the truth), never an under-estimate; with
+  nothing replayed yet, unknown.
 
 Every function here is granted to PUBLIC, and the receiver is found by its pid, the one column of
 `pg_stat_wal_receiver` an unprivileged role sees: the least-privilege reader needs nothing more. Such a
@@ -36,9 +39,11 @@ import asyncpg
 from costtop.sources.records import ReplicaLag
 from costtop.text import clean
 
+# $1: the receive LSN of the previous check (text), or NULL.
 LAG_SQL = (
-    "SELECT pg_is_in_recovery() AS standby, "
+    "SELECT pg_is_in_recovery() AS standby, pg_last_wal_receive_lsn()::text AS received, "
     "pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() AS replayed_all, "
+    "coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, false) AS replayed_before, "
     "extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8 AS replay_age, "
     # The receiver's status is shown to roles with pg_read_all_stats only; to others, its pid alone.
     "EXISTS (SELECT 1 FROM pg_stat_wal_receiver WHERE pid IS NOT NULL AND coalesce(status, 'streaming') = "
@@ -50,11 +55,11 @@ CONFLICTS_SQL = (
     "FROM pg_stat_database_conflicts WHERE datname = current_database()"
 )
 DELAY_SQL = "SELECT current_setting('max_standby_streaming_delay'), current_setting('hot_standby_feedback')"
-STANDBY_SQL = "SELECT pg_is_in_recovery()"
 
 
-def lag_from(row: asyncpg.Record | dict[str, object]) -> ReplicaLag | None:
-    """The lag from LAG_SQL's row; None on a primary (not a replica: nothing to show)."""
+def lag_from(row: asyncpg.Record | dict[str, object], since: float | None = None) -> ReplicaLag | None:
+    """The lag from LAG_SQL's row; None on a primary (not a replica: nothing to show). `since`: the
+    seconds since the check whose receive LSN was passed as $1."""
     if not row["standby"]:
         return None
     if not row["receiving"]:
@@ -62,9 +67,12 @@ def lag_from(row: asyncpg.Record | dict[str, object]) -> ReplicaLag | None:
     if row["replayed_all"]:
         return ReplicaLag(0.0)
     age = row["replay_age"]
-    if age is None:
+    bounds = [max(0.0, float(age))] if age is not None else []  # type: ignore[arg-type]
+    if row["replayed_before"] and since is not None:
+        bounds.append(max(0.0, since))
+    if not bounds:
         return ReplicaLag(None, why="nothing replayed yet")
-    return ReplicaLag(max(0.0, float(age)), at_most=True)  # type: ignore[arg-type]
+    return ReplicaLag(min(bounds), at_most=True)
 
 
 def recovery_conflict(exc: BaseException) -> bool:
