@@ -320,3 +320,40 @@ def test_db_init_is_run_on_the_primary(urls: tuple[str, str], capsys: pytest.Cap
         f"costtop: {standby_url} is a read-only standby: db init runs on the primary (set audit_database_url, "
         "or --audit-database-url, to its URL)\n")
     assert main(["db", "init", "--database-url", standby_url, "--audit-database-url", primary_url]) == 0
+
+
+async def test_the_session_says_why_and_reads_again_after_the_standby_ends_its_start_up(
+        replica: Replica, urls: tuple[str, str], redis_url: str, keys: Redis) -> None:
+    primary_url, standby_url = urls
+    now = datetime.now(UTC)
+    async with connected(primary_url) as primary, connected(replica.standby.url) as admin:
+        await primary.executemany(INSERT, [(now - timedelta(seconds=s), "a", Decimal("1")) for s in range(1, 101)])
+        await replayed(primary, replica.standby.url)
+        await admin.execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+        await admin.execute("SELECT pg_reload_conf()")
+        session = Session.live(Settings(database_url=standby_url, redis_url=redis_url, read_only=True), lambda: now)
+        try:
+            await session._read_baseline()  # the window, the snapshot left open for the day's sums
+            await primary.execute("DELETE FROM tool_calls WHERE created_at < $1", now - timedelta(seconds=60))
+            await primary.execute("VACUUM tool_calls")
+            await replayed(primary, replica.standby.url)
+            await session._day_totals(session._generation)  # as the loop runs them: cancelled
+            snap = session.build()
+            postgres = next(s for s in snap.sources if s.name == "Postgres")
+            assert not postgres.connected and postgres.error is not None
+            assert postgres.error.startswith("the standby cancelled start-up's snapshot for a conflict with recovery")
+            assert snap.header.totals_pending and session._need_baseline  # no half-read day; read again
+            await admin.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
+            await admin.execute("SELECT pg_reload_conf()")
+            await replayed(primary, replica.standby.url)
+            await session._read_baseline()
+            await session._day_totals(session._generation)
+            snap = session.build()
+            assert next(s for s in snap.sources if s.name == "Postgres").connected
+            today = await primary.fetchval("SELECT sum(cost_usd) FROM tool_calls WHERE created_at >= "
+                                           "date_trunc('day', $1::timestamptz, 'UTC')", now)
+            assert not snap.header.totals_pending and snap.header.spend_today == today
+        finally:
+            await session.feed.close()
+            await admin.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
+            await admin.execute("SELECT pg_reload_conf()")
