@@ -357,3 +357,27 @@ async def test_the_session_says_why_and_reads_again_after_the_standby_ends_its_s
             await session.feed.close()
             await admin.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
             await admin.execute("SELECT pg_reload_conf()")
+
+
+async def test_the_least_privileged_reader_reads_the_lag_on_the_standby(
+        replica: Replica, urls: tuple[str, str]) -> None:
+    """README's reading grants, made on the primary: the standby replays the role and its grants, and
+    that role alone reads the lag and the conflict settings there."""
+    primary_url, standby_url = urls
+    database = primary_url.rsplit("/", 1)[1]
+    role = f"reader_{database}"
+    async with connected(primary_url) as primary:
+        await primary.execute(f"CREATE ROLE {role} LOGIN")
+        for grant in (f"GRANT CONNECT ON DATABASE {database} TO {role}", f"GRANT USAGE ON SCHEMA public TO {role}",
+                      f"GRANT SELECT ON tool_calls TO {role}"):
+            await primary.execute(grant)
+        await replayed(primary, replica.standby.url)
+        reader = PostgresReader(Settings(database_url=standby_url.replace("postgres@", f"{role}@")))
+        try:
+            await reader.connect()
+            await reader.check_replica(start=True)
+            assert reader.lag == ReplicaLag(0.0)
+            assert reader._limits == " (max_standby_streaming_delay = 30s, hot_standby_feedback = off)"
+            assert reader._conflicts_before is not None
+        finally:
+            await reader.close()  # the role goes with the module's servers
