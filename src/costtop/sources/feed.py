@@ -164,7 +164,8 @@ class LiveFeed:
         if self.read_only:
             return WriteResult(False, "Read-only: nothing was changed", False)
         pool = await self.audit.pool(self.postgres.pool)
-        writer = SwitchWriter(self.settings, self.redis.client, pool, spool=self.spool, unconnected=self.audit.why)
+        writer = SwitchWriter(self.settings, self.redis.client, pool, spool=self.spool)
+        writer.unconnected = self.audit.why  # the audit database's own trouble, when it has no pool
         result = await writer.apply(change)
         if result.spool_error and not (result.audit_written or result.audit_pending):
             self.audit_lost += 1

@@ -149,8 +149,7 @@ async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool
 
 class SwitchWriter:
     def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool | None,
-                 operator: Operator | None = None, spool: AuditSpool | None = None,
-                 unconnected: str = "Postgres is not connected") -> None:
+                 operator: Operator | None = None, spool: AuditSpool | None = None) -> None:
         if settings.read_only:
             raise ReadOnlyError("costtop is read-only: no switch can be changed")
         self.settings = settings
@@ -158,7 +157,7 @@ class SwitchWriter:
         self.pool = pool
         self.operator = operator or Operator.current()
         self.spool = spool or AuditSpool.for_settings(settings)
-        self.unconnected = unconnected  # why there is no pool for the audit rows, when there is none
+        self.unconnected = "Postgres is not connected"  # why `pool` is None, when it is (feed.py sets it)
         self.last_error: str | None = None  # why the last audit row did not reach the table
         self.spool_error: str | None = None  # why the local spool could not keep the last audit row
 
