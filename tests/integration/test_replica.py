@@ -381,3 +381,18 @@ async def test_the_least_privileged_reader_reads_the_lag_on_the_standby(
             assert reader._conflicts_before is not None
         finally:
             await reader.close()  # the role goes with the module's servers
+
+
+async def test_an_unreachable_primary_keeps_the_audit_row_and_says_which(
+        urls: tuple[str, str], redis_url: str, keys: Redis, tmp_path: Path) -> None:
+    _, standby_url = urls
+    gone = f"postgresql://postgres@127.0.0.1:{free_port()}/gateway"
+    feed = LiveFeed(Settings(database_url=standby_url, audit_database_url=gone, redis_url=redis_url,
+                             audit_spool=str(tmp_path / "audit.jsonl"), timeout_seconds=1))
+    try:
+        await feed.connect_postgres()
+        result = await feed.write(SwitchChange("set", "kill", "agent", "research-bot", "runaway"))
+    finally:
+        await feed.close()
+    assert result.outcome is Outcome.DONE and result.audit_pending and feed.audit_pending() == 1
+    assert f"; audit database {gone} unreachable: " in result.message
