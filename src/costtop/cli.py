@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL)")
     parser.add_argument("--database-url", help="PostgreSQL URL (env COSTTOP_DATABASE_URL)")
+    parser.add_argument("--audit-database-url", help="the primary's URL when --database-url is a read replica: "
+                        "audit rows, the rollup and db init are written there (env COSTTOP_AUDIT_DATABASE_URL)")
     parser.add_argument("--config", type=Path, help="TOML config file (env COSTTOP_CONFIG; default: "
                         "the user config dir's costtop/config.toml)")
     parser.add_argument("--preset", choices=("litellm",), help="read a known gateway's own table: litellm "
@@ -105,6 +107,7 @@ def demo_settings(args: argparse.Namespace) -> Settings:
 
 def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     cli = {"redis_url": args.redis_url, "database_url": args.database_url,
+           "audit_database_url": getattr(args, "audit_database_url", None),
            "refresh": getattr(args, "refresh", None), "read_only": getattr(args, "read_only", None),
            "theme": getattr(args, "theme", None), "wall": getattr(args, "wall", None),
            "preset": getattr(args, "preset", None), **extra}
@@ -124,13 +127,16 @@ async def _db_init(settings: Settings) -> list[str]:
     from costtop.sources.schema import init_db
     from costtop.text import mask_url, one_line
 
+    url = settings.audit_database_url or settings.database_url  # the primary, when reading a replica
     try:
-        conn = await asyncpg.connect(settings.database_url, timeout=settings.timeout_seconds)
+        conn = await asyncpg.connect(url, timeout=settings.timeout_seconds)
     except (*PG_ERRORS, ValueError) as exc:
-        raise SourceError(f"cannot connect to {mask_url(settings.database_url)}: "
-                          f"{one_line(exc, (settings.database_url,))}") from None
+        raise SourceError(f"cannot connect to {mask_url(url)}: {one_line(exc, (url,))}") from None
     try:
         return await init_db(conn, settings.tables, create_calls=settings.preset is None)
+    except asyncpg.ReadOnlySQLTransactionError:
+        raise SourceError(f"{mask_url(url)} is a read-only standby: db init runs on the primary (set "
+                          "audit_database_url, or --audit-database-url, to its URL)") from None
     except asyncpg.PostgresError as exc:
         raise SourceError(one_line(exc)) from None
     finally:
@@ -265,6 +271,8 @@ def serve_command(args: argparse.Namespace) -> int:
     settings = _settings(args, **({"theme": args.serve_theme} if args.serve_theme else {}))
     os.environ["COSTTOP_REDIS_URL"] = settings.redis_url
     os.environ["COSTTOP_DATABASE_URL"] = settings.database_url
+    if settings.audit_database_url:
+        os.environ["COSTTOP_AUDIT_DATABASE_URL"] = settings.audit_database_url
     for inherited in ("COSTTOP_VIA", "COSTTOP_CLIENT"):  # set per session, never taken from here
         os.environ.pop(inherited, None)
     command = [sys.executable, "-m", "costtop", "--theme", settings.theme]

@@ -215,6 +215,9 @@ class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     redis_url: str = "redis://127.0.0.1:6379/0"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    # The primary, when database_url names a hot standby (sources/replica.py): audit rows, the rollup
+    # (`costtop rollup`) and `costtop db init` are written there. Unset: they go to database_url.
+    audit_database_url: str | None = None
     refresh: float = 1.0
     read_only: bool = False
     # The wall screen (`--wall`): large figures and the fleet's state as a colour, for a monitor across
@@ -314,9 +317,11 @@ class Settings(BaseModel):
         parse_url(value)
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "audit_database_url")
     @classmethod
-    def _pg_scheme(cls, value: str) -> str:
+    def _pg_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         scheme = _port_checked(value).scheme
         if scheme not in ("postgres", "postgresql"):
             raise ValueError(f"database URL must start with postgresql:// (got {scheme or 'no'} scheme)")
@@ -336,7 +341,7 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str, "wall": bool, "preset": str, "fallback_file": str}
+            "theme": str, "wall": bool, "preset": str, "fallback_file": str, "audit_database_url": str}
 
 
 def default_config_path() -> Path:

@@ -58,6 +58,7 @@ from costtop.sources.records import (
     MinuteAggregate,
     ReadQuality,
     RedisState,
+    ReplicaLag,
     SourceStatus,
     SpendHistory,
 )
@@ -425,7 +426,7 @@ class Engine:
         view = self._view_of(redis)
         has_cost = "cost_usd" in self.columns
         known = not self.day_pending  # the day's sums are in
-        row_age, silence_alert = self.liveness.silence(now.timestamp())
+        row_age, silence_alert = self.liveness.silence(now.timestamp(), self.read_quality.replica)
         silent = silence_alert is not None
         day_left, month_left = period_left(now)
         # A row's forecast counts from the start of this minute, so a row kept from an earlier second of it
@@ -442,8 +443,9 @@ class Engine:
         active = self._active_alerts(providers, header, reconciliation, checks, silence_alert, fallback,
                                      now_s, known, has_cost)
         alerts, new_critical = self.update_alert_book(active, now)
+        source_views = self._source_views(now, sources, self.read_quality.replica)
         return Snapshot(
-            at=now, header=header, agents=agents, switches=view.switches, sources=self._source_views(now, sources),
+            at=now, header=header, agents=agents, switches=view.switches, sources=source_views,
             columns=self.columns, global_kill=view.global_kill, switches_known=view.known,
             providers=providers, sort=self.sort, sort_reverse=self.sort_reverse, reconciliation=reconciliation,
             models=model_rows(self.usage, self._prices, view, known, has_cost),
@@ -495,10 +497,13 @@ class Engine:
         )
 
     @staticmethod
-    def _source_views(now: datetime, sources: Sequence[SourceStatus]) -> tuple[SourceView, ...]:
+    def _source_views(now: datetime, sources: Sequence[SourceStatus],
+                      replica: ReplicaLag | None = None) -> tuple[SourceView, ...]:
+        """Each source's badge; Postgres's with the standby's lag when it is one (sources/replica.py)."""
         now_epoch = now.timestamp()
         return tuple(
-            SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error)
+            SourceView(s.name, s.connected, (now_epoch - s.last_ok) if s.last_ok is not None else None, s.error,
+                       replica if s.name == "Postgres" else None)
             for s in sources
         )
 

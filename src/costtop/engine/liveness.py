@@ -17,6 +17,11 @@ Silence: the newest row's age, from costtop's clock. Rows that stop while traffi
 gateway's own `calls:{day}` keeps rising, mean the gateway stopped writing the table or bypasses it.
 A fleet that is simply quiet has no traffic before the lull, and a `calls:{day}` that did not rise
 either says the fleet itself stopped: neither is silence.
+
+On a hot standby (sources/replica.py) a row reaches costtop its lag after the gateway wrote it: the
+silence limit, and the age a counter reading must have before its calls' rows are due, both grow by
+the measured lag. A standby whose lag is unknown (not streaming) says nothing about the gateway: no
+silence is judged until its lag is known again, and the Postgres badge says why.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from datetime import UTC, datetime
 from costtop.ages import whole
 from costtop.config import Thresholds
 from costtop.engine.snapshot import Alert, KillCheck, Severity
-from costtop.sources.records import CallRecord, GatewayCounters, SwitchKind, SwitchRecord
+from costtop.sources.records import CallRecord, GatewayCounters, ReplicaLag, SwitchKind, SwitchRecord
 
 REFUSED = frozenset({"killed", "throttled"})
 NEVER = -math.inf
@@ -211,25 +216,32 @@ class Liveness:
             while len(self.readings) > 2 and self.readings[1][0] < horizon:
                 self.readings.pop(0)
 
-    def counter_rise(self, now: float) -> int | None:
+    def counter_rise(self, now: float, lag: float = 0.0) -> int | None:
         """How much `calls:{day}` rose from its first read after the newest row's time stamp to its last
-        read at least half a silence old: calls the gateway counted after the last row, early enough
-        for their rows to be in. None: no two such reads yet (or no counter)."""
+        read at least half a silence (plus a standby's lag) old: calls the gateway counted after the last
+        row, early enough for their rows to be in. None: no two such reads yet (or no counter)."""
         first = -math.inf if self.newest is None else self.newest
-        after = [(at, calls) for at, calls in self.readings if first <= at <= now - self.thresholds.silence_seconds / 2]
+        due = now - self.thresholds.silence_seconds / 2 - lag
+        after = [(at, calls) for at, calls in self.readings if first <= at <= due]
         if len(after) < 2:
             return None
         return after[-1][1] - after[0][1]
 
-    def silence(self, now: float) -> tuple[float | None, Alert | None]:
-        """The newest row's age, and the alert when the gateway has gone silent."""
+    def silence(self, now: float, replica: ReplicaLag | None = None) -> tuple[float | None, Alert | None]:
+        """The newest row's age, and the alert when the gateway has gone silent; on a standby, allowing
+        for its lag (the module's doc)."""
         th = self.thresholds
         age = None if self.newest is None else max(0.0, now - self.newest)
-        quiet = age is None or age > th.silence_seconds
+        if replica is not None and replica.seconds is None:
+            return age, None
+        lag = replica.seconds if replica is not None and replica.seconds is not None else 0.0
+        quiet = age is None or age > th.silence_seconds + lag
         if not quiet:
             return age, None
-        rise = self.counter_rise(now)
+        rise = self.counter_rise(now, lag)
         waited = "no row yet" if age is None else f"no row for {whole(age)}"
+        if lag:
+            waited += f" (the replica's lag of {whole(lag)} allowed for)"
         counter = self._counters.day if self._counters is not None else "{day}"
         if rise is not None and rise > 0:
             return age, Alert("silence:gateway", "gateway not writing rows", Severity.CRITICAL, "fleet",

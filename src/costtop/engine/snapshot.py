@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
 
-from costtop.sources.records import SwitchRecord
+from costtop.sources.records import ReplicaLag, SwitchRecord
 
 
 class Level(StrEnum):
@@ -252,6 +252,7 @@ class SourceView:
     connected: bool
     age_seconds: float | None  # since the last good read; None: never read
     error: str | None
+    replica: ReplicaLag | None = None  # Postgres is a hot standby this far behind its primary; None: it is not
 
 
 @dataclass(frozen=True, slots=True)

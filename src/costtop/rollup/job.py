@@ -37,6 +37,7 @@ from costtop.rollup.schema import buckets_table, rollup_ddl, rollup_table, sourc
 from costtop.rollup.sums import compact_sql, upsert_sql
 from costtop.sources.errors import SourceError
 from costtop.sources.postgres import PG_ERRORS, PostgresReader, conn_fetch
+from costtop.text import mask_url
 
 HISTORY_DAYS = 8  # the anomalies' week and today
 VERIFY_HOURS = 24
@@ -66,8 +67,12 @@ def default_since(now: datetime) -> datetime:
 
 async def run_rollup(settings: Settings, now: datetime | None = None, since: datetime | None = None,
                      verify_hours: int = VERIFY_HOURS, keep_minutes_days: int = KEEP_MINUTES_DAYS) -> RunResult:
-    """One run of the job (module docstring). Raises RollupError with one line."""
+    """One run of the job (module docstring), on the primary: `audit_database_url` when set (the reads
+    of a replica's costtop go to database_url; the rollup is written, so never there). Raises
+    RollupError with one line, and refuses a hot standby in it rather than fail on its first write."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if settings.audit_database_url:
+        settings = settings.model_copy(update={"database_url": settings.audit_database_url})
     reader = PostgresReader(settings, clock=lambda: now)
     try:
         await reader.connect()  # the columns and their types: the same SQL as costtop's own reads
@@ -83,6 +88,9 @@ async def run_rollup(settings: Settings, now: datetime | None = None, since: dat
     except (*PG_ERRORS, ValueError) as exc:
         raise RollupError(reader.error(exc).args[0]) from None
     try:
+        if await conn.fetchval("SELECT pg_is_in_recovery()"):
+            raise RollupError(f"{mask_url(settings.database_url)} is a read-only standby: the rollup is written on "
+                              "the primary (set audit_database_url, or --audit-database-url, to its URL)")
         return await Run(reader, conn, name, now, verify_hours, keep_minutes_days).run(since)
     except asyncpg.InsufficientPrivilegeError as exc:
         raise RollupError(f"{exc} (the job's role needs SELECT on {reader.table_sql()} and to write the "

@@ -77,7 +77,7 @@ class AuditSpool:
         if settings.audit_spool:
             return cls(Path(settings.audit_spool).expanduser())
         table = f"{settings.tables.schema_name}.{settings.tables.audit}"
-        return cls(default_path(settings.database_url, table))
+        return cls(default_path(settings.audit_database_url or settings.database_url, table))  # where they go
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 from costtop.config import Settings
+from costtop.sources.audit_db import AuditDatabase
 from costtop.sources.audit_spool import AuditSpool
 from costtop.sources.day_report import DayRecords, day_records
 from costtop.sources.errors import SourceError
@@ -86,6 +88,7 @@ class LiveFeed:
         self.redis = RedisReader(settings)
         self.postgres = PostgresReader(settings) if clock is None else PostgresReader(settings, clock)
         self.spool = AuditSpool.for_settings(settings)
+        self.audit = AuditDatabase(settings)  # the primary's pool when reading a standby (audit_db.py)
         self.fallback = FallbackReader(settings.fallback_file) if settings.fallback_file else None
         self.audit_lost = 0  # audit rows neither Postgres nor the spool took: said at quit, however late
 
@@ -130,7 +133,10 @@ class LiveFeed:
         return READS_PER_REFRESH if self.postgres.id_mode else 1
 
     def read_quality(self) -> ReadQuality:
-        return self.postgres.read_quality()
+        quality = self.postgres.read_quality()
+        if quality.replica is not None and not self.read_only and self.settings.audit_database_url is None:
+            return replace(quality, replica=replace(quality.replica, spooled=True))  # audit_db.py
+        return quality
 
     async def spend_history(self, day: str) -> SpendHistory:
         return await daily_spend(self.postgres, day)
@@ -157,7 +163,9 @@ class LiveFeed:
     async def write(self, change: SwitchChange) -> WriteResult:
         if self.read_only:
             return WriteResult(False, "Read-only: nothing was changed", False)
-        writer = SwitchWriter(self.settings, self.redis.client, self.postgres.pool, spool=self.spool)
+        pool = await self.audit.pool(self.postgres.pool)
+        writer = SwitchWriter(self.settings, self.redis.client, pool, spool=self.spool)
+        writer.unconnected = self.audit.why  # the audit database's own trouble, when it has no pool
         result = await writer.apply(change)
         if result.spool_error and not (result.audit_written or result.audit_pending):
             self.audit_lost += 1
@@ -168,10 +176,11 @@ class LiveFeed:
 
     async def drain_audit(self) -> tuple[int, str | None]:
         try:
-            return await drain(self.settings, self.postgres.pool, self.spool)
+            return await drain(self.settings, await self.audit.pool(self.postgres.pool), self.spool, self.audit.why)
         except OSError as exc:  # the spool itself cannot be read: its rows stay where they are
             return self.spool.count() or 1, f"the local spool cannot be read: {exc.strerror or exc}"
 
     async def close(self) -> None:
         await self.redis.close()
         await self.postgres.close()
+        await self.audit.close()

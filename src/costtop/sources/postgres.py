@@ -66,7 +66,17 @@ from costtop.sources.records import (
     DayBaseline,
     ProviderSecond,
     ReadQuality,
+    ReplicaLag,
     WindowGroup,
+)
+from costtop.sources.replica import (
+    CONFLICTS_SQL,
+    DELAY_SQL,
+    LAG_SQL,
+    conflict_line,
+    lag_from,
+    limits_from,
+    recovery_conflict,
 )
 from costtop.sources.row_counts import RowCounts
 from costtop.sources.schema import qident, qualified
@@ -91,6 +101,7 @@ LATE_AFTER = 10.0  # a row read more than this long after its created_at is repo
 # rows before the header says the rollup is behind: a job run every minute or two stays within it.
 ROLLUP_SLACK = 600.0
 HOLD_MAX = 100_000  # future-dated rows an id-ordered read keeps until their time (more: a resync finds them)
+LAG_CHECK_SECONDS = 1.0  # how often the live reads ask a standby how far behind its primary it is (replica.py)
 
 # What a Postgres call can raise when the server or the network misbehaves: the server's own errors,
 # the client's (including its internal bookkeeping errors after a connection died mid-call), the
@@ -181,11 +192,20 @@ class PostgresReader:
         self._daily: litellm_daily.DailyTables | None = None
         # What the last start-up read says about the rollup (rollup/read.py), for the header; None: all well.
         self.rollup_note: str | None = None
+        # A hot standby (replica.py): its lag, asked with each baseline and every LAG_CHECK_SECONDS of live
+        # reads; the settings under which it cancels reads; its conflict count when start-up began.
+        self.lag: ReplicaLag | None = None
+        self._limits = ""
+        self._conflicts_before: int | None = None
+        self._received: tuple[str | None, float] = (None, 0.0)  # the last check's receive LSN, and when
+        self._next_lag = 0.0
 
     def error(self, exc: BaseException, timeout: float | None = None) -> SourceError:
         url = self.settings.database_url
         secrets = (url, mask_url(url))
         seconds = timeout or self.settings.timeout_seconds
+        if recovery_conflict(exc):
+            return SourceError(conflict_line("a read", self._limits))
         if isinstance(exc, TimeoutError):
             return SourceError(f"Postgres timed out after {seconds:g} s")
         if isinstance(exc, asyncpg.exceptions.InternalClientError):
@@ -460,6 +480,7 @@ class PostgresReader:
         if self.pool is None or self.columns is None:
             await self.connect()
         assert self.pool is not None and self.columns is not None
+        await self.check_replica(start=True)
         day_start = utc_day_start(now)
         bound = now.astimezone(UTC) + self.skew  # rows dated later are counted when their time comes
         window_from = now.astimezone(UTC).replace(microsecond=0) - timedelta(seconds=RAW_SECONDS)
@@ -588,6 +609,8 @@ class PostgresReader:
             self._daily = None  # a daily table dropped or its grant revoked: the next baseline asks again
             if isinstance(exc, TimeoutError):
                 raise SourceError(f"Postgres: today's totals timed out after {timeout:g} s") from None
+            if await self._ended_by_standby(exc):
+                raise SourceError(conflict_line("start-up's snapshot", self._limits)) from None
             raise self.error(exc) from None
         finally:
             if self._pending is not None:
@@ -601,6 +624,31 @@ class PostgresReader:
             month=day[:7], minutes=figures.minutes, usage=figures.usage, hours=figures.hours,
             agent_hours=figures.agent_hours,
         )
+
+    async def check_replica(self, start: bool = False) -> None:
+        """Ask whether the database is a hot standby and how far behind its primary (replica.py); at
+        start-up also the settings under which it cancels reads, and its conflict count so far."""
+        previous, at = self._received
+        asked = time.monotonic()  # before the LSNs are read, after them: both bounds err on the safe side
+        row = (await self.fetch_rows(LAG_SQL, previous))[0]
+        self.lag = lag_from(row, time.monotonic() - at if previous is not None else None)
+        self._received = (row["received"], asked)
+        self._next_lag = time.monotonic() + LAG_CHECK_SECONDS
+        if start and self.lag is not None:
+            self._limits = limits_from((await self.fetch_rows(DELAY_SQL))[0])
+            self._conflicts_before = int((await self.fetch_rows(CONFLICTS_SQL))[0][0] or 0)
+
+    async def _ended_by_standby(self, exc: BaseException) -> bool:
+        """Whether the standby ended start-up's snapshot (a session idle inside it is disconnected, not
+        cancelled, so the client sees only a closed connection): its conflict count rose since."""
+        if recovery_conflict(exc):
+            return True
+        if self.lag is None or self._conflicts_before is None or self.pool is None:
+            return False
+        try:
+            return int((await self.fetch_rows(CONFLICTS_SQL))[0][0] or 0) > self._conflicts_before
+        except SourceError:
+            return False
 
     async def _month_before_today(self, conn: asyncpg.Connection, source: Source | None, month_start: datetime,
                                   day_start: datetime, timeout: float) -> Decimal | None:
@@ -707,7 +755,10 @@ class PostgresReader:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 await tr.rollback()
         except PG_ERRORS:
-            conn.terminate()  # mid-query, broken, or a server that stopped answering: not to be reused
+            # Mid-query, broken, or a server that stopped answering: not to be reused. A connection the
+            # server closed (a standby ending a snapshot's session) is already detached from its pool.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
         finally:
             if pool is not None:
                 with contextlib.suppress(Exception):
@@ -816,6 +867,8 @@ class PostgresReader:
         if time.monotonic() >= self._next_schema_check:
             self._next_schema_check = time.monotonic() + SCHEMA_CHECK_SECONDS
             await self.check_columns()
+        if self.lag is not None and time.monotonic() >= self._next_lag:
+            await self.check_replica()
         now = self.clock().astimezone(UTC)
         rows = await self._read_new(now)
         if time.monotonic() >= self._next_check:
@@ -963,6 +1016,7 @@ class PostgresReader:
             late_rows=self._late_rows, latest_lateness=self._latest_lateness, missed_rows=self._missed_rows,
             resync_at=self._resync_at, future_rows=self._future[0], future_latest=self._future[1],
             horizon=self.settings.max_lateness, unreadable=self.left_out.message(), rollup=self.rollup_note,
+            replica=self.lag,
         )
 
 

@@ -145,6 +145,18 @@ class DayBaseline:
 
 
 @dataclass(frozen=True, slots=True)
+class ReplicaLag:
+    """How far a hot standby's data is behind its primary's, as the standby can tell (sources/replica.py)."""
+
+    seconds: float | None  # None: unknown
+    at_most: bool = False  # an upper bound (a replay backlog), not a measurement
+    why: str = ""  # for an unknown lag: why, in a few words
+    # costtop may write and no audit_database_url names the primary: the standby refuses audit rows,
+    # which wait in the local spool (sources/audit_db.py). Said on the badge before any switch is pressed.
+    spooled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ReadQuality:
     """What the row reader noticed about the rows themselves, as opposed to the connection: rows that
     came late, rows only a full resynchronisation found, rows dated ahead of the clock."""
@@ -158,6 +170,7 @@ class ReadQuality:
     horizon: float = 300.0  # the lateness horizon (max_lateness) these figures were taken with
     unreadable: str | None = None  # rows with a value that could not be read (column_types.LeftOut)
     rollup: str | None = None  # the start-up read's word on the rollup (rollup/read.py); None: it answered
+    replica: ReplicaLag | None = None  # the database is a hot standby this far behind; None: not a standby
 
 
 @dataclass(frozen=True, slots=True)

@@ -104,11 +104,13 @@ def _folded(e: AuditEntry) -> AuditEntry:
     return replace(e, detail=f"{e.detail}; {origin}" if e.detail else origin)
 
 
-async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry]) -> str | None:
+async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: list[AuditEntry],
+                        unconnected: str = "Postgres is not connected") -> str | None:
     """Insert audit rows, each at most once (by its entry id). None when written; else why not, in one
-    line: Postgres down, or a table that refuses them (no `entry_id`: run `costtop db init`; no grant)."""
+    line: Postgres down (`unconnected` when there is no pool), a read-only standby, or a table that
+    refuses them (no `entry_id`: run `costtop db init`; no grant)."""
     if pool is None:
-        return "Postgres is not connected"
+        return unconnected
     plain = [e for e in entries if e.via is None and e.client_addr is None]
     web = [e for e in entries if e.via is not None or e.client_addr is not None]
     try:
@@ -123,17 +125,20 @@ async def write_entries(settings: Settings, pool: asyncpg.Pool | None, entries: 
                                    timeout=settings.timeout_seconds)
     except asyncpg.UndefinedColumnError:
         return "the audit table has no entry_id column: run `costtop db init` as its owner"
+    except asyncpg.ReadOnlySQLTransactionError:  # a hot standby (sources/replica.py)
+        return "the database is a read-only standby: set audit_database_url to its primary"
     except PG_ERRORS as exc:
-        return one_line(exc, (settings.database_url,))
+        return one_line(exc, (settings.database_url, settings.audit_database_url or ""))
     return None
 
 
-async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool) -> tuple[int, str | None]:
+async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool,
+                unconnected: str = "Postgres is not connected") -> tuple[int, str | None]:
     """Write what the spool holds: (rows still waiting, why they could not be written)."""
     entries = spool.pending()
     if not entries:
         return 0, None
-    error = await write_entries(settings, pool, entries)
+    error = await write_entries(settings, pool, entries, unconnected)
     if error is not None:
         return len(entries), error
     try:  # only now, with the rows in the table, is the spool rewritten
@@ -152,6 +157,7 @@ class SwitchWriter:
         self.pool = pool
         self.operator = operator or Operator.current()
         self.spool = spool or AuditSpool.for_settings(settings)
+        self.unconnected = "Postgres is not connected"  # why `pool` is None, when it is (feed.py sets it)
         self.last_error: str | None = None  # why the last audit row did not reach the table
         self.spool_error: str | None = None  # why the local spool could not keep the last audit row
 
@@ -258,7 +264,7 @@ class SwitchWriter:
         except OSError as exc:
             self.spool_error = exc.strerror or str(exc)
             spooled = False
-        self.last_error = await write_entries(self.settings, self.pool, [entry])
+        self.last_error = await write_entries(self.settings, self.pool, [entry], self.unconnected)
         if self.last_error is None:
             if spooled:
                 try:

@@ -9,6 +9,7 @@ from rich.text import Text
 from costtop.ages import span, whole
 from costtop.engine.snapshot import BudgetView, FallbackView, Snapshot, SourceView
 from costtop.money import usd
+from costtop.sources.records import ReplicaLag
 from costtop.text import clean
 from costtop.ui.display import Display
 from costtop.ui.format import budget_bar, duration, level_text, millis, percent, runs_out
@@ -36,10 +37,26 @@ def badge(source: SourceView, p: Palette = DEFAULT_PALETTE) -> Text:
         text = Text(f"● {source.name}", style=p.strong_ok)
         # Whole seconds: tenths would change the header at every poll for no one's benefit.
         text.append(f" {int(source.age_seconds or 0)}s", style=p.ok)  # fresh: never None
+        if source.replica is not None:
+            text.append_text(replica_lag(source.replica, p))
         return text
     text = Text(f"✖ {source.name} STALE", style=p.killed)
     text.append(f" last read {duration(source.age_seconds)} ago" if source.age_seconds is not None
                 else " never read", style=p.critical)
+    return text
+
+
+def replica_lag(lag: ReplicaLag, p: Palette = DEFAULT_PALETTE) -> Text:
+    """A standby's lag behind its primary (sources/replica.py): `replica 0s`, `replica ≤12s` for a replay
+    backlog's upper bound, `replica lag ?` with why when it cannot be known. Over STALE_AFTER_SECONDS
+    its figures are that old: a warning colour. Then, if so, that audit rows go to the local spool."""
+    if lag.seconds is None:
+        text = Text(f" replica lag ? ({clean(lag.why, 40)})", style=p.strong_warning)
+    else:
+        style = p.warning if lag.seconds > STALE_AFTER_SECONDS else p.ok
+        text = Text(f" replica {'≤' if lag.at_most else ''}{whole(lag.seconds)}", style=style)
+    if lag.spooled:  # a standby refuses audit rows, and no primary was named for them
+        text.append(" · audit rows to the local spool: set audit_database_url", style=p.strong_warning)
     return text
 
 
