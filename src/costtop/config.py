@@ -214,6 +214,9 @@ class Thresholds(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A Redis Cluster (README, "Redis Cluster"): the URL names any one node, the client finds the rest.
+    # A `redis+cluster://` or `rediss+cluster://` URL says the same without this setting.
+    cluster: bool = False
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     refresh: float = 1.0
     read_only: bool = False
@@ -307,12 +310,31 @@ class Settings(BaseModel):
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
         scheme = _port_checked(value).scheme
-        if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"redis URL must start with redis://, rediss:// or unix:// (got {scheme or 'no'} scheme)")
+        if scheme not in ("redis", "rediss", "unix", *CLUSTER_SCHEMES):
+            raise ValueError("redis URL must start with redis://, rediss://, unix://, redis+cluster:// or "
+                             f"rediss+cluster:// (got {scheme or 'no'} scheme)")
         from redis.connection import parse_url  # the client's own reading of it: a bad ?db= or option
 
-        parse_url(value)
+        parse_url(plain_redis_url(value))
         return value
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> Settings:
+        """A cluster has database 0 only and is reached over TCP: said at start, not at the first read."""
+        if self.redis_cluster:
+            from redis.connection import parse_url
+
+            parsed = parse_url(plain_redis_url(self.redis_url))
+            if urlsplit(self.redis_url).scheme == "unix":
+                raise ValueError("a Redis Cluster is reached over TCP: redis:// or rediss://, not unix://")
+            if int(parsed.get("db") or 0) != 0:
+                raise ValueError(f"a Redis Cluster has database 0 only (the URL names {parsed['db']})")
+        return self
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether Redis is a cluster: `cluster = true`, or a `+cluster` URL scheme."""
+        return self.cluster or urlsplit(self.redis_url).scheme in CLUSTER_SCHEMES
 
     @field_validator("database_url")
     @classmethod
@@ -321,6 +343,15 @@ class Settings(BaseModel):
         if scheme not in ("postgres", "postgresql"):
             raise ValueError(f"database URL must start with postgresql:// (got {scheme or 'no'} scheme)")
         return value
+
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def plain_redis_url(url: str) -> str:
+    """The URL as the Redis client reads it: `redis+cluster://` is `redis://` (TLS: `rediss://`)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.removesuffix('+cluster')}{sep}{rest}" if scheme in CLUSTER_SCHEMES else url
 
 
 def _port_checked(url: str) -> SplitResult:
@@ -336,7 +367,7 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str, "wall": bool, "preset": str, "fallback_file": str}
+            "theme": str, "wall": bool, "preset": str, "fallback_file": str, "cluster": bool}
 
 
 def default_config_path() -> Path:

@@ -1,18 +1,32 @@
-"""Reading the switches and budgets from Redis: SCAN (never KEYS) and one pipeline per read."""
+"""Reading the switches and budgets from Redis: SCAN (never KEYS) and one pipeline per read.
+
+On a Redis Cluster (`cluster = true`, or a `redis+cluster://` URL) the same reads: SCAN on every
+primary at once, and the pipeline grouped by slot (a script call reads keys of one slot only) and sent
+as one round trip per node by the cluster client.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from decimal import Decimal
 from operator import itemgetter
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoPermissionError, NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    NoPermissionError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
 
-from costtop.config import Settings
+from costtop.config import Settings, plain_redis_url
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import parse_count, parse_usd
 from costtop.sources.records import GatewayCounters, RedisNumber, RedisState, SwitchKind, SwitchRecord, Unparsed
@@ -45,14 +59,39 @@ WRONG_TYPE = WrongType()
 KeyValue = tuple[bytes | WrongType | None, int]  # (value, PTTL in ms: -1 no expiry, -2 gone)
 
 
-def connect_redis(settings: Settings) -> Redis:
-    """A client whose every call is bounded by the configured timeout, and that retries once on a
-    connection the server closed (a restart, an idle timeout, a proxy) instead of failing a kill."""
+# One Redis or a Redis Cluster: both take the same commands and pipelines (a cluster's groups its
+# commands by node, one round trip each); what differs is said where it matters (SCAN, scripts, PING).
+RedisClient = Redis | RedisCluster
+# Every failure a Redis call may raise: the cluster client's own (no node reachable at start, a slot no
+# node serves during a failover) are no RedisError.
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
+def connect_redis(settings: Settings, timeout: float | None = None) -> RedisClient:
+    """A client whose every call is bounded by the timeout (the configured one by default), and that
+    retries once on a connection the server closed (a restart, an idle timeout, a proxy) instead of
+    failing a kill. On a cluster, that one retry first asks a live node where the slots are now: after a
+    failover the next call goes to the new primary, and until then the call fails (stale, not waiting)."""
+    timeout = settings.timeout_seconds if timeout is None else timeout
+    url = plain_redis_url(settings.redis_url)
+    if settings.redis_cluster:
+        return RedisCluster.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False,
+            retry=Retry(NoBackoff(), 1))
     return Redis.from_url(
-        settings.redis_url, socket_timeout=settings.timeout_seconds,
-        socket_connect_timeout=settings.timeout_seconds, decode_responses=False,
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False,
         retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
     )
+
+
+async def ping_for(client: RedisClient, key: bytes) -> None:
+    """PING the server that holds `key`: on a cluster the node serving its slot (a plain PING goes to
+    every node, and one node down would refuse a kill that another node would take)."""
+    if isinstance(client, RedisCluster):
+        await client.initialize()
+        await client.ping(target_nodes=client.get_node_from_key(key))
+    else:
+        await client.ping()
 
 
 def decode_key(raw: bytes) -> str:
@@ -80,7 +119,7 @@ def parse_switch_key(key: str, kind: SwitchKind) -> tuple[str, str]:
 
 
 class RedisReader:
-    def __init__(self, settings: Settings, client: Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient | None = None) -> None:
         self.settings = settings
         self.keys = settings.keys
         self.client = client or connect_redis(settings)
@@ -92,16 +131,40 @@ class RedisReader:
 
     async def _batched_values(self, keys: list[bytes]) -> list[KeyValue]:
         if self._sha is None:
-            self._sha = await self.client.script_load(READ_SCRIPT)
+            self._sha = await self.client.script_load(READ_SCRIPT)  # on a cluster: on every primary
+        if isinstance(self.client, RedisCluster):
+            return await self._cluster_batched_values(keys)
         pipe = self.client.pipeline(transaction=False)
         for start in range(0, len(keys), KEY_BATCH):
             batch = keys[start:start + KEY_BATCH]
             pipe.execute_command(self._script_command, self._sha, len(batch), *batch)
         out: list[KeyValue] = []
         for answer in await pipe.execute():
-            for i in range(0, len(answer), 2):
-                value = answer[i]
-                out.append((WRONG_TYPE if isinstance(value, int) else value, answer[i + 1]))
+            out += _pairs(answer)
+        return out
+
+    async def _cluster_batched_values(self, keys: list[bytes]) -> list[KeyValue]:
+        """A script call reads keys of one slot: one call per slot (and per KEY_BATCH keys of it), each
+        sent to the node serving the slot, the calls of a node in one round trip. Keys are spread over
+        16,384 slots, so 50,000 switches are some 15,000 calls, not 100,000 GETs and PTTLs."""
+        assert isinstance(self.client, RedisCluster)
+        await self.client.initialize()
+        by_slot: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            by_slot.setdefault(key_slot(key), []).append(i)
+        pipe = self.client.pipeline(transaction=False)
+        order: list[list[int]] = []
+        for places in by_slot.values():
+            node = self.client.get_node_from_key(keys[places[0]])
+            for start in range(0, len(places), KEY_BATCH):
+                batch = places[start:start + KEY_BATCH]
+                order.append(batch)
+                pipe.execute_command(self._script_command, self._sha, len(batch), *(keys[i] for i in batch),
+                                     target_nodes=node)
+        out: list[KeyValue] = [(None, -2)] * len(keys)
+        for batch, answer in zip(order, await pipe.execute(), strict=True):
+            for i, pair in zip(batch, _pairs(answer), strict=True):
+                out[i] = pair
         return out
 
     async def _values(self, keys: list[bytes]) -> list[KeyValue]:
@@ -134,6 +197,8 @@ class RedisReader:
                  answers[2 * i + 1] if isinstance(answers[2 * i + 1], int) else -1) for i in range(len(keys))]
 
     def _error(self, exc: BaseException) -> SourceError:
+        if isinstance(exc, RedisClusterException):  # no node answers, or no node serves a slot (a failover)
+            return SourceError(f"Redis Cluster at {mask_url(self.settings.redis_url)}: {one_line(exc)}"[:300])
         url = self.settings.redis_url
         if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
             return SourceError(f"Redis timed out after {self.settings.timeout_seconds:g} s")
@@ -142,12 +207,34 @@ class RedisReader:
         return SourceError(one_line(exc, (url,)))
 
     async def _scan(self, pattern: str) -> list[bytes]:
+        if isinstance(self.client, RedisCluster):
+            return await self._scan_cluster(self.client, pattern)
         return [key async for key in self.client.scan_iter(match=pattern, count=SCAN_COUNT)]
+
+    @staticmethod
+    async def _scan_cluster(client: RedisCluster, pattern: str) -> list[bytes]:
+        """SCAN every primary, all at once: each holds its own slots' keys. A key seen twice (a slot
+        moving during the scan) is kept once; a primary that does not answer fails the read (stale),
+        since its switches would otherwise vanish from the screen."""
+        await client.initialize()
+
+        async def scan(node: object) -> list[bytes]:
+            found: list[bytes] = []
+            cursor = 0
+            while True:
+                cursors, keys = await client.scan(cursor, match=pattern, count=SCAN_COUNT, target_nodes=node)
+                found += keys
+                cursor = next(iter(cursors.values()))
+                if cursor == 0:
+                    return found
+
+        per_node = await asyncio.gather(*(scan(node) for node in client.get_primaries()))
+        return list(dict.fromkeys(key for keys in per_node for key in keys))
 
     async def read(self) -> RedisState:
         try:
             return await self._read()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._error(exc) from None
 
     async def _read(self) -> RedisState:
@@ -204,7 +291,7 @@ class RedisReader:
             keys = [key for key in await self._scan(f"{k.spent}:*{suffix}")
                     if decode_key(key).count(":") >= 2]
             answers = [value for value, _ in await self._values([*keys, encode_key(f"{k.calls}{suffix}")])]
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             raise self._error(exc) from None
         spent: dict[str, Decimal | Unparsed] = {}
         for raw_key, raw in zip(keys, answers, strict=False):
@@ -217,5 +304,11 @@ class RedisReader:
         return GatewayCounters(day, spent, calls)
 
     async def close(self) -> None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_ERRORS):
             await self.client.aclose()
+
+
+def _pairs(answer: list[object]) -> list[KeyValue]:
+    """READ_SCRIPT's flat answer as (value, PTTL) pairs; a number for a value is a key of another type."""
+    return [(WRONG_TYPE if isinstance(answer[i], int) else answer[i], answer[i + 1])  # type: ignore[misc]
+            for i in range(0, len(answer), 2)]
