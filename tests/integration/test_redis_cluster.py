@@ -30,6 +30,7 @@ from costtop.sources.redis_state import RedisReader, connect_redis
 from costtop.sources.writer import Operator, SwitchWriter
 from redis_cluster import Cluster
 from test_litellm_callback import Router
+from test_least_privilege_unit import PASSWORD, READER_ACL, WRITER_ACL
 from test_sources_redis import fill_mixed, without_expiries
 
 DAY = "2026-11-22"
@@ -162,6 +163,50 @@ async def test_a_kill_written_by_costtop_is_obeyed_by_the_gateway_and_the_callba
     finally:
         await callback.aclose()
         await reader.close()
+
+
+# What a cluster client needs besides README's rules: the slots' owners (CLUSTER SLOTS) and the command
+# table it finds a command's keys by (COMMAND).
+CLUSTER_ACL = ("+cluster|slots", "+command")
+
+
+async def test_least_privilege_on_every_node(flushed: Cluster, tmp_path: Path) -> None:
+    """README's users, with the cluster's two commands, set on every node: costtop reads, writes a kill
+    and the gateway checks it, and no node's ACL LOG shows a refused command; the read-only user reads."""
+    if not flushed.valkey:
+        pytest.skip("read-only key patterns (%R~) need Redis 7 or Valkey")
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    assert " ".join(CLUSTER_ACL) in readme
+    for node in flushed.primaries:
+        admin = redis_sync.Redis(port=node.port)
+        admin.execute_command("ACL", "SETUSER", "costtop", "reset", *WRITER_ACL, *CLUSTER_ACL)
+        admin.execute_command("ACL", "SETUSER", "costtop-ro", "reset", *READER_ACL, *CLUSTER_ACL)
+        admin.execute_command("ACL", "LOG", "RESET")
+    async with client_for(cluster_settings(flushed.url, tmp_path)) as admin_client:
+        await fill_spread(admin_client)
+    port = flushed.primaries[0].port
+    settings = cluster_settings(f"redis://costtop:{PASSWORD}@127.0.0.1:{port}/0", tmp_path)
+    reader = RedisReader(settings)
+    try:
+        writer = SwitchWriter(settings, reader.client, None, Operator("ops", None))
+        killed, _ = agents_on_every_node()
+        for agent in killed:
+            assert (await writer.apply(SwitchChange("set", "kill", "agent", agent, "acl", None))).ok
+        state, counters = await reader.read(), await reader.read_counters(DAY)
+        assert {f"kill:agent:{a}" for a in killed} <= {s.key for s in state.switches}
+        assert len(state.budgets) == 3 + AGENTS and len(counters.spent) == 2 + AGENTS
+        decision, _ = await check_switches(reader.client, KeyNames(), killed[-1])
+        assert not decision.allowed
+        assert reader._script_command == "EVALSHA_RO"  # not refused: not read key by key
+    finally:
+        await reader.close()
+    read_only = RedisReader(cluster_settings(f"redis://costtop-ro:{PASSWORD}@127.0.0.1:{port}/0", tmp_path))
+    try:
+        assert without_expiries(await read_only.read()) == without_expiries(state)
+    finally:
+        await read_only.close()
+    for node in flushed.primaries:
+        assert redis_sync.Redis(port=node.port).execute_command("ACL", "LOG") == []
 
 
 def agents_on_every_node() -> tuple[list[str], list[str]]:

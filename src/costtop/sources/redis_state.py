@@ -197,9 +197,12 @@ class RedisReader:
                  answers[2 * i + 1] if isinstance(answers[2 * i + 1], int) else -1) for i in range(len(keys))]
 
     def _error(self, exc: BaseException) -> SourceError:
-        if isinstance(exc, RedisClusterException):  # no node answers, or no node serves a slot (a failover)
-            return SourceError(f"Redis Cluster at {mask_url(self.settings.redis_url)}: {one_line(exc)}"[:300])
         url = self.settings.redis_url
+        if isinstance(exc, RedisClusterException):  # no node answers, or no node serves a slot (a failover)
+            text = one_line(exc, (url,))
+            if "not enabled" in text:  # what the client says, too, of a user refused CLUSTER SLOTS
+                text += " (or this user may not run CLUSTER SLOTS: README, \"Least privilege\")"
+            return SourceError(f"Redis Cluster at {mask_url(url)}: {text}"[:400])
         if isinstance(exc, TimeoutError) or "Timeout" in type(exc).__name__:
             return SourceError(f"Redis timed out after {self.settings.timeout_seconds:g} s")
         if isinstance(exc, OSError) or "Connection" in type(exc).__name__:
