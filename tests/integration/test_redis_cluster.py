@@ -29,8 +29,8 @@ from costtop.sources.records import Outcome, SwitchChange, SwitchKind, SwitchRec
 from costtop.sources.redis_state import RedisReader, connect_redis
 from costtop.sources.writer import Operator, SwitchWriter
 from redis_cluster import Cluster
-from test_litellm_callback import Router
 from test_least_privilege_unit import PASSWORD, READER_ACL, WRITER_ACL
+from test_litellm_callback import Router
 from test_sources_redis import fill_mixed, without_expiries
 
 DAY = "2026-11-22"
