@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL)")
+    parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL); redis+cluster:// for a Redis Cluster")
     parser.add_argument("--database-url", help="PostgreSQL URL (env COSTTOP_DATABASE_URL)")
     parser.add_argument("--config", type=Path, help="TOML config file (env COSTTOP_CONFIG; default: "
                         "the user config dir's costtop/config.toml)")
