@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from costtop.config import ConfigError, Settings, load_settings, plain_redis_url
 from costtop.sources.redis_state import connect_redis
+from costtop.text import mask_url
 
 
 @pytest.mark.parametrize(("given", "cluster"), [
@@ -49,6 +50,7 @@ async def test_the_client_is_a_cluster_client_with_the_url_it_reads() -> None:
     """The client library never sees the `+cluster` scheme; TLS stays TLS."""
     assert plain_redis_url("rediss+cluster://:pw@h:7000/0") == "rediss://:pw@h:7000/0"
     assert plain_redis_url("redis://h/0") == "redis://h/0"
+    assert mask_url("rediss+cluster://costtop:s3cret@h:7000/0") == "rediss+cluster://costtop:***@h:7000/0"
     client = connect_redis(Settings(redis_url="rediss+cluster://127.0.0.1:7000/0?ssl_ca_certs=/ca.pem"))
     assert isinstance(client, RedisCluster)
     assert client.nodes_manager.connection_kwargs["ssl_ca_certs"] == "/ca.pem"
