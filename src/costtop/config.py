@@ -214,9 +214,6 @@ class Thresholds(BaseModel):
 class Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     redis_url: str = "redis://127.0.0.1:6379/0"
-    # A Redis Cluster (README, "Redis Cluster"): the URL names any one node, the client finds the rest.
-    # A `redis+cluster://` or `rediss+cluster://` URL says the same without this setting.
-    cluster: bool = False
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     refresh: float = 1.0
     read_only: bool = False
@@ -240,6 +237,9 @@ class Settings(BaseModel):
     # e.g. "/var/lib/gateway/fallback.jsonl*" to count the batches being drained too. Its depth and
     # oldest line are shown in the header; unset: not watched.
     fallback_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    # A Redis Cluster (README, "A Redis Cluster"): the URL names any one node, the client finds the rest.
+    # A `redis+cluster://` or `rediss+cluster://` URL says the same without this setting.
+    cluster: bool = False
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -299,6 +299,24 @@ class Settings(BaseModel):
         thresholds.setdefault("silence_seconds", LITELLM_SILENCE_SECONDS)
         return thresholds
 
+    @model_validator(mode="after")
+    def _cluster_url(self) -> Settings:
+        """A cluster has database 0 only and is reached over TCP: said at start, not at the first read."""
+        if self.redis_cluster:
+            from redis.connection import parse_url
+
+            parsed = parse_url(plain_redis_url(self.redis_url))
+            if urlsplit(self.redis_url).scheme == "unix":
+                raise ValueError("a Redis Cluster is reached over TCP: redis:// or rediss://, not unix://")
+            if int(parsed.get("db") or 0) != 0:
+                raise ValueError(f"a Redis Cluster has database 0 only (the URL names {parsed['db']})")
+        return self
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether Redis is a cluster: `cluster = true`, or a `+cluster` URL scheme."""
+        return self.cluster or urlsplit(self.redis_url).scheme in CLUSTER_SCHEMES
+
     @field_validator("refresh")
     @classmethod
     def _refresh_bounds(cls, value: float) -> float:
@@ -317,24 +335,6 @@ class Settings(BaseModel):
 
         parse_url(plain_redis_url(value))
         return value
-
-    @model_validator(mode="after")
-    def _cluster_url(self) -> Settings:
-        """A cluster has database 0 only and is reached over TCP: said at start, not at the first read."""
-        if self.redis_cluster:
-            from redis.connection import parse_url
-
-            parsed = parse_url(plain_redis_url(self.redis_url))
-            if urlsplit(self.redis_url).scheme == "unix":
-                raise ValueError("a Redis Cluster is reached over TCP: redis:// or rediss://, not unix://")
-            if int(parsed.get("db") or 0) != 0:
-                raise ValueError(f"a Redis Cluster has database 0 only (the URL names {parsed['db']})")
-        return self
-
-    @property
-    def redis_cluster(self) -> bool:
-        """Whether Redis is a cluster: `cluster = true`, or a `+cluster` URL scheme."""
-        return self.cluster or urlsplit(self.redis_url).scheme in CLUSTER_SCHEMES
 
     @field_validator("database_url")
     @classmethod
@@ -367,11 +367,14 @@ def _port_checked(url: str) -> SplitResult:
 
 ENV_PREFIX = "COSTTOP_"
 ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only": bool, "pricing_url": str,
-            "theme": str, "wall": bool, "preset": str, "fallback_file": str, "cluster": bool}
+            "theme": str, "wall": bool, "preset": str, "fallback_file": str}
 
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("costtop")) / "config.toml"
+
+
+ENV_KEYS["cluster"] = bool  # COSTTOP_CLUSTER (README, "A Redis Cluster")
 
 
 def _env_bool(name: str, raw: str) -> bool:
