@@ -191,6 +191,49 @@ async def test_a_kill_written_by_costtop_is_obeyed_by_the_gateway_and_the_callba
         await reader.close()
 
 
+def move_slot(cluster: Cluster, slot: int, to: int) -> None:
+    """Reshard one slot, keys and all, to primaries[to], as `redis-cli --cluster reshard` does: IMPORTING
+    and MIGRATING, MIGRATE of its keys, then every node told its new owner."""
+    admins = [redis_sync.Redis(port=node.port) for node in cluster.primaries]
+    ids = [admin.execute_command("CLUSTER MYID").decode() for admin in admins]
+    owner = next(entry[2][1] for entry in admins[0].execute_command("CLUSTER SLOTS") if entry[0] <= slot <= entry[1])
+    source = [node.port for node in cluster.primaries].index(owner)
+    if source == to:
+        return
+    admins[to].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+    admins[source].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+    keys = admins[source].execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+    if keys:
+        admins[source].execute_command("MIGRATE", "127.0.0.1", cluster.primaries[to].port, "", 0, 5000, "KEYS", *keys)
+    for admin in admins:
+        admin.execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+
+
+async def test_a_slot_moved_under_the_reader_is_read_by_slot_once(flushed: Cluster, tmp_path: Path) -> None:
+    """A node's keys are read in one call per KEY_BATCH; a slot resharded to another node since the client
+    last looked makes that call fail ("non local key"): the read goes by slot instead, follows the
+    cluster's redirection, and gives every switch, the moved ones included; later reads go by node again."""
+    settings = cluster_settings(flushed.url, tmp_path)
+    reader = RedisReader(settings)
+    killed, _ = agents_on_every_node()
+    slot = key_slot(f"kill:agent:{killed[0]}".encode())  # on primaries[0]
+    try:
+        async with client_for(settings) as client:
+            await fill_spread(client)
+            for agent in killed:
+                await client.set(f"kill:agent:{agent}", "manual:ops:moved")
+        before = await reader.read()
+        await asyncio.to_thread(move_slot, flushed, slot, 2)
+        after = await reader.read()  # the client still thinks primaries[0] serves the slot
+        assert without_expiries(after) == without_expiries(before)
+        assert reader._by_node
+        assert reader.client.get_node_from_key(f"kill:agent:{killed[0]}").port == flushed.primaries[2].port  # type: ignore[union-attr]
+        assert without_expiries(await reader.read()) == without_expiries(before)
+    finally:
+        await reader.close()
+        await asyncio.to_thread(move_slot, flushed, slot, 0)
+
+
 # What a cluster client needs besides README's rules: the slots' owners (CLUSTER SLOTS) and the command
 # table it finds a command's keys by (COMMAND).
 CLUSTER_ACL = ("+cluster|slots", "+command")
