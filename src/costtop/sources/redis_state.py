@@ -1,8 +1,9 @@
 """Reading the switches and budgets from Redis: SCAN (never KEYS) and one pipeline per read.
 
 On a Redis Cluster (`cluster = true`, or a `redis+cluster://` URL) the same reads: SCAN on every
-primary at once, and the pipeline grouped by slot (a script call reads keys of one slot only) and sent
-as one round trip per node by the cluster client.
+primary at once, then the keys grouped by node (a script call per KEY_BATCH of a node's keys, sent to
+it) or, where a node will not run a script over keys of several slots, by slot; the cluster client
+sends each node's calls as one round trip, to all the nodes at once.
 """
 
 from __future__ import annotations
