@@ -302,10 +302,13 @@ class Settings(BaseModel):
     @model_validator(mode="after")
     def _cluster_url(self) -> Settings:
         """A cluster has database 0 only and is reached over TCP: said at start, not at the first read."""
+        first, seeds = cluster_seeds(self.redis_url)
+        if seeds and not self.redis_cluster:
+            raise ValueError("a Redis URL names several nodes only for a cluster: redis+cluster:// or cluster = true")
         if self.redis_cluster:
             from redis.connection import parse_url
 
-            parsed = parse_url(plain_redis_url(self.redis_url))
+            parsed = parse_url(first)
             if urlsplit(self.redis_url).scheme == "unix":
                 raise ValueError("a Redis Cluster is reached over TCP: redis:// or rediss://, not unix://")
             if int(parsed.get("db") or 0) != 0:
@@ -327,13 +330,14 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        scheme = _port_checked(value).scheme
-        if scheme not in ("redis", "rediss", "unix", *CLUSTER_SCHEMES):
+        first, _ = cluster_seeds(value)  # several nodes, comma-separated: a cluster's (checked below)
+        scheme = _port_checked(first).scheme
+        if scheme not in ("redis", "rediss", "unix"):
             raise ValueError("redis URL must start with redis://, rediss://, unix://, redis+cluster:// or "
-                             f"rediss+cluster:// (got {scheme or 'no'} scheme)")
+                             f"rediss+cluster:// (got {urlsplit(value).scheme or 'no'} scheme)")
         from redis.connection import parse_url  # the client's own reading of it: a bad ?db= or option
 
-        parse_url(plain_redis_url(value))
+        parse_url(first)
         return value
 
     @field_validator("database_url")
@@ -352,6 +356,27 @@ def plain_redis_url(url: str) -> str:
     """The URL as the Redis client reads it: `redis+cluster://` is `redis://` (TLS: `rediss://`)."""
     scheme, sep, rest = url.partition("://")
     return f"{scheme.removesuffix('+cluster')}{sep}{rest}" if scheme in CLUSTER_SCHEMES else url
+
+
+def cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A cluster's URL may name several nodes, `redis+cluster://h1:7000,h2:7000/0`: a client starting
+    while the first is down (the primary that just failed) asks the next. The URL of the first node as
+    the client reads it, and the host and port of the others (port 6379 where none is given)."""
+    plain = plain_redis_url(url)
+    scheme, sep, rest = plain.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    first, *others = hosts.split(",")
+    seeds = []
+    for other in others:
+        host, colon, port = other.rpartition(":")
+        if not colon or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = other, "6379"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad node {other[:40]!r} in the cluster's URL (host:port, comma-separated)")
+        seeds.append((host.strip("[]"), int(port)))
+    return f"{scheme}{sep}{userinfo}{at}{first}{tail}", seeds
 
 
 def _port_checked(url: str) -> SplitResult:

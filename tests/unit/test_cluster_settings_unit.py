@@ -9,7 +9,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from costtop.config import ConfigError, Settings, load_settings, plain_redis_url
+from costtop.config import ConfigError, Settings, cluster_seeds, load_settings, plain_redis_url
 from costtop.sources.redis_state import connect_redis
 from costtop.text import mask_url
 
@@ -36,10 +36,23 @@ def test_the_setting_from_a_file_and_from_the_environment(tmp_path: Path) -> Non
         load_settings(env={"COSTTOP_CLUSTER": "sure"})
 
 
+def test_a_cluster_url_may_name_several_nodes() -> None:
+    """The client asks each in turn: one that is down (the primary that just failed) does not stop it."""
+    first, seeds = cluster_seeds("rediss+cluster://u:pw@h1:7000,h2:7001,[::1]:7002,h4/0?ssl_ca_certs=/ca.pem")
+    assert first == "rediss://u:pw@h1:7000/0?ssl_ca_certs=/ca.pem"
+    assert seeds == [("h2", 7001), ("::1", 7002), ("h4", 6379)]
+    assert cluster_seeds("redis://h:6379/1") == ("redis://h:6379/1", [])
+    client = connect_redis(Settings(redis_url="redis+cluster://127.0.0.1:7000,127.0.0.1:7001"))
+    assert isinstance(client, RedisCluster)
+    assert set(client.nodes_manager.startup_nodes) == {"127.0.0.1:7000", "127.0.0.1:7001"}
+
+
 @pytest.mark.parametrize(("url", "said"), [
     ("redis+cluster://h:7000/2", "database 0 only"),
     ("unix:///tmp/r.sock", "over TCP"),
     ("redis+clusters://h:7000", "must start with"),
+    ("redis+cluster://h:7000,h2:port", "bad node 'h2:port'"),
+    ("redis://h1:7000,h2:7000/0", "several nodes only for a cluster"),
 ])
 def test_a_cluster_url_it_cannot_use_is_refused_at_start(url: str, said: str) -> None:
     with pytest.raises(ConfigError, match=said):

@@ -35,7 +35,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.litellm_core_utils.core_helpers import get_litellm_metadata_from_kwargs
 from litellm.proxy._types import ProxyException
 
-from costtop.config import LiteLLMSettings, Settings, load_settings
+from costtop.config import LiteLLMSettings, Settings, cluster_seeds, load_settings
 from costtop.gateway import (
     Decision,
     check_switches,
@@ -274,10 +274,11 @@ def _cost(kwargs: Mapping[str, Any]) -> Decimal | None:
 
 
 def _where(url: str) -> str:
-    """Host and port of the Redis URL, never its password (a log line is read by many)."""
+    """Host and port of the Redis URL (a cluster's first node), never its password (a log line is read by
+    many)."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
+    parts = urlsplit(cluster_seeds(url)[0])
     return f"{parts.hostname or parts.path}:{parts.port or 6379}" if parts.hostname else url.split("@")[-1]
 
 

@@ -14,7 +14,7 @@ from decimal import Decimal
 from operator import itemgetter
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
@@ -27,7 +27,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
-from costtop.config import Settings, plain_redis_url
+from costtop.config import Settings, cluster_seeds, plain_redis_url
 from costtop.sources.errors import SourceError
 from costtop.sources.numbers import parse_count, parse_usd
 from costtop.sources.records import GatewayCounters, RedisNumber, RedisState, SwitchKind, SwitchRecord, Unparsed
@@ -80,14 +80,14 @@ def connect_redis(settings: Settings, timeout: float | None = None) -> RedisClie
     failing a kill. On a cluster, that one retry first asks a live node where the slots are now: after a
     failover the next call goes to the new primary, and until then the call fails (stale, not waiting)."""
     timeout = settings.timeout_seconds if timeout is None else timeout
-    url = plain_redis_url(settings.redis_url)
     if settings.redis_cluster:
+        first, seeds = cluster_seeds(settings.redis_url)  # every node the URL names: the first may be down
         return RedisCluster.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False,
-            retry=Retry(NoBackoff(), 1))
+            first, startup_nodes=[ClusterNode(host, port) for host, port in seeds], socket_timeout=timeout,
+            socket_connect_timeout=timeout, decode_responses=False, retry=Retry(NoBackoff(), 1))
     return Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=False,
-        retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
+        plain_redis_url(settings.redis_url), socket_timeout=timeout, socket_connect_timeout=timeout,
+        decode_responses=False, retry=Retry(NoBackoff(), 1), retry_on_error=[RedisConnectionError],
     )
 
 
