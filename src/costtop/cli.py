@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL)")
+    parser.add_argument("--redis-url", help="Redis URL (env COSTTOP_REDIS_URL); redis+cluster:// for a Redis Cluster")
     parser.add_argument("--database-url", help="PostgreSQL URL (env COSTTOP_DATABASE_URL)")
     parser.add_argument("--audit-database-url", help="the primary's URL when --database-url is a read replica: "
                         "audit rows, the rollup and db init are written there (env COSTTOP_AUDIT_DATABASE_URL)")

@@ -240,6 +240,9 @@ class Settings(BaseModel):
     # e.g. "/var/lib/gateway/fallback.jsonl*" to count the batches being drained too. Its depth and
     # oldest line are shown in the header; unset: not watched.
     fallback_file: str | None = Field(default=None, min_length=1, max_length=4096)
+    # A Redis Cluster (README, "A Redis Cluster"): the URL names any one node, the client finds the rest.
+    # A `redis+cluster://` or `rediss+cluster://` URL says the same without this setting.
+    cluster: bool = False
     keys: KeyNames = Field(default_factory=KeyNames)
     tables: TableNames = Field(default_factory=TableNames)
     thresholds: Thresholds = Field(default_factory=Thresholds)
@@ -299,6 +302,27 @@ class Settings(BaseModel):
         thresholds.setdefault("silence_seconds", LITELLM_SILENCE_SECONDS)
         return thresholds
 
+    @model_validator(mode="after")
+    def _cluster_url(self) -> Settings:
+        """A cluster has database 0 only and is reached over TCP: said at start, not at the first read."""
+        first, seeds = cluster_seeds(self.redis_url)
+        if seeds and not self.redis_cluster:
+            raise ValueError("a Redis URL names several nodes only for a cluster: redis+cluster:// or cluster = true")
+        if self.redis_cluster:
+            from redis.connection import parse_url
+
+            parsed = parse_url(first)
+            if urlsplit(self.redis_url).scheme == "unix":
+                raise ValueError("a Redis Cluster is reached over TCP: redis:// or rediss://, not unix://")
+            if int(parsed.get("db") or 0) != 0:
+                raise ValueError(f"a Redis Cluster has database 0 only (the URL names {parsed['db']})")
+        return self
+
+    @property
+    def redis_cluster(self) -> bool:
+        """Whether Redis is a cluster: `cluster = true`, or a `+cluster` URL scheme."""
+        return self.cluster or urlsplit(self.redis_url).scheme in CLUSTER_SCHEMES
+
     @field_validator("refresh")
     @classmethod
     def _refresh_bounds(cls, value: float) -> float:
@@ -309,12 +333,14 @@ class Settings(BaseModel):
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str) -> str:
-        scheme = _port_checked(value).scheme
+        first, _ = cluster_seeds(value)  # several nodes, comma-separated: a cluster's (checked below)
+        scheme = _port_checked(first).scheme
         if scheme not in ("redis", "rediss", "unix"):
-            raise ValueError(f"redis URL must start with redis://, rediss:// or unix:// (got {scheme or 'no'} scheme)")
+            raise ValueError("redis URL must start with redis://, rediss://, unix://, redis+cluster:// or "
+                             f"rediss+cluster:// (got {urlsplit(value).scheme or 'no'} scheme)")
         from redis.connection import parse_url  # the client's own reading of it: a bad ?db= or option
 
-        parse_url(value)
+        parse_url(first)
         return value
 
     @field_validator("database_url", "audit_database_url")
@@ -326,6 +352,36 @@ class Settings(BaseModel):
         if scheme not in ("postgres", "postgresql"):
             raise ValueError(f"database URL must start with postgresql:// (got {scheme or 'no'} scheme)")
         return value
+
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def plain_redis_url(url: str) -> str:
+    """The URL as the Redis client reads it: `redis+cluster://` is `redis://` (TLS: `rediss://`)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.removesuffix('+cluster')}{sep}{rest}" if scheme in CLUSTER_SCHEMES else url
+
+
+def cluster_seeds(url: str) -> tuple[str, list[tuple[str, int]]]:
+    """A cluster's URL may name several nodes, `redis+cluster://h1:7000,h2:7000/0`: a client starting
+    while the first is down (the primary that just failed) asks the next. The URL of the first node as
+    the client reads it, and the host and port of the others (port 6379 where none is given)."""
+    plain = plain_redis_url(url)
+    scheme, sep, rest = plain.partition("://")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    first, *others = hosts.split(",")
+    seeds = []
+    for other in others:
+        host, colon, port = other.rpartition(":")
+        if not colon or host.endswith(":"):  # no port, or a bare IPv6 address
+            host, port = other, "6379"
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"bad node {other[:40]!r} in the cluster's URL (host:port, comma-separated)")
+        seeds.append((host.strip("[]"), int(port)))
+    return f"{scheme}{sep}{userinfo}{at}{first}{tail}", seeds
 
 
 def _port_checked(url: str) -> SplitResult:
@@ -346,6 +402,9 @@ ENV_KEYS = {"redis_url": str, "database_url": str, "refresh": float, "read_only"
 
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir("costtop")) / "config.toml"
+
+
+ENV_KEYS["cluster"] = bool  # COSTTOP_CLUSTER (README, "A Redis Cluster")
 
 
 def _env_bool(name: str, raw: str) -> bool:

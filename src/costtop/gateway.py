@@ -21,12 +21,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import ResponseError
 
 from costtop.config import KeyNames, TableNames
 from costtop.sources.fallback_file import DRAINING_INFIX, FALLBACK_COLUMNS, MAX_LINE_BYTES, encode_row, parse_line
+from costtop.sources.redis_state import RedisClient
 
 if TYPE_CHECKING:  # the LiteLLM proxy imports this module for the switches and counters only: no asyncpg there
     import asyncpg
@@ -80,10 +81,12 @@ def switch_keys(keys: KeyNames, agent_id: str | None, providers: Iterable[str] =
 WRONG_TYPE = object()  # a switch key that holds a hash, a list, ...: on, its value unknown
 
 
-async def _read_switches(redis: Redis, names: list[str]) -> list[object]:
+async def _read_switches(redis: RedisClient, names: list[str]) -> list[object]:
     """Each key's value in one round trip, WRONG_TYPE for a key of another type than a string. MGET answers
     nil for such a key, which would let calls through a switch that costtop's screen shows as on
     (sources/redis_state.py reads a WRONGTYPE key as on); a GET per key, pipelined, tells the two apart.
+    On a Redis Cluster (where an MGET across slots is refused anyway) the cluster client's pipeline sends
+    the GETs of each node as one round trip, to all the nodes at once.
     Any other error (a denied command, a lost connection) is raised: the caller's fail mode applies."""
     pipe = redis.pipeline(transaction=False)
     for name in names:
@@ -99,7 +102,7 @@ async def _read_switches(redis: Redis, names: list[str]) -> list[object]:
     return out
 
 
-async def check_switches(redis: Redis, keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
+async def check_switches(redis: RedisClient, keys: KeyNames, agent_id: str | None, providers: Iterable[str] = (),
                          models: Iterable[str] = ()) -> tuple[Decision, str | None]:
     """One round trip: the first kill key set refuses the call, else the agent's throttle key slows it. Returns
     the decision and the value of the switch that decided (who set it and why), to word the refusal with."""
@@ -123,7 +126,7 @@ def minute_key(keys: KeyNames, agent_id: str, now: datetime) -> str:
     return f"{keys.calls}:minute:{agent_id}:{now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M')}"
 
 
-async def count_minute(redis: Redis, keys: KeyNames, agent_id: str, now: datetime) -> int:
+async def count_minute(redis: RedisClient, keys: KeyNames, agent_id: str, now: datetime) -> int:
     """A throttled agent's calls in the current UTC minute, this one included: INCR and EXPIRE in one
     round trip, made only for a throttled agent (the LiteLLM callback and Gateway share it)."""
     key = minute_key(keys, agent_id, now)
@@ -150,7 +153,7 @@ def day_of(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d")
 
 
-def queue_counters(pipe: Pipeline, keys: KeyNames, spent: Mapping[str, Decimal],
+def queue_counters(pipe: Pipeline | ClusterPipeline, keys: KeyNames, spent: Mapping[str, Decimal],
                    per_day: Mapping[str, int]) -> None:
     """Queue the live counters' increments on a pipeline: `spent:{agent}:{day}` by (agent, day) -> USD
     key already built, `calls:{day}` by day -> calls. Each gets the counters' TTL."""
@@ -191,7 +194,7 @@ class Gateway:
       fires costtop's "fallback not drained" alert: the honest signal, not a silent drop.
     """
 
-    redis: Redis
+    redis: RedisClient  # one Redis or a Redis Cluster (sources/redis_state.py `connect_redis` makes either)
     pool: asyncpg.Pool
     keys: KeyNames = field(default_factory=KeyNames)
     tables: TableNames = field(default_factory=TableNames)

@@ -34,10 +34,8 @@ from typing import Any
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.litellm_core_utils.core_helpers import get_litellm_metadata_from_kwargs
 from litellm.proxy._types import ProxyException
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
-from costtop.config import LiteLLMSettings, Settings, load_settings
+from costtop.config import LiteLLMSettings, Settings, cluster_seeds, load_settings
 from costtop.gateway import (
     Decision,
     check_switches,
@@ -47,6 +45,7 @@ from costtop.gateway import (
     retry_after,
 )
 from costtop.refusals import REFUSED_CLASS, refusal_message
+from costtop.sources.redis_state import REDIS_ERRORS, RedisClient, connect_redis
 
 log = logging.getLogger("costtop.litellm")
 
@@ -144,16 +143,15 @@ class CosttopCallback(CustomLogger):
         super().__init__()
         self.settings = settings if settings is not None else load_settings()
         self._router = router
-        self._redis: Redis | None = None
+        self._redis: RedisClient | None = None
         self._providers: dict[tuple[str, str | None], str] = {}
 
     @property
-    def redis(self) -> Redis:
-        """One client for the proxy's lifetime, created on first use (inside the proxy's event loop)."""
+    def redis(self) -> RedisClient:
+        """One client for the proxy's lifetime, created on first use (inside the proxy's event loop): one
+        Redis or a Redis Cluster, as costtop's own (`cluster = true` or a `redis+cluster://` URL)."""
         if self._redis is None:
-            timeout = self.settings.litellm.redis_timeout
-            self._redis = Redis.from_url(self.settings.redis_url, socket_timeout=timeout,
-                                         socket_connect_timeout=timeout)
+            self._redis = connect_redis(self.settings, self.settings.litellm.redis_timeout)
         return self._redis
 
     async def aclose(self) -> None:
@@ -209,7 +207,7 @@ class CosttopCallback(CustomLogger):
             async with asyncio.timeout(lite.redis_timeout):
                 decision, value = await check_switches(self.redis, self.settings.keys, agent, providers, models)
                 calls_this_minute = await self._count_minute(agent) if decision.throttled and agent else 0
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             self._unreachable(exc, time.monotonic() - started)
             if lite.fail_mode == "closed":
                 raise Refused("costtop: the switches could not be read (Redis unreachable) and fail_mode is "
@@ -257,7 +255,7 @@ class CosttopCallback(CustomLogger):
                 pipe = self.redis.pipeline(transaction=False)
                 queue_counters(pipe, self.settings.keys, spent, {day: 1})
                 await pipe.execute()
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             log.warning("costtop: counters not updated, Redis at %s unreachable (%s)",
                         _where(self.settings.redis_url), reason)
@@ -276,10 +274,11 @@ def _cost(kwargs: Mapping[str, Any]) -> Decimal | None:
 
 
 def _where(url: str) -> str:
-    """Host and port of the Redis URL, never its password (a log line is read by many)."""
+    """Host and port of the Redis URL (a cluster's first node), never its password (a log line is read by
+    many)."""
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url)
+    parts = urlsplit(cluster_seeds(url)[0])
     return f"{parts.hostname or parts.path}:{parts.port or 6379}" if parts.hostname else url.split("@")[-1]
 
 

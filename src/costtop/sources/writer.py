@@ -17,15 +17,14 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import asyncpg
-from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from costtop.config import Settings
 from costtop.sources.audit_spool import AuditEntry, AuditSpool
 from costtop.sources.postgres import PG_ERRORS
 from costtop.sources.records import Outcome, SwitchChange, WriteResult, switch_key
-from costtop.sources.redis_state import encode_key
+from costtop.sources.redis_state import REDIS_ERRORS, RedisClient, encode_key, ping_for
 from costtop.sources.schema import qualified
 from costtop.text import clean, one_line, visible_id
 
@@ -148,7 +147,7 @@ async def drain(settings: Settings, pool: asyncpg.Pool | None, spool: AuditSpool
 
 
 class SwitchWriter:
-    def __init__(self, settings: Settings, redis: Redis, pool: asyncpg.Pool | None,
+    def __init__(self, settings: Settings, redis: RedisClient, pool: asyncpg.Pool | None,
                  operator: Operator | None = None, spool: AuditSpool | None = None) -> None:
         if settings.read_only:
             raise ReadOnlyError("costtop is read-only: no switch can be changed")
@@ -172,9 +171,10 @@ class SwitchWriter:
         value = switch_value(self.operator, change.reason) if change.action == "set" else None
         try:
             # A PING first: if Redis cannot be reached, the write was certainly never sent, so a
-            # refused connection is NOT DONE rather than an ambiguous failure.
-            await self.redis.ping()
-        except (RedisError, OSError, TimeoutError) as exc:
+            # refused connection is NOT DONE rather than an ambiguous failure. On a cluster, the PING
+            # goes to the node serving the key's slot.
+            await ping_for(self.redis, encode_key(key))
+        except REDIS_ERRORS as exc:
             return await self._failed(change, key, one_line(exc, (self.settings.redis_url,)))
         try:
             if value is not None:
@@ -186,7 +186,7 @@ class SwitchWriter:
                 outcome = "removed" if removed else "was not set"
         except ResponseError as exc:  # Redis answered, and refused (read-only replica, OOM, ACL)
             return await self._failed(change, key, one_line(exc, (self.settings.redis_url,)))
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             # The command may have run and only its reply been lost: what Redis holds decides.
             return await self._reread(change, key, value, one_line(exc, (self.settings.redis_url,)),
                                       timed_out=isinstance(exc, (TimeoutError, RedisTimeoutError)))
@@ -213,7 +213,7 @@ class SwitchWriter:
                 else:
                     done = not await self.redis.exists(encode_key(key))
                     seen = "absent" if done else "still set"
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_ERRORS as exc:
             why = one_line(exc, (self.settings.redis_url,))
             detail = f"reply lost ({error}); re-read failed ({why})"
             return await self._finish(
